@@ -1,0 +1,53 @@
+# shortcutbench: the two promised commands are `make report` and `make test`.
+# Everything they need is installed here, into .venv, from pinned files.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+CORES  ?= 4
+# Jobs find the venv's python, snakemake and pytest first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: env test-env report test test-fast test-cluster lint bench clean
+
+## env: the runtime environment (.venv) with pinned dependencies
+env: $(VENV)/.runtime-installed
+
+$(VENV)/.runtime-installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || \
+	  { echo "error: Python 3.11 or newer is needed; set PYTHON=/path/to/python3.11" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+## test-env: env plus the test tools and headless Chromium
+test-env: $(VENV)/.test-installed
+	bash tests/setup_browser.sh
+
+$(VENV)/.test-installed: $(VENV)/.runtime-installed requirements-test.txt
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt
+	touch $@
+
+## report: run the default sweep and build report/index.html
+report: env
+	snakemake --cores $(CORES)
+	@echo "Report: $(CURDIR)/report/index.html"
+
+## test: the test suite (unit tests, the real workflow, the report in Chromium)
+test: test-env
+	pytest
+
+## test-fast: the unit tests only
+test-fast: test-env
+	pytest -m "not slow"
+
+## lint: snakemake's own linter
+lint: env
+	snakemake --lint
+
+## bench: the performance benchmarks (prints ratios; see README)
+bench: env
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf results report logs .snakemake

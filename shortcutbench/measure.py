@@ -1,0 +1,151 @@
+"""One cell of the sweep -> one record per layer.
+
+A cell is one network (depth, width, seed, shortcut, activation) on one device
+in one dtype.  Its measurement is the book's `print_gradients`: one forward
+pass on the sample input, MSE loss against zero, one backward pass, then the
+mean |gradient| of every layer's weight, plus a few more statistics.
+
+This module imports torch and never pandas, seaborn or Snakemake.
+"""
+
+import csv
+import json
+import math
+import platform
+import socket
+import sys
+import time
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+
+from shortcutbench.devices import torch_device
+from shortcutbench.files import atomic_write
+from shortcutbench.sweep import cells_of
+from shortcutbench.records import COLUMNS, Cell
+from shortcutbench.model import forward, init_parameters, layer_sizes, sample_input
+
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+def measure_cell(cell):
+    """Measure one cell; returns its records, one dict per layer.
+
+    Overflow or NaN is data: it shows up as inf/nan values and finite=False.
+    """
+    device = torch_device(cell.device)
+    dtype = DTYPES[cell.dtype]
+
+    # Seed right before the weights are drawn, as the book does.  Weights are
+    # always drawn on the CPU in float32, so every device and dtype starts
+    # from the same numbers.  (torch.manual_seed would also seed CUDA, which
+    # nothing here draws from, at a cost on every call.)
+    torch.default_generator.manual_seed(cell.seed)
+    parameters = init_parameters(layer_sizes(cell.depth, cell.width))
+    if device.type != "cpu" or dtype != torch.float32:
+        parameters = [(w.to(device, dtype), b.to(device, dtype)) for w, b in parameters]
+    leaves = [t.requires_grad_() for pair in parameters for t in pair]
+
+    x = sample_input(cell.width).to(device, dtype)
+    output, hidden = forward(parameters, x, cell.shortcut, cell.activation)
+    loss = F.mse_loss(output, torch.zeros_like(output))
+    grads = torch.autograd.grad(loss, leaves)
+
+    # All statistics in one tensor, copied to Python once (an .item() per
+    # number would synchronise with the device every time).
+    stats = []
+    for i, h in enumerate(hidden):
+        weight_grad, bias_grad = grads[2 * i], grads[2 * i + 1]
+        stats += [weight_grad.abs().mean(), torch.linalg.vector_norm(weight_grad),
+                  bias_grad.abs().mean(), h.square().mean().sqrt()]
+    stats += [loss, output.reshape(())]
+    values = torch.stack([s.detach() for s in stats]).tolist()
+
+    loss_value, output_value = values[-2:]
+    finite = all(math.isfinite(v) for v in values[0:-2:4] + values[2:-2:4] + values[-2:])
+    cell_fields = asdict(cell)
+    records = []
+    for i in range(len(hidden)):
+        grad_abs_mean, grad_l2, bias_grad_abs_mean, output_rms = values[4 * i:4 * i + 4]
+        records.append({
+            **cell_fields,
+            "layer": i,
+            "param": f"layers.{i}.0.weight",
+            "grad_abs_mean": grad_abs_mean,
+            "grad_l2": grad_l2,
+            "bias_grad_abs_mean": bias_grad_abs_mean,
+            "output_rms": output_rms,
+            "loss": loss_value,
+            "output": output_value,
+            "finite": finite,
+        })
+    return records
+
+
+def configure_torch():
+    """One intra-op thread: the same bytes every run, and no oversubscription
+    when Snakemake runs one measuring job per core."""
+    torch.set_num_threads(1)
+
+
+def write_records(records, path):
+    """Write records as CSV, atomically: a reader never sees half a file."""
+    with atomic_write(path, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+
+
+def measure_cells(cells, progress=sys.stderr):
+    """Measure many cells in this process; returns all their records."""
+    configure_torch()
+    records = []
+    started = time.perf_counter()
+    step = max(1, len(cells) // 10)
+    for n, cell in enumerate(cells, 1):
+        records.extend(measure_cell(cell))
+        if progress and (n % step == 0 or n == len(cells)):
+            print(f"measured {n}/{len(cells)} cells in "
+                  f"{time.perf_counter() - started:.1f} s", file=progress, flush=True)
+    return records
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_facts(device):
+    """Where and with what a chunk was measured (for the report's provenance)."""
+    facts = {"host": socket.gethostname(), "os": platform.platform(), "cpu": _cpu_name(),
+             "python": platform.python_version(), "torch": torch.__version__,
+             "torch_threads": torch.get_num_threads(), "device": device}
+    if device.startswith("cuda"):
+        facts["gpu"] = torch.cuda.get_device_name(torch_device(device))
+    return facts
+
+
+def run_chunk(chunk, records_path, machine_path, progress=sys.stderr):
+    """Measure one chunk (sweep.Chunk.params()): its records go to
+    `records_path`, where and how it was measured to `machine_path`."""
+    cells = [Cell(**cell) for cell in cells_of(chunk)]
+    started = time.time()
+    records = measure_cells(cells, progress)
+    write_records(records, records_path)
+    meta = {"chunk": chunk, "cells": len(cells), "started": started,
+            "seconds": round(time.time() - started, 3), **machine_facts(chunk["device"])}
+    with atomic_write(machine_path) as f:
+        json.dump(meta, f, indent=1, sort_keys=True)
+

@@ -1,0 +1,119 @@
+"""The network of the book's shortcut-connection example, generalised.
+
+`ExampleDeepNeuralNetwork` is the listing from *Build a Large Language Model
+From Scratch*, ch. 4.4, with `layer_sizes = [width] * depth + [1]` and a
+choice of activation.  Parameter names stay the book's: `layers.{i}.0.weight`.
+
+`init_parameters` and `forward` are the same network without `nn.Module`:
+the same random draws in the same order and the same tensor operations, so
+the numbers are bit-identical (tests/test_model.py checks it), at about half
+the Python overhead.  The measurement uses them; the module is the reference.
+"""
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def gelu_tanh(x):
+    """The book's GELU: the tanh approximation, written out by hand."""
+    return 0.5 * x * (1 + torch.tanh(
+        _sqrt_2_over_pi(x.dtype, x.device) *
+        (x + 0.044715 * torch.pow(x, 3))
+    ))
+
+
+@functools.cache
+def _sqrt_2_over_pi(dtype, device):
+    # The book computes torch.sqrt(torch.tensor(2.0 / torch.pi)) on every call;
+    # the value is the same each time, so compute it once per dtype and device.
+    return torch.sqrt(torch.tensor(2.0 / torch.pi, dtype=dtype, device=device))
+
+
+class GELU(nn.Module):
+    def forward(self, x):
+        return gelu_tanh(x)
+
+
+# Name in the config -> (function, module).  `gelu_tanh` is the book's own;
+# `gelu` (exact erf) is the classic reader's mistake.
+ACTIVATIONS = {
+    "gelu_tanh": (gelu_tanh, GELU),
+    "gelu": (F.gelu, nn.GELU),
+    "relu": (torch.relu, nn.ReLU),
+    "tanh": (torch.tanh, nn.Tanh),
+    "sigmoid": (torch.sigmoid, nn.Sigmoid),
+}
+
+
+def layer_sizes(depth, width):
+    """The seed's [3, 3, 3, 3, 3, 1] is layer_sizes(5, 3)."""
+    return [width] * depth + [1]
+
+
+class ExampleDeepNeuralNetwork(nn.Module):
+    def __init__(self, layer_sizes, use_shortcut, activation="gelu_tanh"):
+        super().__init__()
+        self.use_shortcut = use_shortcut
+        make_activation = ACTIVATIONS[activation][1]
+        self.layers = nn.ModuleList([
+            nn.Sequential(nn.Linear(n_in, n_out), make_activation())
+            for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])
+        ])
+
+    def forward(self, x):
+        for layer in self.layers:
+            # Compute the output of the current layer
+            layer_output = layer(x)
+            # Check if shortcut can be applied
+            if self.use_shortcut and x.shape == layer_output.shape:
+                x = x + layer_output
+            else:
+                x = layer_output
+        return x
+
+
+def sample_input(width):
+    """The seed's [[1., 0., -1.]] at width 3: evenly spaced from 1 to -1."""
+    return torch.linspace(1, -1, width).unsqueeze(0)
+
+
+def _linear_init_bounds(fan_in):
+    # nn.Linear.reset_parameters: kaiming_uniform_(a=sqrt(5)) for the weight,
+    # U(+-1/sqrt(fan_in)) for the bias.  Same arithmetic, so the same floats.
+    gain = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))
+    weight_bound = math.sqrt(3.0) * (gain / math.sqrt(fan_in))
+    bias_bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+    return weight_bound, bias_bound
+
+
+def init_parameters(layer_sizes):
+    """[(weight, bias), ...] drawn exactly as nn.Linear draws them, on the CPU."""
+    parameters = []
+    for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        weight_bound, bias_bound = _linear_init_bounds(n_in)
+        weight = torch.empty(n_out, n_in).uniform_(-weight_bound, weight_bound)
+        bias = torch.empty(n_out).uniform_(-bias_bound, bias_bound)
+        parameters.append((weight, bias))
+    return parameters
+
+
+def forward(parameters, x, use_shortcut, activation="gelu_tanh"):
+    """ExampleDeepNeuralNetwork.forward on plain tensors.
+
+    Returns the output and the hidden state after every layer (what flows on
+    to the next layer, shortcut included).
+    """
+    act = ACTIVATIONS[activation][0]
+    hidden = []
+    for weight, bias in parameters:
+        layer_output = act(F.linear(x, weight, bias))
+        if use_shortcut and x.shape == layer_output.shape:
+            x = x + layer_output
+        else:
+            x = layer_output
+        hidden.append(x)
+    return x, hidden

@@ -1,0 +1,156 @@
+"""The sweep: which cells to measure, and how they are grouped into jobs.
+
+Torch-free and pandas-free: this runs inside Snakemake while it builds the DAG.
+
+A *chunk* is one job's work: every depth and shortcut flag, for a block of
+seeds, at one (device, dtype, activation, width).  Importing torch costs a
+process ~1.7 s while a cell costs milliseconds, so a job must hold many cells;
+the chunk's path says exactly which:
+
+    results/cells/device~cpu/dtype~float32/activation~gelu_tanh/width~3/seeds~0-9.csv
+
+Seeds fall into blocks of `seeds_per_job` by value (seed // seeds_per_job).
+When a sweep grows, chunks already on disk whose seeds are all still wanted
+are kept, and only the seeds no chunk holds are measured: adding seed 10 to
+seeds 0-9 adds the chunk `seeds~10` instead of re-measuring `seeds~0-10`.
+A chunk's numbers do not depend on which chunk a cell was measured in (every
+cell is seeded on its own), so the final tables are the same bytes either way.
+"""
+
+import itertools
+import os
+import re
+from dataclasses import dataclass
+
+GROUP_AXES = ("device", "dtype", "activation", "width")
+CHUNK_PATTERN = r"device~[a-z0-9-]+/dtype~[a-z0-9]+/activation~[a-z_]+/width~[0-9]+/seeds~[0-9_-]+"
+
+
+def format_seeds(seeds):
+    """[0, 1, 2, 3, 7, 9, 10] -> '0-3_7_9-10'."""
+    seeds = sorted(seeds)
+    runs = []
+    for _, run in itertools.groupby(enumerate(seeds), key=lambda p: p[1] - p[0]):
+        run = [seed for _, seed in run]
+        runs.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+    return "_".join(runs)
+
+
+def parse_seeds(text):
+    """'0-3_7' -> (0, 1, 2, 3, 7); the inverse of format_seeds."""
+    seeds = []
+    for part in text.split("_"):
+        first, _, last = part.partition("-")
+        seeds.extend(range(int(first), int(last or first) + 1))
+    return tuple(seeds)
+
+
+def device_slug(device):
+    """'cuda:1' -> 'cuda-1': no colons in paths."""
+    return device.replace(":", "-")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    device: str
+    dtype: str
+    activation: str
+    width: int
+    seeds: tuple
+    depths: tuple
+    shortcuts: tuple
+
+    @property
+    def group_path(self):
+        return (f"device~{device_slug(self.device)}/dtype~{self.dtype}/"
+                f"activation~{self.activation}/width~{self.width}")
+
+    @property
+    def name(self):
+        """The chunk's id; its files are results/cells/{name}.csv and .json."""
+        return f"{self.group_path}/seeds~{format_seeds(self.seeds)}"
+
+    def cells(self):
+        return cells_of(self.params())
+
+    def params(self):
+        """What the measuring job needs; also what Snakemake compares to decide a re-run."""
+        return {"device": self.device, "dtype": self.dtype, "activation": self.activation,
+                "width": self.width, "seeds": list(self.seeds), "depths": list(self.depths),
+                "shortcuts": list(self.shortcuts)}
+
+    @property
+    def n_cells(self):
+        return len(self.seeds) * len(self.depths) * len(self.shortcuts)
+
+
+def cells_of(params):
+    """Every cell of a chunk, from its params, as plain dicts with
+    measure.Cell's fields, in a fixed order."""
+    return [
+        {"depth": depth, "width": params["width"], "seed": seed, "shortcut": shortcut,
+         "activation": params["activation"], "device": params["device"],
+         "dtype": params["dtype"]}
+        for seed in params["seeds"] for depth in params["depths"]
+        for shortcut in params["shortcuts"]
+    ]
+
+
+def _existing_seed_sets(group_dir):
+    """Seed sets of the chunk files already in one group's folder."""
+    try:
+        names = os.listdir(group_dir)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        match = re.fullmatch(r"seeds~([0-9_-]+)\.csv", name)
+        if match:
+            try:
+                found.append(parse_seeds(match.group(1)))
+            except ValueError:
+                continue
+    return found
+
+
+def _choose_chunks(wanted, existing, seeds_per_job):
+    """Split the wanted seeds into chunks, reusing existing chunks where possible.
+
+    An existing chunk is reused if all its seeds are wanted and none is taken
+    by a chunk reused before it (largest first, then lowest seed).  The seeds
+    left over go into new chunks, one per block of `seeds_per_job` seeds.
+    """
+    wanted = set(wanted)
+    taken = set()
+    chosen = []
+    for seeds in sorted(set(existing), key=lambda s: (-len(s), s)):
+        if set(seeds) <= wanted and not taken & set(seeds):
+            chosen.append(tuple(sorted(seeds)))
+            taken |= set(seeds)
+    left = sorted(wanted - taken)
+    for _, block in itertools.groupby(left, key=lambda seed: seed // seeds_per_job):
+        chosen.append(tuple(block))
+    return sorted(chosen)
+
+
+def plan_chunks(config, results_dir="results"):
+    """The chunks that together hold every cell of the config's sweep.
+
+    `config` is the validated config with 'devices' already expanded (no 'auto').
+    """
+    chunks = []
+    for device, dtype, activation, width in itertools.product(
+            config["devices"], config["dtypes"], config["activations"], config["widths"]):
+        probe = Chunk(device, dtype, activation, width, (), (), ())
+        existing = _existing_seed_sets(os.path.join(results_dir, "cells", probe.group_path))
+        for seeds in _choose_chunks(config["seeds"], existing, config["seeds_per_job"]):
+            chunks.append(Chunk(device, dtype, activation, width, seeds,
+                                tuple(sorted(config["depths"])),
+                                tuple(sorted(config["shortcut"]))))
+    return chunks
+
+
+def n_cells(config):
+    return (len(config["devices"]) * len(config["dtypes"]) * len(config["activations"])
+            * len(config["widths"]) * len(config["seeds"]) * len(config["depths"])
+            * len(config["shortcut"]))
