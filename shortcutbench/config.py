@@ -5,6 +5,8 @@ defaults; when it refuses, the message is rewritten so that it names the key,
 the bad value and what is allowed, in one line a person can act on.
 """
 
+import difflib
+
 import jsonschema
 import yaml
 from snakemake.exceptions import WorkflowError
@@ -28,8 +30,13 @@ def _explain(error, schema):
     """One line: the key, what is wrong, what is allowed."""
     key = _key_path(error)
     if error.validator == "additionalProperties":
-        allowed = ", ".join(sorted(schema["properties"]))
-        return f"{error.message}. Allowed keys: {allowed}."
+        known = sorted(schema["properties"])
+        lines = []
+        for key in sorted(set(error.instance) - set(known)):
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(known)}."
+            lines.append(f"unknown config key {key!r}: {hint}")
+        return "\n  ".join(lines)
     if error.validator == "required":
         return f"{error.message}: add it to the config (see config/config.yaml)."
     subschema = schema["properties"].get(error.absolute_path[0], {}) if error.absolute_path else {}

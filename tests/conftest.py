@@ -1,0 +1,50 @@
+"""Shared test helpers: running the real workflow in a scratch directory."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+# A small sweep that holds the book's case; seconds to run.
+SMALL_CONFIG = {
+    "depths": [1, 5, 12],
+    "widths": [3],
+    "seeds": [122, 123],
+    "shortcut": [False, True],
+    "devices": ["cpu"],
+    "activations": ["gelu_tanh"],
+}
+
+
+def snakemake(workdir, config=None, *args, timeout=600, check=True):
+    """Run the real snakemake on the repo's Snakefile in `workdir`.
+
+    `config` (a dict) is written to workdir/config.yaml and passed with
+    --configfile.  Returns the CompletedProcess (stdout and stderr merged).
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+               "--cores", "2", *args]
+    if config is not None:
+        # Last: --configfile takes every word after it.
+        config_path = workdir / "config.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        command += ["--configfile", str(config_path)]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(command, cwd=workdir, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-6000:]}")
+    return result
+
+
+@pytest.fixture
+def run_workflow():
+    return snakemake

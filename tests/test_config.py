@@ -1,0 +1,80 @@
+"""Bad input is refused before any job runs, naming the key and the fix."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, SMALL_CONFIG, snakemake
+from shortcutbench.config import ConfigError, validate_config
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def check(config):
+    return validate_config(copy.deepcopy(config), str(SCHEMA))
+
+
+def test_the_default_config_is_valid():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    sweep = check(config)
+    assert "auto" not in sweep["devices"] and "cpu" in sweep["devices"]
+    # The book's own case is in the default sweep.
+    assert 5 in config["depths"] and 3 in config["widths"] and 123 in config["seeds"]
+    assert set(config["shortcut"]) == {False, True}
+    assert max(config["depths"]) >= 64 and len(config["seeds"]) >= 10
+    assert any(w > 3 for w in config["widths"])
+
+
+def test_defaults_are_filled_in():
+    sweep = check(SMALL_CONFIG)
+    assert sweep["dtypes"] == ["float32"] and sweep["seeds_per_job"] == 100
+
+
+BAD = {
+    "a depth of 0": ({"depths": [0, 5]}, ["depths[0]", "minimum of 1"]),
+    "a non-integer depth": ({"depths": [2.5]}, ["depths[0]", "not of type 'integer'"]),
+    "a depth as text": ({"depths": ["five"]}, ["depths[0]", "integer"]),
+    "an unknown device": ({"devices": ["tpu9"]}, ["devices[0]", "'tpu9'", "cuda:N"]),
+    "an unknown activation": ({"activations": ["swish"]}, ["activations[0]", "'swish'",
+                                                           "gelu_tanh"]),
+    "a misspelt key": ({"depht": [5]}, ["'depht'", "did you mean 'depths'"]),
+    "an empty list": ({"seeds": []}, ["seeds", "should be non-empty"]),
+    "a repeated value": ({"widths": [3, 3]}, ["widths", "non-unique"]),
+    "a flag as text": ({"shortcut": ["yes"]}, ["shortcut[0]", "boolean"]),
+    "a negative seed": ({"seeds": [-1]}, ["seeds[0]", "minimum of 0"]),
+    "a scalar for a list": ({"widths": 3}, ["widths", "array"]),
+    "an unknown dtype": ({"dtypes": ["float8"]}, ["dtypes[0]", "float32"]),
+    "zero seeds per job": ({"seeds_per_job": 0}, ["seeds_per_job", "minimum of 1"]),
+}
+
+
+@pytest.mark.parametrize("change, words", BAD.values(), ids=BAD.keys())
+def test_bad_config_is_refused_naming_key_and_allowed_form(change, words):
+    with pytest.raises(ConfigError) as error:
+        check({**SMALL_CONFIG, **change})
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_a_missing_required_key_is_named():
+    config = {k: v for k, v in SMALL_CONFIG.items() if k != "widths"}
+    with pytest.raises(ConfigError, match="'widths' is a required property"):
+        check(config)
+
+
+def test_every_error_is_reported_at_once():
+    with pytest.raises(ConfigError) as error:
+        check({**SMALL_CONFIG, "depths": [0], "devices": ["tpu9"]})
+    assert "depths[0]" in str(error.value) and "devices[0]" in str(error.value)
+
+
+@pytest.mark.slow
+def test_snakemake_refuses_a_bad_config_before_any_job(tmp_path):
+    # A user config file merges over config/config.yaml, as Snakemake does.
+    result = snakemake(tmp_path, {"depths": [0, 5], "devices": ["tpu9"]}, check=False)
+    assert result.returncode != 0
+    assert "depths[0]: 0 is less than the minimum of 1" in result.stdout
+    assert "'tpu9'" in result.stdout
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()

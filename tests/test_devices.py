@@ -1,0 +1,94 @@
+"""Device choice: one module, tested without a GPU."""
+
+import socket
+
+import pytest
+
+from shortcutbench import devices
+from shortcutbench.devices import (DeviceUnavailable, check_device_name, expand_devices,
+                                   probe_accelerators, torch_device)
+
+
+@pytest.mark.parametrize("name", ["cpu", "cuda", "cuda:0", "cuda:12", "mps", "auto"])
+def test_known_names_pass(name):
+    check_device_name(name)
+
+
+@pytest.mark.parametrize("name", ["tpu9", "gpu", "cuda:", "cuda:x", "CPU", "", "cuda:0:1"])
+def test_unknown_names_are_refused_with_the_allowed_forms(name):
+    with pytest.raises(ValueError, match=r"devices: unknown device .*'cuda:N'"):
+        check_device_name(name)
+
+
+def test_auto_is_cpu_plus_accelerators_in_order_without_duplicates():
+    assert expand_devices(["auto"], accelerators=[]) == ["cpu"]
+    assert expand_devices(["auto"], accelerators=["cuda"]) == ["cpu", "cuda"]
+    assert expand_devices(["cuda", "auto"], accelerators=["cuda"]) == ["cuda", "cpu"]
+    assert expand_devices(["cpu", "cuda:1"], accelerators=[]) == ["cpu", "cuda:1"]
+
+
+def test_explicit_devices_are_trusted_when_the_dag_is_built():
+    # A login node without a GPU still plans cuda cells for the compute nodes.
+    assert expand_devices(["cuda"], accelerators=[]) == ["cuda"]
+
+
+def test_probe_finds_cuda_only_with_a_cuda_build_and_a_visible_gpu(monkeypatch):
+    monkeypatch.setattr(devices, "_visible_nvidia_gpus", lambda env: 2)
+    assert probe_accelerators({}, cuda_version="12.8", machine="x86_64",
+                              platform_name="linux") == ["cuda"]
+    # A CPU build of torch cannot use the GPU, whatever the host has.
+    assert probe_accelerators({}, cuda_version="none", machine="x86_64",
+                              platform_name="linux") == []
+    monkeypatch.setattr(devices, "_visible_nvidia_gpus", lambda env: 0)
+    assert probe_accelerators({}, cuda_version="12.8", machine="x86_64",
+                              platform_name="linux") == []
+
+
+def test_probe_finds_mps_on_apple_silicon_only():
+    assert probe_accelerators({}, cuda_version="none", machine="arm64",
+                              platform_name="darwin") == ["mps"]
+    assert probe_accelerators({}, cuda_version="none", machine="x86_64",
+                              platform_name="darwin") == []
+
+
+@pytest.mark.parametrize("visible, expected", [("", 0), ("-1", 0), ("0", 1), ("0,1", 2),
+                                               (None, 4)])
+def test_cuda_visible_devices_limits_the_gpus(monkeypatch, visible, expected):
+    monkeypatch.setattr(devices.glob, "glob", lambda pattern: ["a", "b", "c", "d"])
+    env = {} if visible is None else {"CUDA_VISIBLE_DEVICES": visible}
+    assert devices._visible_nvidia_gpus(env) == expected
+
+
+def test_the_probe_agrees_with_torch_on_this_host():
+    import torch
+
+    assert ("cuda" in probe_accelerators()) == torch.cuda.is_available()
+    assert devices._torch_cuda_version() == (torch.version.cuda or None)
+
+
+def test_cpu_is_always_there():
+    assert str(torch_device("cpu")) == "cpu"
+
+
+def test_a_missing_gpu_fails_in_the_job_naming_device_and_host():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has CUDA")
+    with pytest.raises(DeviceUnavailable) as error:
+        torch_device("cuda:1")
+    message = str(error.value)
+    assert "'cuda:1'" in message and socket.gethostname() in message
+    assert "remove" in message.lower()  # says what to do next
+
+
+def test_a_missing_gpu_cell_fails_in_measure_cell():
+    import torch
+
+    from shortcutbench.measure import measure_cell
+    from shortcutbench.records import Cell
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has CUDA")
+    with pytest.raises(DeviceUnavailable, match="'cuda'"):
+        measure_cell(Cell(5, 3, 123, True, device="cuda"))

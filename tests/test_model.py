@@ -1,0 +1,136 @@
+"""The network and one cell's measurement: the book's numbers, bit for bit."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from shortcutbench.book import BOOK_GRADIENTS, RTOL
+from shortcutbench.measure import measure_cell
+from shortcutbench.model import (ACTIVATIONS, ExampleDeepNeuralNetwork, layer_sizes,
+                                 sample_input)
+from shortcutbench.records import COLUMNS, Cell
+
+
+def book_print_gradients(model, x):
+    """The book's print_gradients, returning instead of printing."""
+    output = model(x)
+    target = torch.tensor([[0.]])
+    loss = nn.MSELoss()
+    loss = loss(output, target)
+    loss.backward()
+    return [param.grad.abs().mean().item()
+            for name, param in model.named_parameters() if "weight" in name]
+
+
+def book_listing(use_shortcut, activation="gelu_tanh", seed_first=True, x=None):
+    """The book's own listing: seed, build, print_gradients."""
+    if seed_first:
+        torch.manual_seed(123)
+    model = ExampleDeepNeuralNetwork([3, 3, 3, 3, 3, 1], use_shortcut, activation)
+    if not seed_first:
+        torch.manual_seed(123)
+    return book_print_gradients(model, sample_input(3) if x is None else x)
+
+
+def test_sample_input_is_the_books():
+    assert sample_input(3).tolist() == [[1.0, 0.0, -1.0]]
+    assert layer_sizes(5, 3) == [3, 3, 3, 3, 3, 1]
+
+
+def test_parameter_names_are_the_books():
+    model = ExampleDeepNeuralNetwork(layer_sizes(5, 3), True)
+    weights = [name for name, _ in model.named_parameters() if "weight" in name]
+    assert weights == [f"layers.{i}.0.weight" for i in range(5)]
+
+
+@pytest.mark.parametrize("shortcut", [False, True])
+def test_reference_module_reproduces_the_book(shortcut):
+    assert book_listing(shortcut) == pytest.approx(BOOK_GRADIENTS[shortcut], rel=RTOL)
+
+
+@pytest.mark.parametrize("shortcut", [False, True])
+def test_measurement_reproduces_the_book(shortcut):
+    records = measure_cell(Cell(depth=5, width=3, seed=123, shortcut=shortcut))
+    assert [r["param"] for r in records] == [f"layers.{i}.0.weight" for i in range(5)]
+    assert [r["grad_abs_mean"] for r in records] == pytest.approx(BOOK_GRADIENTS[shortcut],
+                                                                  rel=RTOL)
+    assert all(r["finite"] for r in records)
+    assert list(records[0]) == COLUMNS
+
+
+@pytest.mark.parametrize("mistake", ["exact GELU", "seeded after building", "input [1, 0, 1]"])
+def test_classic_mistakes_give_other_numbers(mistake):
+    if mistake == "exact GELU":
+        got = book_listing(True, activation="gelu")
+    elif mistake == "seeded after building":
+        torch.manual_seed(0)  # whatever state the reader's session happened to be in
+        got = book_listing(True, seed_first=False)
+    else:
+        got = book_listing(True, x=torch.tensor([[1., 0., 1.]]))
+    # Off by far more than the tolerance the reproduction is judged with.
+    worst = max(abs(g / b - 1) for g, b in zip(got, BOOK_GRADIENTS[True]))
+    assert worst > 100 * RTOL
+
+
+def module_statistics(cell):
+    """Every statistic, computed the book's way on the nn.Module, one .item() each."""
+    torch.manual_seed(cell.seed)
+    model = ExampleDeepNeuralNetwork(layer_sizes(cell.depth, cell.width), cell.shortcut,
+                                     cell.activation)
+    hidden = []
+    x = sample_input(cell.width)
+    for layer in model.layers:
+        out = layer(x)
+        x = x + out if cell.shortcut and x.shape == out.shape else out
+        hidden.append(x)
+    loss = nn.MSELoss()(x, torch.zeros_like(x))
+    loss.backward()
+    rows = []
+    for i, layer in enumerate(model.layers):
+        w, b = layer[0].weight.grad, layer[0].bias.grad
+        rows.append([w.abs().mean().item(), torch.linalg.vector_norm(w).item(),
+                     b.abs().mean().item(), hidden[i].square().mean().sqrt().item()])
+    return rows, loss.item(), x.item()
+
+
+CELLS = [Cell(depth, width, seed, shortcut, activation)
+         for depth in (1, 2, 7, 30)
+         for width in (1, 3, 16)
+         for seed in (0, 123)
+         for shortcut in (False, True)
+         for activation in ACTIVATIONS]
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=str)
+def test_fast_path_is_bit_identical_to_the_module(cell):
+    rows, loss, output = module_statistics(cell)
+    records = measure_cell(cell)
+    got = [[r["grad_abs_mean"], r["grad_l2"], r["bias_grad_abs_mean"], r["output_rms"]]
+           for r in records]
+    # Exact equality on purpose: same draws, same operations, same floats.
+    assert got == rows
+    assert (records[0]["loss"], records[0]["output"]) == (loss, output)
+
+
+def test_overflow_is_recorded_not_raised():
+    records = measure_cell(Cell(depth=3000, width=3, seed=1, shortcut=True))
+    assert len(records) == 3000
+    assert not records[0]["finite"]
+    assert not math.isfinite(records[0]["grad_abs_mean"])
+
+
+def test_float64_changes_only_the_arithmetic():
+    f32 = measure_cell(Cell(5, 3, 123, True))
+    f64 = measure_cell(Cell(5, 3, 123, True, dtype="float64"))
+    assert [r["grad_abs_mean"] for r in f64] == pytest.approx(
+        [r["grad_abs_mean"] for r in f32], rel=1e-5)
+    assert [r["grad_abs_mean"] for r in f64] != [r["grad_abs_mean"] for r in f32]
+
+
+def test_a_cell_does_not_depend_on_what_ran_before_it():
+    alone = measure_cell(Cell(12, 3, 7, True))
+    measure_cell(Cell(40, 16, 3, False))
+    torch.rand(100)  # disturb the global generator
+    assert measure_cell(Cell(12, 3, 7, True)) == alone

@@ -1,0 +1,78 @@
+"""Cells into chunks: deterministic, visible in the paths, incremental."""
+
+import re
+
+import pytest
+
+from shortcutbench.sweep import (CHUNK_PATTERN, Chunk, _choose_chunks, format_seeds,
+                                 n_cells, parse_seeds, plan_chunks)
+
+CONFIG = {"depths": [5, 1, 12], "widths": [3, 32], "seeds": list(range(10)),
+          "shortcut": [True, False], "devices": ["cpu", "cuda:1"],
+          "activations": ["gelu_tanh"], "dtypes": ["float32"], "seeds_per_job": 100}
+
+
+@pytest.mark.parametrize("seeds, text", [([0], "0"), ([3, 1, 2], "1-3"),
+                                         ([0, 1, 2, 3, 7, 9, 10], "0-3_7_9-10"),
+                                         ([5, 7, 9], "5_7_9")])
+def test_seed_names_round_trip(seeds, text):
+    assert format_seeds(seeds) == text
+    assert parse_seeds(text) == tuple(sorted(seeds))
+
+
+def test_plan_covers_every_cell_once(tmp_path):
+    chunks = plan_chunks(CONFIG, tmp_path)
+    cells = [tuple(sorted(c.items())) for chunk in chunks for c in chunk.cells()]
+    assert len(cells) == len(set(cells)) == n_cells(CONFIG) == 3 * 2 * 10 * 2 * 2
+    assert len(chunks) == 4  # one per (device, width): seeds 0-9 fit one job
+
+
+def test_chunk_names_are_visible_and_match_the_rule_pattern(tmp_path):
+    names = sorted(chunk.name for chunk in plan_chunks(CONFIG, tmp_path))
+    assert names[0] == "device~cpu/dtype~float32/activation~gelu_tanh/width~3/seeds~0-9"
+    assert "device~cuda-1/dtype~float32/activation~gelu_tanh/width~32/seeds~0-9" in names
+    assert all(re.fullmatch(CHUNK_PATTERN, name) for name in names)
+
+
+def test_config_order_does_not_change_the_jobs(tmp_path):
+    shuffled = {**CONFIG, "depths": [12, 5, 1], "shortcut": [False, True],
+                "seeds": list(reversed(CONFIG["seeds"]))}
+    assert ([c.params() for c in plan_chunks(shuffled, tmp_path)]
+            == [c.params() for c in plan_chunks(CONFIG, tmp_path)])
+
+
+def test_seeds_split_into_blocks_by_value():
+    assert _choose_chunks(range(25), [], 10) == [tuple(range(10)), tuple(range(10, 20)),
+                                                 tuple(range(20, 25))]
+    assert _choose_chunks([3, 17, 18], [], 10) == [(3,), (17, 18)]
+
+
+def test_adding_a_seed_keeps_the_finished_chunks():
+    assert _choose_chunks(range(11), [tuple(range(10))], 100) == [tuple(range(10)), (10,)]
+
+
+def test_dropping_a_seed_does_not_reuse_a_chunk_that_holds_it():
+    assert _choose_chunks(range(5), [tuple(range(10))], 100) == [tuple(range(5))]
+
+
+def test_overlapping_chunks_on_disk_are_resolved_deterministically():
+    existing = [(0, 1, 2), (2, 3), (4,), (0, 1, 2, 3, 4, 5)]
+    assert _choose_chunks(range(6), existing, 100) == [(0, 1, 2, 3, 4, 5)]
+    assert _choose_chunks(range(5), existing, 100) == [(0, 1, 2), (3,), (4,)]
+
+
+def test_plan_reuses_chunk_files_on_disk(tmp_path):
+    chunk = plan_chunks(CONFIG, tmp_path)[0]
+    path = tmp_path / "cells" / f"{chunk.name}.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+    grown = {**CONFIG, "seeds": list(range(12))}
+    names = [c.name for c in plan_chunks(grown, tmp_path) if c.group_path == chunk.group_path]
+    assert names == [chunk.name, chunk.name.replace("seeds~0-9", "seeds~10-11")]
+
+
+def test_chunk_cells_follow_its_params():
+    chunk = Chunk("cpu", "float32", "relu", 3, (1, 2), (1, 5), (False, True))
+    assert chunk.n_cells == len(chunk.cells()) == 8
+    assert chunk.cells()[0] == {"depth": 1, "width": 3, "seed": 1, "shortcut": False,
+                                "activation": "relu", "device": "cpu", "dtype": "float32"}

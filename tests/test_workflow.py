@@ -1,0 +1,118 @@
+"""The real workflow, end to end, in scratch directories."""
+
+import csv
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import BIN, REPO, SMALL_CONFIG, snakemake
+from shortcutbench.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
+
+pytestmark = pytest.mark.slow
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def measured_chunks(output):
+    """The chunk names of the measure jobs snakemake ran, from its output."""
+    return sorted(set(re.findall(r"output: results/cells/(\S+?)\.csv", output)))
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("small")
+    result = snakemake(workdir, SMALL_CONFIG, "results/gradients.csv", "results/summary.csv")
+    return workdir, result
+
+
+@pytest.mark.parametrize("shortcut", [False, True])
+def test_the_books_case_through_the_workflow(small_run, shortcut):
+    workdir, _ = small_run
+    rows = [r for r in read_rows(workdir / "results" / "gradients.csv")
+            if all(r[k] == str(v) for k, v in BOOK_CASE.items())
+            and r["shortcut"] == str(shortcut)]
+    rows.sort(key=lambda r: int(r["layer"]))
+    assert [r["param"] for r in rows] == [f"layers.{i}.0.weight" for i in range(5)]
+    assert [float(r["grad_abs_mean"]) for r in rows] == pytest.approx(
+        BOOK_GRADIENTS[shortcut], rel=RTOL)
+
+
+def test_gradients_table_is_tidy_and_complete(small_run):
+    workdir, _ = small_run
+    rows = read_rows(workdir / "results" / "gradients.csv")
+    required = {"depth", "width", "seed", "shortcut", "device", "activation", "layer",
+                "param", "grad_abs_mean"}
+    assert required <= set(rows[0])
+    cells = {(r["depth"], r["seed"], r["shortcut"]) for r in rows}
+    assert len(cells) == 3 * 2 * 2
+    assert len(rows) == sum(int(d) for d, _, _ in cells)
+
+
+def test_summary_has_a_ci_over_seeds(small_run):
+    workdir, _ = small_run
+    rows = read_rows(workdir / "results" / "summary.csv")
+    assert len(rows) == 2 * (1 + 5 + 12)
+    for r in rows:
+        assert r["n"] == "2"
+        assert float(r["ci95_low"]) <= float(r["mean"]) <= float(r["ci95_high"])
+
+
+def test_two_runs_give_the_same_bytes(small_run, tmp_path):
+    workdir, _ = small_run
+    snakemake(tmp_path, SMALL_CONFIG, "results/gradients.csv", "results/summary.csv")
+    for name in ("gradients.csv", "summary.csv"):
+        assert (tmp_path / "results" / name).read_bytes() == \
+            (workdir / "results" / name).read_bytes()
+
+
+def test_every_rule_logs_and_benchmarks(small_run):
+    workdir, _ = small_run
+    assert list((workdir / "logs" / "measure").rglob("*.log"))
+    assert list((workdir / "logs" / "benchmark" / "measure").rglob("*.tsv"))
+    assert (workdir / "logs" / "aggregate.log").exists()
+
+
+def test_runs_from_anywhere_and_writes_only_under_its_directory(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    workdir = tmp_path / "work"
+    watched = [p for p in REPO.rglob("*") if ".git" not in p.parts and ".venv" not in p.parts]
+    before = {p: p.stat().st_mtime_ns for p in watched if p.exists()}
+    command = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+               "--cores", "2", "results/gradients.csv",
+               "--configfile", str(elsewhere / "c.yaml")]
+    (elsewhere / "c.yaml").write_text("depths: [2]\nwidths: [3]\nseeds: [1]\n")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(command, cwd=elsewhere, env=env, check=True, capture_output=True)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["c.yaml"]
+    assert (workdir / "results" / "gradients.csv").exists()
+    changed = [p for p, m in before.items()
+               if p.exists() and p.stat().st_mtime_ns != m and "__pycache__" not in p.parts
+               and ".pytest_cache" not in p.parts and "output" not in p.parts]
+    assert changed == []
+
+
+def test_adding_a_seed_measures_only_the_new_cells(tmp_path):
+    config = {**SMALL_CONFIG, "seeds": [1, 2]}
+    first = snakemake(tmp_path, config, "results/gradients.csv")
+    assert measured_chunks(first.stdout) == [
+        "device~cpu/dtype~float32/activation~gelu_tanh/width~3/seeds~1-2"]
+    grown = snakemake(tmp_path, {**config, "seeds": [1, 2, 3]}, "results/gradients.csv")
+    assert measured_chunks(grown.stdout) == [
+        "device~cpu/dtype~float32/activation~gelu_tanh/width~3/seeds~3"]
+    fresh = tmp_path / "fresh"
+    snakemake(fresh, {**config, "seeds": [1, 2, 3]}, "results/gradients.csv")
+    assert (fresh / "results" / "gradients.csv").read_bytes() == \
+        (tmp_path / "results" / "gradients.csv").read_bytes()
+    again = snakemake(tmp_path, {**config, "seeds": [1, 2, 3]}, "results/gradients.csv")
+    assert "Nothing to be done" in again.stdout
+
+
+def test_lint_is_clean(tmp_path):
+    result = snakemake(tmp_path, SMALL_CONFIG, "--lint", check=False)
+    assert result.returncode == 0, result.stdout
