@@ -24,7 +24,8 @@ from shortcutbench.devices import torch_device
 from shortcutbench.files import atomic_write
 from shortcutbench.sweep import cells_of
 from shortcutbench.records import COLUMNS, Cell
-from shortcutbench.model import forward, init_parameters, layer_sizes, sample_input
+from shortcutbench.model import (ExampleDeepNeuralNetwork, forward, init_parameters,
+                                 layer_sizes, sample_input)
 
 DTYPES = {
     "float32": torch.float32,
@@ -58,14 +59,16 @@ def measure_cell(cell):
     grads = torch.autograd.grad(loss, leaves)
 
     # All statistics in one tensor, copied to Python once (an .item() per
-    # number would synchronise with the device every time).
-    stats = []
-    for i, h in enumerate(hidden):
-        weight_grad, bias_grad = grads[2 * i], grads[2 * i + 1]
-        stats += [weight_grad.abs().mean(), torch.linalg.vector_norm(weight_grad),
-                  bias_grad.abs().mean(), h.square().mean().sqrt()]
-    stats += [loss, output.reshape(())]
-    values = torch.stack([s.detach() for s in stats]).tolist()
+    # number would synchronise with the device every time); no_grad, because
+    # recording them for autograd would only cost time.
+    with torch.no_grad():
+        stats = []
+        for i, h in enumerate(hidden):
+            weight_grad, bias_grad = grads[2 * i], grads[2 * i + 1]
+            stats += [weight_grad.abs().mean(), torch.linalg.vector_norm(weight_grad),
+                      bias_grad.abs().mean(), h.square().mean().sqrt()]
+        stats += [loss, output.reshape(())]
+        values = torch.stack(stats).tolist()
 
     loss_value, output_value = values[-2:]
     finite = all(math.isfinite(v) for v in values[0:-2:4] + values[2:-2:4] + values[-2:])
@@ -85,6 +88,39 @@ def measure_cell(cell):
             "output": output_value,
             "finite": finite,
         })
+    return records
+
+
+def measure_cell_book_style(cell):
+    """The same records the book's way: seed, build the nn.Module, forward,
+    backward(), then one .item() per number.  The reference that measure_cell
+    must equal bit for bit (tests) and beat in speed (benchmarks); CPU only."""
+    torch.manual_seed(cell.seed)
+    model = ExampleDeepNeuralNetwork(layer_sizes(cell.depth, cell.width), cell.shortcut,
+                                     cell.activation).to(DTYPES[cell.dtype])
+    x = sample_input(cell.width).to(DTYPES[cell.dtype])
+    hidden = []
+    for layer in model.layers:
+        layer_output = layer(x)
+        x = x + layer_output if cell.shortcut and x.shape == layer_output.shape else layer_output
+        hidden.append(x)
+    loss = torch.nn.MSELoss()(x, torch.zeros_like(x))
+    loss.backward()
+    records = []
+    finite = True
+    for i, layer in enumerate(model.layers):
+        weight_grad, bias_grad = layer[0].weight.grad, layer[0].bias.grad
+        record = {**asdict(cell), "layer": i, "param": f"layers.{i}.0.weight",
+                  "grad_abs_mean": weight_grad.abs().mean().item(),
+                  "grad_l2": torch.linalg.vector_norm(weight_grad).item(),
+                  "bias_grad_abs_mean": bias_grad.abs().mean().item(),
+                  "output_rms": hidden[i].square().mean().sqrt().item()}
+        finite &= math.isfinite(record["grad_abs_mean"]) and math.isfinite(record["bias_grad_abs_mean"])
+        records.append(record)
+    loss_value, output_value = loss.item(), x.item()
+    finite &= math.isfinite(loss_value) and math.isfinite(output_value)
+    for record in records:
+        record.update(loss=loss_value, output=output_value, finite=finite)
     return records
 
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from shortcutbench.book import BOOK_GRADIENTS, RTOL
-from shortcutbench.measure import measure_cell
+from shortcutbench.measure import measure_cell, measure_cell_book_style
 from shortcutbench.model import (ACTIVATIONS, ExampleDeepNeuralNetwork, layer_sizes,
                                  sample_input)
 from shortcutbench.records import COLUMNS, Cell
@@ -74,27 +74,6 @@ def test_classic_mistakes_give_other_numbers(mistake):
     assert worst > 100 * RTOL
 
 
-def module_statistics(cell):
-    """Every statistic, computed the book's way on the nn.Module, one .item() each."""
-    torch.manual_seed(cell.seed)
-    model = ExampleDeepNeuralNetwork(layer_sizes(cell.depth, cell.width), cell.shortcut,
-                                     cell.activation)
-    hidden = []
-    x = sample_input(cell.width)
-    for layer in model.layers:
-        out = layer(x)
-        x = x + out if cell.shortcut and x.shape == out.shape else out
-        hidden.append(x)
-    loss = nn.MSELoss()(x, torch.zeros_like(x))
-    loss.backward()
-    rows = []
-    for i, layer in enumerate(model.layers):
-        w, b = layer[0].weight.grad, layer[0].bias.grad
-        rows.append([w.abs().mean().item(), torch.linalg.vector_norm(w).item(),
-                     b.abs().mean().item(), hidden[i].square().mean().sqrt().item()])
-    return rows, loss.item(), x.item()
-
-
 CELLS = [Cell(depth, width, seed, shortcut, activation)
          for depth in (1, 2, 7, 30)
          for width in (1, 3, 16)
@@ -105,13 +84,14 @@ CELLS = [Cell(depth, width, seed, shortcut, activation)
 
 @pytest.mark.parametrize("cell", CELLS, ids=str)
 def test_fast_path_is_bit_identical_to_the_module(cell):
-    rows, loss, output = module_statistics(cell)
-    records = measure_cell(cell)
-    got = [[r["grad_abs_mean"], r["grad_l2"], r["bias_grad_abs_mean"], r["output_rms"]]
-           for r in records]
     # Exact equality on purpose: same draws, same operations, same floats.
-    assert got == rows
-    assert (records[0]["loss"], records[0]["output"]) == (loss, output)
+    assert measure_cell(cell) == measure_cell_book_style(cell)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "bfloat16"])
+def test_fast_path_is_bit_identical_in_other_dtypes(dtype):
+    cell = Cell(9, 5, 4, True, "gelu_tanh", dtype=dtype)
+    assert measure_cell(cell) == measure_cell_book_style(cell)
 
 
 def test_overflow_is_recorded_not_raised():
