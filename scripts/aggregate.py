@@ -1,8 +1,7 @@
-"""Snakemake job: all chunks -> results/gradients.csv and results/summary.csv."""
+"""Snakemake job: results/gradients.csv -> results/summary.csv (pandas)."""
 from shortcutbench.files import job_log
 
 with job_log(snakemake.log[0]):
-    from shortcutbench.aggregate import aggregate
+    from shortcutbench.aggregate import summarize
 
-    aggregate(snakemake.input.records, snakemake.params.chunks,
-              snakemake.output.gradients, snakemake.output.summary)
+    summarize(snakemake.input[0], snakemake.output[0])

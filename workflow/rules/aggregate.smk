@@ -1,11 +1,26 @@
+rule collect:
+    input:
+        chunks=chunk_files(),
+    output:
+        "results/gradients.csv",
+    params:
+        # what each chunk must hold: checked before anything is merged
+        chunks=[CHUNKS[name].params() for name in sorted(CHUNKS)],
+    log:
+        "logs/collect.log",
+    benchmark:
+        "logs/benchmark/collect.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../../scripts/collect.py"
+
+
 rule aggregate:
     input:
-        records=chunk_files(),
+        "results/gradients.csv",
     output:
-        gradients="results/gradients.csv",
-        summary="results/summary.csv",
-    params:
-        chunks=[CHUNKS[name].params() for name in sorted(CHUNKS)],
+        "results/summary.csv",
     log:
         "logs/aggregate.log",
     benchmark:
