@@ -7,10 +7,16 @@ import torch
 from torch import nn
 
 from shortcutbench.book import BOOK_GRADIENTS, RTOL
-from shortcutbench.measure import measure_cell, measure_cell_book_style
+from shortcutbench.measure import configure_torch, measure_cell, measure_cell_book_style
 from shortcutbench.model import (ACTIVATIONS, ExampleDeepNeuralNetwork, layer_sizes,
                                  sample_input)
 from shortcutbench.records import COLUMNS, Cell
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Measuring jobs run with one intra-op thread; so do these tests."""
+    configure_torch()
 
 
 def book_print_gradients(model, x):
@@ -86,6 +92,13 @@ CELLS = [Cell(depth, width, seed, shortcut, activation)
 def test_fast_path_is_bit_identical_to_the_module(cell):
     # Exact equality on purpose: same draws, same operations, same floats.
     assert measure_cell(cell) == measure_cell_book_style(cell)
+
+
+@pytest.mark.parametrize("depth, width", [(3, 64), (4, 200), (2, 1024)])
+def test_fast_path_is_bit_identical_at_large_widths(depth, width):
+    for shortcut in (False, True):
+        cell = Cell(depth, width, 5, shortcut)
+        assert measure_cell(cell) == measure_cell_book_style(cell)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "bfloat16"])
