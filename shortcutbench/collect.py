@@ -11,11 +11,12 @@ re-formatted, so their bytes are exactly what the measuring job printed.
 import csv
 
 from shortcutbench.files import atomic_write
-from shortcutbench.records import CELL_COLUMNS, COLUMNS, SORT_COLUMNS, VALUE_COLUMNS
+from shortcutbench.records import (CELL_COLUMNS, CELL_TYPES, COLUMNS, SORT_COLUMNS,
+                                   VALUE_COLUMNS)
 from shortcutbench.sweep import cells_of
 
-INT_COLUMNS = ("depth", "width", "seed", "layer")
-BOOL_COLUMNS = ("shortcut", "finite")
+# How each identity column is read back: the cell's own field types, plus layer.
+KEY_TYPES = {**CELL_TYPES, "layer": int}
 
 
 class CorruptChunk(ValueError):
@@ -29,19 +30,24 @@ def _bad(path, what):
 
 
 def _typed(row, path, line):
-    """The row's sort and identity fields as Python values; checks every field."""
+    """The row's identity fields as Python values; checks every field."""
+    typed = {}
     try:
-        typed = {c: int(row[c]) for c in INT_COLUMNS}
-        for c in VALUE_COLUMNS:
-            float(row[c])
-    except (TypeError, ValueError):
-        raise _bad(path, f"line {line} holds a value of the wrong type") from None
-    for c in BOOL_COLUMNS:
-        if row[c] not in ("True", "False"):
-            raise _bad(path, f"line {line}: column {c!r} is {row[c]!r}, not True/False")
-        typed[c] = row[c] == "True"
-    for c in ("activation", "device", "dtype"):
-        typed[c] = row[c]
+        for column, kind in KEY_TYPES.items():
+            if kind is bool:
+                if row[column] not in ("True", "False"):
+                    raise ValueError
+                typed[column] = row[column] == "True"
+            else:
+                typed[column] = kind(row[column])
+        for column in VALUE_COLUMNS:
+            float(row[column])
+    except ValueError:
+        raise _bad(path, f"line {line}: column {column!r} holds {row[column]!r}, "
+                         f"which is not a valid {'True/False' if kind is bool else 'value'}"
+                   ) from None
+    if row["finite"] not in ("True", "False"):
+        raise _bad(path, f"line {line}: column 'finite' is {row['finite']!r}, not True/False")
     return typed
 
 

@@ -69,4 +69,8 @@ def validate_config(config, schema_path):
     validate(config, schema_path, set_default=True)
     sweep = dict(config)
     sweep["devices"] = expand_devices(config["devices"])
+    sweep["studies"] = {
+        name: {**axes, **({"devices": expand_devices(axes["devices"])} if "devices" in axes else {})}
+        for name, axes in config["studies"].items()
+    }
     return sweep

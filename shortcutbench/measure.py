@@ -24,8 +24,9 @@ from shortcutbench.devices import torch_device
 from shortcutbench.files import atomic_write
 from shortcutbench.sweep import cells_of
 from shortcutbench.records import COLUMNS, Cell
-from shortcutbench.model import (ExampleDeepNeuralNetwork, forward, init_parameters,
-                                 layer_sizes, sample_input)
+from shortcutbench.model import (ExampleDeepNeuralNetwork, add_shortcut, forward,
+                                 init_parameters, layer_input, layer_sizes, reinitialize_,
+                                 sample_input)
 
 DTYPES = {
     "float32": torch.float32,
@@ -48,13 +49,14 @@ def measure_cell(cell):
     # from the same numbers.  (torch.manual_seed would also seed CUDA, which
     # nothing here draws from, at a cost on every call.)
     torch.default_generator.manual_seed(cell.seed)
-    parameters = init_parameters(layer_sizes(cell.depth, cell.width))
+    parameters = init_parameters(layer_sizes(cell.depth, cell.width), cell.init)
     if device.type != "cpu" or dtype != torch.float32:
         parameters = [(w.to(device, dtype), b.to(device, dtype)) for w, b in parameters]
     leaves = [t.requires_grad_() for pair in parameters for t in pair]
 
     x = sample_input(cell.width).to(device, dtype)
-    output, hidden = forward(parameters, x, cell.shortcut, cell.activation)
+    output, hidden = forward(parameters, x, cell.shortcut, cell.activation,
+                             cell.shortcut_scale, cell.norm)
     loss = F.mse_loss(output, torch.zeros_like(output))
     grads = torch.autograd.grad(loss, leaves)
 
@@ -111,12 +113,19 @@ def measure_cell_book_style(cell):
     must equal bit for bit (tests) and beat in speed (benchmarks); CPU only."""
     torch.manual_seed(cell.seed)
     model = ExampleDeepNeuralNetwork(layer_sizes(cell.depth, cell.width), cell.shortcut,
-                                     cell.activation).to(DTYPES[cell.dtype])
+                                     cell.activation, cell.shortcut_scale, cell.norm)
+    if cell.init != "pytorch":
+        torch.manual_seed(cell.seed)
+        reinitialize_(model, cell.init)
+    model = model.to(DTYPES[cell.dtype])
     x = sample_input(cell.width).to(DTYPES[cell.dtype])
     hidden = []
-    for layer in model.layers:
-        layer_output = layer(x)
-        x = x + layer_output if cell.shortcut and x.shape == layer_output.shape else layer_output
+    for layer in model.layers:  # ExampleDeepNeuralNetwork.forward, keeping each state
+        layer_output = layer(layer_input(x, cell.norm))
+        if cell.shortcut and x.shape == layer_output.shape:
+            x = add_shortcut(x, layer_output, cell.shortcut_scale)
+        else:
+            x = layer_output
         hidden.append(x)
     loss = torch.nn.MSELoss()(x, torch.zeros_like(x))
     loss.backward()

@@ -1,8 +1,15 @@
 """The network of the book's shortcut-connection example, generalised.
 
 `ExampleDeepNeuralNetwork` is the listing from *Build a Large Language Model
-From Scratch*, ch. 4.4, with `layer_sizes = [width] * depth + [1]` and a
-choice of activation.  Parameter names stay the book's: `layers.{i}.0.weight`.
+From Scratch*, ch. 4.4, with `layer_sizes = [width] * depth + [1]`, a choice
+of activation, and three knobs the book keeps fixed (their defaults are the
+book's network):
+
+- `init`: how the Linear layers are drawn (`pytorch` is nn.Linear's own);
+- `shortcut_scale` (lambda): the shortcut becomes x = lambda * x + layer(x);
+- `norm`: `pre_layernorm` feeds each layer LayerNorm(x), as GPT blocks do.
+
+Parameter names stay the book's: `layers.{i}.0.weight`.
 
 `init_parameters` and `forward` are the same network without `nn.Module`:
 the same random draws in the same order and the same tensor operations, so
@@ -47,6 +54,8 @@ ACTIVATIONS = {
     "tanh": (torch.tanh, nn.Tanh),
     "sigmoid": (torch.sigmoid, nn.Sigmoid),
 }
+INITS = ("pytorch", "xavier_uniform", "kaiming_normal")
+NORMS = ("none", "pre_layernorm")
 
 
 def layer_sizes(depth, width):
@@ -54,10 +63,26 @@ def layer_sizes(depth, width):
     return [width] * depth + [1]
 
 
+def layer_input(x, norm):
+    """What a layer is fed: x itself, or LayerNorm(x) (no affine: at
+    initialisation LayerNorm's gain is 1 and its bias 0)."""
+    return F.layer_norm(x, x.shape[-1:]) if norm == "pre_layernorm" else x
+
+
+def add_shortcut(x, layer_output, shortcut_scale):
+    """x = lambda * x + layer(x); lambda = 1 is the book's x + layer(x)."""
+    if shortcut_scale == 1:
+        return x + layer_output
+    return shortcut_scale * x + layer_output
+
+
 class ExampleDeepNeuralNetwork(nn.Module):
-    def __init__(self, layer_sizes, use_shortcut, activation="gelu_tanh"):
+    def __init__(self, layer_sizes, use_shortcut, activation="gelu_tanh",
+                 shortcut_scale=1.0, norm="none"):
         super().__init__()
         self.use_shortcut = use_shortcut
+        self.shortcut_scale = shortcut_scale
+        self.norm = norm
         make_activation = ACTIVATIONS[activation][1]
         self.layers = nn.ModuleList([
             nn.Sequential(nn.Linear(n_in, n_out), make_activation())
@@ -67,10 +92,10 @@ class ExampleDeepNeuralNetwork(nn.Module):
     def forward(self, x):
         for layer in self.layers:
             # Compute the output of the current layer
-            layer_output = layer(x)
+            layer_output = layer(layer_input(x, self.norm))
             # Check if shortcut can be applied
             if self.use_shortcut and x.shape == layer_output.shape:
-                x = x + layer_output
+                x = add_shortcut(x, layer_output, self.shortcut_scale)
             else:
                 x = layer_output
         return x
@@ -90,18 +115,43 @@ def _linear_init_bounds(fan_in):
     return weight_bound, bias_bound
 
 
-def init_parameters(layer_sizes):
-    """[(weight, bias), ...] drawn exactly as nn.Linear draws them, on the CPU."""
-    parameters = []
-    for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+def draw_linear(n_in, n_out, init="pytorch"):
+    """(weight, bias) of one Linear layer, drawn on the CPU from the global
+    generator.  `pytorch` draws exactly as nn.Linear does; the others draw
+    the weight with torch.nn.init and start the bias at zero."""
+    if init == "pytorch":
         weight_bound, bias_bound = _linear_init_bounds(n_in)
         weight = torch.empty(n_out, n_in).uniform_(-weight_bound, weight_bound)
         bias = torch.empty(n_out).uniform_(-bias_bound, bias_bound)
-        parameters.append((weight, bias))
-    return parameters
+        return weight, bias
+    weight = torch.empty(n_out, n_in)
+    if init == "xavier_uniform":
+        nn.init.xavier_uniform_(weight)
+    elif init == "kaiming_normal":
+        nn.init.kaiming_normal_(weight, nonlinearity="relu")
+    else:
+        raise ValueError(f"unknown init {init!r}; use one of {', '.join(INITS)}")
+    return weight, torch.zeros(n_out)
 
 
-def forward(parameters, x, use_shortcut, activation="gelu_tanh"):
+def init_parameters(layer_sizes, init="pytorch"):
+    """[(weight, bias), ...], layer by layer, as the module's layers draw them."""
+    return [draw_linear(n_in, n_out, init)
+            for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])]
+
+
+def reinitialize_(model, init):
+    """Redraw a module's Linear layers with `init`, in init_parameters' order.
+    (nn.Linear has already drawn its own; reseed before calling this.)"""
+    with torch.no_grad():
+        for layer in model.layers:
+            weight, bias = draw_linear(layer[0].in_features, layer[0].out_features, init)
+            layer[0].weight.copy_(weight)
+            layer[0].bias.copy_(bias)
+
+
+def forward(parameters, x, use_shortcut, activation="gelu_tanh", shortcut_scale=1.0,
+            norm="none"):
     """ExampleDeepNeuralNetwork.forward on plain tensors.
 
     Returns the output and the hidden state after every layer (what flows on
@@ -110,9 +160,9 @@ def forward(parameters, x, use_shortcut, activation="gelu_tanh"):
     act = ACTIVATIONS[activation][0]
     hidden = []
     for weight, bias in parameters:
-        layer_output = act(F.linear(x, weight, bias))
+        layer_output = act(F.linear(layer_input(x, norm), weight, bias))
         if use_shortcut and x.shape == layer_output.shape:
-            x = x + layer_output
+            x = add_shortcut(x, layer_output, shortcut_scale)
         else:
             x = layer_output
         hidden.append(x)

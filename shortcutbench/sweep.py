@@ -2,10 +2,14 @@
 
 Torch-free and pandas-free: this runs inside Snakemake while it builds the DAG.
 
-A *chunk* is one job's work: every depth and shortcut flag, for a block of
-seeds, at one (device, dtype, activation, width).  Importing torch costs a
-process ~1.7 s while a cell costs milliseconds, so a job must hold many cells;
-the chunk's path says exactly which:
+The config's top-level axes are the main sweep (results/gradients.csv); each
+entry of `studies` is another sweep, the main one with some axes replaced,
+whose tables go to results/studies/NAME/.
+
+A *chunk* is one job's work: every depth, shortcut variant, init and norm,
+for a block of seeds, at one (device, dtype, activation, width).  Importing
+torch costs a process ~1.7 s while a cell costs milliseconds, so a job must
+hold many cells; the chunk's path says exactly which:
 
     results/cells/device~cpu/dtype~float32/activation~gelu_tanh/width~3/seeds~0-9.csv
 
@@ -22,8 +26,12 @@ import os
 import re
 from dataclasses import dataclass
 
-GROUP_AXES = ("device", "dtype", "activation", "width")
-CHUNK_PATTERN = r"device~[a-z0-9-]+/dtype~[a-z0-9]+/activation~[a-z_]+/width~[0-9]+/seeds~[0-9_-]+"
+# The keys of a sweep (the main one or a study) and what the config omits.
+AXES = ("depths", "widths", "seeds", "shortcut", "shortcut_scales", "devices", "activations",
+        "inits", "norms", "dtypes")
+CHUNK_PATTERN = (r"(studies/[a-z][a-z0-9_]*/)?cells/device~[a-z0-9-]+/dtype~[a-z0-9]+/"
+                 r"activation~[a-z_]+/width~[0-9]+/seeds~[0-9_-]+")
+PREFIX_PATTERN = r"(studies/[a-z][a-z0-9_]*/)?"
 
 
 def format_seeds(seeds):
@@ -50,8 +58,36 @@ def device_slug(device):
     return device.replace(":", "-")
 
 
+def study_prefix(study):
+    """Where a study's files live under results/ (and logs/): '' for the main sweep."""
+    return f"studies/{study}/" if study else ""
+
+
+def shortcut_variants(shortcuts, scales):
+    """(shortcut, lambda) pairs: lambda only means something with a shortcut;
+    cells without one record 0.0."""
+    variants = [(False, 0.0)] if False in shortcuts else []
+    if True in shortcuts:
+        variants += [(True, float(scale)) for scale in sorted(scales)]
+    return variants
+
+
+def cells_of(params):
+    """Every cell of a chunk, from its params, as plain dicts with
+    records.Cell's fields, in a fixed order."""
+    return [
+        {"depth": depth, "width": params["width"], "seed": seed, "shortcut": shortcut,
+         "shortcut_scale": scale, "activation": params["activation"], "init": init,
+         "norm": norm, "device": params["device"], "dtype": params["dtype"]}
+        for seed in params["seeds"] for depth in params["depths"]
+        for init in params["inits"] for norm in params["norms"]
+        for shortcut, scale in shortcut_variants(params["shortcuts"], params["shortcut_scales"])
+    ]
+
+
 @dataclass(frozen=True)
 class Chunk:
+    study: str
     device: str
     dtype: str
     activation: str
@@ -59,41 +95,34 @@ class Chunk:
     seeds: tuple
     depths: tuple
     shortcuts: tuple
+    shortcut_scales: tuple
+    inits: tuple
+    norms: tuple
+
+    @property
+    def study_prefix(self):
+        return study_prefix(self.study)
 
     @property
     def group_path(self):
-        return (f"device~{device_slug(self.device)}/dtype~{self.dtype}/"
-                f"activation~{self.activation}/width~{self.width}")
+        return (f"{study_prefix(self.study)}cells/device~{device_slug(self.device)}/"
+                f"dtype~{self.dtype}/activation~{self.activation}/width~{self.width}")
 
     @property
     def name(self):
-        """The chunk's id; its files are results/cells/{name}.csv and .json."""
+        """The chunk's id; its records are results/{name}.csv."""
         return f"{self.group_path}/seeds~{format_seeds(self.seeds)}"
-
-    def cells(self):
-        return cells_of(self.params())
 
     def params(self):
         """What the measuring job needs; also what Snakemake compares to decide a re-run."""
         return {"device": self.device, "dtype": self.dtype, "activation": self.activation,
                 "width": self.width, "seeds": list(self.seeds), "depths": list(self.depths),
-                "shortcuts": list(self.shortcuts)}
+                "shortcuts": list(self.shortcuts),
+                "shortcut_scales": list(self.shortcut_scales), "inits": list(self.inits),
+                "norms": list(self.norms)}
 
-    @property
-    def n_cells(self):
-        return len(self.seeds) * len(self.depths) * len(self.shortcuts)
-
-
-def cells_of(params):
-    """Every cell of a chunk, from its params, as plain dicts with
-    measure.Cell's fields, in a fixed order."""
-    return [
-        {"depth": depth, "width": params["width"], "seed": seed, "shortcut": shortcut,
-         "activation": params["activation"], "device": params["device"],
-         "dtype": params["dtype"]}
-        for seed in params["seeds"] for depth in params["depths"]
-        for shortcut in params["shortcuts"]
-    ]
+    def cells(self):
+        return cells_of(self.params())
 
 
 def _existing_seed_sets(group_dir):
@@ -133,24 +162,36 @@ def _choose_chunks(wanted, existing, seeds_per_job):
     return sorted(chosen)
 
 
-def plan_chunks(config, results_dir="results"):
-    """The chunks that together hold every cell of the config's sweep.
+def study_sweeps(config):
+    """{study name ('' for the main sweep): its axes}, from a validated config
+    whose 'devices' are already expanded."""
+    main = {axis: config[axis] for axis in AXES}
+    sweeps = {"": main}
+    for name, overrides in sorted(config.get("studies", {}).items()):
+        sweeps[name] = {**main, **overrides}
+    return sweeps
 
-    `config` is the validated config with 'devices' already expanded (no 'auto').
-    """
+
+def plan_chunks(config, results_dir="results"):
+    """The chunks that together hold every cell of every sweep in the config."""
     chunks = []
-    for device, dtype, activation, width in itertools.product(
-            config["devices"], config["dtypes"], config["activations"], config["widths"]):
-        probe = Chunk(device, dtype, activation, width, (), (), ())
-        existing = _existing_seed_sets(os.path.join(results_dir, "cells", probe.group_path))
-        for seeds in _choose_chunks(config["seeds"], existing, config["seeds_per_job"]):
-            chunks.append(Chunk(device, dtype, activation, width, seeds,
-                                tuple(sorted(config["depths"])),
-                                tuple(sorted(config["shortcut"]))))
+    for study, sweep in study_sweeps(config).items():
+        inner = dict(depths=tuple(sorted(sweep["depths"])),
+                     shortcuts=tuple(sorted(sweep["shortcut"])),
+                     shortcut_scales=tuple(sorted(float(s) for s in sweep["shortcut_scales"])),
+                     inits=tuple(sorted(sweep["inits"])), norms=tuple(sorted(sweep["norms"])))
+        for device, dtype, activation, width in itertools.product(
+                sweep["devices"], sweep["dtypes"], sweep["activations"], sweep["widths"]):
+            probe = Chunk(study, device, dtype, activation, width, (), **inner)
+            existing = _existing_seed_sets(os.path.join(results_dir, probe.group_path))
+            for seeds in _choose_chunks(sweep["seeds"], existing, config["seeds_per_job"]):
+                chunks.append(Chunk(study, device, dtype, activation, width, seeds, **inner))
     return chunks
 
 
-def n_cells(config):
-    return (len(config["devices"]) * len(config["dtypes"]) * len(config["activations"])
-            * len(config["widths"]) * len(config["seeds"]) * len(config["depths"])
-            * len(config["shortcut"]))
+def n_cells(sweep):
+    """How many cells one sweep (main or study) has."""
+    variants = len(shortcut_variants(sweep["shortcut"], sweep["shortcut_scales"]))
+    return (len(sweep["devices"]) * len(sweep["dtypes"]) * len(sweep["activations"])
+            * len(sweep["widths"]) * len(sweep["seeds"]) * len(sweep["depths"])
+            * len(sweep["inits"]) * len(sweep["norms"]) * variants)

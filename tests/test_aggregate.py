@@ -13,7 +13,8 @@ from shortcutbench.measure import measure_cells, write_records
 from shortcutbench.records import COLUMNS, Cell
 from shortcutbench.sweep import Chunk
 
-CHUNK = Chunk("cpu", "float32", "gelu_tanh", 3, (4, 2), (3, 1), (False, True))
+CHUNK = Chunk("", "cpu", "float32", "gelu_tanh", 3, (4, 2), (3, 1), (False, True), (1.0,),
+              ("pytorch",), ("none",))
 
 
 @pytest.fixture
@@ -34,8 +35,8 @@ def test_collect_sorts_and_keeps_the_measured_text(chunk_file, tmp_path):
     assert n == 2 * 2 * (3 + 1)
     with open(out) as f:
         rows = list(csv.DictReader(f))
-    keys = [(int(r["depth"]), r["shortcut"] == "True", int(r["seed"]), int(r["layer"]))
-            for r in rows]
+    keys = [(int(r["depth"]), r["shortcut"] == "True", float(r["shortcut_scale"]),
+             int(r["seed"]), int(r["layer"])) for r in rows]
     assert keys == sorted(keys)
     assert set(lines(out)[1:]) == set(lines(chunk_file)[1:])
 
@@ -56,6 +57,7 @@ def corrupt(path, how):
         path.write_text("".join([text[0].replace("grad_l2", "grad_norm")] + text[1:]))
     elif how == "a cell from elsewhere":
         path.write_text("".join(text + [text[1].replace(",4,", ",5,", 1)]))
+        assert ",5," in path.read_text()
     elif how == "empty":
         path.write_text("")
     elif how == "binary junk":
@@ -82,7 +84,8 @@ def test_a_chunk_for_other_params_is_refused(chunk_file):
 def frame(values, seeds=None):
     seeds = seeds or list(range(len(values)))
     return pd.DataFrame({"depth": 1, "width": 3, "seed": seeds, "shortcut": True,
-                         "activation": "gelu_tanh", "device": "cpu", "dtype": "float32",
+                         "shortcut_scale": 1.0, "activation": "gelu_tanh", "init": "pytorch",
+                         "norm": "none", "device": "cpu", "dtype": "float32",
                          "layer": 0, "grad_abs_mean": values})
 
 

@@ -8,8 +8,8 @@ from torch import nn
 
 from shortcutbench.book import BOOK_GRADIENTS, RTOL
 from shortcutbench.measure import configure_torch, measure_cell, measure_cell_book_style
-from shortcutbench.model import (ACTIVATIONS, ExampleDeepNeuralNetwork, layer_sizes,
-                                 sample_input)
+from shortcutbench.model import (ACTIVATIONS, ExampleDeepNeuralNetwork, init_parameters,
+                                 layer_sizes, sample_input)
 from shortcutbench.records import COLUMNS, Cell
 
 
@@ -80,7 +80,7 @@ def test_classic_mistakes_give_other_numbers(mistake):
     assert worst > 100 * RTOL
 
 
-CELLS = [Cell(depth, width, seed, shortcut, activation)
+CELLS = [Cell(depth, width, seed, shortcut, activation=activation)
          for depth in (1, 2, 7, 30)
          for width in (1, 3, 16)
          for seed in (0, 123)
@@ -94,6 +94,36 @@ def test_fast_path_is_bit_identical_to_the_module(cell):
     assert measure_cell(cell) == measure_cell_book_style(cell)
 
 
+KNOBS = [Cell(depth, 5, 7, shortcut, scale if shortcut else 0.0, activation, init, norm)
+         for depth in (1, 6) for shortcut in (False, True) for scale in (0.5, 1.1)
+         for activation in ("gelu_tanh", "relu") for init in ("xavier_uniform", "kaiming_normal")
+         for norm in ("none", "pre_layernorm")]
+
+
+@pytest.mark.parametrize("cell", KNOBS, ids=str)
+def test_fast_path_is_bit_identical_with_every_knob(cell):
+    assert measure_cell(cell) == measure_cell_book_style(cell)
+
+
+def test_lambda_zero_is_no_shortcut_and_lambda_one_is_the_books_shortcut():
+    plain = measure_cell(Cell(9, 3, 123, False))
+    book = measure_cell(Cell(9, 3, 123, True))
+    zero = measure_cell(Cell(9, 3, 123, True, 0.0))
+    one = measure_cell(Cell(9, 3, 123, True, 1.0))
+    values = lambda records: [[r[k] for k in ("grad_abs_mean", "grad_l2", "output_rms")]
+                              for r in records]
+    assert values(zero) == values(plain) and values(one) == values(book)
+
+
+def test_inits_draw_the_documented_distributions():
+    torch.manual_seed(0)
+    weight, bias = init_parameters([512, 512], "kaiming_normal")[0]
+    assert weight.std().item() == pytest.approx((2 / 512) ** 0.5, rel=0.02)
+    assert bias.abs().max().item() == 0
+    weight, _ = init_parameters([512, 512], "xavier_uniform")[0]
+    assert weight.abs().max().item() <= (6 / 1024) ** 0.5
+
+
 @pytest.mark.parametrize("depth, width", [(3, 64), (4, 200), (2, 1024)])
 def test_fast_path_is_bit_identical_at_large_widths(depth, width):
     for shortcut in (False, True):
@@ -103,7 +133,7 @@ def test_fast_path_is_bit_identical_at_large_widths(depth, width):
 
 @pytest.mark.parametrize("dtype", ["float64", "bfloat16"])
 def test_fast_path_is_bit_identical_in_other_dtypes(dtype):
-    cell = Cell(9, 5, 4, True, "gelu_tanh", dtype=dtype)
+    cell = Cell(9, 5, 4, True, dtype=dtype)
     assert measure_cell(cell) == measure_cell_book_style(cell)
 
 

@@ -8,8 +8,9 @@ from shortcutbench.sweep import (CHUNK_PATTERN, Chunk, _choose_chunks, format_se
                                  n_cells, parse_seeds, plan_chunks)
 
 CONFIG = {"depths": [5, 1, 12], "widths": [3, 32], "seeds": list(range(10)),
-          "shortcut": [True, False], "devices": ["cpu", "cuda:1"],
-          "activations": ["gelu_tanh"], "dtypes": ["float32"], "seeds_per_job": 100}
+          "shortcut": [True, False], "shortcut_scales": [1.0], "devices": ["cpu", "cuda:1"],
+          "activations": ["gelu_tanh"], "inits": ["pytorch"], "norms": ["none"],
+          "dtypes": ["float32"], "seeds_per_job": 100, "studies": {}}
 
 
 @pytest.mark.parametrize("seeds, text", [([0], "0"), ([3, 1, 2], "1-3"),
@@ -29,8 +30,8 @@ def test_plan_covers_every_cell_once(tmp_path):
 
 def test_chunk_names_are_visible_and_match_the_rule_pattern(tmp_path):
     names = sorted(chunk.name for chunk in plan_chunks(CONFIG, tmp_path))
-    assert names[0] == "device~cpu/dtype~float32/activation~gelu_tanh/width~3/seeds~0-9"
-    assert "device~cuda-1/dtype~float32/activation~gelu_tanh/width~32/seeds~0-9" in names
+    assert names[0] == "cells/device~cpu/dtype~float32/activation~gelu_tanh/width~3/seeds~0-9"
+    assert "cells/device~cuda-1/dtype~float32/activation~gelu_tanh/width~32/seeds~0-9" in names
     assert all(re.fullmatch(CHUNK_PATTERN, name) for name in names)
 
 
@@ -63,7 +64,7 @@ def test_overlapping_chunks_on_disk_are_resolved_deterministically():
 
 def test_plan_reuses_chunk_files_on_disk(tmp_path):
     chunk = plan_chunks(CONFIG, tmp_path)[0]
-    path = tmp_path / "cells" / f"{chunk.name}.csv"
+    path = tmp_path / f"{chunk.name}.csv"
     path.parent.mkdir(parents=True)
     path.write_text("")
     grown = {**CONFIG, "seeds": list(range(12))}
@@ -72,7 +73,26 @@ def test_plan_reuses_chunk_files_on_disk(tmp_path):
 
 
 def test_chunk_cells_follow_its_params():
-    chunk = Chunk("cpu", "float32", "relu", 3, (1, 2), (1, 5), (False, True))
-    assert chunk.n_cells == len(chunk.cells()) == 8
-    assert chunk.cells()[0] == {"depth": 1, "width": 3, "seed": 1, "shortcut": False,
-                                "activation": "relu", "device": "cpu", "dtype": "float32"}
+    chunk = Chunk("", "cpu", "float32", "relu", 3, (1, 2), (1, 5), (False, True), (0.5, 1.0),
+                  ("pytorch",), ("none", "pre_layernorm"))
+    cells = chunk.cells()
+    # no shortcut once, with a shortcut once per lambda; times 2 norms, 2 depths, 2 seeds
+    assert len(cells) == 3 * 2 * 2 * 2
+    assert cells[0] == {"depth": 1, "width": 3, "seed": 1, "shortcut": False,
+                        "shortcut_scale": 0.0, "activation": "relu", "init": "pytorch",
+                        "norm": "none", "device": "cpu", "dtype": "float32"}
+    assert {c["shortcut_scale"] for c in cells if c["shortcut"]} == {0.5, 1.0}
+
+
+def test_studies_get_their_own_chunks_and_folders(tmp_path):
+    config = {**CONFIG, "devices": ["cpu"], "studies": {
+        "scale": {"shortcut": [True], "shortcut_scales": [0.0, 0.5], "widths": [32]}}}
+    chunks = plan_chunks(config, tmp_path)
+    study = [c for c in chunks if c.study == "scale"]
+    assert [c.name for c in study] == [
+        "studies/scale/cells/device~cpu/dtype~float32/activation~gelu_tanh/width~32/seeds~0-9"]
+    assert study[0].study_prefix == "studies/scale/"
+    assert len(study[0].cells()) == 3 * 10 * 2
+    assert n_cells(config["studies"]["scale"] | {k: v for k, v in config.items()
+                                                  if k not in config["studies"]["scale"]}) == 60
+    assert all(re.fullmatch(CHUNK_PATTERN, c.name) for c in chunks)

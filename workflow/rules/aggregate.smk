@@ -1,15 +1,18 @@
+# {prefix} is '' for the main sweep and 'studies/NAME/' for a study.
+
+
 rule collect:
     input:
-        chunks=chunk_files(),
+        chunks=lambda wildcards: [f"results/{c.name}.csv" for c in chunks_of(wildcards.prefix)],
     output:
-        "results/gradients.csv",
+        "results/{prefix}gradients.csv",
     params:
         # what each chunk must hold: checked before anything is merged
-        chunks=[CHUNKS[name].params() for name in sorted(CHUNKS)],
+        chunks=lambda wildcards: [c.params() for c in chunks_of(wildcards.prefix)],
     log:
-        "logs/collect.log",
+        "logs/{prefix}collect.log",
     benchmark:
-        "logs/benchmark/collect.tsv"
+        "logs/benchmark/collect/{prefix}collect.tsv"
     conda:
         "../../environment.yml"
     script:
@@ -18,13 +21,13 @@ rule collect:
 
 rule aggregate:
     input:
-        "results/gradients.csv",
+        "results/{prefix}gradients.csv",
     output:
-        "results/summary.csv",
+        "results/{prefix}summary.csv",
     log:
-        "logs/aggregate.log",
+        "logs/{prefix}aggregate.log",
     benchmark:
-        "logs/benchmark/aggregate.tsv"
+        "logs/benchmark/aggregate/{prefix}aggregate.tsv"
     conda:
         "../../environment.yml"
     script:

@@ -1,17 +1,22 @@
 # The sweep as Snakemake sees it: the validated config and its chunks.
 from shortcutbench.config import validate_config
-from shortcutbench.sweep import CHUNK_PATTERN, plan_chunks
+from shortcutbench.sweep import CHUNK_PATTERN, PREFIX_PATTERN, plan_chunks, study_prefix
 from shortcutbench.devices import is_gpu
 
 
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 SWEEP = validate_config(config, SCHEMA)
 CHUNKS = {chunk.name: chunk for chunk in plan_chunks(SWEEP, "results")}
+# '' for the main sweep (results/), 'studies/NAME/' for each study.
+PREFIXES = [study_prefix(name) for name in ["", *sorted(SWEEP["studies"])]]
 
 
 wildcard_constraints:
     chunk=CHUNK_PATTERN,
+    prefix=PREFIX_PATTERN,
 
 
-def chunk_files():
-    return [f"results/cells/{name}.csv" for name in sorted(CHUNKS)]
+def chunks_of(prefix):
+    """The chunks of one sweep, by name, in a fixed order."""
+    return [CHUNKS[name] for name in sorted(CHUNKS)
+            if CHUNKS[name].study_prefix == prefix]

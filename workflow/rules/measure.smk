@@ -1,6 +1,6 @@
 rule measure:
     output:
-        "results/cells/{chunk}.csv",
+        "results/{chunk}.csv",
     params:
         chunk=lambda wildcards: CHUNKS[wildcards.chunk].params(),
     resources:
