@@ -55,3 +55,11 @@ def write_csv(frame, path):
 
 def summarize(gradients_path, summary_path):
     write_csv(summary_table(read_gradients(gradients_path)), summary_path)
+
+
+def concatenate_tables(paths, out_path):
+    """Several CSVs with the same columns -> one, rows in a fixed order."""
+    frames = [pd.read_csv(path) for path in paths]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    table = table.sort_values(list(table.columns[:-1]), kind="stable", ignore_index=True)
+    write_csv(table, out_path)

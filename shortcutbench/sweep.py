@@ -195,3 +195,23 @@ def n_cells(sweep):
     return (len(sweep["devices"]) * len(sweep["dtypes"]) * len(sweep["activations"])
             * len(sweep["widths"]) * len(sweep["seeds"]) * len(sweep["depths"])
             * len(sweep["inits"]) * len(sweep["norms"]) * variants)
+
+
+def training_jobs(training):
+    """The training config (validated) -> {job name: params}, one job of
+    shortcutbench.training per (activation, width, norm, depth): deep runs
+    are the slow ones, so depths go to jobs that can run side by side."""
+    if not training["enabled"]:
+        return {}
+    jobs = {}
+    for activation in training["activations"]:
+        for width in training["widths"]:
+            for norm in training["norms"]:
+                for depth in training["depths"]:
+                    name = f"activation~{activation}/width~{width}/norm~{norm}/depth~{depth}"
+                    jobs[name] = {"activation": activation, "width": width, "norm": norm,
+                                  "depth": depth, "seeds": sorted(training["seeds"]),
+                                  "shortcut": sorted(training["shortcut"]),
+                                  **{k: training[k] for k in ("steps", "optimizer",
+                                                              "learning_rate", "samples")}}
+    return jobs

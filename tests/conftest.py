@@ -19,6 +19,8 @@ SMALL_CONFIG = {
     "shortcut": [False, True],
     "devices": ["cpu"],
     "activations": ["gelu_tanh"],
+    # a token training run, so that the default target stays quick
+    "training": {"depths": [2], "widths": [3], "seeds": [1], "norms": ["none"], "steps": 3},
 }
 
 

@@ -1,12 +1,14 @@
 # The sweep as Snakemake sees it: the validated config and its chunks.
 from shortcutbench.config import validate_config
-from shortcutbench.sweep import CHUNK_PATTERN, PREFIX_PATTERN, plan_chunks, study_prefix
+from shortcutbench.sweep import (CHUNK_PATTERN, PREFIX_PATTERN, plan_chunks, study_prefix,
+                                 training_jobs)
 from shortcutbench.devices import is_gpu
 
 
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 SWEEP = validate_config(config, SCHEMA)
 CHUNKS = {chunk.name: chunk for chunk in plan_chunks(SWEEP, "results")}
+TRAINING_JOBS = training_jobs(SWEEP["training"])
 # '' for the main sweep (results/), 'studies/NAME/' for each study.
 PREFIXES = [study_prefix(name) for name in ["", *sorted(SWEEP["studies"])]]
 
@@ -14,6 +16,7 @@ PREFIXES = [study_prefix(name) for name in ["", *sorted(SWEEP["studies"])]]
 wildcard_constraints:
     chunk=CHUNK_PATTERN,
     prefix=PREFIX_PATTERN,
+    job="activation~[a-z_]+/width~[0-9]+/norm~[a-z_]+/depth~[0-9]+",
 
 
 def chunks_of(prefix):

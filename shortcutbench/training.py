@@ -1,0 +1,93 @@
+"""Learning, not just one step: a short training run per configuration.
+
+The seed says shortcuts make learning easier; this checks it.  Every run
+fits the same small regression task (fixed inputs and targets, full batch)
+with the book's network, seeded as the measurement seeds it, and records the
+loss at every step and the gradient profile (mean |grad| of every layer's
+weight) at the start and at the end.
+
+Torch side: never imports pandas, seaborn or Snakemake.
+"""
+
+import csv
+import math
+import sys
+import time
+
+import torch
+
+from shortcutbench.files import atomic_write
+from shortcutbench.measure import configure_torch
+from shortcutbench.model import ExampleDeepNeuralNetwork, layer_sizes
+
+TASK_SEED = 0  # the task is the same for every run
+RUN_COLUMNS = ["depth", "width", "seed", "shortcut", "activation", "norm", "optimizer",
+               "learning_rate", "steps"]
+COLUMNS = RUN_COLUMNS + ["kind", "index", "value"]
+# kind: "loss" (index = step, 0 = before any update), "grad_start" / "grad_end"
+# (index = layer: the gradient before the first and after the last update).
+
+
+def regression_task(width, samples):
+    """Inputs x ~ N(0, 1) and targets y = sin(2 x.v) for a fixed unit vector v:
+    smooth, nonlinear, the same for every run of a given width."""
+    generator = torch.Generator().manual_seed(TASK_SEED)
+    x = torch.randn(samples, width, generator=generator)
+    v = torch.randn(width, generator=generator)
+    y = torch.sin(2 * x @ (v / v.norm())).unsqueeze(1)
+    return x, y
+
+
+def _gradient_profile(model):
+    return torch.stack([layer[0].weight.grad.abs().mean() for layer in model.layers]).tolist()
+
+
+def train_run(depth, width, seed, shortcut, activation="gelu_tanh", norm="none", steps=150,
+              optimizer="adam", learning_rate=1e-3, samples=64):
+    """Train one network; returns (losses per step incl. step 0, start profile, end profile).
+    A loss that overflows is recorded as inf/nan; training goes on (it is data)."""
+    x, y = regression_task(width, samples)
+    torch.manual_seed(seed)
+    model = ExampleDeepNeuralNetwork(layer_sizes(depth, width), shortcut, activation, norm=norm)
+    make_optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[optimizer]
+    opt = make_optimizer(model.parameters(), lr=learning_rate)
+    loss_fn = torch.nn.MSELoss()
+    losses, start = [], None
+    for _ in range(steps + 1):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        losses.append(loss.item())
+        if start is None:
+            start = _gradient_profile(model)
+        if len(losses) <= steps:
+            opt.step()
+    return losses, start, _gradient_profile(model)
+
+
+def train_group(params, out_path, progress=sys.stderr):
+    """All runs of one (activation, width, norm, depth): every seed and shortcut flag."""
+    configure_torch()
+    rows = []
+    started = time.perf_counter()
+    runs = [(seed, shortcut) for seed in params["seeds"] for shortcut in params["shortcut"]]
+    for n, (seed, shortcut) in enumerate(runs, 1):
+        losses, start, end = train_run(params["depth"], params["width"], seed, shortcut,
+                                       params["activation"], params["norm"], params["steps"],
+                                       params["optimizer"], params["learning_rate"],
+                                       params["samples"])
+        run = [params["depth"], params["width"], seed, shortcut, params["activation"],
+               params["norm"], params["optimizer"], params["learning_rate"], params["steps"]]
+        rows += [run + ["loss", step, value] for step, value in enumerate(losses)]
+        rows += [run + ["grad_start", layer, value] for layer, value in enumerate(start)]
+        rows += [run + ["grad_end", layer, value] for layer, value in enumerate(end)]
+        final = losses[-1]
+        if progress:
+                print(f"trained {n}/{len(runs)}: seed {seed}, shortcut {shortcut}: loss "
+                  f"{losses[0]:.4g} -> {final:.4g}{'' if math.isfinite(final) else ' (diverged)'} "
+                  f"({time.perf_counter() - started:.1f} s)", file=progress, flush=True)
+    with atomic_write(out_path, newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows(rows)
+
