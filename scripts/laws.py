@@ -1,0 +1,9 @@
+"""Snakemake job: every sweep's table -> results/laws.json ("What the sweep shows")."""
+from shortcutbench.files import job_log
+
+with job_log(snakemake.log[0]):
+    from shortcutbench.laws import write_findings
+
+    tables = dict(zip(snakemake.params.names, snakemake.input.gradients))
+    training = snakemake.input.training[0] if snakemake.input.training else None
+    write_findings(tables, training, snakemake.output[0])

@@ -1,0 +1,387 @@
+"""What the sweep shows: the laws behind the book's printout, measured.
+
+Each finding is a claim from the literature, its source, our measured number
+with a 95% CI over seeds, the mean-field prediction where there is one, and a
+verdict.  A finding looks for the sweep (main or study) that varies what it
+needs (inits, shortcut scales, norms, widths), so studies can be named freely;
+where no sweep has it, the finding says what to add to the config.
+
+pandas and numpy only; the predictions come from shortcutbench.theory.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from shortcutbench import theory
+from shortcutbench.records import CELL_COLUMNS
+
+CONFIG_COLUMNS = [c for c in CELL_COLUMNS if c not in ("seed", "depth")]
+AGREE = math.log(1.1)  # within 10% counts as agreement, when the CI is tighter
+
+
+def log_interval(values):
+    """Geometric mean and 95% t-interval of positive finite values: (n, gmean, low, high)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    n = len(values)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan
+    logs = np.log(values)
+    mean = logs.mean()
+    if n == 1:
+        return 1, float(math.exp(mean)), math.nan, math.nan
+    half = stats.t.ppf(0.975, n - 1) * logs.std(ddof=1) / math.sqrt(n)
+    return n, float(math.exp(mean)), float(math.exp(mean - half)), float(math.exp(mean + half))
+
+
+def cell_table(gradients):
+    """One row per cell: the per-layer factor toward the input (fitted over
+    the hidden layers) of the weight gradient (`factor`, the seed's
+    statistic) and of the bias gradient (`bias_factor`: dL/db is the signal
+    flowing back through the layer, without the layer's input scale), its
+    first-layer gradient, and whether it was finite.  A cell whose gradients
+    are all zero (a saturated output unit) or non-finite has no factor."""
+    rows = []
+    for key, cell in gradients.groupby(CELL_COLUMNS, sort=True):
+        cell = cell.sort_values("layer")
+        weights = cell["grad_abs_mean"].to_numpy(dtype=float)
+        biases = cell["bias_grad_abs_mean"].to_numpy(dtype=float)
+        depth = len(weights)
+        hidden = range(depth - 1)
+        factor = theory.fit_layer_factor(weights, hidden) if depth >= 3 else math.nan
+        bias_factor = theory.fit_layer_factor(biases, hidden) if depth >= 3 else math.nan
+        rows.append((*key, factor, bias_factor, weights[0], bool(cell["finite"].all())))
+    return pd.DataFrame(rows, columns=CELL_COLUMNS + ["factor", "bias_factor", "first_grad",
+                                                      "finite"])
+
+
+def predicted_factor(row):
+    if row["depth"] < 3:
+        return math.nan
+    value = theory.predicted_layer_factor(
+        int(row["depth"]), int(row["width"]), row["activation"], bool(row["shortcut"]),
+        float(row["shortcut_scale"]), row["init"], row["norm"])
+    return math.nan if value is None else value
+
+
+def verdict(predicted, low, high, gmean):
+    if not math.isfinite(predicted) or not math.isfinite(gmean):
+        return "no prediction" if not math.isfinite(predicted) else "no data"
+    inside = math.isfinite(low) and low <= predicted <= high
+    close = abs(math.log(gmean / predicted)) <= AGREE
+    return "agrees" if inside or close else "differs"
+
+
+def factor_rows(cells, by, column="factor"):
+    """Per configuration at its deepest swept depth: measured factor over
+    seeds (geometric mean, 95% CI; `seeds` counts those with a factor),
+    predicted factor, verdict."""
+    deep = cells[cells["depth"] >= 3]
+    if deep.empty:
+        return []
+    deep = deep[deep["depth"] == deep.groupby(CONFIG_COLUMNS)["depth"].transform("max")]
+    rows = []
+    for key, group in deep.groupby(CONFIG_COLUMNS + ["depth"], sort=True):
+        first = group.iloc[0]
+        n, gmean, low, high = log_interval(group[column])
+        predicted = predicted_factor(first) if column == "factor" else math.nan
+        rows.append({**{c: _plain(first[c]) for c in by + ["depth"]},
+                     "seeds": n, "measured": gmean, "ci_low": low, "ci_high": high,
+                     "predicted": predicted, "verdict": verdict(predicted, low, high, gmean)})
+    return rows
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _table(rows, columns):
+    return {"columns": columns, "rows": [[_plain(r[c]) for c in columns] for r in rows]}
+
+
+def _varying(tables, column, at_least=2):
+    """The first table (main first) in which `column` takes >= at_least values."""
+    for name, table in tables.items():
+        if table[column].nunique() >= at_least:
+            return name, table
+    return None, None
+
+
+def _summarise(rows, good="agrees"):
+    verdicts = [r["verdict"] for r in rows if r["verdict"] not in ("no prediction", "no data")]
+    if not verdicts:
+        return "no prediction"
+    if all(v == good for v in verdicts):
+        return good
+    if not any(v == good for v in verdicts):
+        return "differs"
+    return "partly"
+
+
+FACTOR_COLUMNS = ["depth", "seeds", "measured", "ci_low", "ci_high", "predicted", "verdict"]
+
+
+def attenuation_finding(tables):
+    cells = cell_table(tables["main"])
+    rows = factor_rows(cells, ["width", "activation", "shortcut"])
+    plain = [r for r in rows if not r["shortcut"]]
+    wide = [r for r in plain if r["width"] >= 16]
+    narrow = [r for r in plain if r["width"] < 16]
+    return {
+        "key": "attenuation",
+        "title": "Attenuation per layer",
+        "claim": ("Without shortcuts the back-propagated gradient shrinks by a constant "
+                  "factor per layer, sqrt(chi_1) with chi_1 = sigma_w^2 E[phi'(h)^2] "
+                  "(sigma_w^2 = 1/3 for PyTorch's nn.Linear); the weight gradient also "
+                  "carries its layer's input scale, which the prediction includes."),
+        "source": "Schoenholz et al. 2017, Deep Information Propagation; Glorot & Bengio 2010",
+        "measured": _factor_sentence(plain),
+        "verdict": (f"{_summarise(wide) if wide else 'no wide layers swept'} where mean field "
+                    f"holds (width >= 16); {_summarise(narrow) if narrow else 'no narrow layers swept'}"
+                    f" at width < 16, where it does not have to"),
+        "table": _table(rows, ["width", "activation", "shortcut"] + FACTOR_COLUMNS),
+    }
+
+
+def _factor_sentence(rows):
+    parts = [f"width {r['width']}: {r['measured']:.3g} per layer "
+             f"(95% CI {r['ci_low']:.3g}-{r['ci_high']:.3g}; predicted {r['predicted']:.3g})"
+             for r in rows if math.isfinite(r["measured"])]
+    return "; ".join(parts) if parts else "no finite cells deep enough (depth >= 3)"
+
+
+def init_finding(tables):
+    name, table = _varying(tables, "init")
+    base = {"key": "init", "title": "Initialisation",
+            "claim": ("The initialisation sets sigma_w^2 (1/3 for PyTorch's default, 1 for "
+                      "Xavier on square layers, 2 for Kaiming with the ReLU gain) and with it "
+                      "chi_1: larger sigma_w^2 means slower decay of the gradient with depth."),
+            "source": "Glorot & Bengio 2010; He et al. 2015; Schoenholz et al. 2017"}
+    if table is None:
+        return {**base, **_missing("inits: [pytorch, xavier_uniform, kaiming_normal]")}
+    rows = factor_rows(cell_table(table), ["width", "init", "shortcut"])
+    plain = [r for r in rows if not r["shortcut"]]
+    order = sorted(plain, key=lambda r: theory.weight_variance(r["init"], 2, 2)[0])
+    increasing = all(a["measured"] <= b["measured"] for a, b in zip(order, order[1:])
+                     if a["width"] == b["width"])
+    return {**base, "sweep": name,
+            "measured": "; ".join(f"{r['init']} (width {r['width']}): {r['measured']:.3g} per layer"
+                                  f" (95% CI {r['ci_low']:.3g}-{r['ci_high']:.3g}; "
+                                  f"predicted {r['predicted']:.3g})" for r in plain),
+            "verdict": (f"{_summarise(plain)}; the factor grows with sigma_w^2 as predicted"
+                        if increasing else f"{_summarise(plain)}; the ordering by sigma_w^2 "
+                                           f"does not hold"),
+            "table": _table(rows, ["width", "init", "shortcut"] + FACTOR_COLUMNS)}
+
+
+def _missing(what):
+    return {"measured": "not swept", "verdict": "not measured",
+            "missing": f"add a study with {what} to the config", "table": None}
+
+
+def _identical(table, a, b, on):
+    """How many cells of selection a have exactly the same grad_abs_mean per
+    layer as the matching cell of selection b (and how many were compared)."""
+    left = table[a].set_index(on + ["layer"])["grad_abs_mean"]
+    right = table[b].set_index(on + ["layer"])["grad_abs_mean"]
+    common = left.index.intersection(right.index)
+    if common.empty:
+        return 0, 0
+    same = (left.loc[common] == right.loc[common]) | (left.loc[common].isna()
+                                                      & right.loc[common].isna())
+    cells = same.groupby(level=list(range(len(on)))).all()
+    return int(cells.sum()), len(cells)
+
+
+def scale_finding(tables):
+    name, table = _varying(tables, "shortcut_scale", at_least=3)
+    base = {"key": "shortcut_scale", "title": "Shortcut scale",
+            "claim": ("With x_{l+1} = lambda x_l + f(x_l) the shortcut path multiplies the "
+                      "gradient by lambda per layer, so it vanishes (lambda < 1) or explodes "
+                      "(lambda > 1) exponentially with depth; only lambda = 1 keeps it. "
+                      "lambda = 0 is the plain network and lambda = 1 the book's shortcut."),
+            "source": "He et al. 2016, Identity Mappings in Deep Residual Networks"}
+    if table is None:
+        return {**base, **_missing("shortcut: [false, true] and shortcut_scales: [0, 0.5, 0.9, 1, 1.1]")}
+    on = ["depth", "width", "seed", "activation", "init", "norm", "device", "dtype"]
+    zero_same, zero_all = _identical(table, (table["shortcut"]) & (table["shortcut_scale"] == 0),
+                                     ~table["shortcut"], on)
+    main = tables["main"]
+    ones = pd.concat([table[table["shortcut"] & (table["shortcut_scale"] == 1)],
+                      main[main["shortcut"] & (main["shortcut_scale"] == 1)]], keys=["s", "m"])
+    ones = ones.reset_index(level=0).rename(columns={"level_0": "source"})
+    one_same, one_all = _identical(ones, ones["source"] == "s", ones["source"] == "m", on)
+    cells = cell_table(table)
+    rows = factor_rows(cells, ["width", "shortcut", "shortcut_scale"])
+    bias = factor_rows(cells, ["width", "shortcut", "shortcut_scale"], column="bias_factor")
+    for r, b in zip(rows, bias):
+        r["he_path"] = r["shortcut_scale"] if r["shortcut"] else 0.0
+        r["bias_measured"], r["bias_ci_low"], r["bias_ci_high"] = (
+            b["measured"], b["ci_low"], b["ci_high"])
+    with_shortcut = [r for r in rows if r["shortcut"]]
+    # He et al.'s claim is about dL/dx, which the bias gradient carries; the
+    # weight gradient also carries the stream's forward growth, lambda per layer
+    # the other way, which cancels it for lambda >= 1.
+    monotone = all(a["bias_measured"] < b["bias_measured"] for a, b in
+                   zip(with_shortcut, with_shortcut[1:]) if a["width"] == b["width"])
+    checks = (f"lambda = 0 reproduces the plain network in {zero_same} of {zero_all} cells "
+              f"bit for bit; lambda = 1 reproduces the main sweep's shortcut in "
+              f"{one_same} of {one_all} shared cells")
+    return {**base, "sweep": name,
+            "measured": "; ".join(
+                f"lambda {r['shortcut_scale']:g}: bias gradient {r['bias_measured']:.3g} per layer "
+                f"(95% CI {r['bias_ci_low']:.3g}-{r['bias_ci_high']:.3g}), weight gradient "
+                f"{r['measured']:.3g}" for r in with_shortcut) + ". " + checks,
+            "verdict": (f"confirmed: the gradient's per-layer factor rises with lambda, from "
+                        f"{with_shortcut[0]['bias_measured']:.3g} at lambda "
+                        f"{with_shortcut[0]['shortcut_scale']:g} to "
+                        f"{with_shortcut[-1]['bias_measured']:.3g} at lambda "
+                        f"{with_shortcut[-1]['shortcut_scale']:g}"
+                        if monotone and with_shortcut and zero_same == zero_all
+                        and one_same == one_all else "not confirmed"),
+            "table": _table(rows, ["width", "shortcut", "shortcut_scale", "he_path",
+                                   "bias_measured", "bias_ci_low", "bias_ci_high"]
+                            + FACTOR_COLUMNS)}
+
+
+def norm_finding(tables):
+    name, table = _varying(tables, "norm")
+    base = {"key": "norm", "title": "Normalisation",
+            "claim": ("Pre-LayerNorm (x + f(LN(x)), as in GPT blocks) keeps the gradient of "
+                      "every layer of the same order at any depth, so the per-layer factor "
+                      "stays near 1 and the first layer still learns."),
+            "source": "Xiong et al. 2020, On Layer Normalization in the Transformer Architecture"}
+    if table is None:
+        return {**base, **_missing("norms: [none, pre_layernorm]")}
+    cells = cell_table(table)
+    rows = factor_rows(cells, ["width", "norm", "shortcut"])
+    deepest = cells[cells["depth"] == cells["depth"].max()]
+    for r in rows:
+        sel = deepest[(deepest["width"] == r["width"]) & (deepest["norm"] == r["norm"])
+                      & (deepest["shortcut"] == r["shortcut"])]
+        r["first_layer_grad"] = log_interval(sel["first_grad"])[1]
+    pre = [r for r in rows if r["norm"] == "pre_layernorm" and r["shortcut"]]
+    ok = pre and all(0.8 <= r["measured"] <= 1.25 for r in pre)
+    return {**base, "sweep": name,
+            "measured": "; ".join(f"{r['norm']}, shortcut {r['shortcut']}: {r['measured']:.3g} "
+                                  f"per layer (95% CI {r['ci_low']:.3g}-{r['ci_high']:.3g}), "
+                                  f"first layer {r['first_layer_grad']:.3g} at depth {r['depth']}"
+                                  for r in rows),
+            "verdict": ("confirmed: with pre-LayerNorm and a shortcut the factor stays within "
+                        "0.8-1.25" if ok else "not confirmed"),
+            "table": _table(rows, ["width", "norm", "shortcut", "first_layer_grad"]
+                            + FACTOR_COLUMNS)}
+
+
+def spread_finding(tables):
+    name, table = _varying(tables, "width", at_least=3)
+    base = {"key": "spread", "title": "Seed-to-seed spread",
+            "claim": ("The variance of log|gradient| across initialisations grows roughly "
+                      "linearly with the sum of reciprocal widths, sum_l 1/n_l = (depth-1)/width "
+                      "(proved for ReLU; narrow nets fluctuate strongly with depth)."),
+            "source": ("Hanin 2018, Which Neural Net Architectures Give Rise to Exploding and "
+                       "Vanishing Gradients?")}
+    if table is None:
+        return {**base, **_missing("widths: [3, 8, 32, 128]")}
+    first = table[(table["layer"] == 0) & ~table["shortcut"]]
+    rows = []
+    for (depth, width), group in first.groupby(["depth", "width"], sort=True):
+        values = group["grad_abs_mean"].to_numpy(dtype=float)
+        values = values[np.isfinite(values) & (values > 0)]
+        if len(values) >= 3 and depth >= 2:
+            rows.append({"depth": int(depth), "width": int(width), "seeds": len(values),
+                         "sum_inv_width": (depth - 1) / width,
+                         "var_log10_grad": float(np.var(np.log10(values), ddof=1))})
+    if len(rows) < 3:
+        return {**base, **_missing("at least 3 depth/width pairs with 3+ seeds and shortcut: [false]")}
+    x = np.array([r["sum_inv_width"] for r in rows])
+    y = np.array([r["var_log10_grad"] for r in rows])
+    fit = stats.linregress(x, y)
+    half = stats.t.ppf(0.975, len(rows) - 2) * fit.stderr
+    r2 = fit.rvalue ** 2
+    grows = fit.slope - half > 0
+    return {**base, "sweep": name,
+            "measured": (f"var(log10 grad of layer 0) = {fit.intercept:.3g} + {fit.slope:.3g} "
+                         f"x sum 1/n (95% CI of the slope {fit.slope - half:.3g}-"
+                         f"{fit.slope + half:.3g}), R^2 = {r2:.2f} over {len(rows)} depth/width "
+                         f"pairs, no shortcut"),
+            "verdict": ("confirmed" if grows and r2 >= 0.7 else
+                        "partly: it grows, but not linearly" if grows else "not confirmed"),
+            "table": _table(rows, ["depth", "width", "seeds", "sum_inv_width", "var_log10_grad"])}
+
+
+def training_finding(training):
+    base = {"key": "training", "title": "Learning, not just one step",
+            "claim": ("Shortcuts make deep networks easier to train: with them the loss of a "
+                      "deep network falls where without them it stalls."),
+            "source": "He et al. 2016 (Deep Residual Learning); the book, ch. 4.4"}
+    if training is None or training.empty:
+        return {**base, **_missing("a training section with enabled: true")}
+    losses = training[training["kind"] == "loss"]
+    last = losses[losses["index"] == losses.groupby(["depth", "width", "seed", "shortcut",
+                                                     "activation", "norm"])["index"].transform("max")]
+    first = losses[losses["index"] == 0]
+    rows = []
+    for key, group in last.groupby(["depth", "width", "activation", "norm", "shortcut"], sort=True):
+        depth, width, activation, norm, shortcut = key
+        start = first[(first["depth"] == depth) & (first["width"] == width)
+                      & (first["norm"] == norm) & (first["shortcut"] == shortcut)
+                      & (first["activation"] == activation)]["value"]
+        n, gmean, low, high = log_interval(group["value"])
+        rows.append({"depth": int(depth), "width": int(width), "activation": activation,
+                     "norm": norm, "shortcut": bool(shortcut), "runs": len(group),
+                     "diverged": int((~np.isfinite(group["value"])).sum()),
+                     "start_loss": log_interval(start)[1], "final_loss": gmean,
+                     "ci_low": low, "ci_high": high})
+    verdicts = []
+    for r in rows:
+        if not r["shortcut"]:
+            continue
+        twin = next((t for t in rows if not t["shortcut"] and all(
+            t[k] == r[k] for k in ("depth", "width", "activation", "norm"))), None)
+        if twin is None:
+            r["verdict"] = "no plain twin"
+            continue
+        if math.isfinite(r["ci_high"]) and math.isfinite(twin["ci_low"]) and r["ci_high"] < twin["ci_low"]:
+            r["verdict"] = "shortcut lower"
+        elif math.isfinite(r["ci_low"]) and math.isfinite(twin["ci_high"]) and r["ci_low"] > twin["ci_high"]:
+            r["verdict"] = "shortcut higher"
+        else:
+            r["verdict"] = "no clear difference"
+        verdicts.append((r["depth"], r["norm"], r["verdict"]))
+    for r in rows:
+        r.setdefault("verdict", "")
+    deepest = max(r["depth"] for r in rows)
+    at_depth = [v for d, _, v in verdicts if d == deepest]
+    return {**base,
+            "measured": "; ".join(f"depth {d}, norm {n}: {v}" for d, n, v in verdicts),
+            "verdict": (f"at depth {deepest}: " + ("confirmed" if at_depth and all(
+                v == "shortcut lower" for v in at_depth) else "partly" if "shortcut lower"
+                in at_depth else "not confirmed") + " (final loss, geometric mean over seeds)"),
+            "table": _table(rows, ["depth", "width", "activation", "norm", "shortcut", "runs",
+                                   "diverged", "start_loss", "final_loss", "ci_low", "ci_high",
+                                   "verdict"])}
+
+
+def findings(tables, training=None):
+    """tables: {'main': gradients of the main sweep, study name: its gradients}."""
+    return [attenuation_finding(tables), init_finding(tables), scale_finding(tables),
+            norm_finding(tables), spread_finding(tables), training_finding(training)]
+
+
+def write_findings(gradient_paths, training_path, out_path):
+    """gradient_paths: {'main': path, study: path}; training_path may be None."""
+    import json
+
+    from shortcutbench.files import atomic_write
+
+    tables = {name: pd.read_csv(path) for name, path in gradient_paths.items()}
+    training = pd.read_csv(training_path) if training_path else None
+    result = findings(tables, training)
+    with atomic_write(out_path) as f:
+        json.dump(result, f, indent=1, sort_keys=True, allow_nan=True)
+        f.write("\n")
+    return result

@@ -1,0 +1,94 @@
+"""'What the sweep shows': each finding from small real measurements."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from shortcutbench.laws import findings, log_interval, training_finding, verdict
+from shortcutbench.measure import configure_torch, measure_cell
+from shortcutbench.records import Cell
+
+
+def table(cells):
+    configure_torch()
+    return pd.DataFrame([r for cell in cells for r in measure_cell(cell)])
+
+
+@pytest.fixture(scope="module")
+def tables():
+    seeds = range(4)
+    main = table([Cell(d, w, s, sc, 1.0 if sc else 0.0) for d in (3, 12) for w in (3, 64)
+                  for s in seeds for sc in (False, True)])
+    scale = table([Cell(12, 64, s, sc, lam if sc else 0.0) for s in seeds
+                   for sc, lam in ((False, 0.0), (True, 0.0), (True, 0.5), (True, 1.0))])
+    init = table([Cell(12, 64, s, False, 0.0, init=i) for s in seeds
+                  for i in ("pytorch", "xavier_uniform", "kaiming_normal")])
+    norm = table([Cell(12, 16, s, sc, 1.0 if sc else 0.0, norm=n) for s in seeds
+                  for sc in (False, True) for n in ("none", "pre_layernorm")])
+    spread = table([Cell(d, w, s, False, 0.0) for d in (2, 4, 8) for w in (3, 8, 32)
+                    for s in range(5)])
+    return {"main": main, "scale": scale, "init": init, "norm": norm, "spread": spread}
+
+
+def by_key(result):
+    return {f["key"]: f for f in result}
+
+
+def test_every_finding_has_claim_source_number_and_verdict(tables):
+    result = by_key(findings(tables))
+    assert set(result) == {"attenuation", "init", "shortcut_scale", "norm", "spread", "training"}
+    for key, finding in result.items():
+        assert finding["claim"] and finding["source"] and finding["verdict"], key
+    assert result["training"]["verdict"] == "not measured"
+    assert "training" in result["training"]["missing"]
+
+
+def test_attenuation_agrees_with_mean_field_only_when_wide(tables):
+    rows = by_key(findings(tables))["attenuation"]["table"]
+    cols = rows["columns"]
+    plain = {r[cols.index("width")]: r for r in rows["rows"] if not r[cols.index("shortcut")]}
+    assert plain[64][cols.index("verdict")] == "agrees"
+    measured = plain[64][cols.index("measured")]
+    assert 0.2 < measured < 0.4  # sqrt(chi_1) for tanh-GELU with sigma_w^2 = 1/3
+
+
+def test_lambda_checks_are_exact(tables):
+    finding = by_key(findings(tables))["shortcut_scale"]
+    assert "in 4 of 4 cells bit for bit" in finding["measured"]
+    assert finding["verdict"].startswith("confirmed")
+
+
+def test_findings_find_their_sweep_by_what_varies(tables):
+    result = by_key(findings(tables))
+    assert result["init"]["sweep"] == "init"
+    assert result["norm"]["sweep"] == "norm"
+    assert result["spread"]["sweep"] == "spread"
+
+
+def test_a_missing_study_says_what_to_add(tables):
+    result = by_key(findings({"main": tables["main"]}))
+    for key in ("init", "shortcut_scale", "norm", "spread"):
+        assert result[key]["verdict"] == "not measured"
+        assert result[key]["missing"].startswith("add a study with")
+
+
+def test_log_interval_and_verdict():
+    n, gmean, low, high = log_interval([1.0, 4.0, math.nan, 0.0])
+    assert (n, gmean) == (2, pytest.approx(2.0))
+    assert verdict(2.1, low, high, gmean) == "agrees"
+    assert verdict(1.0, 1.9, 2.1, 2.0) == "differs"
+    assert verdict(math.nan, 1, 2, 1.5) == "no prediction"
+
+
+def test_training_verdicts_compare_twins():
+    rows = []
+    for shortcut, final in ((False, 0.5), (True, 0.1)):
+        for seed, jitter in enumerate((0.99, 1.0, 1.01)):
+            base = dict(depth=8, width=4, seed=seed, shortcut=shortcut, activation="gelu_tanh",
+                        norm="none", optimizer="adam", learning_rate=0.01, steps=1)
+            rows += [{**base, "kind": "loss", "index": 0, "value": 1.0},
+                     {**base, "kind": "loss", "index": 1, "value": final * jitter}]
+    finding = training_finding(pd.DataFrame(rows))
+    assert finding["verdict"].startswith("at depth 8: confirmed")
+    assert finding["measured"] == "depth 8, norm none: shortcut lower"

@@ -1,0 +1,16 @@
+rule laws:
+    input:
+        gradients=expand("results/{prefix}gradients.csv", prefix=PREFIXES),
+        training=["results/training.csv"] if TRAINING_JOBS else [],
+    output:
+        "results/laws.json",
+    params:
+        names=["main", *sorted(SWEEP["studies"])],
+    log:
+        "logs/laws.log",
+    benchmark:
+        "logs/benchmark/laws.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../../scripts/laws.py"
