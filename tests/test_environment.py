@@ -1,0 +1,50 @@
+"""The environment is pinned, and described the same way for pip and conda."""
+
+import re
+
+import yaml
+
+from conftest import REPO
+
+TOP_LEVEL = ["torch", "snakemake", "snakemake-executor-plugin-slurm", "pandas", "scipy",
+             "seaborn", "matplotlib", "jinja2", "numpy", "pyyaml"]
+
+
+def pins(lines):
+    found = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s;]+)", line)
+        assert match, f"not an exact pin: {line!r}"
+        found[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return found
+
+
+def test_requirements_pin_every_package_exactly():
+    runtime = pins((REPO / "requirements.txt").read_text().splitlines())
+    for name in TOP_LEVEL:
+        assert name in runtime, name
+    assert runtime["torch"] == "2.13.0"
+    assert runtime["snakemake"].startswith("9.")
+
+
+def test_environment_yml_has_the_same_pins():
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    assert "python=3.11" in env["dependencies"]
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pins(pip_section) == pins((REPO / "requirements.txt").read_text().splitlines())
+
+
+def test_test_requirements_build_on_the_runtime_pins():
+    lines = (REPO / "requirements-test.txt").read_text().splitlines()
+    assert "-r requirements.txt" in lines
+    tools = pins(lines)
+    assert {"pytest", "hypothesis", "playwright"} <= set(tools)
+
+
+def test_pyproject_lists_the_top_level_dependencies():
+    text = (REPO / "pyproject.toml").read_text()
+    for name in ("torch", "snakemake", "pandas", "seaborn", "jinja2"):
+        assert f'"{name}' in text
