@@ -14,10 +14,11 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
-        "results/gradients.csv",
-        "results/summary.csv",
+        "report/index.html",
     default_target: True

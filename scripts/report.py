@@ -1,0 +1,13 @@
+"""Snakemake job: tables, figures and provenance -> report/index.html."""
+from shortcutbench.files import job_log
+
+with job_log(snakemake.log[0]):
+    from shortcutbench import provenance, report
+
+    facts = provenance.collect(snakemake.params.config, snakemake.params.devices,
+                               snakemake.params.chunks, snakemake.params.logs,
+                               snakemake.params.repo)
+    provenance.write(facts, snakemake.output.provenance)
+    figures = {name: snakemake.input[name] for name in ("headline", "attenuation", "heatmap")}
+    report.write_report(snakemake.input.tables, figures, snakemake.input.profiles,
+                        snakemake.params.variants, facts, snakemake.output.html)

@@ -1,0 +1,195 @@
+"""Where, when and with what the report's numbers were made.
+
+Read at report time from the measuring jobs' machine files
+(logs/measure/<chunk>.machine.json), Snakemake's benchmark files
+(logs/benchmark/**/*.tsv), git and the installed packages.  None of this is
+deterministic (times, hosts, git state), so it goes only into report/, never
+into results/.  No torch: its version is read from the package metadata.
+"""
+
+import csv
+import datetime
+import glob
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+
+PACKAGES = ("torch", "snakemake", "pandas", "numpy", "scipy", "seaborn", "matplotlib", "jinja2")
+# Rules in the order the workflow runs them, for the job table.
+RULE_ORDER = ("measure", "collect", "aggregate", "figures_profile", "figures_overview", "report")
+
+
+def package_versions(packages=PACKAGES):
+    versions = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def config_hash(config):
+    """sha256 of the config as run (validated, defaults filled), canonical JSON."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _git(repo, *args):
+    try:
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                              timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_state(repo):
+    """The checkout's commit and whether it differs from it."""
+    if _git(repo, "rev-parse", "--is-inside-work-tree") != "true":
+        return {"commit": None, "dirty": None, "untracked": None,
+                "note": "not a git checkout"}
+    commit = _git(repo, "rev-parse", "--verify", "--quiet", "HEAD")
+    changed = _git(repo, "status", "--porcelain", "--untracked-files=no")
+    untracked = _git(repo, "ls-files", "--others", "--exclude-standard")
+    state = {"commit": commit or None,
+             "dirty": bool(changed) if changed is not None else None,
+             "untracked": len(untracked.splitlines()) if untracked else 0,
+             "note": None if commit else "no commit yet"}
+    if commit:
+        state["subject"] = _git(repo, "log", "-1", "--format=%s")
+    return state
+
+
+def _iso(epoch):
+    if epoch is None:
+        return None
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat(
+        timespec="seconds")
+
+
+def machine_files(logs_dir, chunks):
+    """The measuring jobs' machine facts, one per chunk of this sweep."""
+    found = []
+    for chunk in chunks:
+        path = os.path.join(logs_dir, "measure", f"{chunk}.machine.json")
+        try:
+            with open(path) as f:
+                found.append({"chunk": chunk, **json.load(f)})
+        except (OSError, ValueError):
+            found.append({"chunk": chunk, "missing": True})
+    return found
+
+
+def machines(facts):
+    """Distinct (host, os, cpu, gpu, python, torch) of the measuring jobs."""
+    seen = {}
+    for fact in facts:
+        if fact.get("missing"):
+            continue
+        key = tuple(fact.get(k) for k in ("host", "os", "cpu", "gpu", "python", "torch",
+                                          "torch_threads"))
+        entry = seen.setdefault(key, {"host": key[0], "os": key[1], "cpu": key[2],
+                                      "gpu": key[3], "python": key[4], "torch": key[5],
+                                      "torch_threads": key[6], "devices": set(), "jobs": 0,
+                                      "cells": 0})
+        entry["devices"].add(fact.get("device"))
+        entry["jobs"] += 1
+        entry["cells"] += int(fact.get("cells") or 0)
+    return [{**e, "devices": sorted(d for d in e["devices"] if d)} for e in seen.values()]
+
+
+def _number(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def benchmarks(logs_dir, chunks, skip=("report",)):
+    """Per job: wall time, peak memory and CPU time from Snakemake's
+    benchmark: files.  Measuring jobs of chunks not in this sweep (left over
+    from an earlier config) and the rules in `skip` (the report's own file is
+    from its previous run) are left out."""
+    root = os.path.join(logs_dir, "benchmark")
+    wanted = set(chunks)
+    jobs, stale = [], 0
+    for path in sorted(glob.glob(os.path.join(root, "**", "*.tsv"), recursive=True)):
+        name = os.path.relpath(path, root)[:-len(".tsv")].replace(os.sep, "/")
+        rule, _, job = name.partition("/")
+        if rule in skip:
+            continue
+        if rule == "measure" and job not in wanted:
+            stale += 1
+            continue
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f, delimiter="\t"))
+        except OSError:
+            continue
+        if not rows:
+            continue
+        row = rows[-1]
+        jobs.append({"rule": rule, "job": job or rule, "s": _number(row.get("s")),
+                     "max_rss_mb": _number(row.get("max_rss")),
+                     "cpu_time": _number(row.get("cpu_time")),
+                     "mean_load": _number(row.get("mean_load")),
+                     "finished": _iso(os.path.getmtime(path))})
+    order = {rule: i for i, rule in enumerate(RULE_ORDER)}
+    jobs.sort(key=lambda j: (order.get(j["rule"], len(order)), j["job"]))
+    return jobs, stale
+
+
+def collect(config, devices, chunks, logs_dir, repo, now=None):
+    """Everything the report's provenance section shows, as JSON-able data.
+
+    config: the config as run; devices: its devices with 'auto' expanded;
+    chunks: the names of this sweep's measuring jobs (sweep.Chunk.name).
+    """
+    facts = machine_files(logs_dir, chunks)
+    started = [f["started"] for f in facts if isinstance(f.get("started"), (int, float))]
+    jobs, stale = benchmarks(logs_dir, chunks)
+    gpus = sorted({f["gpu"] for f in facts if f.get("gpu")})
+    now = datetime.datetime.now(datetime.timezone.utc) if now is None else now
+    return {
+        "versions": package_versions(),
+        "report_host": {"host": platform.node(), "os": platform.platform(), "cpu": cpu_name(),
+                        "python_executable": sys.executable},
+        "machines": machines(facts),
+        "gpus": gpus,
+        "missing_machine_files": [f["chunk"] for f in facts if f.get("missing")],
+        "git": git_state(repo),
+        "config": config,
+        "sweep_devices": list(devices),
+        "config_hash": config_hash(config),
+        "started": _iso(min(started)) if started else None,
+        "measure_seconds": round(sum(f.get("seconds") or 0 for f in facts), 3),
+        "built": now.isoformat(timespec="seconds"),
+        "jobs": jobs,
+        "stale_benchmarks": stale,
+        "job_seconds": round(sum(j["s"] or 0 for j in jobs), 2),
+        "max_rss_mb": max((j["max_rss_mb"] or 0 for j in jobs), default=None),
+    }
+
+
+def write(provenance, path):
+    from shortcutbench.files import atomic_write
+
+    with atomic_write(path) as f:
+        json.dump(provenance, f, indent=1, sort_keys=True, default=str)
+        f.write("\n")

@@ -1,0 +1,578 @@
+"""The numbers the report shows, and the report itself (one HTML file).
+
+Two halves, run by two different jobs:
+
+* `tables(gradients)` turns results/gradients.csv (a DataFrame) into every
+  number the report prints: the headline ratio, the book's case, the
+  attenuation with depth, device differences, the non-finite and zero cells.
+  It runs in the `figures_overview` job, which writes them to
+  results/tables.json, so that the figures and the report show the very same
+  numbers and each can be traced to one file.
+* `render(tables, figures, provenance)` fills the Jinja2 template
+  (shortcutbench/templates/) and returns one self-contained HTML page.  The
+  `report` job runs it; it needs neither pandas nor matplotlib, so it starts
+  in a fraction of a second.
+
+Vocabulary: a *variant* is one value of every axis that is not depth, seed
+or shortcut (width, activation, init, norm, dtype, device); an *arm* is the
+shortcut choice: without, or with a shortcut of scale lambda
+(x = lambda * x + layer(x); the book's is lambda = 1).
+
+No torch here, and no pandas import either: the analysis half only calls
+methods of the DataFrame it is given.
+"""
+
+import base64
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from shortcutbench.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
+from shortcutbench.records import CELL_COLUMNS, Cell
+
+# In the order variants are sorted and labelled.
+VARIANT_AXES = ("width", "activation", "init", "norm", "dtype", "device")
+ARM_AXES = ("shortcut", "shortcut_scale")
+CELL_AXES = tuple(CELL_COLUMNS)
+
+# The book's example (Build a Large Language Model From Scratch, ch. 4.4) and
+# its printed numbers live in shortcutbench.book; beyond its keys the book's
+# network has nn.Linear's init, no norm and the plain shortcut (lambda = 1).
+BOOK_RTOL = RTOL
+BOOK_DEFAULTS = {"init": "pytorch", "norm": "none"}
+BOOK_FULL_CASE = {**BOOK_DEFAULTS, **BOOK_CASE}
+BOOK_SCALE = 1.0
+# The variant the headline is about when the sweep has it: the book's.
+BOOK_VARIANT = {axis: BOOK_FULL_CASE[axis] for axis in VARIANT_AXES}
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def with_all_axes(gradients):
+    """The frame with every cell column, filling the ones an older file or a
+    hand-made test frame lacks with records.Cell's defaults (a cell without
+    shortcut has lambda 0)."""
+    missing = [c for c in CELL_AXES if c not in gradients.columns]
+    if not missing:
+        return gradients
+    fill = {}
+    for column in missing:
+        if column == "shortcut_scale":
+            fill[column] = np.where(gradients["shortcut"].to_numpy(dtype=bool), 1.0, 0.0)
+        else:
+            fill[column] = Cell.__dataclass_fields__[column].default
+    return gradients.assign(**fill)
+
+
+# ---------------------------------------------------------------- statistics
+
+def t975(df):
+    """The 97.5% quantile of Student's t with `df` degrees of freedom."""
+    from scipy.special import stdtrit  # ~0.2 s; only the analysis half needs it
+
+    return float(stdtrit(df, 0.975))
+
+
+def log10_interval(values):
+    """Geometric mean of positive `values` and the 95% t-interval of the mean
+    of their log10, back-transformed: (n, centre, low, high, log10_sd).
+    low/high are NaN with fewer than two values."""
+    logs = np.log10(np.asarray(values, dtype=float))
+    n = len(logs)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan, math.nan
+    mean = float(logs.mean())
+    if n == 1:
+        return 1, 10.0 ** mean, math.nan, math.nan, math.nan
+    sd = float(logs.std(ddof=1))
+    half = t975(n - 1) * sd / math.sqrt(n)
+    return n, 10.0 ** mean, 10.0 ** (mean - half), 10.0 ** (mean + half), sd
+
+
+def usable(values):
+    """Which gradients can enter a log-scale statistic: finite and > 0."""
+    values = np.asarray(values, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (values > 0)
+
+
+def format_seeds(seeds):
+    """[100, 101, 102, 105] -> '100–102, 105'."""
+    seeds = sorted(int(s) for s in seeds)
+    runs, start = [], None
+    for i, seed in enumerate(seeds):
+        if start is None:
+            start = seed
+        if i + 1 == len(seeds) or seeds[i + 1] != seed + 1:
+            runs.append(str(start) if start == seed else f"{start}\u2013{seed}")
+            start = None
+    return ", ".join(runs)
+
+
+def _py(value):
+    """numpy scalars -> plain Python, for JSON."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _variant(key):
+    return {axis: _py(value) for axis, value in zip(VARIANT_AXES, key)}
+
+
+def _arm(shortcut, scale):
+    return {"shortcut": bool(shortcut), "scale": float(scale) if shortcut else 0.0}
+
+
+def variant_sort_key(variant):
+    """The book's variant first, then by width, activation, init, norm, dtype, device."""
+    return (variant != BOOK_VARIANT, *(str(variant[a]).zfill(12) if a == "width"
+                                      else str(variant[a]) for a in VARIANT_AXES))
+
+
+def arm_sort_key(arm):
+    """Without first, then the book's lambda = 1, then the other scales."""
+    return (arm["shortcut"], arm["scale"] != BOOK_SCALE, arm["scale"])
+
+
+def select(frame, variant):
+    """The rows of one variant."""
+    mask = np.ones(len(frame), dtype=bool)
+    for axis in VARIANT_AXES:
+        mask &= (frame[axis] == variant[axis]).to_numpy()
+    return frame[mask]
+
+
+# ---------------------------------------------------------------- tables
+
+def sweep_facts(gradients):
+    """What the data holds: the values of every axis and the cell counts."""
+    cells = gradients.drop_duplicates(list(CELL_AXES))
+    axes = {axis: sorted(_py(v) for v in cells[axis].unique()) for axis in CELL_AXES}
+    arms = sorted({tuple(k) for k in cells[list(ARM_AXES)].itertuples(index=False)})
+    zero = _zero_cell_mask(gradients)
+    return {
+        "axes": axes,
+        "arms": sorted((_arm(*a) for a in arms), key=arm_sort_key),
+        "scales": sorted({float(s) for f, s in arms if f}),
+        "swept": [axis for axis in VARIANT_AXES if len(axes[axis]) > 1],
+        "n_cells": int(len(cells)),
+        "n_nonfinite": int((~cells["finite"].astype(bool)).sum()),
+        "n_zero": int(zero.sum()),
+        "n_rows": int(len(gradients)),
+        "variants": sorted((_variant(k) for k, _ in gradients.groupby(list(VARIANT_AXES))),
+                           key=variant_sort_key),
+    }
+
+
+def headline_table(gradients):
+    """At the deepest depth, per variant and shortcut scale: the first layer's
+    gradient with and without shortcut, paired by seed, and the
+    geometric-mean ratio with its 95% t-interval over seeds (in log space).
+    Seeds where either gradient is non-finite or exactly 0 cannot enter a
+    ratio on a log scale; they are counted, not hidden."""
+    deepest = int(gradients["depth"].max())
+    at_depth = gradients[gradients["depth"] == deepest]
+    first = at_depth[at_depth["layer"] == 0]
+    # Cells whose output and every gradient are exactly 0: the loss is 0.
+    quiet = at_depth.assign(_quiet=(at_depth["grad_abs_mean"].to_numpy() == 0)
+                            & (at_depth["output"].to_numpy() == 0))
+    quiet = quiet.groupby(list(VARIANT_AXES) + list(ARM_AXES) + ["seed"])["_quiet"].all()
+    rows = []
+    for key, group in first.groupby(list(VARIANT_AXES), sort=True):
+        arms = {(bool(f), float(s)): g.set_index("seed")["grad_abs_mean"]
+                for (f, s), g in group.groupby(list(ARM_AXES))}
+        without = next((v for (f, _), v in arms.items() if not f), None)
+        with_scales = sorted(s for f, s in arms if f) or [None]
+        for scale in with_scales:
+            with_ = arms.get((True, scale)) if scale is not None else None
+            row = {"variant": _variant(key), "depth": deepest, "scale": scale,
+                   "n_seeds": len(set(group["seed"])),
+                   "flags": [f for f, v in ((False, without), (True, with_)) if v is not None]}
+            for name, values, arm in (("without", without, (False, 0.0)),
+                                      ("with", with_, (True, scale))):
+                if values is None:
+                    row.update({f"{name}_n": 0, f"{name}_gmean": math.nan, f"{name}_zero": 0,
+                                f"{name}_silent": 0, f"{name}_nonfinite": 0})
+                    continue
+                v = values.to_numpy(dtype=float)
+                n, centre, _, _, _ = log10_interval(v[usable(v)])
+                silent = quiet.loc[key + arm]
+                row.update({f"{name}_n": n, f"{name}_gmean": centre,
+                            f"{name}_zero": int((v == 0).sum()),
+                            f"{name}_silent": int(silent.sum()),
+                            f"{name}_nonfinite": int((~np.isfinite(v)).sum())})
+            if without is not None and with_ is not None:
+                paired = sorted(set(without.index) & set(with_.index))
+                w = with_.loc[paired].to_numpy(dtype=float)
+                wo = without.loc[paired].to_numpy(dtype=float)
+                ok = usable(w) & usable(wo)
+                n, ratio, low, high, sd = log10_interval(w[ok] / wo[ok])
+                row.update({"pairs": len(paired), "n": n, "ratio": ratio, "ci_low": low,
+                            "ci_high": high, "log10_sd": sd, "excluded": len(paired) - n,
+                            "excluded_seeds": format_seeds(np.asarray(paired)[~ok])})
+            else:
+                row.update({"pairs": 0, "n": 0, "ratio": math.nan, "ci_low": math.nan,
+                            "ci_high": math.nan, "log10_sd": math.nan, "excluded": 0,
+                            "excluded_seeds": ""})
+            rows.append(row)
+    rows.sort(key=lambda r: (variant_sort_key(r["variant"]),
+                             r["scale"] != BOOK_SCALE, r["scale"] or 0.0))
+    return {"depth": deepest, "rows": rows, "main": 0 if rows else None}
+
+
+def headline_points(gradients):
+    """The per-seed values behind the headline (for its figure)."""
+    deepest = int(gradients["depth"].max())
+    first = gradients[(gradients["depth"] == deepest) & (gradients["layer"] == 0)]
+    return first[list(VARIANT_AXES) + list(ARM_AXES) + ["seed", "grad_abs_mean"]]
+
+
+def book_table(gradients):
+    """The book's case beside the book's printed numbers."""
+    mask = np.ones(len(gradients), dtype=bool)
+    for axis, value in BOOK_FULL_CASE.items():
+        mask &= (gradients[axis] == value).to_numpy()
+    case = gradients[mask]
+    facts = {"case": dict(BOOK_CASE), "rtol": BOOK_RTOL, "found": False,
+             "rows": [], "missing": [], "passed": 0, "compared": 0, "all_pass": False}
+    arms = {False: case[~case["shortcut"].astype(bool)],
+            True: case[case["shortcut"].astype(bool)
+                       & (case["shortcut_scale"].to_numpy() == BOOK_SCALE)]}
+    if all(frame.empty for frame in arms.values()):
+        facts["missing"] = _book_missing(gradients)
+        return facts
+    facts["found"] = True
+    for flag in (False, True):
+        cell = arms[flag].set_index("layer")["grad_abs_mean"]
+        for layer, book in enumerate(BOOK_GRADIENTS[flag]):
+            present = layer in cell.index
+            measured = float(cell[layer]) if present else math.nan
+            if present and math.isfinite(measured):
+                rel = abs(measured - book) / abs(book)
+                ok = rel <= BOOK_RTOL
+            else:
+                rel, ok = math.nan, False
+            facts["rows"].append({"shortcut": flag, "layer": layer,
+                                  "param": f"layers.{layer}.0.weight", "measured": measured,
+                                  "book": book, "rel_diff": rel, "pass": bool(ok),
+                                  "present": present})
+        if cell.empty:
+            facts["missing"].append(
+                "the sweep has no cell " + ("with a shortcut of scale 1" if flag
+                                            else "without shortcut"))
+    present = [r for r in facts["rows"] if r["present"]]
+    facts["compared"] = len(present)
+    facts["passed"] = sum(r["pass"] for r in present)
+    facts["all_pass"] = bool(present) and all(r["pass"] for r in present)
+    return facts
+
+
+def _book_missing(gradients):
+    """Which parts of the book's case the sweep lacks, e.g. ['seed 123']."""
+    missing = [f"{axis} {value}" for axis, value in BOOK_FULL_CASE.items()
+               if not (gradients[axis] == value).any()]
+    return missing or ["that exact combination (each value is in the sweep, but not together)"]
+
+
+def attenuation_table(gradients):
+    """Per variant, depth and arm: the first-layer / last-layer gradient
+    ratio of each seed, its geometric mean and 95% t-interval over seeds."""
+    last = gradients[gradients["layer"] == gradients["depth"] - 1]
+    first = gradients[gradients["layer"] == 0]
+    keys = list(CELL_AXES)
+    merged = first[keys + ["grad_abs_mean"]].merge(
+        last[keys + ["grad_abs_mean"]], on=keys, suffixes=("_first", "_last"))
+    g0 = merged["grad_abs_mean_first"].to_numpy(dtype=float)
+    gl = merged["grad_abs_mean_last"].to_numpy(dtype=float)
+    ok = usable(g0) & usable(gl)
+    ratio = np.full(len(g0), np.nan)
+    ratio[ok] = g0[ok] / gl[ok]
+    merged = merged.assign(ratio=ratio, ok=ok)
+    rows = []
+    group = list(VARIANT_AXES) + ["depth"] + list(ARM_AXES)
+    for key, cells in merged.groupby(group, sort=True):
+        n, centre, low, high, _ = log10_interval(cells["ratio"].to_numpy()[cells["ok"].to_numpy()])
+        rows.append({"variant": _variant(key[:len(VARIANT_AXES)]), "depth": _py(key[-3]),
+                     "shortcut": bool(key[-2]), "scale": float(key[-1]),
+                     "seeds": int(len(cells)), "n": n, "ratio": centre,
+                     "ci_low": low, "ci_high": high})
+    rows.sort(key=lambda r: (variant_sort_key(r["variant"]),
+                             arm_sort_key(_arm(r["shortcut"], r["scale"])), r["depth"]))
+    return rows
+
+
+def device_table(gradients, top=10):
+    """Where more than one device ran: per cell (everything but the device),
+    the largest relative difference of any layer's gradient between the
+    reference device (cpu if it ran) and each other device."""
+    devices = sorted(gradients["device"].unique())
+    if len(devices) < 2:
+        return {"devices": devices, "compared": False, "groups": [], "worst": []}
+    reference = "cpu" if "cpu" in devices else devices[0]
+    cell_keys = [c for c in CELL_AXES if c != "device"]
+    keys = cell_keys + ["layer"]
+    ref = gradients[gradients["device"] == reference][keys + ["grad_abs_mean"]]
+    groups, worst = [], []
+    for other in devices:
+        if other == reference:
+            continue
+        oth = gradients[gradients["device"] == other][keys + ["grad_abs_mean"]]
+        m = ref.merge(oth, on=keys, suffixes=("_ref", "_oth"))
+        a = m["grad_abs_mean_ref"].to_numpy(dtype=float)
+        b = m["grad_abs_mean_oth"].to_numpy(dtype=float)
+        fa, fb = np.isfinite(a), np.isfinite(b)
+        scale = np.maximum(np.abs(a), np.abs(b))
+        rel = np.full(len(a), np.nan)  # both non-finite: nothing to compare
+        both = fa & fb
+        rel[both] = 0.0
+        nonzero = both & (scale > 0)
+        rel[nonzero] = np.abs(a[nonzero] - b[nonzero]) / scale[nonzero]
+        rel[fa != fb] = np.inf  # one device overflowed, the other did not
+        per_cell = m.assign(rel=rel).groupby(cell_keys, sort=True)["rel"].max().reset_index()
+        group_keys = [a for a in VARIANT_AXES if a != "device"]
+        for key, g in per_cell.groupby(group_keys, sort=True):
+            vals = g["rel"].to_numpy()
+            seen = vals[~np.isnan(vals)]
+            groups.append({"reference": reference, "device": other,
+                           "variant": {**_variant_without_device(key, group_keys),
+                                       "device": other},
+                           "cells": int(len(g)),
+                           "median": float(np.median(seen)) if len(seen) else math.nan,
+                           "max": float(seen.max()) if len(seen) else math.nan,
+                           "both_nonfinite": int(np.isnan(vals).sum())})
+        ranked = per_cell[~per_cell["rel"].isna()].sort_values(
+            ["rel"] + cell_keys, ascending=[False] + [True] * len(cell_keys), kind="stable")
+        for rec in ranked.head(top).to_dict("records"):
+            worst.append({"reference": reference, "device": other,
+                          **{k: _py(rec[k]) for k in cell_keys}, "rel": float(rec["rel"])})
+    worst.sort(key=lambda r: -r["rel"])
+    return {"devices": devices, "reference": reference, "compared": True,
+            "groups": groups, "worst": worst[:top]}
+
+
+def _variant_without_device(key, axes):
+    key = key if isinstance(key, tuple) else (key,)
+    return {axis: _py(value) for axis, value in zip(axes, key)}
+
+
+def _zero_cell_mask(gradients):
+    """Per cell: every layer's gradient is exactly 0."""
+    nonzero = gradients.assign(_nonzero=gradients["grad_abs_mean"].to_numpy() != 0)
+    return ~nonzero.groupby(list(CELL_AXES), sort=False)["_nonzero"].any()
+
+
+def _cell_listing(cells, total):
+    """Cells grouped by variant, depth and arm, their seeds written as ranges."""
+    rows = []
+    group = list(VARIANT_AXES) + ["depth"] + list(ARM_AXES)
+    for key, g in cells.groupby(group, sort=True):
+        rows.append({"variant": _variant(key[:len(VARIANT_AXES)]), "depth": _py(key[-3]),
+                     "shortcut": bool(key[-2]), "scale": float(key[-1]),
+                     "n": int(len(g)), "of": int(total.get(key, len(g))),
+                     "seeds": format_seeds(g["seed"]),
+                     "output_zero": bool((g["output"] == 0).all())})
+    rows.sort(key=lambda r: (variant_sort_key(r["variant"]), r["depth"],
+                             arm_sort_key(_arm(r["shortcut"], r["scale"]))))
+    return rows
+
+
+def special_cells(gradients):
+    """The non-finite cells (overflow at depth is a finding) and the cells
+    whose gradient is exactly 0 everywhere, both listed compactly."""
+    cells = gradients[gradients["layer"] == 0]
+    group = list(VARIANT_AXES) + ["depth"] + list(ARM_AXES)
+    total = cells.groupby(group, sort=True).size().to_dict()
+    finite = cells["finite"].to_numpy(dtype=bool)
+    zero_mask = _zero_cell_mask(gradients)
+    zero_keys = set(zero_mask[zero_mask].index)
+    is_zero = np.array([tuple(r) in zero_keys
+                        for r in cells[list(CELL_AXES)].itertuples(index=False)], dtype=bool)
+    return _cell_listing(cells[~finite], total), _cell_listing(cells[is_zero & finite], total)
+
+
+def tables(gradients):
+    """Every number the report prints, as plain JSON-able data."""
+    gradients = with_all_axes(gradients)
+    nonfinite, zero = special_cells(gradients)
+    return {
+        "sweep": sweep_facts(gradients),
+        "headline": headline_table(gradients),
+        "book": book_table(gradients),
+        "attenuation": attenuation_table(gradients),
+        "devices": device_table(gradients),
+        "nonfinite": nonfinite,
+        "zero": zero,
+    }
+
+
+def write_tables(data, path):
+    from shortcutbench.files import atomic_write
+
+    with atomic_write(path) as f:
+        json.dump(data, f, indent=1, sort_keys=True, allow_nan=True)
+        f.write("\n")
+
+
+def read_tables(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+# ---------------------------------------------------------------- rendering
+
+def _finite(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def fmt_num(x, digits=3):
+    """A number for a table cell: 3 significant digits, e-notation when far
+    from 1; '–' for missing, '∞' for overflow."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "\u2013"
+    if isinstance(x, float) and math.isinf(x):
+        return "\u221e" if x > 0 else "\u2212\u221e"
+    if isinstance(x, int) and not isinstance(x, bool):
+        return f"{x:,}"
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e4:
+        return f"{x:.{digits}g}"
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def fmt_full(x):
+    """The full value (Python's shortest round-tripping repr), for titles."""
+    if isinstance(x, float):
+        return repr(x)
+    return str(x)
+
+
+def fmt_times(x, digits=2):
+    """A ratio as 'a × 10ⁿ' (HTML with <sup>), or plain when near 1."""
+    from markupsafe import Markup
+
+    if not _finite(x) or x <= 0:
+        return Markup(fmt_num(x))
+    if 1e-2 <= x < 1e3:
+        return Markup(f"{x:.{digits + 1}g}")
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    exp = int(exponent)
+    sign = "\u2212" if exp < 0 else ""
+    return Markup(f"{mantissa}&thinsp;&times;&thinsp;10<sup>{sign}{abs(exp)}</sup>")
+
+
+def fmt_decades(x):
+    """log10 of a ratio, e.g. '47.3'."""
+    if not _finite(x) or x <= 0:
+        return "\u2013"
+    return f"{math.log10(x):.1f}"
+
+
+def variant_label(variant, swept):
+    """'width 3', or with every other swept axis: 'width 3 · relu · cuda'."""
+    parts = [f"width {variant['width']}"]
+    for axis in VARIANT_AXES[1:]:
+        if axis in swept:
+            parts.append(str(variant[axis]))
+    return " \u00b7 ".join(parts)
+
+
+def arm_label(shortcut, scale, scales=(BOOK_SCALE,), short=False):
+    """'without shortcut', 'with shortcut', or 'with shortcut, λ=0.5' when
+    the sweep has other scales than the book's 1."""
+    word = "" if short else " shortcut"
+    if not shortcut:
+        return f"without{word}"
+    if list(scales) == [BOOK_SCALE] and scale == BOOK_SCALE:
+        return f"with{word}"
+    return f"with{word}, \u03bb={scale:g}"
+
+
+SVG_SIZE = re.compile(rb'<svg[^>]*?\swidth="([0-9.]+)pt"[^>]*?\sheight="([0-9.]+)pt"')
+
+
+def svg_size(svg):
+    """The CSS pixel size matplotlib wrote into an SVG (in pt), or None."""
+    match = SVG_SIZE.search(svg[:4000] if isinstance(svg, bytes) else svg[:4000].encode())
+    if not match:
+        return None
+    return tuple(round(float(v) * 4 / 3) for v in match.groups())
+
+
+def svg_data_uri(svg):
+    """An SVG file's bytes as a data: URI for <img src>: self-contained,
+    and its ids cannot clash with another figure's."""
+    if isinstance(svg, str):
+        svg = svg.encode()
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+
+
+def environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(num=fmt_num, full=fmt_full, times=fmt_times, decades=fmt_decades,
+                       seeds=format_seeds)
+    env.globals.update(variant_label=variant_label, arm_label=arm_label, finite=_finite)
+    return env
+
+
+def render(tables, figures, provenance):
+    """The report as one HTML string.
+
+    tables: what `tables()` returned (or read_tables()).
+    figures: {"headline"|"attenuation"|"heatmap": svg bytes or None,
+              "profiles": [(variant dict, svg bytes, svg path), ...]}.
+    provenance: what provenance.collect() returned.
+    """
+    swept = tables["sweep"]["swept"]
+
+    def figure(svg, path=None, **extra):
+        if not svg:
+            return {"uri": None, "size": None, "path": path, **extra}
+        return {"uri": svg_data_uri(svg), "size": svg_size(svg), "path": path, **extra}
+
+    fig = {name: figure(figures.get(name)) for name in ("headline", "attenuation", "heatmap")}
+    profiles = [figure(svg, str(path), variant=v, label=variant_label(v, swept))
+                for v, svg, path in figures.get("profiles", [])]
+    headline = tables["headline"]
+    main = headline["rows"][headline["main"]] if headline["rows"] else None
+    import yaml
+
+    config_yaml = yaml.safe_dump(provenance.get("config", {}), sort_keys=False,
+                                 default_flow_style=None, width=88)
+    template = environment().get_template("report.html.j2")
+    return template.render(t=tables, main=main, swept=swept, fig=fig,
+                           profiles=profiles, prov=provenance, config_yaml=config_yaml,
+                           book_gradients=BOOK_GRADIENTS)
+
+
+def write_report(tables_path, figure_paths, profile_paths, variants, provenance, html_path):
+    """The report job: tables + figure files + provenance -> report/index.html."""
+    from shortcutbench.files import atomic_write
+
+    def read(path):
+        return Path(path).read_bytes() if path else None
+
+    figures = {name: read(path) for name, path in figure_paths.items()}
+    figures["profiles"] = [(v, read(p), str(p)) for v, p in zip(variants, profile_paths)]
+    html = render(read_tables(tables_path), figures, provenance)
+    with atomic_write(html_path, encoding="utf-8") as f:
+        f.write(html)
+    return html

@@ -1,0 +1,91 @@
+# The report's figures, drawn from the aggregated tables in two jobs that run
+# side by side: the gradient profiles, and the overview (headline, attenuation,
+# heat map) together with results/tables.json, the numbers the report prints.
+import itertools
+
+from shortcutbench.sweep import device_slug
+
+# One profile figure per variant: every combination of the axes that are not
+# depth, seed or shortcut (the main sweep's; studies are not in the report).
+FIGURE_VARIANTS = [
+    {"width": width, "activation": activation, "init": init, "norm": norm, "dtype": dtype,
+     "device": device}
+    for width, activation, init, norm, dtype, device in itertools.product(
+        sorted(SWEEP["widths"]), SWEEP["activations"], SWEEP["inits"], SWEEP["norms"],
+        SWEEP["dtypes"], SWEEP["devices"])
+]
+PROFILE_STEMS = [
+    f"results/figures/profile/device~{device_slug(v['device'])}/dtype~{v['dtype']}/"
+    f"activation~{v['activation']}/init~{v['init']}/norm~{v['norm']}/width~{v['width']}"
+    for v in FIGURE_VARIANTS
+]
+OVERVIEW_FIGURES = ("headline", "attenuation", "heatmap")
+
+
+rule figures_profile:
+    input:
+        gradients="results/gradients.csv",
+        summary="results/summary.csv",
+    output:
+        svg=[
+            report(
+                f"{stem}.svg",
+                caption="../report/profile.rst",
+                category="Figures",
+                subcategory="Gradient profile",
+                labels={"figure": "gradient profile", **{k: str(v) for k, v in variant.items()}},
+            )
+            for variant, stem in zip(FIGURE_VARIANTS, PROFILE_STEMS)
+        ],
+        png=[f"{stem}.png" for stem in PROFILE_STEMS],
+    params:
+        variants=FIGURE_VARIANTS,
+        stems=PROFILE_STEMS,
+    log:
+        "logs/figures_profile.log",
+    benchmark:
+        "logs/benchmark/figures_profile.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../../scripts/figures.py"
+
+
+rule figures_overview:
+    input:
+        gradients="results/gradients.csv",
+        summary="results/summary.csv",
+    output:
+        tables="results/tables.json",
+        headline=report(
+            "results/figures/headline.svg",
+            caption="../report/headline.rst",
+            category="Figures",
+            subcategory="Overview",
+            labels={"figure": "headline"},
+        ),
+        attenuation=report(
+            "results/figures/attenuation.svg",
+            caption="../report/attenuation.rst",
+            category="Figures",
+            subcategory="Overview",
+            labels={"figure": "attenuation"},
+        ),
+        heatmap=report(
+            "results/figures/heatmap.svg",
+            caption="../report/heatmap.rst",
+            category="Figures",
+            subcategory="Overview",
+            labels={"figure": "heat map"},
+        ),
+        png=[f"results/figures/{name}.png" for name in OVERVIEW_FIGURES],
+    params:
+        stems={name: f"results/figures/{name}" for name in OVERVIEW_FIGURES},
+    log:
+        "logs/figures_overview.log",
+    benchmark:
+        "logs/benchmark/figures_overview.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../../scripts/figures.py"

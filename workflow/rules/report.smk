@@ -1,0 +1,39 @@
+# The report a person reads: one self-contained HTML file, report/index.html.
+# Provenance (machines, times, git state, per-job wall time and memory) is read
+# at report time from logs/ -- logs, not declared inputs -- and, being
+# different on every run, kept out of results/.
+
+
+report: "../report/workflow.rst"
+
+
+rule report:
+    input:
+        tables="results/tables.json",
+        headline="results/figures/headline.svg",
+        attenuation="results/figures/attenuation.svg",
+        heatmap="results/figures/heatmap.svg",
+        profiles=[f"{stem}.svg" for stem in PROFILE_STEMS],
+    output:
+        html=report(
+            "report/index.html",
+            caption="../report/index.rst",
+            category="Report",
+            labels={"file": "report/index.html"},
+        ),
+        provenance="report/provenance.json",
+    params:
+        variants=FIGURE_VARIANTS,
+        config=config,
+        devices=SWEEP["devices"],
+        chunks=sorted(CHUNKS),
+        logs="logs",
+        repo=workflow.basedir,
+    log:
+        "logs/report.log",
+    benchmark:
+        "logs/benchmark/report.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../../scripts/report.py"
