@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import pytest
+import yaml
 
 from conftest import BIN, REPO, SMALL_CONFIG, snakemake
 from shortcutbench.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
@@ -87,7 +88,7 @@ def test_runs_from_anywhere_and_writes_only_under_its_directory(tmp_path):
     command = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
                "--cores", "2", "results/gradients.csv",
                "--configfile", str(elsewhere / "c.yaml")]
-    (elsewhere / "c.yaml").write_text("depths: [2]\nwidths: [3]\nseeds: [1]\n")
+    (elsewhere / "c.yaml").write_text(yaml.safe_dump({**SMALL_CONFIG, "depths": [2]}))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run(command, cwd=elsewhere, env=env, check=True, capture_output=True)
     assert sorted(p.name for p in elsewhere.iterdir()) == ["c.yaml"]

@@ -8,7 +8,7 @@ from shortcutbench.devices import is_gpu
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 SWEEP = validate_config(config, SCHEMA)
 CHUNKS = {chunk.name: chunk for chunk in plan_chunks(SWEEP, "results")}
-TRAINING_JOBS = training_jobs(SWEEP["training"])
+TRAINING_JOBS = training_jobs(SWEEP["training"]) if "training" in SWEEP else {}
 # '' for the main sweep (results/), 'studies/NAME/' for each study.
 PREFIXES = [study_prefix(name) for name in ["", *sorted(SWEEP["studies"])]]
 
