@@ -5,8 +5,8 @@ with job_log(snakemake.log[0]):
     from shortcutbench import provenance, report
 
     facts = provenance.collect(snakemake.params.config, snakemake.params.devices,
-                               snakemake.params.chunks, snakemake.params.logs,
-                               snakemake.params.repo)
+                               snakemake.params.main_chunks, snakemake.params.logs,
+                               snakemake.params.repo, all_chunks=snakemake.params.chunks)
     provenance.write(facts, snakemake.output.provenance)
     figures = {name: snakemake.input[name] for name in ("headline", "attenuation", "heatmap")}
     report.write_report(snakemake.input.tables, figures, snakemake.input.profiles,

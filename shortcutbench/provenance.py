@@ -20,7 +20,8 @@ import sys
 
 PACKAGES = ("torch", "snakemake", "pandas", "numpy", "scipy", "seaborn", "matplotlib", "jinja2")
 # Rules in the order the workflow runs them, for the job table.
-RULE_ORDER = ("measure", "collect", "aggregate", "figures_profile", "figures_overview", "report")
+RULE_ORDER = ("measure", "collect", "aggregate", "train", "training_table", "figures_profile",
+              "figures_overview", "report")
 
 
 def package_versions(packages=PACKAGES):
@@ -155,15 +156,17 @@ def benchmarks(logs_dir, chunks, skip=("report",)):
     return jobs, stale
 
 
-def collect(config, devices, chunks, logs_dir, repo, now=None):
+def collect(config, devices, chunks, logs_dir, repo, now=None, all_chunks=None):
     """Everything the report's provenance section shows, as JSON-able data.
 
     config: the config as run; devices: its devices with 'auto' expanded;
-    chunks: the names of this sweep's measuring jobs (sweep.Chunk.name).
+    chunks: the names (sweep.Chunk.name) of the measuring jobs behind the
+    report's numbers; all_chunks: every measuring job of the config (studies
+    too), for the job table (default: chunks).
     """
     facts = machine_files(logs_dir, chunks)
     started = [f["started"] for f in facts if isinstance(f.get("started"), (int, float))]
-    jobs, stale = benchmarks(logs_dir, chunks)
+    jobs, stale = benchmarks(logs_dir, chunks if all_chunks is None else all_chunks)
     gpus = sorted({f["gpu"] for f in facts if f.get("gpu")})
     now = datetime.datetime.now(datetime.timezone.utc) if now is None else now
     return {
@@ -193,3 +196,4 @@ def write(provenance, path):
     with atomic_write(path) as f:
         json.dump(provenance, f, indent=1, sort_keys=True, default=str)
         f.write("\n")
+    os.chmod(path, 0o644)

@@ -25,6 +25,7 @@ methods of the DataFrame it is given.
 import base64
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -575,4 +576,6 @@ def write_report(tables_path, figure_paths, profile_paths, variants, provenance,
     html = render(read_tables(tables_path), figures, provenance)
     with atomic_write(html_path, encoding="utf-8") as f:
         f.write(html)
+    # A page to be read (and shared): readable by all, like a file from open().
+    os.chmod(html_path, 0o644)
     return html

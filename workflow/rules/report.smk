@@ -26,6 +26,8 @@ rule report:
         variants=FIGURE_VARIANTS,
         config=config,
         devices=SWEEP["devices"],
+        # the measuring jobs behind the report's numbers (the main sweep), and all of them
+        main_chunks=[chunk.name for chunk in chunks_of("")],
         chunks=sorted(CHUNKS),
         logs="logs",
         repo=workflow.basedir,
