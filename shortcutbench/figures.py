@@ -72,6 +72,8 @@ RC = {
     # to place each title, the slowest part of drawing a many-panel figure.
     "axes.titley": 1.02,
 }
+
+
 def _import_seaborn():
     """Import seaborn without scipy.stats.
 
@@ -205,7 +207,8 @@ def _empty(ax, text):
     _note(ax, text)
 
 
-SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075"
+                                           "\u2076\u2077\u2078\u2079")
 
 
 def power_of_ten(value, _pos=None):
@@ -354,9 +357,9 @@ def headline_figure(gradients, headline, swept=(), scales=(BOOK_SCALE,)):
             if np.isfinite(centre):
                 ax.plot([x - 0.25, x + 0.25], [centre, centre], color="0.1", lw=2.2, zorder=3)
         _log_y(ax, numticks=6)
-        ax.set_xticks([0, 1], ["without\nshortcut",
-                               arm_label(True, row["scale"] if row["scale"] is not None
-                                         else BOOK_SCALE, scales).replace(" shortcut", "\nshortcut")])
+        with_scale = row["scale"] if row["scale"] is not None else BOOK_SCALE
+        with_label = arm_label(True, with_scale, scales).replace(" shortcut", "\nshortcut")
+        ax.set_xticks([0, 1], ["without\nshortcut", with_label])
         ax.set_xlim(-0.5, 1.5)
         ax.grid(axis="x", visible=False)
         ratio = (f"ratio {_sci(row['ratio'])}, n={row['n']}" if np.isfinite(row["ratio"])

@@ -16,7 +16,7 @@ from scipy import stats
 
 from shortcutbench import provenance, report
 from shortcutbench.book import BOOK_CASE, BOOK_GRADIENTS
-from shortcutbench.records import CELL_COLUMNS, COLUMNS
+from shortcutbench.records import COLUMNS
 
 BOOK_CELL = {**BOOK_CASE, "init": "pytorch", "norm": "none"}
 
@@ -274,7 +274,8 @@ def test_report_lists_non_finite_and_zero_cells():
     assert "4 of 12 cells overflowed" in text
     assert re.search(r"width 3 12 without 3 / 3 122\u2013124", text)
     assert re.search(r"width 3 12 with 1 / 3 124", text)
-    assert "In 1 cells every layer’s gradient is exactly 0" in text
+    assert ("In 1 cell every layer’s gradient is exactly 0. "
+            "In it the network’s output is exactly 0") in text
     # every seed at depth 12 is unusable: no ratio, and the report says so
     assert "No ratio" in text
     assert "reproduced: 10 of 10" in text
