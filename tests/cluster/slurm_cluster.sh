@@ -5,6 +5,7 @@
 #   bash tests/cluster/slurm_cluster.sh install   # apt packages (idempotent)
 #   bash tests/cluster/slurm_cluster.sh up        # start + smoke-test (no-op if up)
 #   bash tests/cluster/slurm_cluster.sh status
+#   bash tests/cluster/slurm_cluster.sh running   # exit 0 iff up (for scripts)
 #   bash tests/cluster/slurm_cluster.sh selftest  # re-run the smoke tests
 #   bash tests/cluster/slurm_cluster.sh down      # stop what `up` started
 #
@@ -265,6 +266,10 @@ AccountingStoragePort=6819
 AccountingStorageEnforce=associations
 AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/none
+# Keep sbatch --comment in the accounting DB: Snakemake's plugin puts the
+# rule (and wildcards) there, so 'sacct -o JobIDRaw,Comment' says which job
+# of the workflow a SLURM job was.
+AccountingStoreFlags=job_comment
 
 # Keep finished jobs visible in squeue for 10 min.
 MinJobAge=600
@@ -624,6 +629,7 @@ case ${1:-} in
     up)       cmd_up ;;
     down)     cmd_down ;;
     status)   cmd_status ;;
+    running)  all_ours_running && ctld_up && node_idle ;;
     selftest) cmd_selftest ;;
-    *) echo "usage: $0 {install|up|down|status|selftest}" >&2; exit 2 ;;
+    *) echo "usage: $0 {install|up|down|status|running|selftest}" >&2; exit 2 ;;
 esac
