@@ -41,6 +41,10 @@ test: test-env
 test-fast: test-env
 	pytest -m "not slow"
 
+## test-cluster: bring up a one-node SLURM cluster here (root), run the sweep through it, stop it
+test-cluster: test-env
+	bash tests/cluster/run.sh
+
 ## lint: snakemake's own linter
 lint: env
 	snakemake --lint

@@ -23,3 +23,16 @@ def chunks_of(prefix):
     """The chunks of one sweep, by name, in a fixed order."""
     return [CHUNKS[name] for name in sorted(CHUNKS)
             if CHUNKS[name].study_prefix == prefix]
+
+
+# Seconds of work each: on a cluster they run where snakemake runs, not as
+# jobs that would wait in the queue longer than they take.
+localrules:
+    all,
+    collect,
+    aggregate,
+    training_table,
+    laws,
+    figures_overview,
+    figures_profile,
+    report,
