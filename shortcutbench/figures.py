@@ -102,13 +102,19 @@ def _import_seaborn():
     return seaborn
 
 
+_THEMED = []
+
+
 def setup():
-    """matplotlib without a display, seaborn's theme, our fixed rcParams."""
+    """matplotlib without a display, seaborn's theme, our fixed rcParams
+    (once per process: the theme copies every rcParam)."""
     import matplotlib
 
-    matplotlib.use("Agg")
     sns = _import_seaborn()
-    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", rc=RC)
+    if not _THEMED:
+        matplotlib.use("Agg")
+        sns.set_theme(context="paper", style="whitegrid", palette="colorblind", rc=RC)
+        _THEMED.append(True)
     return sns
 
 
@@ -254,18 +260,22 @@ def profile_figure(gradients, summary, variant, swept=(), scales=(BOOK_SCALE,)):
     summ = select(summary, variant)
     depths = sorted(int(d) for d in grads["depth"].unique())
     arms = arms_of(grads)
-    by_depth = {int(d): g for d, g in grads.groupby("depth")}
-    summ_by_depth = {int(d): g for d, g in summ.groupby("depth")}
+    # Plain arrays, grouped once: slicing DataFrames per panel costs more
+    # than drawing the panel.
+    seeds_of = {key: _positive(g.sort_values(["seed", "layer"])["grad_abs_mean"])
+                for key, g in grads.groupby(["depth", "shortcut", "shortcut_scale"])}
+    lines_of = {key: {c: g.sort_values("layer")[c].to_numpy(dtype=float)
+                      for c in ("layer", "log10_mean", "log10_ci95_low", "log10_ci95_high")}
+                for key, g in summ.groupby(["depth", "shortcut", "shortcut_scale"])}
     ncol = 4
     fig, axes = grid(len(depths), ncol, panel=(2.05, 1.45), top=0.95, bottom=0.6,
                      left=0.95, wspace=0.72, hspace=0.62, legend=len(arms))
     for depth, ax in zip(depths, axes):
-        cells = by_depth[depth]
-        rows = summ_by_depth.get(depth, summ.iloc[:0])
+        anything = False
         for arm in arms:
             color = arm_color(*arm, scales)
-            seeds = cells[arm_mask(cells, arm)].sort_values(["seed", "layer"])
-            values = _positive(seeds["grad_abs_mean"]).reshape(-1, depth)
+            values = seeds_of.get((depth, *arm), np.empty(0)).reshape(-1, depth)
+            anything |= bool(np.isfinite(values).any())
             layers = np.arange(depth)
             if depth > 1:
                 segments = [np.column_stack([layers, v]) for v in values]
@@ -274,11 +284,12 @@ def profile_figure(gradients, summary, variant, swept=(), scales=(BOOK_SCALE,)):
             else:
                 ax.plot(np.zeros(len(values)), values[:, 0], "o", color=color, alpha=0.25,
                         ms=2.5, zorder=1)
-            line = rows[arm_mask(rows, arm)].sort_values("layer")
-            x = line["layer"].to_numpy()
-            centre = 10.0 ** line["log10_mean"].to_numpy(dtype=float)
-            low = 10.0 ** line["log10_ci95_low"].to_numpy(dtype=float)
-            high = 10.0 ** line["log10_ci95_high"].to_numpy(dtype=float)
+            line = lines_of.get((depth, *arm))
+            if line is None:
+                continue
+            x = line["layer"]
+            centre = 10.0 ** line["log10_mean"]
+            low, high = 10.0 ** line["log10_ci95_low"], 10.0 ** line["log10_ci95_high"]
             if np.isfinite(centre).any():
                 if depth > 1:
                     ax.fill_between(x, low, high, color=color, alpha=0.3, lw=0, zorder=2)
@@ -288,7 +299,7 @@ def profile_figure(gradients, summary, variant, swept=(), scales=(BOOK_SCALE,)):
                 ax.plot(x, centre, color=color, lw=2, zorder=3,
                         marker="o" if depth <= 8 else None, ms=3.5)
         _log_y(ax, numticks=4)
-        if not np.isfinite(_positive(cells["grad_abs_mean"])).any():
+        if not anything:
             _empty(ax, "no finite, non-zero\ngradient")
         else:
             ax.autoscale_view()
