@@ -602,7 +602,25 @@ cmd_down() {
         ((left)) || break
         sleep 0.2
     done
+    uninstall_system_configs
     log "down: no daemon started by this script is running"
+}
+
+# Take our configs out of /etc/slurm again (and put back what `up` moved
+# aside).  With a slurm.conf naming a controller that is down, every SLURM
+# client call waits for it, and so does every snakemake start: the SLURM
+# executor plugin runs `scontrol show config` (10 s timeout) when imported.
+uninstall_system_configs() {
+    local f dst
+    for f in slurm.conf gres.conf slurmdbd.conf cgroup.conf; do
+        dst=$SYS_CONF_DIR/$f
+        if [[ -e $dst ]] && grep -qF "$MARKER" "$dst"; then
+            rm -f "$dst"
+        fi
+        if [[ -e $dst.pre-shortcutbench && ! -e $dst ]]; then
+            mv -f "$dst.pre-shortcutbench" "$dst"
+        fi
+    done
 }
 
 # ------------------------------------------------------------- status -----
