@@ -8,6 +8,17 @@ import tempfile
 import traceback
 
 
+def _file_mode():
+    """What open() gives a new file: 0666 less the umask (read once, at
+    import, while nothing else can be creating files)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 def _remove_stale_temporaries(directory, prefix):
     """Delete temporaries an earlier writer of the same file left behind
     when it was killed (SIGKILL, SIGTERM, power loss: no clean-up ran).
@@ -34,36 +45,55 @@ def atomic_write(path, mode="w", **open_kwargs):
     os.makedirs(directory, exist_ok=True)
     prefix = ".tmp-" + os.path.basename(path) + "-"
     _remove_stale_temporaries(directory, prefix)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix)
     try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix)
+    except OSError as error:  # read-only or full: name the file, not the temporary
+        raise _naming(error, path) from error
+    try:
+        # mkstemp makes the file 0600; give it the mode open() would (0644
+        # under umask 022), or results and the report are private to one user.
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.filename is None and error.errno:
+            # write() and fsync() errors (ENOSPC, EIO, EDQUOT) carry no file name.
+            raise _naming(error, path) from error
         raise
+
+
+def _naming(error, path):
+    """`error` (an OSError) as the same kind of error about `path`:
+    "[Errno 28] No space left on device: 'results/gradients.csv'"."""
+    return type(error)(error.errno, error.strerror, os.fspath(path))
 
 
 @contextlib.contextmanager
 def job_log(path):
     """Send a Snakemake job's stderr to its log file, ending with the
-    traceback if it fails, so `logs/` says what went wrong."""
+    traceback if it fails, so `logs/` says what went wrong; the person
+    running snakemake sees one line: the error and where the log is."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as log:
         saved, sys.stderr = sys.stderr, log
         try:
             yield log
-        except BaseException:
+        except BaseException as exc:
             traceback.print_exc(file=log)
             log.flush()
             sys.stderr = saved
             # A one-line summary where the person running snakemake sees it.
-            exc = sys.exc_info()[1]
             print(f"error: {type(exc).__name__}: {exc} (full traceback in {path})",
                   file=sys.stderr)
-            raise
+            if isinstance(exc, Exception):
+                # The job fails with that line alone: the traceback is in the
+                # log, not repeated in snakemake's output.
+                raise SystemExit(1) from None
+            raise  # KeyboardInterrupt, SystemExit: the job ends as they mean
         finally:
             sys.stderr = saved
