@@ -26,7 +26,7 @@ class CorruptChunk(ValueError):
 def _bad(path, what):
     return CorruptChunk(
         f"{path}: {what}. The file is incomplete, was edited, or comes from another "
-        f"sweep; delete it and run snakemake again to re-measure it.")
+        f"sweep; delete it and run snakemake again to re-make it.")
 
 
 def _typed(row, path, line):
@@ -51,9 +51,13 @@ def _typed(row, path, line):
     return typed
 
 
-def read_chunk(path, params):
-    """One chunk's rows (as written) with their typed keys, checked against
-    the cells the chunk should hold."""
+def read_table(path, chunk_params):
+    """A table of records -- one chunk, or results/gradients.csv merged from
+    chunks -- as (typed keys, fields as written) per row, checked against the
+    cells `chunk_params` (a list of chunk params) ask for: right header, every
+    field of every line readable, every cell there and none other, exactly
+    one row per layer.  Truncation anywhere loses a row and is caught;
+    raises CorruptChunk naming the file."""
     try:
         with open(path, newline="") as f:
             reader = csv.reader(f)
@@ -73,7 +77,8 @@ def read_chunk(path, params):
     layers = {}
     for typed, _ in rows:
         layers.setdefault(tuple(typed[c] for c in CELL_COLUMNS), []).append(typed["layer"])
-    expected = {tuple(cell[c] for c in CELL_COLUMNS) for cell in cells_of(params)}
+    expected = {tuple(cell[c] for c in CELL_COLUMNS)
+                for params in chunk_params for cell in cells_of(params)}
     if set(layers) != expected:
         missing, extra = len(expected - set(layers)), len(set(layers) - expected)
         raise _bad(path, f"holds {len(layers)} cells, expected {len(expected)} "
@@ -84,6 +89,26 @@ def read_chunk(path, params):
             raise _bad(path, f"cell {dict(zip(CELL_COLUMNS, cell))} does not have exactly "
                              f"one row per layer")
     return rows
+
+
+def read_chunk(path, params):
+    """One chunk's rows (as written) with their typed keys, checked against
+    the cells the chunk should hold."""
+    return read_table(path, [params])
+
+
+def check_gradients(path, chunk_params):
+    """Check results/[studies/NAME/]gradients.csv before it is read: every
+    cell of its chunks (`chunk_params`, as the collect rule has them), one
+    row per layer, rows in collect's order.  For the jobs that read it
+    (aggregate, figures, laws): a file truncated or edited by hand after
+    collect wrote it is named and refused instead of being summarised.
+    Returns the number of rows."""
+    rows = read_table(path, chunk_params)
+    keys = [tuple(typed[c] for c in SORT_COLUMNS) for typed, _ in rows]
+    if keys != sorted(keys):
+        raise _bad(path, "has its rows out of order")
+    return len(rows)
 
 
 def collect(chunk_paths, chunk_params, gradients_path):
