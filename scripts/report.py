@@ -10,4 +10,5 @@ with job_log(snakemake.log[0]):
     provenance.write(facts, snakemake.output.provenance)
     figures = {name: snakemake.input[name] for name in ("headline", "attenuation", "heatmap")}
     report.write_report(snakemake.input.tables, figures, snakemake.input.profiles,
-                        snakemake.params.variants, facts, snakemake.output.html)
+                        snakemake.params.variants, facts, snakemake.output.html,
+                        snakemake.input.laws)

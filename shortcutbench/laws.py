@@ -351,13 +351,15 @@ def training_finding(training):
             r["verdict"] = "shortcut higher"
         else:
             r["verdict"] = "no clear difference"
-        verdicts.append((r["depth"], r["norm"], r["verdict"]))
+        verdicts.append((r["depth"], r["norm"], r["verdict"], r["final_loss"], twin["final_loss"]))
     for r in rows:
         r.setdefault("verdict", "")
     deepest = max(r["depth"] for r in rows)
-    at_depth = [v for d, _, v in verdicts if d == deepest]
+    at_depth = [v for d, _, v, _, _ in verdicts if d == deepest]
     return {**base,
-            "measured": "; ".join(f"depth {d}, norm {n}: {v}" for d, n, v in verdicts),
+            "measured": "; ".join(f"depth {d}, norm {n}: final loss {ours:.3g} with shortcut, "
+                                  f"{theirs:.3g} without ({v})"
+                                  for d, n, v, ours, theirs in verdicts),
             "verdict": (f"at depth {deepest}: " + ("confirmed" if at_depth and all(
                 v == "shortcut lower" for v in at_depth) else "partly" if "shortcut lower"
                 in at_depth else "not confirmed") + " (final loss, geometric mean over seeds)"),

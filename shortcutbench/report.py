@@ -530,17 +530,28 @@ def environment():
     )
     env.filters.update(num=fmt_num, full=fmt_full, times=fmt_times, decades=fmt_decades,
                        seeds=format_seeds)
-    env.globals.update(variant_label=variant_label, arm_label=arm_label, finite=_finite)
+    env.globals.update(variant_label=variant_label, arm_label=arm_label, finite=_finite,
+                       verdict_class=verdict_class)
     return env
 
 
-def render(tables, figures, provenance):
+def verdict_class(verdict):
+    """pass / fail / '' for a finding's verdict (laws.py's words)."""
+    if verdict.startswith(("agrees", "confirmed")):
+        return "pass"
+    if verdict.startswith(("differs", "not confirmed")):
+        return "fail"
+    return ""
+
+
+def render(tables, figures, provenance, laws=None):
     """The report as one HTML string.
 
     tables: what `tables()` returned (or read_tables()).
     figures: {"headline"|"attenuation"|"heatmap": svg bytes or None,
               "profiles": [(variant dict, svg bytes, svg path), ...]}.
     provenance: what provenance.collect() returned.
+    laws: the findings of results/laws.json (shortcutbench.laws), or None.
     """
     swept = tables["sweep"]["swept"]
 
@@ -561,11 +572,12 @@ def render(tables, figures, provenance):
     template = environment().get_template("report.html.j2")
     return template.render(t=tables, main=main, swept=swept, fig=fig,
                            profiles=profiles, prov=provenance, config_yaml=config_yaml,
-                           book_gradients=BOOK_GRADIENTS)
+                           book_gradients=BOOK_GRADIENTS, laws=laws)
 
 
-def write_report(tables_path, figure_paths, profile_paths, variants, provenance, html_path):
-    """The report job: tables + figure files + provenance -> report/index.html."""
+def write_report(tables_path, figure_paths, profile_paths, variants, provenance, html_path,
+                 laws_path=None):
+    """The report job: tables + figure files + provenance (+ findings) -> report/index.html."""
     from shortcutbench.files import atomic_write
 
     def read(path):
@@ -573,7 +585,8 @@ def write_report(tables_path, figure_paths, profile_paths, variants, provenance,
 
     figures = {name: read(path) for name, path in figure_paths.items()}
     figures["profiles"] = [(v, read(p), str(p)) for v, p in zip(variants, profile_paths)]
-    html = render(read_tables(tables_path), figures, provenance)
+    laws = read_tables(laws_path) if laws_path else None
+    html = render(read_tables(tables_path), figures, provenance, laws)
     with atomic_write(html_path, encoding="utf-8") as f:
         f.write(html)
     # A page to be read (and shared): readable by all, like a file from open().

@@ -91,4 +91,5 @@ def test_training_verdicts_compare_twins():
                      {**base, "kind": "loss", "index": 1, "value": final * jitter}]
     finding = training_finding(pd.DataFrame(rows))
     assert finding["verdict"].startswith("at depth 8: confirmed")
-    assert finding["measured"] == "depth 8, norm none: shortcut lower"
+    assert finding["measured"].startswith("depth 8, norm none: final loss 0.1 with shortcut, "
+                                          "0.5 without (shortcut lower)")

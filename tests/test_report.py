@@ -380,3 +380,29 @@ def test_analysis_modules_never_import_torch():
             "shortcutbench.provenance.package_versions(); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------- what the sweep shows
+
+def test_report_shows_each_finding_with_its_verdict_and_escapes_it():
+    from shortcutbench.laws import findings
+
+    gradients = make_gradients(depths=(1, 5, 12), seeds=(122, 123, 124))
+    laws = json.loads(json.dumps(findings({"main": gradients})))  # as read from laws.json
+    laws[0]["claim"] = "<script>alert(1)</script> claim"
+    data = json.loads(json.dumps(report.tables(gradients)))
+    figures = {"headline": TINY_SVG, "attenuation": TINY_SVG, "heatmap": TINY_SVG,
+               "profiles": []}
+    page = report.render(data, figures, dict(PROVENANCE), laws)
+    text = text_of(page)
+    assert "What the sweep shows" in text
+    for finding in laws:
+        assert finding["title"] in text and finding["verdict"] in text
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)" in page
+    assert "To measure it, add a study with" in text  # the main sweep alone lacks the studies
+    assert_self_contained(page)
+
+
+def test_report_without_findings_says_so():
+    page = render(make_gradients(depths=(5,), seeds=(123,)))
+    assert "Not computed for this run" in text_of(page)

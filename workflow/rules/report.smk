@@ -14,6 +14,7 @@ rule report:
         attenuation="results/figures/attenuation.svg",
         heatmap="results/figures/heatmap.svg",
         profiles=[f"{stem}.svg" for stem in PROFILE_STEMS],
+        laws="results/laws.json",
     output:
         html=report(
             "report/index.html",
