@@ -1,0 +1,1 @@
+"""Reliability tests (issue 5): bad input, interruptions and faults lose nothing."""

@@ -1,0 +1,44 @@
+"""Fixtures of the reliability tests; the helpers are in helpers.py."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from .helpers import Background, Counts, tree, workflow_config
+
+# The sweep the interruption, concurrency and tampering tests run: three
+# measuring jobs (seeds {1}, {2, 3}, {4}), then collect, aggregate, the
+# figures and the report -- every rule of the default target, in seconds.
+INTERRUPT_CONFIG = workflow_config(depths=[1, 4, 16, 64], seeds=[1, 2, 3, 4], seeds_per_job=2)
+
+
+@pytest.fixture(scope="session")
+def counts():
+    """Tests add what they tried here; the numbers go to
+    tests/output/reliability-counts.json when the session ends."""
+    recorder = Counts()
+    yield recorder
+    recorder.write()
+
+
+@dataclass
+class Reference:
+    config: dict
+    workdir: object
+    results: dict  # tree() of results/
+    span: float  # seconds from the first job's start to the end
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    """An uninterrupted run of INTERRUPT_CONFIG (the default target)."""
+    workdir = tmp_path_factory.mktemp("reference")
+    sweep = Background(workdir, INTERRUPT_CONFIG)
+    try:
+        first_job = sweep.wait_for("rule measure:")
+        returncode = sweep.wait(timeout=600)
+    finally:
+        sweep.kill()
+    assert returncode == 0, sweep.output[-5000:]
+    end = sweep.lines[-1][0]
+    return Reference(INTERRUPT_CONFIG, workdir, tree(workdir / "results"), end - first_job)

@@ -1,0 +1,237 @@
+"""The report never references anything outside itself, and escapes every
+string it did not write itself.
+
+Which strings from outside can reach report/index.html?  From the config:
+none can carry markup -- every string the schema allows is an enum value or
+matches a pattern without '<' (checked below for every string position the
+schema has).  But the report also prints what it finds on the machine and in
+logs/: host and CPU names, the OS, versions, the git commit's subject, and
+the config as YAML.  So the escaping is tested twice: through the workflow,
+with `<script>` written into the measuring jobs' machine files in logs/ and
+the report job re-run; and on shortcutbench.report.render itself, with
+`<script>` in every string of the provenance, the config included.
+"""
+
+import base64
+import copy
+import html.parser
+import json
+import re
+import shutil
+import urllib.parse
+
+import pytest
+
+from shortcutbench.config import ConfigError, validate_config
+
+from .helpers import SCHEMA_PATH, run, schema, workflow_config
+
+PAYLOAD = "<script>alert('pwned')</script>"
+ESCAPED = ("&lt;script&gt;", "&#60;script&#62;", "&lt;script>")
+
+# Attributes that load or point at something; in HTML and in SVG.
+REFERENCE_ATTRIBUTES = {"src", "href", "srcset", "action", "formaction", "data", "poster",
+                        "background", "xlink:href", "manifest", "ping", "cite", "longdesc",
+                        "usemap", "codebase", "archive", "lowsrc", "dynsrc"}
+CSS_REFERENCE = re.compile(r"""url\(\s*['"]?([^'")]*)|@import\s+['"]?([^'";\s]+)""", re.I)
+
+
+class References(html.parser.HTMLParser):
+    """Every reference an HTML (or SVG) document makes: attributes, style
+    sheets and style attributes, meta refresh."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.found = []  # (where, value)
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name in REFERENCE_ATTRIBUTES:
+                values = [v.strip().split(" ")[0] for v in value.split(",")] \
+                    if name == "srcset" else [value]
+                self.found += [(f"<{tag} {name}>", v) for v in values]
+            elif name == "style":
+                self._css(f"<{tag} style>", value)
+            elif tag == "meta" and name == "content" and "url=" in value.lower():
+                self.found.append(("<meta refresh>", value.lower().split("url=", 1)[1]))
+        self._in_style = tag == "style"
+
+    handle_startendtag = handle_starttag
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self._css("<style>", data)
+
+    def _css(self, where, text):
+        for match in CSS_REFERENCE.finditer(text):
+            self.found.append((where, (match.group(1) or match.group(2) or "").strip()))
+
+
+def external_references(document, depth=0):
+    """The references of `document` that leave it: anything but a fragment
+    (#id) or a data: URI; data: URIs holding SVG or HTML are searched too."""
+    parser = References()
+    parser.feed(document)
+    outside, checked = [], 0
+    for where, value in parser.found:
+        checked += 1
+        if value.startswith("#") or value == "":
+            continue
+        if value.lower().startswith("data:"):
+            header, _, body = value.partition(",")
+            if ("svg" in header or "html" in header) and depth < 3:
+                inner = (base64.b64decode(body).decode("utf-8", "replace")
+                         if header.endswith(";base64") else urllib.parse.unquote(body))
+                found, n = external_references(inner, depth + 1)
+                outside += [(f"{where} -> {w}", v) for w, v in found]
+                checked += n
+            continue
+        outside.append((where, value))
+    return outside, checked
+
+
+def test_the_scanner_finds_what_it_must():
+    """The scanner itself can fail: every kind of outside reference is found."""
+    svg = base64.b64encode(b'<svg><image xlink:href="http://x/y.png"/></svg>').decode()
+    page = f"""<html><head><link rel="stylesheet" href="https://cdn/x.css">
+      <style>body {{ background: url('//evil/a.png') }} @import "x.css";</style>
+      <meta http-equiv="refresh" content="0; url=http://x"></head>
+      <body><script src="app.js"></script><img src="file:///etc/passwd">
+      <a href="report2.html">x</a><img srcset="a.png 1x, data:image/png;base64,AA 2x">
+      <div style="background-image:url(http://x)"></div>
+      <img src="data:image/svg+xml;base64,{svg}"><a href="#ok">ok</a></body></html>"""
+    found, _ = external_references(page)
+    values = [v for _, v in found]
+    for expected in ("https://cdn/x.css", "//evil/a.png", "x.css", "http://x", "app.js",
+                     "file:///etc/passwd", "report2.html", "a.png", "http://x/y.png"):
+        assert expected in values, expected
+    assert "#ok" not in values
+
+
+@pytest.mark.slow
+def test_the_report_references_nothing_outside_itself(reference, counts):
+    page = (reference.workdir / "report" / "index.html").read_text(encoding="utf-8")
+    outside, checked = external_references(page)
+    assert outside == [], outside
+    assert checked > 0
+    assert "<script" not in page.lower()  # and runs no code
+    counts.add("report", references_checked=checked, external_references=len(outside))
+
+
+# ------------------------------------------------------------ escaping
+
+def string_places(node, path=()):
+    """(path, kind) of every place in the schema where a string goes."""
+    if node.get("type") == "string":
+        yield path, "value"
+    if node.get("type") == "array":
+        yield from string_places(node["items"], path + (0,))
+    for key, child in node.get("properties", {}).items():
+        yield from string_places(child, path + (key,))
+    if isinstance(node.get("additionalProperties"), dict):
+        yield path, "name"
+        yield from string_places(node["additionalProperties"], path + ("x",))
+
+
+def put(config, path, value, kind):
+    """`config` with `value` at `path` (kind 'value'), or as a new entry's
+    name in the mapping at `path` (kind 'name'); lists and mappings on the
+    way are made as needed."""
+    config = copy.deepcopy(config)
+    parent = config
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        if last and kind == "value":
+            if isinstance(parent, list):
+                parent[:] = parent[:part] + [value]
+            else:
+                parent[part] = value
+            return config
+        container = list if not last and isinstance(path[i + 1], int) else dict
+        if isinstance(parent, list):
+            while len(parent) <= part:
+                parent.append(container())
+        if not isinstance(parent[part] if isinstance(parent, list) else parent.get(part),
+                          container):
+            parent[part] = container()
+        parent = parent[part]
+    parent[value] = {}
+    return config
+
+
+def test_no_config_string_can_carry_markup(counts):
+    """Every string position the schema has refuses a `<script>` value, so
+    nothing from the config can bring markup into the report."""
+    places = list(string_places(schema()))
+    assert places
+    for path, kind in places:
+        config = put(workflow_config(), path, PAYLOAD, kind)
+        with pytest.raises(ConfigError) as error:
+            validate_config(config, str(SCHEMA_PATH))
+        # Refused for the markup, not for a config this test built wrong.
+        assert "<script>alert" in str(error.value), (path, kind, str(error.value))
+        assert str(error.value).count("\n  ") == 1, (path, kind, str(error.value))
+    counts.add("report", config_string_places_refusing_markup=len(places))
+
+
+def inject(value):
+    """`value` with PAYLOAD appended to every string in it (keys kept)."""
+    if isinstance(value, str):
+        return value + PAYLOAD
+    if isinstance(value, list):
+        return [inject(v) for v in value]
+    if isinstance(value, dict):
+        return {k: inject(v) for k, v in value.items()}
+    return value
+
+
+def assert_escaped(page, least):
+    assert PAYLOAD not in page and "<script" not in page.lower()
+    escaped = sum(page.count(form) for form in ESCAPED)
+    assert escaped >= least, f"only {escaped} escaped payloads in the page"
+    return escaped
+
+
+@pytest.mark.slow
+def test_markup_in_the_machine_files_renders_as_text(reference, tmp_path, counts):
+    """Through the workflow: what the measuring jobs recorded about their
+    machine (logs/measure/**/*.machine.json) gets `<script>` in every
+    string; the report job runs again and prints it as text."""
+    workdir = tmp_path / "work"
+    shutil.copytree(reference.workdir, workdir, symlinks=True)
+    machine_files = sorted((workdir / "logs").rglob("*.machine.json"))
+    assert machine_files
+    for path in machine_files:
+        facts = json.loads(path.read_text())
+        for key in ("host", "os", "cpu", "python", "torch"):
+            if isinstance(facts.get(key), str):
+                facts[key] += PAYLOAD
+        path.write_text(json.dumps(facts))
+    run(workdir, reference.config, "--forcerun", "report")
+    page = (workdir / "report" / "index.html").read_text(encoding="utf-8")
+    escaped = assert_escaped(page, least=1)
+    assert external_references(page)[0] == []
+    counts.add("report", workflow_injected_strings_escaped=escaped)
+
+
+@pytest.mark.slow
+def test_markup_in_every_provenance_string_renders_as_text(reference, counts):
+    """On the renderer: every string of the provenance -- config, git
+    subject, hosts, versions -- carries `<script>`."""
+    from shortcutbench import report
+
+    results = reference.workdir / "results"
+    tables = json.loads((results / "tables.json").read_text())
+    provenance = inject(json.loads((reference.workdir / "report" / "provenance.json").read_text()))
+    figures = {name: (results / "figures" / f"{name}.svg").read_bytes()
+               for name in ("headline", "attenuation", "heatmap")}
+    figures["profiles"] = []
+    page = report.render(tables, figures, provenance)
+    escaped = assert_escaped(page, least=3)
+    counts.add("report", renderer_injected_strings_escaped=escaped)
