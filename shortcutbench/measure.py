@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from shortcutbench.devices import torch_device
 from shortcutbench.files import atomic_write
+from shortcutbench.provenance import cpu_name
 from shortcutbench.sweep import cells_of
 from shortcutbench.records import COLUMNS, Cell
 from shortcutbench.model import (ExampleDeepNeuralNetwork, add_shortcut, forward,
@@ -175,20 +176,9 @@ def measure_cells(cells, progress=sys.stderr):
     return records
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_facts(device):
     """Where and with what a chunk was measured (for the report's provenance)."""
-    facts = {"host": socket.gethostname(), "os": platform.platform(), "cpu": _cpu_name(),
+    facts = {"host": socket.gethostname(), "os": platform.platform(), "cpu": cpu_name(),
              "python": platform.python_version(), "torch": torch.__version__,
              "torch_threads": torch.get_num_threads(), "device": device}
     if device.startswith("cuda"):
