@@ -31,7 +31,7 @@ class DeviceUnavailable(RuntimeError):
 
 def check_device_name(name):
     """Raise ValueError unless `name` is a device name we know how to use."""
-    if name == "auto" or DEVICE_PATTERN.match(str(name)):
+    if name == "auto" or DEVICE_PATTERN.fullmatch(str(name)):
         return
     raise ValueError(f"devices: unknown device {name!r}; use {ALLOWED}")
 

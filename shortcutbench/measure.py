@@ -37,6 +37,9 @@ DTYPES = {
 }
 
 
+BATCH_ELEMENTS = 2 ** 22  # gradient entries stacked at once for the statistics
+
+
 def measure_cell(cell):
     """Measure one cell; returns its records, one dict per layer.
 
@@ -64,18 +67,22 @@ def measure_cell(cell):
     # Layers of one shape get their statistics in one batched op each, and all
     # numbers reach Python in one copy (an .item() per number would cost a
     # call and a device sync each).  The batched reductions give the same
-    # floats as one layer at a time (tests/test_model.py checks it).
+    # floats as one layer at a time (tests/test_model.py checks it).  A batch
+    # copies its gradients, so it holds at most BATCH_ELEMENTS of them: big
+    # cells stay near the memory of their parameters and gradients.
     with torch.no_grad():
-        hidden_layers = slice(0, cell.depth - 1)  # width -> width
-        last_layer = slice(cell.depth - 1, cell.depth)  # width -> 1
+        per_batch = max(1, BATCH_ELEMENTS // (cell.width * cell.width))
+        parts = [slice(start, min(start + per_batch, cell.depth - 1))  # width -> width
+                 for start in range(0, cell.depth - 1, per_batch)]
+        parts.append(slice(cell.depth - 1, cell.depth))  # the last layer, width -> 1
         table = torch.cat([
             _layer_statistics(grads[0::2][part], grads[1::2][part], hidden[part])
-            for part in (hidden_layers, last_layer) if part.stop > part.start
-        ] + [torch.stack([loss, output.reshape(())])])
+            for part in parts
+        ] + [torch.stack([loss, output.reshape(())]).double()])
         values = table.tolist()
 
     loss_value, output_value = values[-2:]
-    finite = all(math.isfinite(v) for v in values[0:-2:4] + values[2:-2:4] + values[-2:])
+    finite = all(math.isfinite(v) for v in values)
     cell_fields = asdict(cell)
     records = []
     for i in range(len(hidden)):
@@ -97,14 +104,17 @@ def measure_cell(cell):
 
 def _layer_statistics(weight_grads, bias_grads, hidden):
     """Rows of (grad_abs_mean, grad_l2, bias_grad_abs_mean, output_rms), one
-    per layer, for layers whose tensors all have the same shapes."""
+    per layer, for layers whose tensors all have the same shapes.  Means in
+    the model's dtype (the book's statistic); the norm and the RMS sum
+    squares, so they are taken in float64, where a finite gradient's square
+    cannot overflow."""
     weight_grads, bias_grads = torch.stack(weight_grads), torch.stack(bias_grads)
     hidden = torch.stack(hidden)
     return torch.stack([
-        weight_grads.abs().mean(dim=(1, 2)),
-        torch.linalg.vector_norm(weight_grads, dim=(1, 2)),
-        bias_grads.abs().mean(dim=1),
-        hidden.square().mean(dim=(1, 2)).sqrt(),
+        weight_grads.abs().mean(dim=(1, 2)).double(),
+        torch.linalg.vector_norm(weight_grads, dim=(1, 2), dtype=torch.float64),
+        bias_grads.abs().mean(dim=1).double(),
+        hidden.double().square().mean(dim=(1, 2)).sqrt(),
     ], dim=1).flatten()
 
 
@@ -136,10 +146,11 @@ def measure_cell_book_style(cell):
         weight_grad, bias_grad = layer[0].weight.grad, layer[0].bias.grad
         record = {**asdict(cell), "layer": i, "param": f"layers.{i}.0.weight",
                   "grad_abs_mean": weight_grad.abs().mean().item(),
-                  "grad_l2": torch.linalg.vector_norm(weight_grad).item(),
+                  "grad_l2": torch.linalg.vector_norm(weight_grad, dtype=torch.float64).item(),
                   "bias_grad_abs_mean": bias_grad.abs().mean().item(),
-                  "output_rms": hidden[i].square().mean().sqrt().item()}
-        finite &= math.isfinite(record["grad_abs_mean"]) and math.isfinite(record["bias_grad_abs_mean"])
+                  "output_rms": hidden[i].double().square().mean().sqrt().item()}
+        finite &= all(math.isfinite(record[k]) for k in ("grad_abs_mean", "grad_l2",
+                                                         "bias_grad_abs_mean", "output_rms"))
         records.append(record)
     loss_value, output_value = loss.item(), x.item()
     finite &= math.isfinite(loss_value) and math.isfinite(output_value)

@@ -8,8 +8,8 @@ Two intermediate tables feed the aggregation:
   for;
 * results/gradients.csv, which aggregate, the figures and the laws read.
   shortcutbench.collect.check_gradients checks it the same way against the
-  cells of all chunks; the jobs that read it must call it (see README.md in
-  this folder: until they do, the workflow tests of it are xfail).
+  cells of all chunks; aggregate and laws call it before reading it (the
+  figures wait for aggregate's summary.csv).
 
 In-process tests truncate the tables at every line boundary and at many
 byte offsets; workflow tests edit a finished run's files by hand and run
@@ -175,14 +175,9 @@ TAMPERS = {
         "a plausible number edited into a chunk keeps the format; only a digest written by "
         "the measuring job (e.g. sha256 in its machine.json or a declared .sha256 output) "
         "checked by collect could tell"),
-    "gradients.csv truncated mid-line": (
-        lambda results: "gradients.csv", truncate_mid_line,
-        "aggregate/laws/figures read gradients.csv with pandas unchecked: wire "
-        "collect.check_gradients into scripts/aggregate.py and scripts/laws.py"),
-    "gradients.csv's last row removed": (
-        lambda results: "gradients.csv", drop_last_row,
-        "aggregate/laws/figures read gradients.csv with pandas unchecked: wire "
-        "collect.check_gradients into scripts/aggregate.py and scripts/laws.py"),
+    # aggregate and laws check gradients.csv against its chunks before reading it
+    "gradients.csv truncated mid-line": (lambda results: "gradients.csv", truncate_mid_line, None),
+    "gradients.csv's last row removed": (lambda results: "gradients.csv", drop_last_row, None),
 }
 
 

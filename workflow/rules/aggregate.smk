@@ -24,6 +24,9 @@ rule aggregate:
         "results/{prefix}gradients.csv",
     output:
         "results/{prefix}summary.csv",
+    params:
+        # gradients.csv is checked against these before it is summarised
+        chunks=lambda wildcards: [c.params() for c in chunks_of(wildcards.prefix)],
     log:
         "logs/{prefix}aggregate.log",
     benchmark:

@@ -6,6 +6,8 @@ rule laws:
         "results/laws.json",
     params:
         names=["main", *sorted(SWEEP["studies"])],
+        # each table is checked against its chunks before it is read
+        chunks=[[c.params() for c in chunks_of(prefix)] for prefix in PREFIXES],
     log:
         "logs/laws.log",
     benchmark:
