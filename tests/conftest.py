@@ -24,12 +24,10 @@ SMALL_CONFIG = {
 }
 
 
-def snakemake(workdir, config=None, *args, timeout=600, check=True):
-    """Run the real snakemake on the repo's Snakefile in `workdir`.
-
-    `config` (a dict) is written to workdir/config.yaml and passed with
-    --configfile.  Returns the CompletedProcess (stdout and stderr merged).
-    """
+def snakemake_command(workdir, config=None, *args):
+    """The argv that runs the real snakemake on the repo's Snakefile in
+    `workdir`; `config` (a dict) is written to workdir/config.yaml and passed
+    with --configfile."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     command = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
@@ -39,9 +37,20 @@ def snakemake(workdir, config=None, *args, timeout=600, check=True):
         config_path = workdir / "config.yaml"
         config_path.write_text(yaml.safe_dump(config))
         command += ["--configfile", str(config_path)]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run(command, cwd=workdir, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    return command
+
+
+def snakemake_environment():
+    """The environment jobs need: this venv's python and snakemake first on PATH."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def snakemake(workdir, config=None, *args, timeout=600, check=True):
+    """Run snakemake_command(...); returns the CompletedProcess (stdout and
+    stderr merged)."""
+    result = subprocess.run(snakemake_command(workdir, config, *args), cwd=workdir,
+                            env=snakemake_environment(), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-6000:]}")
     return result

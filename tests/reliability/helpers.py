@@ -14,9 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
-
-from conftest import BIN, REPO, SMALL_CONFIG, snakemake
+from conftest import (REPO, SMALL_CONFIG, snakemake, snakemake_command,
+                      snakemake_environment)
 from shortcutbench.config import load_schema
 
 SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -46,21 +45,9 @@ def workflow_config(**overrides):
     return config
 
 
-def command(workdir, config, *args):
-    """The argv of tests/conftest.py's snakemake(); writes the config file."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    argv = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-            "--cores", "2", *args]
-    if config is not None:
-        path = workdir / "config.yaml"
-        path.write_text(yaml.safe_dump(config))
-        argv += ["--configfile", str(path)]
-    return argv
-
-
-def environment():
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+# The argv and environment of tests/conftest.py's snakemake().
+command = snakemake_command
+environment = snakemake_environment
 
 
 def run(workdir, config, *args, timeout=300, check=True):
