@@ -9,6 +9,7 @@ with job_log(snakemake.log[0]):
                                snakemake.params.repo, all_chunks=snakemake.params.chunks)
     provenance.write(facts, snakemake.output.provenance)
     figures = {name: snakemake.input[name] for name in ("headline", "attenuation", "heatmap")}
+    figures["training"] = snakemake.input.training[0] if snakemake.input.training else None
     report.write_report(snakemake.input.tables, figures, snakemake.input.profiles,
                         snakemake.params.variants, facts, snakemake.output.html,
                         snakemake.input.laws)

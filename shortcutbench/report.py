@@ -560,7 +560,8 @@ def render(tables, figures, provenance, laws=None):
             return {"uri": None, "size": None, "path": path, **extra}
         return {"uri": svg_data_uri(svg), "size": svg_size(svg), "path": path, **extra}
 
-    fig = {name: figure(figures.get(name)) for name in ("headline", "attenuation", "heatmap")}
+    fig = {name: figure(figures.get(name))
+           for name in ("headline", "attenuation", "heatmap", "training")}
     profiles = [figure(svg, str(path), variant=v, label=variant_label(v, swept))
                 for v, svg, path in figures.get("profiles", [])]
     headline = tables["headline"]

@@ -46,3 +46,18 @@ def test_jobs_split_by_depth_and_norm_and_write_tidy_rows(tmp_path):
         kinds[row["kind"]] = kinds.get(row["kind"], 0) + 1
     # 2 seeds x 2 flags: 3 losses (steps 0..2) and 3 layers at start and end
     assert kinds == {"loss": 12, "grad_start": 12, "grad_end": 12}
+
+
+def test_the_training_figure_is_drawn_and_deterministic(tmp_path):
+    from shortcutbench.figures import make_training
+
+    training = {"enabled": True, "depths": [3], "widths": [4], "seeds": [1, 2],
+                "shortcut": [False, True], "activations": ["gelu_tanh"], "norms": ["none"],
+                "steps": 3, "optimizer": "adam", "learning_rate": 0.01, "samples": 8}
+    job = training_jobs(training)["activation~gelu_tanh/width~4/norm~none/depth~3"]
+    train_group(job, tmp_path / "t.csv", progress=None)
+    make_training(tmp_path / "t.csv", tmp_path / "a")
+    make_training(tmp_path / "t.csv", tmp_path / "b")
+    for ext in ("svg", "png"):
+        first = (tmp_path / f"a.{ext}").read_bytes()
+        assert len(first) > 1000 and first == (tmp_path / f"b.{ext}").read_bytes()

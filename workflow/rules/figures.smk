@@ -89,3 +89,27 @@ rule figures_overview:
         "../../environment.yml"
     script:
         "../../scripts/figures.py"
+
+
+rule figures_training:
+    input:
+        "results/training.csv",
+    output:
+        svg=report(
+            "results/figures/training.svg",
+            caption="../report/training.rst",
+            category="Figures",
+            subcategory="Training",
+            labels={"figure": "training"},
+        ),
+        png="results/figures/training.png",
+    params:
+        stem=lambda wildcards, output: os.path.splitext(output.svg)[0],
+    log:
+        "logs/figures_training.log",
+    benchmark:
+        "logs/benchmark/figures_training.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../../scripts/figures_training.py"

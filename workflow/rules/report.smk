@@ -15,6 +15,7 @@ rule report:
         heatmap="results/figures/heatmap.svg",
         profiles=[f"{stem}.svg" for stem in PROFILE_STEMS],
         laws="results/laws.json",
+        training=["results/figures/training.svg"] if TRAINING_JOBS else [],
     output:
         html=report(
             "report/index.html",
