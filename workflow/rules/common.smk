@@ -35,4 +35,5 @@ localrules:
     laws,
     figures_overview,
     figures_profile,
+    figures_training,
     report,
