@@ -6,9 +6,9 @@ layer's weight) varies over seeds.  No torch here.
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from shortcutbench.files import atomic_write
+from shortcutbench.intervals import t_interval
 from shortcutbench.records import CELL_COLUMNS
 
 SUMMARY_GROUP = [c for c in CELL_COLUMNS if c != "seed"] + ["layer"]
@@ -19,18 +19,6 @@ SUMMARY_COLUMNS = SUMMARY_GROUP + ["n", "n_finite", "mean", "std", "ci95_low", "
 
 def read_gradients(path):
     return pd.read_csv(path)
-
-
-def t_interval(values):
-    """n, mean, std and the 95% t-interval of the mean, over the finite
-    values only (NaN where there are too few)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    n = len(values)
-    mean = values.mean() if n else np.nan
-    std = values.std(ddof=1) if n > 1 else np.nan
-    half = stats.t.ppf(0.975, n - 1) * std / np.sqrt(n) if n > 1 else np.nan
-    return n, mean, std, mean - half, mean + half
 
 
 def summary_table(gradients):

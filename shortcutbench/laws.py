@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from shortcutbench import theory
+from shortcutbench import intervals, theory
 from shortcutbench.records import CELL_COLUMNS
 
 CONFIG_COLUMNS = [c for c in CELL_COLUMNS if c not in ("seed", "depth")]
@@ -23,18 +23,10 @@ AGREE = math.log(1.1)  # within 10% counts as agreement, when the CI is tighter
 
 
 def log_interval(values):
-    """Geometric mean and 95% t-interval of positive finite values: (n, gmean, low, high)."""
+    """Geometric mean and 95% t-interval of the positive finite values:
+    (n, gmean, low, high); the others (0, inf, nan) are left out."""
     values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values) & (values > 0)]
-    n = len(values)
-    if n == 0:
-        return 0, math.nan, math.nan, math.nan
-    logs = np.log(values)
-    mean = logs.mean()
-    if n == 1:
-        return 1, float(math.exp(mean)), math.nan, math.nan
-    half = stats.t.ppf(0.975, n - 1) * logs.std(ddof=1) / math.sqrt(n)
-    return n, float(math.exp(mean)), float(math.exp(mean - half)), float(math.exp(mean + half))
+    return intervals.log10_interval(values[intervals.usable(values)])[:4]
 
 
 def cell_table(gradients):
@@ -300,7 +292,7 @@ def spread_finding(tables):
     x = np.array([r["sum_inv_width"] for r in rows])
     y = np.array([r["var_log10_grad"] for r in rows])
     fit = stats.linregress(x, y)
-    half = stats.t.ppf(0.975, len(rows) - 2) * fit.stderr
+    half = intervals.t975(len(rows) - 2) * fit.stderr
     r2 = fit.rvalue ** 2
     grows = fit.slope - half > 0
     return {**base, "sweep": name,

@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from shortcutbench.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
+from shortcutbench.intervals import log10_interval, usable
 from shortcutbench.records import CELL_COLUMNS, Cell
+from shortcutbench.sweep import seed_runs
 
 # In the order variants are sorted and labelled.
 VARIANT_AXES = ("width", "activation", "init", "norm", "dtype", "device")
@@ -70,47 +72,9 @@ def with_all_axes(gradients):
 
 # ---------------------------------------------------------------- statistics
 
-def t975(df):
-    """The 97.5% quantile of Student's t with `df` degrees of freedom."""
-    from scipy.special import stdtrit  # ~0.2 s; only the analysis half needs it
-
-    return float(stdtrit(df, 0.975))
-
-
-def log10_interval(values):
-    """Geometric mean of positive `values` and the 95% t-interval of the mean
-    of their log10, back-transformed: (n, centre, low, high, log10_sd).
-    low/high are NaN with fewer than two values."""
-    logs = np.log10(np.asarray(values, dtype=float))
-    n = len(logs)
-    if n == 0:
-        return 0, math.nan, math.nan, math.nan, math.nan
-    mean = float(logs.mean())
-    if n == 1:
-        return 1, 10.0 ** mean, math.nan, math.nan, math.nan
-    sd = float(logs.std(ddof=1))
-    half = t975(n - 1) * sd / math.sqrt(n)
-    return n, 10.0 ** mean, 10.0 ** (mean - half), 10.0 ** (mean + half), sd
-
-
-def usable(values):
-    """Which gradients can enter a log-scale statistic: finite and > 0."""
-    values = np.asarray(values, dtype=float)
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(values) & (values > 0)
-
-
 def format_seeds(seeds):
-    """[100, 101, 102, 105] -> '100–102, 105'."""
-    seeds = sorted(int(s) for s in seeds)
-    runs, start = [], None
-    for i, seed in enumerate(seeds):
-        if start is None:
-            start = seed
-        if i + 1 == len(seeds) or seeds[i + 1] != seed + 1:
-            runs.append(str(start) if start == seed else f"{start}\u2013{seed}")
-            start = None
-    return ", ".join(runs)
+    """[100, 101, 102, 105] -> '100\u2013102, 105'."""
+    return ", ".join(str(a) if a == b else f"{a}\u2013{b}" for a, b in seed_runs(seeds))
 
 
 def _py(value):

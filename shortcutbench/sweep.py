@@ -34,14 +34,19 @@ CHUNK_PATTERN = (r"(studies/[a-z][a-z0-9_]*/)?cells/device~[a-z0-9-]+/dtype~[a-z
 PREFIX_PATTERN = r"(studies/[a-z][a-z0-9_]*/)?"
 
 
-def format_seeds(seeds):
-    """[0, 1, 2, 3, 7, 9, 10] -> '0-3_7_9-10'."""
-    seeds = sorted(seeds)
+def seed_runs(seeds):
+    """[0, 1, 2, 3, 7, 9, 10] -> [(0, 3), (7, 7), (9, 10)]: runs of consecutive seeds."""
+    seeds = sorted(int(s) for s in seeds)
     runs = []
     for _, run in itertools.groupby(enumerate(seeds), key=lambda p: p[1] - p[0]):
         run = [seed for _, seed in run]
-        runs.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-    return "_".join(runs)
+        runs.append((run[0], run[-1]))
+    return runs
+
+
+def format_seeds(seeds):
+    """[0, 1, 2, 3, 7, 9, 10] -> '0-3_7_9-10' (a chunk's file name)."""
+    return "_".join(str(a) if a == b else f"{a}-{b}" for a, b in seed_runs(seeds))
 
 
 def parse_seeds(text):
