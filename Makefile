@@ -13,11 +13,13 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 ## env: the runtime environment (.venv) with pinned dependencies
 env: $(VENV)/.runtime-installed
 
-$(VENV)/.runtime-installed: requirements.txt
+$(VENV)/.runtime-installed: requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || \
 	  { echo "error: Python 3.11 or newer is needed; set PYTHON=/path/to/python3.11" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	# The package itself, editable: scripts/ and every job import it like any package.
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 ## test-env: env plus the test tools and headless Chromium

@@ -1,5 +1,6 @@
-# shortcutbench: how shortcut connections keep gradients alive.
-# measure -> aggregate -> figures -> report; see README.md.
+# shortcutbench: how shortcut connections keep gradients alive, and where they
+# make them explode.  measure -> merge -> aggregate/tables/laws -> figures ->
+# report; see README.md.
 
 import os
 
@@ -9,17 +10,23 @@ min_version("9.0")
 
 
 # The default sweep, unless a config file is given on the command line: then
-# that file is the whole config (keys it omits take the schema's defaults),
-# so that a small sweep is not merged into the default one.  --config K=V
-# alone still changes single keys of the default sweep.
-if not workflow.overwrite_configfiles:
+# that file is the whole config (keys it omits take the schema's defaults), so
+# that a small sweep is not merged into the default one.  --config K=V alone
+# still edits single keys of the default sweep.  workflow.configfiles holds
+# the command line's --configfile files until a configfile: directive runs;
+# tests/test_workflow.py pins this behaviour for the Snakemake we install.
+if not workflow.configfiles:
 
     configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+# Where --sdm conda's environment (environment.yml) installs the package from.
+os.environ.setdefault("SHORTCUTBENCH_HOME", workflow.basedir)
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/measure.smk"
-include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/merge.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/laws.smk"
 include: "workflow/rules/figures.smk"
@@ -27,6 +34,7 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    """The default target: the HTML report of the whole sweep."""
     input:
         "report/index.html",
     default_target: True

@@ -63,8 +63,8 @@ def snakemake(workdir, config, *args):
 FLOOR = textwrap.dedent("""
     import sys, itertools
     sys.path.insert(0, {repo!r})
-    from shortcutbench.measure import {function}, configure_torch, write_records
-    from shortcutbench.records import Cell
+    from shortcutbench.measuring.measure import {function}, configure_torch, write_records
+    from shortcutbench.core.records import Cell
     configure_torch()
     config = {config!r}
     records = []
@@ -125,7 +125,7 @@ def measured_cells(output):
 
 def goal_incremental(scratch):
     print("\n== 2. incremental ==")
-    from shortcutbench.sweep import parse_seeds
+    from shortcutbench.core.sweep import parse_seeds_slug
 
     workdir = scratch / "incremental"
     shutil.rmtree(workdir, ignore_errors=True)
@@ -134,7 +134,7 @@ def goal_incremental(scratch):
     seconds, output = snakemake(workdir, grown, "results/gradients.csv")
     chunks = measured_cells(output)
     per_seed = n_cells({**grown, "seeds": [0]})
-    measured = sum(len(parse_seeds(c)) for c in chunks) * per_seed // len(grown["widths"])
+    measured = sum(len(parse_seeds_slug(c)) for c in chunks) * per_seed // len(grown["widths"])
     print(f"  seed 10 added to seeds 0-9: {seconds:.2f} s; measure jobs run: {len(chunks)} "
           f"({', '.join('seeds~' + c for c in chunks)}); cells measured: {measured}, "
           f"new cells: {per_seed}")
@@ -160,8 +160,8 @@ def goal_in_process(repeats=5):
     print("\n== 4. in-process speed ==")
     import itertools
 
-    from shortcutbench.measure import configure_torch, measure_cell, measure_cell_book_style
-    from shortcutbench.records import Cell
+    from shortcutbench.measuring.measure import configure_torch, measure_cell, measure_cell_book_style
+    from shortcutbench.core.records import Cell
 
     configure_torch()
     cells = [Cell(d, w, s, sc) for d, w, s, sc in itertools.product(
@@ -184,8 +184,8 @@ def goal_in_process(repeats=5):
 BIG = textwrap.dedent("""
     import resource, sys, time
     sys.path.insert(0, {repo!r})
-    from shortcutbench.measure import configure_torch, measure_cell
-    from shortcutbench.records import Cell
+    from shortcutbench.measuring.measure import configure_torch, measure_cell
+    from shortcutbench.core.records import Cell
     configure_torch()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """Snakemake job: measure one chunk of cells (see shortcutbench.sweep)."""
-from shortcutbench.files import job_log
+from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log.run) as log:
-    from shortcutbench.measure import run_chunk
+    from shortcutbench.measuring.measure import run_chunk
 
     run_chunk(snakemake.params.chunk, snakemake.output[0], snakemake.log.machine, log)

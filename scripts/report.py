@@ -1,15 +1,15 @@
 """Snakemake job: tables, figures and provenance -> report/index.html."""
-from shortcutbench.files import job_log
+from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log[0]):
-    from shortcutbench import provenance, report
+    from shortcutbench.analysis import provenance, render
 
-    facts = provenance.collect(snakemake.params.config, snakemake.params.devices,
-                               snakemake.params.main_chunks, snakemake.params.logs,
-                               snakemake.params.repo, all_chunks=snakemake.params.chunks)
+    facts = provenance.gather(snakemake.params.config, snakemake.params.devices,
+                              snakemake.params.main_chunks, snakemake.params.logs,
+                              snakemake.params.repo, all_chunks=snakemake.params.chunks)
     provenance.write(facts, snakemake.output.provenance)
     figures = {name: snakemake.input[name] for name in ("headline", "attenuation", "heatmap")}
     figures["training"] = snakemake.input.training[0] if snakemake.input.training else None
-    report.write_report(snakemake.input.tables, figures, snakemake.input.profiles,
+    render.write_report(snakemake.input.tables, figures, snakemake.input.profiles,
                         snakemake.params.variants, facts, snakemake.output.html,
                         snakemake.input.laws)

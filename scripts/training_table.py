@@ -1,7 +1,7 @@
 """Snakemake job: every training run -> results/training.csv."""
-from shortcutbench.files import job_log
+from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log[0]):
-    from shortcutbench.aggregate import concatenate_tables
+    from shortcutbench.analysis.aggregate import concatenate_tables
 
     concatenate_tables(snakemake.input, snakemake.output[0])

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shortcutbench.aggregate import summary_table, t_interval
-from shortcutbench.collect import CorruptChunk, collect, read_chunk
-from shortcutbench.measure import measure_cells, write_records
-from shortcutbench.records import COLUMNS, Cell
-from shortcutbench.sweep import Chunk
+from shortcutbench.analysis.aggregate import summary_table, t_interval
+from shortcutbench.analysis.merge import CorruptChunk, merge_chunks, read_chunk
+from shortcutbench.measuring.measure import measure_cells, write_records
+from shortcutbench.core.records import COLUMNS, Cell
+from shortcutbench.core.sweep import Chunk
 
 CHUNK = Chunk("", "cpu", "float32", "gelu_tanh", 3, (4, 2), (3, 1), (False, True), (1.0,),
               ("pytorch",), ("none",))
@@ -29,9 +29,9 @@ def lines(path):
     return path.read_text().splitlines(keepends=True)
 
 
-def test_collect_sorts_and_keeps_the_measured_text(chunk_file, tmp_path):
+def test_merge_sorts_and_keeps_the_measured_text(chunk_file, tmp_path):
     out = tmp_path / "gradients.csv"
-    n = collect([chunk_file], [CHUNK.params()], out)
+    n = merge_chunks([chunk_file], [CHUNK.params()], out)
     assert n == 2 * 2 * (3 + 1)
     with open(out) as f:
         rows = list(csv.DictReader(f))
@@ -70,7 +70,7 @@ def corrupt(path, how):
 def test_a_damaged_chunk_is_refused_by_name(chunk_file, tmp_path, how):
     corrupt(chunk_file, how)
     with pytest.raises(CorruptChunk) as error:
-        collect([chunk_file], [CHUNK.params()], tmp_path / "gradients.csv")
+        merge_chunks([chunk_file], [CHUNK.params()], tmp_path / "gradients.csv")
     assert str(chunk_file) in str(error.value)
     assert "run snakemake again" in str(error.value)
     assert not (tmp_path / "gradients.csv").exists()

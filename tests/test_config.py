@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SMALL_CONFIG, snakemake
-from shortcutbench.config import ConfigError, validate_config
+from shortcutbench.core.config import ConfigError, validate_config
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 

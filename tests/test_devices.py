@@ -4,8 +4,8 @@ import socket
 
 import pytest
 
-from shortcutbench import devices
-from shortcutbench.devices import (DeviceUnavailable, check_device_name, expand_devices,
+from shortcutbench.core import devices
+from shortcutbench.core.devices import (DeviceUnavailable, check_device_name, expand_devices,
                                    probe_accelerators, torch_device)
 
 
@@ -85,8 +85,8 @@ def test_a_missing_gpu_fails_in_the_job_naming_device_and_host():
 def test_a_missing_gpu_cell_fails_in_measure_cell():
     import torch
 
-    from shortcutbench.measure import measure_cell
-    from shortcutbench.records import Cell
+    from shortcutbench.measuring.measure import measure_cell
+    from shortcutbench.core.records import Cell
 
     if torch.cuda.is_available():
         pytest.skip("this host has CUDA")

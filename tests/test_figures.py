@@ -7,8 +7,11 @@ import zlib
 
 import pytest
 
-from shortcutbench import figures, report
-from shortcutbench.aggregate import summary_table
+from shortcutbench.analysis import figures
+from shortcutbench.analysis import render
+from shortcutbench.analysis import tables as report
+from shortcutbench.analysis.aggregate import summary_table
+from shortcutbench.analysis.tables import make_tables
 from test_report import make_gradients
 
 VARIANT = {"width": 3, "activation": "gelu_tanh", "init": "pytorch", "norm": "none",
@@ -47,6 +50,7 @@ def drawn(tmp_path_factory):
         g = make_gradients(**kwargs)
         g.to_csv(root / "gradients.csv", index=False)
         summary_table(g).to_csv(root / "summary.csv", index=False)
+        make_tables(root / "gradients.csv", root / "tables.json")
         data = figures.make_overview(root / "gradients.csv", root / "summary.csv",
                                      root / "tables.json",
                                      {k: root / k for k in ("headline", "attenuation", "heatmap")})
@@ -69,15 +73,15 @@ def test_every_figure_is_drawn_as_svg_and_png(drawn, sweep):
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000
         assert b"<dc:date>" not in svg  # no timestamp
         assert b"Software" not in png_text_chunks(png)
-        assert report.svg_size(svg)[0] > 100
+        assert render.svg_size(svg)[0] > 100
     assert json.loads((root / "tables.json").read_text()) == json.loads(
         json.dumps(data, allow_nan=True))
 
 
 def test_the_same_data_give_the_same_bytes(drawn, tmp_path):
     root, _ = drawn["non-finite"]
-    gradients = figures.read_gradients(root / "gradients.csv")
-    summary = figures.read_summary(root / "summary.csv")
+    gradients = figures.read_table(root / "gradients.csv")
+    summary = figures.read_table(root / "summary.csv")
     for i in range(2):
         figures.save(figures.heatmap_figure(summary), tmp_path / f"heat{i}")
         figures.save(figures.profile_figure(gradients, summary, VARIANT), tmp_path / f"prof{i}")
@@ -91,8 +95,8 @@ def test_the_same_data_give_the_same_bytes(drawn, tmp_path):
 
 def test_profile_panels_follow_the_depths(drawn):
     root, _ = drawn["plain"]
-    gradients = figures.read_gradients(root / "gradients.csv")
-    summary = figures.read_summary(root / "summary.csv")
+    gradients = figures.read_table(root / "gradients.csv")
+    summary = figures.read_table(root / "summary.csv")
     fig = figures.profile_figure(gradients, summary, VARIANT)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["depth 1", "depth 2", "depth 5", "depth 12"]

@@ -5,9 +5,9 @@ import math
 import pandas as pd
 import pytest
 
-from shortcutbench.laws import findings, log_interval, training_finding, verdict
-from shortcutbench.measure import configure_torch, measure_cell
-from shortcutbench.records import Cell
+from shortcutbench.analysis.laws import check_laws, log_interval, training_finding, verdict
+from shortcutbench.measuring.measure import configure_torch, measure_cell
+from shortcutbench.core.records import Cell
 
 
 def table(cells):
@@ -36,7 +36,7 @@ def by_key(result):
 
 
 def test_every_finding_has_claim_source_number_and_verdict(tables):
-    result = by_key(findings(tables))
+    result = by_key(check_laws(tables))
     assert set(result) == {"attenuation", "init", "shortcut_scale", "norm", "spread", "training"}
     for key, finding in result.items():
         assert finding["claim"] and finding["source"] and finding["verdict"], key
@@ -45,7 +45,7 @@ def test_every_finding_has_claim_source_number_and_verdict(tables):
 
 
 def test_attenuation_agrees_with_mean_field_only_when_wide(tables):
-    rows = by_key(findings(tables))["attenuation"]["table"]
+    rows = by_key(check_laws(tables))["attenuation"]["table"]
     cols = rows["columns"]
     plain = {r[cols.index("width")]: r for r in rows["rows"] if not r[cols.index("shortcut")]}
     assert plain[64][cols.index("verdict")] == "agrees"
@@ -54,20 +54,20 @@ def test_attenuation_agrees_with_mean_field_only_when_wide(tables):
 
 
 def test_lambda_checks_are_exact(tables):
-    finding = by_key(findings(tables))["shortcut_scale"]
+    finding = by_key(check_laws(tables))["shortcut_scale"]
     assert "in 4 of 4 cells bit for bit" in finding["measured"]
     assert finding["verdict"].startswith("confirmed")
 
 
 def test_findings_find_their_sweep_by_what_varies(tables):
-    result = by_key(findings(tables))
+    result = by_key(check_laws(tables))
     assert result["init"]["sweep"] == "init"
     assert result["norm"]["sweep"] == "norm"
     assert result["spread"]["sweep"] == "spread"
 
 
 def test_a_missing_study_says_what_to_add(tables):
-    result = by_key(findings({"main": tables["main"]}))
+    result = by_key(check_laws({"main": tables["main"]}))
     for key in ("init", "shortcut_scale", "norm", "spread"):
         assert result[key]["verdict"] == "not measured"
         assert result[key]["missing"].startswith("add a study with")

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from shortcutbench.book import BOOK_GRADIENTS, RTOL
-from shortcutbench.measure import configure_torch, measure_cell, measure_cell_book_style
-from shortcutbench.model import (ACTIVATIONS, ExampleDeepNeuralNetwork, init_parameters,
+from shortcutbench.core.book import BOOK_GRADIENTS, RTOL
+from shortcutbench.measuring.measure import configure_torch, measure_cell, measure_cell_book_style
+from shortcutbench.measuring.model import (ACTIVATIONS, ExampleDeepNeuralNetwork, init_parameters,
                                  layer_sizes, sample_input)
-from shortcutbench.records import COLUMNS, Cell
+from shortcutbench.core.records import COLUMNS, Cell
 
 
 @pytest.fixture(autouse=True)

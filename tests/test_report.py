@@ -14,9 +14,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from shortcutbench import provenance, report
-from shortcutbench.book import BOOK_CASE, BOOK_GRADIENTS
-from shortcutbench.records import COLUMNS
+from shortcutbench.analysis import provenance
+from shortcutbench.analysis import render as page
+from shortcutbench.analysis import tables as report
+from shortcutbench.analysis.variants import describe_seeds
+from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS
+from shortcutbench.core.records import COLUMNS
 
 BOOK_CELL = {**BOOK_CASE, "init": "pytorch", "norm": "none"}
 
@@ -109,7 +112,7 @@ def render(gradients, config=None, svg=TINY_SVG):
                "profiles": [(v, svg, f"results/figures/profile/{i}.svg")
                             for i, v in enumerate(variants)]}
     prov = dict(PROVENANCE, config=config or PROVENANCE["config"])
-    return report.render(data, figures, prov)
+    return page.render(data, figures, prov)
 
 
 def text_of(page):
@@ -328,12 +331,12 @@ def test_figures_are_inline_with_their_size():
 
 
 def test_number_formats():
-    assert report.fmt_num(math.nan) == "\u2013" and report.fmt_num(math.inf) == "\u221e"
-    assert report.fmt_num(0.000123456) == "1.23e-4" and report.fmt_num(12.345) == "12.3"
-    assert report.fmt_num(1560) == "1,560" and report.fmt_num(0.0) == "0"
-    assert str(report.fmt_times(3.7e48)) == "3.7&thinsp;&times;&thinsp;10<sup>48</sup>"
-    assert str(report.fmt_times(2.9e-40)) == "2.9&thinsp;&times;&thinsp;10<sup>\u221240</sup>"
-    assert report.format_seeds([5, 1, 2, 3, 9]) == "1\u20133, 5, 9"
+    assert page.fmt_num(math.nan) == "\u2013" and page.fmt_num(math.inf) == "\u221e"
+    assert page.fmt_num(0.000123456) == "1.23e-4" and page.fmt_num(12.345) == "12.3"
+    assert page.fmt_num(1560) == "1,560" and page.fmt_num(0.0) == "0"
+    assert str(page.fmt_times(3.7e48)) == "3.7&thinsp;&times;&thinsp;10<sup>48</sup>"
+    assert str(page.fmt_times(2.9e-40)) == "2.9&thinsp;&times;&thinsp;10<sup>\u221240</sup>"
+    assert describe_seeds([5, 1, 2, 3, 9]) == "1\u20133, 5, 9"
 
 
 # ---------------------------------------------------------------- provenance
@@ -353,7 +356,7 @@ def test_provenance_reads_logs_of_this_sweep_only(tmp_path):
         path = bench / f"{name}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(header + f"{s}\t0:00:03\t150.5\t300\t1\t1\t0\t0\t50\t2.25\n")
-    facts = provenance.collect({"depths": [1]}, ["cpu"], [chunk, "cells/missing/seeds~3"],
+    facts = provenance.gather({"depths": [1]}, ["cpu"], [chunk, "cells/missing/seeds~3"],
                                str(tmp_path / "logs"), str(tmp_path))
     assert [(j["rule"], j["s"]) for j in facts["jobs"]] == [
         ("measure", 3.5), ("aggregate", 0.75), ("figures_profile", 1.25)]
@@ -369,15 +372,15 @@ def test_provenance_reads_logs_of_this_sweep_only(tmp_path):
 
 
 def test_provenance_of_this_checkout():
-    state = provenance.git_state(report.TEMPLATES.parents[1])
+    state = provenance.git_state(page.TEMPLATES.parents[1])
     assert state["note"] in (None, "no commit yet")
     assert state["dirty"] in (True, False)
 
 
 def test_analysis_modules_never_import_torch():
-    code = ("import sys; import shortcutbench.report, shortcutbench.provenance, "
-            "shortcutbench.figures; shortcutbench.figures.setup(); "
-            "shortcutbench.provenance.package_versions(); "
+    code = ("import sys; import shortcutbench.analysis.tables, shortcutbench.analysis.provenance, "
+            "shortcutbench.analysis.figures; shortcutbench.analysis.figures.setup(); "
+            "shortcutbench.analysis.provenance.package_versions(); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -385,22 +388,22 @@ def test_analysis_modules_never_import_torch():
 # ------------------------------------------------------- what the sweep shows
 
 def test_report_shows_each_finding_with_its_verdict_and_escapes_it():
-    from shortcutbench.laws import findings
+    from shortcutbench.analysis.laws import check_laws
 
     gradients = make_gradients(depths=(1, 5, 12), seeds=(122, 123, 124))
-    laws = json.loads(json.dumps(findings({"main": gradients})))  # as read from laws.json
+    laws = json.loads(json.dumps(check_laws({"main": gradients})))  # as read from laws.json
     laws[0]["claim"] = "<script>alert(1)</script> claim"
     data = json.loads(json.dumps(report.tables(gradients)))
     figures = {"headline": TINY_SVG, "attenuation": TINY_SVG, "heatmap": TINY_SVG,
                "profiles": []}
-    page = report.render(data, figures, dict(PROVENANCE), laws)
-    text = text_of(page)
+    html = page.render(data, figures, dict(PROVENANCE), laws)
+    text = text_of(html)
     assert "What the sweep shows" in text
     for finding in laws:
         assert finding["title"] in text and finding["verdict"] in text
-    assert "<script>alert" not in page and "&lt;script&gt;alert(1)" in page
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
     assert "To measure it, add a study with" in text  # the main sweep alone lacks the studies
-    assert_self_contained(page)
+    assert_self_contained(html)
 
 
 def test_report_without_findings_says_so():

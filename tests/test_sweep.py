@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from shortcutbench.sweep import (CHUNK_PATTERN, Chunk, _choose_chunks, format_seeds,
-                                 n_cells, parse_seeds, plan_chunks)
+from shortcutbench.core.sweep import (CHUNK_PATTERN, Chunk, _choose_chunks, seeds_slug,
+                                 n_cells, parse_seeds_slug, plan_chunks)
 
 CONFIG = {"depths": [5, 1, 12], "widths": [3, 32], "seeds": list(range(10)),
           "shortcut": [True, False], "shortcut_scales": [1.0], "devices": ["cpu", "cuda:1"],
@@ -17,8 +17,8 @@ CONFIG = {"depths": [5, 1, 12], "widths": [3, 32], "seeds": list(range(10)),
                                          ([0, 1, 2, 3, 7, 9, 10], "0-3_7_9-10"),
                                          ([5, 7, 9], "5_7_9")])
 def test_seed_names_round_trip(seeds, text):
-    assert format_seeds(seeds) == text
-    assert parse_seeds(text) == tuple(sorted(seeds))
+    assert seeds_slug(seeds) == text
+    assert parse_seeds_slug(text) == tuple(sorted(seeds))
 
 
 def test_plan_covers_every_cell_once(tmp_path):

@@ -1,4 +1,4 @@
-"""Mean-field predictions (shortcutbench.theory): closed forms, and agreement
+"""Mean-field predictions (shortcutbench.analysis.theory): closed forms, and agreement
 with the real measurement on wide networks.
 
 `pytest -s tests/test_theory.py` also prints the predicted and measured
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from shortcutbench import theory
-from shortcutbench.measure import configure_torch, measure_cell
-from shortcutbench.model import ACTIVATIONS, draw_linear, gelu_tanh
-from shortcutbench.records import Cell
-from shortcutbench.theory import (ACTIVATIONS_NP, chi1, depth_scale, fit_layer_factor,
+from shortcutbench.analysis import theory
+from shortcutbench.measuring.measure import configure_torch, measure_cell
+from shortcutbench.measuring.model import ACTIVATIONS, draw_linear, gelu_tanh
+from shortcutbench.core.records import Cell
+from shortcutbench.analysis.theory import (ACTIVATIONS_NP, chi1, depth_scale, fit_layer_factor,
                                   gauss_mean, predicted_layer_factor, predicted_profile,
                                   weight_variance)
 
@@ -55,7 +55,7 @@ def test_derivatives_match_torch_autograd(name):
 
 
 def test_theory_imports_no_torch_pandas_or_seaborn():
-    code = ("import sys, shortcutbench.theory; "
+    code = ("import sys, shortcutbench.analysis.theory; "
             "print(sorted(m for m in ('torch', 'pandas', 'seaborn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

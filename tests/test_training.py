@@ -3,9 +3,9 @@
 import csv
 import math
 
-from shortcutbench.measure import configure_torch
-from shortcutbench.sweep import training_jobs
-from shortcutbench.training import COLUMNS, regression_task, train_group, train_run
+from shortcutbench.measuring.measure import configure_torch
+from shortcutbench.core.sweep import training_jobs
+from shortcutbench.measuring.training import COLUMNS, regression_task, train_group, train_run
 
 
 def test_the_task_is_fixed():
@@ -49,7 +49,7 @@ def test_jobs_split_by_depth_and_norm_and_write_tidy_rows(tmp_path):
 
 
 def test_the_training_figure_is_drawn_and_deterministic(tmp_path):
-    from shortcutbench.figures import make_training
+    from shortcutbench.analysis.figures import make_training
 
     training = {"enabled": True, "depths": [3], "widths": [4], "seeds": [1, 2],
                 "shortcut": [False, True], "activations": ["gelu_tanh"], "norms": ["none"],

@@ -1,32 +1,57 @@
-"""The two walls: measuring never loads pandas, seaborn or Snakemake; the
-analysis never loads torch (it would pay ~1.7 s of import for nothing)."""
+"""The walls between the package's three parts, found by walking the folders:
 
+- core imports neither torch nor pandas (it runs where Snakemake builds the DAG);
+- measuring never loads pandas, seaborn, matplotlib, Snakemake or the analysis side;
+- analysis never loads torch (it would pay ~1.7 s of import for nothing).
+"""
+
+import pkgutil
 import subprocess
 import sys
 
 import pytest
 
+import shortcutbench
 from conftest import REPO
 
-MEASURING = ["shortcutbench.measure", "shortcutbench.training", "shortcutbench.model"]
-ANALYSIS = ["shortcutbench.collect", "shortcutbench.aggregate", "shortcutbench.laws",
-            "shortcutbench.theory", "shortcutbench.figures", "shortcutbench.report",
-            "shortcutbench.provenance", "shortcutbench.sweep", "shortcutbench.config",
-            "shortcutbench.devices"]
+
+def modules_of(part):
+    package = f"shortcutbench.{part}"
+    path = [str(REPO / "shortcutbench" / part)]
+    return [package] + [f"{package}.{m.name}" for m in pkgutil.iter_modules(path)]
 
 
 def loaded_after_import(module):
     code = f"import sys, {module}; print(' '.join(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True,
                          capture_output=True, text=True).stdout
-    return {name.split(".")[0] for name in out.split()}
+    return set(out.split())
 
 
-@pytest.mark.parametrize("module", MEASURING)
-def test_measuring_side_loads_no_analysis_libraries(module):
-    assert not loaded_after_import(module) & {"pandas", "seaborn", "matplotlib", "snakemake"}
+def top_level(names):
+    return {name.split(".")[0] for name in names}
 
 
-@pytest.mark.parametrize("module", ANALYSIS)
+def test_every_module_belongs_to_one_part():
+    top = [m.name for m in pkgutil.iter_modules(shortcutbench.__path__)]
+    assert sorted(top) == ["analysis", "core", "measuring"]
+    assert len(modules_of("core")) > 5 and len(modules_of("analysis")) > 5
+
+
+@pytest.mark.parametrize("module", modules_of("core"))
+def test_core_loads_neither_torch_nor_pandas(module):
+    assert not top_level(loaded_after_import(module)) & {"torch", "pandas", "seaborn"}
+
+
+@pytest.mark.parametrize("module", modules_of("measuring"))
+def test_measuring_side_loads_no_analysis(module):
+    loaded = loaded_after_import(module)
+    assert not top_level(loaded) & {"pandas", "seaborn", "matplotlib", "snakemake"}
+    assert not {name for name in loaded if name.startswith("shortcutbench.analysis")}
+
+
+@pytest.mark.parametrize("module", modules_of("analysis"))
 def test_analysis_side_never_loads_torch(module):
-    assert "torch" not in loaded_after_import(module)
+    loaded = loaded_after_import(module)
+    assert "torch" not in top_level(loaded)
+    assert not {name for name in loaded if name.startswith("shortcutbench.measuring")}

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO, SMALL_CONFIG, snakemake
-from shortcutbench.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
+from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def test_every_rule_logs_and_benchmarks(small_run):
     workdir, _ = small_run
     assert list((workdir / "logs" / "measure").rglob("*.log"))
     assert list((workdir / "logs" / "benchmark" / "measure").rglob("*.tsv"))
-    assert (workdir / "logs" / "collect.log").exists()
+    assert (workdir / "logs" / "merge.log").exists()
     assert (workdir / "logs" / "aggregate.log").exists()
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from conftest import (REPO, SMALL_CONFIG, snakemake, snakemake_command,
                       snakemake_environment)
-from shortcutbench.config import load_schema
+from shortcutbench.core.config import load_schema
 
 SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
 COUNTS_PATH = REPO / "tests" / "output" / "reliability-counts.json"
@@ -202,7 +202,7 @@ class Counts:
     def write(self, path=COUNTS_PATH):
         if not self.sections:
             return
-        from shortcutbench.files import atomic_write
+        from shortcutbench.core.files import atomic_write
 
         try:
             previous = json.loads(Path(path).read_text())

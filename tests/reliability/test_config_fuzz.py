@@ -27,8 +27,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from shortcutbench.config import ConfigError, validate_config
-from shortcutbench.sweep import CHUNK_PATTERN, plan_chunks
+from shortcutbench.core.config import ConfigError, validate_config
+from shortcutbench.core.sweep import CHUNK_PATTERN, plan_chunks
 
 from .helpers import SCHEMA_PATH, run, schema, workflow_config
 

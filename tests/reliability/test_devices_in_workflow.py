@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from shortcutbench.collect import read_chunk
-from shortcutbench.config import validate_config
-from shortcutbench.sweep import plan_chunks
+from shortcutbench.analysis.merge import read_chunk
+from shortcutbench.core.config import validate_config
+from shortcutbench.core.sweep import plan_chunks
 
 from .helpers import SCHEMA_PATH, run, tree
 

@@ -41,7 +41,7 @@ import time
 
 import pytest
 
-from shortcutbench.files import atomic_write
+from shortcutbench.core.files import atomic_write
 
 from .helpers import Background, leftover_temporaries, run, tree, tree_difference
 
@@ -190,14 +190,14 @@ def test_a_killed_sweep_rerun_gives_the_same_bytes(reference, tmp_path, signame,
 def test_snakemake_refuses_a_half_written_output_until_it_is_remade(reference, tmp_path,
                                                                      counts):
     """Layer 2 on its own: a writer that is not atomic is killed half-way
-    through results/gradients.csv (here: the collect job is killed as it
+    through results/gradients.csv (here: the merge job is killed as it
     starts, and the half file is put there by hand, as such a writer would
     leave it).  Snakemake refuses to go on from it, names it, and with
     --rerun-incomplete re-makes it; nothing downstream ever reads it."""
     workdir = tmp_path / "work"
     sweep = Background(workdir, reference.config)
     try:
-        sweep.wait_for("rule collect:")
+        sweep.wait_for("rule merge:")
         wait_for_mark(workdir, "results/gradients.csv")
         sweep.signal_group(signal.SIGKILL)
         sweep.wait(timeout=60)
@@ -225,7 +225,7 @@ def test_snakemake_refuses_a_half_written_output_until_it_is_remade(reference, t
 
 WRITER = """
 import sys, time
-from shortcutbench.files import atomic_write
+from shortcutbench.core.files import atomic_write
 with atomic_write(sys.argv[1]) as f:
     f.write("new," * 100000)
     f.flush()

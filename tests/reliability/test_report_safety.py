@@ -22,7 +22,7 @@ import urllib.parse
 
 import pytest
 
-from shortcutbench.config import ConfigError, validate_config
+from shortcutbench.core.config import ConfigError, validate_config
 
 from .helpers import SCHEMA_PATH, run, schema, workflow_config
 
@@ -224,7 +224,7 @@ def test_markup_in_the_machine_files_renders_as_text(reference, tmp_path, counts
 def test_markup_in_every_provenance_string_renders_as_text(reference, counts):
     """On the renderer: every string of the provenance -- config, git
     subject, hosts, versions -- carries `<script>`."""
-    from shortcutbench import report
+    from shortcutbench.analysis import render
 
     results = reference.workdir / "results"
     tables = json.loads((results / "tables.json").read_text())
@@ -232,6 +232,6 @@ def test_markup_in_every_provenance_string_renders_as_text(reference, counts):
     figures = {name: (results / "figures" / f"{name}.svg").read_bytes()
                for name in ("headline", "attenuation", "heatmap")}
     figures["profiles"] = []
-    page = report.render(tables, figures, provenance)
+    page = render.render(tables, figures, provenance)
     escaped = assert_escaped(page, least=3)
     counts.add("report", renderer_injected_strings_escaped=escaped)

@@ -3,11 +3,11 @@ is detected when it is aggregated, with a message naming the file.
 
 Two intermediate tables feed the aggregation:
 
-* the chunk files results/cells/.../seeds~A-B.csv, checked by the collect job
-  (shortcutbench.collect.read_chunk) against the cells the chunk was asked
+* the chunk files results/cells/.../seeds~A-B.csv, checked by the merge job
+  (shortcutbench.analysis.merge.read_chunk) against the cells the chunk was asked
   for;
 * results/gradients.csv, which aggregate, the figures and the laws read.
-  shortcutbench.collect.check_gradients checks it the same way against the
+  shortcutbench.analysis.merge.check_gradients checks it the same way against the
   cells of all chunks; aggregate and laws call it before reading it (the
   figures wait for aggregate's summary.csv).
 
@@ -21,10 +21,10 @@ import shutil
 
 import pytest
 
-from shortcutbench.collect import CorruptChunk, check_gradients, collect, read_chunk
-from shortcutbench.measure import measure_cells, write_records
-from shortcutbench.records import COLUMNS, Cell
-from shortcutbench.sweep import cells_of
+from shortcutbench.analysis.merge import CorruptChunk, check_gradients, merge_chunks, read_chunk
+from shortcutbench.measuring.measure import measure_cells, write_records
+from shortcutbench.core.records import COLUMNS, Cell
+from shortcutbench.core.sweep import cells_of
 
 from .helpers import run, tree
 
@@ -39,7 +39,7 @@ def chunk_params(seeds):
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
-    """Two measured chunks and the gradients.csv collect makes of them."""
+    """Two measured chunks and the gradients.csv merge_chunks makes of them."""
     folder = tmp_path_factory.mktemp("tables")
     params = [chunk_params([1, 2]), chunk_params([3])]
     paths = []
@@ -48,7 +48,7 @@ def tables(tmp_path_factory):
         write_records(measure_cells([Cell(**c) for c in cells_of(p)], progress=None), path)
         paths.append(path)
     gradients = folder / "gradients.csv"
-    collect(paths, params, gradients)
+    merge_chunks(paths, params, gradients)
     return {"params": params, "chunks": [p.read_bytes() for p in paths],
             "gradients": gradients.read_bytes()}
 
@@ -174,7 +174,7 @@ TAMPERS = {
         first_chunk, edit_a_value,
         "a plausible number edited into a chunk keeps the format; only a digest written by "
         "the measuring job (e.g. sha256 in its machine.json or a declared .sha256 output) "
-        "checked by collect could tell"),
+        "checked by merge_chunks could tell"),
     # aggregate and laws check gradients.csv against its chunks before reading it
     "gradients.csv truncated mid-line": (lambda results: "gradients.csv", truncate_mid_line, None),
     "gradients.csv's last row removed": (lambda results: "gradients.csv", drop_last_row, None),

@@ -1,8 +1,8 @@
 # The sweep as Snakemake sees it: the validated config and its chunks.
-from shortcutbench.config import validate_config
-from shortcutbench.sweep import (CHUNK_PATTERN, PREFIX_PATTERN, plan_chunks, study_prefix,
+from shortcutbench.core.config import validate_config
+from shortcutbench.core.sweep import (CHUNK_PATTERN, PREFIX_PATTERN, plan_chunks, study_prefix,
                                  training_jobs)
-from shortcutbench.devices import is_gpu
+from shortcutbench.core.devices import is_gpu
 
 
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
@@ -29,7 +29,8 @@ def chunks_of(prefix):
 # jobs that would wait in the queue longer than they take.
 localrules:
     all,
-    collect,
+    merge,
+    tables,
     aggregate,
     training_table,
     laws,

@@ -1,9 +1,9 @@
 # The report's figures, drawn from the aggregated tables in two jobs that run
-# side by side: the gradient profiles, and the overview (headline, attenuation,
-# heat map) together with results/tables.json, the numbers the report prints.
+# side by side: the gradient profiles, and the overview (headline,
+# attenuation, heat map) from results/tables.json, the numbers the report prints.
 import itertools
 
-from shortcutbench.sweep import device_slug
+from shortcutbench.core.sweep import device_slug
 
 # One profile figure per variant: every combination of the axes that are not
 # depth, seed or shortcut (the main sweep's; studies are not in the report).
@@ -23,6 +23,8 @@ OVERVIEW_FIGURES = ("headline", "attenuation", "heatmap")
 
 
 rule figures_profile:
+    """The gradient profile of every variant: mean |grad| per layer, one
+    panel per depth, one colour per shortcut arm."""
     input:
         gradients="results/gradients.csv",
         summary="results/summary.csv",
@@ -52,11 +54,13 @@ rule figures_profile:
 
 
 rule figures_overview:
+    """The headline pairs, the attenuation with depth and the layer x depth
+    heat map."""
     input:
         gradients="results/gradients.csv",
         summary="results/summary.csv",
-    output:
         tables="results/tables.json",
+    output:
         headline=report(
             "results/figures/headline.svg",
             caption="../report/headline.rst",
@@ -92,6 +96,8 @@ rule figures_overview:
 
 
 rule figures_training:
+    """The training runs: loss per step and gradient profiles before and
+    after."""
     input:
         "results/training.csv",
     output:

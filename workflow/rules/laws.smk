@@ -1,4 +1,6 @@
 rule laws:
+    """The findings of "What the sweep shows": each law's claim, source,
+    measured value with its 95% CI, prediction and verdict."""
     input:
         gradients=expand("results/{prefix}gradients.csv", prefix=PREFIXES),
         training=["results/training.csv"] if TRAINING_JOBS else [],

@@ -1,4 +1,6 @@
 rule measure:
+    """Measure one chunk: every cell of a block of seeds at one (device,
+    dtype, activation, width); one row per cell x layer."""
     output:
         "results/{chunk}.csv",
     params:

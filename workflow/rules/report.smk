@@ -8,6 +8,8 @@ report: "../report/workflow.rst"
 
 
 rule report:
+    """The self-contained HTML report, report/index.html, and how it was
+    made (report/provenance.json)."""
     input:
         tables="results/tables.json",
         headline="results/figures/headline.svg",

@@ -1,4 +1,6 @@
 rule train:
+    """Train every seed and shortcut flag of one (activation, width, norm,
+    depth) on the fixed regression task; loss per step, gradient profiles."""
     output:
         "results/training/{job}.csv",
     params:
@@ -14,6 +16,7 @@ rule train:
 
 
 rule training_table:
+    """Every training run in one table, results/training.csv."""
     input:
         [f"results/training/{job}.csv" for job in sorted(TRAINING_JOBS)],
     output:

@@ -7,18 +7,14 @@ layer's weight) varies over seeds.  No torch here.
 import numpy as np
 import pandas as pd
 
-from shortcutbench.files import atomic_write
-from shortcutbench.intervals import t_interval
-from shortcutbench.records import CELL_COLUMNS
+from shortcutbench.core.files import atomic_write
+from shortcutbench.analysis.intervals import t_interval
+from shortcutbench.core.records import CELL_COLUMNS
 
 SUMMARY_GROUP = [c for c in CELL_COLUMNS if c != "seed"] + ["layer"]
 SUMMARY_COLUMNS = SUMMARY_GROUP + ["n", "n_finite", "mean", "std", "ci95_low", "ci95_high",
                                    "log10_mean", "log10_std", "log10_ci95_low",
                                    "log10_ci95_high"]
-
-
-def read_gradients(path):
-    return pd.read_csv(path)
 
 
 def summary_table(gradients):
@@ -42,7 +38,7 @@ def write_csv(frame, path):
 
 
 def summarize(gradients_path, summary_path):
-    write_csv(summary_table(read_gradients(gradients_path)), summary_path)
+    write_csv(summary_table(pd.read_csv(gradients_path)), summary_path)
 
 
 def concatenate_tables(paths, out_path):

@@ -1,58 +1,26 @@
-"""The numbers the report shows, and the report itself (one HTML file).
+"""Every number the report prints, from results/gradients.csv (pandas).
 
-Two halves, run by two different jobs:
-
-* `tables(gradients)` turns results/gradients.csv (a DataFrame) into every
-  number the report prints: the headline ratio, the book's case, the
-  attenuation with depth, device differences, the non-finite and zero cells.
-  It runs in the `figures_overview` job, which writes them to
-  results/tables.json, so that the figures and the report show the very same
-  numbers and each can be traced to one file.
-* `render(tables, figures, provenance)` fills the Jinja2 template
-  (shortcutbench/templates/) and returns one self-contained HTML page.  The
-  `report` job runs it; it needs neither pandas nor matplotlib, so it starts
-  in a fraction of a second.
-
-Vocabulary: a *variant* is one value of every axis that is not depth, seed
-or shortcut (width, activation, init, norm, dtype, device); an *arm* is the
-shortcut choice: without, or with a shortcut of scale lambda
-(x = lambda * x + layer(x); the book's is lambda = 1).
-
-No torch here, and no pandas import either: the analysis half only calls
-methods of the DataFrame it is given.
+`tables(gradients)` gives the headline ratio, the book's case, the
+attenuation with depth, device differences, the non-finite and zero cells.
+Rule `tables` writes them to results/tables.json, which the figures and the
+report (shortcutbench.analysis.render) both read, so that they show the very
+same numbers and each can be traced to one file.  No torch here, and no
+pandas import either: it only calls methods of the DataFrame it is given.
 """
 
-import base64
-import json
 import math
-import os
-import re
-from pathlib import Path
 
 import numpy as np
 
-from shortcutbench.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
-from shortcutbench.intervals import log10_interval, usable
-from shortcutbench.records import CELL_COLUMNS, Cell
-from shortcutbench.sweep import seed_runs
+from shortcutbench.analysis.intervals import log10_interval, usable
+from shortcutbench.analysis.variants import (ARM_AXES, BOOK_SCALE, VARIANT_AXES, arm_of,
+                                             arm_sort_key, describe_seeds, plain, variant_of,
+                                             variant_sort_key)
+from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
+from shortcutbench.core.files import read_json, write_json
+from shortcutbench.core.records import CELL_COLUMNS, Cell
 
-# In the order variants are sorted and labelled.
-VARIANT_AXES = ("width", "activation", "init", "norm", "dtype", "device")
-ARM_AXES = ("shortcut", "shortcut_scale")
 CELL_AXES = tuple(CELL_COLUMNS)
-
-# The book's example (Build a Large Language Model From Scratch, ch. 4.4) and
-# its printed numbers live in shortcutbench.book; beyond its keys the book's
-# network has nn.Linear's init, no norm and the plain shortcut (lambda = 1).
-BOOK_RTOL = RTOL
-BOOK_DEFAULTS = {"init": "pytorch", "norm": "none"}
-BOOK_FULL_CASE = {**BOOK_DEFAULTS, **BOOK_CASE}
-BOOK_SCALE = 1.0
-# The variant the headline is about when the sweep has it: the book's.
-BOOK_VARIANT = {axis: BOOK_FULL_CASE[axis] for axis in VARIANT_AXES}
-
-TEMPLATES = Path(__file__).with_name("templates")
-
 
 def with_all_axes(gradients):
     """The frame with every cell column, filling the ones an older file or a
@@ -70,42 +38,6 @@ def with_all_axes(gradients):
     return gradients.assign(**fill)
 
 
-# ---------------------------------------------------------------- statistics
-
-def format_seeds(seeds):
-    """[100, 101, 102, 105] -> '100\u2013102, 105'."""
-    return ", ".join(str(a) if a == b else f"{a}\u2013{b}" for a, b in seed_runs(seeds))
-
-
-def _py(value):
-    """numpy scalars -> plain Python, for JSON."""
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    return value
-
-
-def _variant(key):
-    return {axis: _py(value) for axis, value in zip(VARIANT_AXES, key)}
-
-
-def _arm(shortcut, scale):
-    return {"shortcut": bool(shortcut), "scale": float(scale) if shortcut else 0.0}
-
-
-def variant_sort_key(variant):
-    """The book's variant first, then by width, activation, init, norm, dtype, device."""
-    return (variant != BOOK_VARIANT, *(str(variant[a]).zfill(12) if a == "width"
-                                      else str(variant[a]) for a in VARIANT_AXES))
-
-
-def arm_sort_key(arm):
-    """Without first, then the book's lambda = 1, then the other scales."""
-    return (arm["shortcut"], arm["scale"] != BOOK_SCALE, arm["scale"])
-
 
 def select(frame, variant):
     """The rows of one variant."""
@@ -120,19 +52,19 @@ def select(frame, variant):
 def sweep_facts(gradients):
     """What the data holds: the values of every axis and the cell counts."""
     cells = gradients.drop_duplicates(list(CELL_AXES))
-    axes = {axis: sorted(_py(v) for v in cells[axis].unique()) for axis in CELL_AXES}
+    axes = {axis: sorted(plain(v) for v in cells[axis].unique()) for axis in CELL_AXES}
     arms = sorted({tuple(k) for k in cells[list(ARM_AXES)].itertuples(index=False)})
     zero = _zero_cell_mask(gradients)
     return {
         "axes": axes,
-        "arms": sorted((_arm(*a) for a in arms), key=arm_sort_key),
+        "arms": sorted((arm_of(*a) for a in arms), key=arm_sort_key),
         "scales": sorted({float(s) for f, s in arms if f}),
         "swept": [axis for axis in VARIANT_AXES if len(axes[axis]) > 1],
         "n_cells": int(len(cells)),
         "n_nonfinite": int((~cells["finite"].astype(bool)).sum()),
         "n_zero": int(zero.sum()),
         "n_rows": int(len(gradients)),
-        "variants": sorted((_variant(k) for k, _ in gradients.groupby(list(VARIANT_AXES))),
+        "variants": sorted((variant_of(k) for k, _ in gradients.groupby(list(VARIANT_AXES))),
                            key=variant_sort_key),
     }
 
@@ -158,7 +90,7 @@ def headline_table(gradients):
         with_scales = sorted(s for f, s in arms if f) or [None]
         for scale in with_scales:
             with_ = arms.get((True, scale)) if scale is not None else None
-            row = {"variant": _variant(key), "depth": deepest, "scale": scale,
+            row = {"variant": variant_of(key), "depth": deepest, "scale": scale,
                    "n_seeds": len(set(group["seed"])),
                    "flags": [f for f, v in ((False, without), (True, with_)) if v is not None]}
             for name, values, arm in (("without", without, (False, 0.0)),
@@ -182,7 +114,7 @@ def headline_table(gradients):
                 n, ratio, low, high, sd = log10_interval(w[ok] / wo[ok])
                 row.update({"pairs": len(paired), "n": n, "ratio": ratio, "ci_low": low,
                             "ci_high": high, "log10_sd": sd, "excluded": len(paired) - n,
-                            "excluded_seeds": format_seeds(np.asarray(paired)[~ok])})
+                            "excluded_seeds": describe_seeds(np.asarray(paired)[~ok])})
             else:
                 row.update({"pairs": 0, "n": 0, "ratio": math.nan, "ci_low": math.nan,
                             "ci_high": math.nan, "log10_sd": math.nan, "excluded": 0,
@@ -203,10 +135,10 @@ def headline_points(gradients):
 def book_table(gradients):
     """The book's case beside the book's printed numbers."""
     mask = np.ones(len(gradients), dtype=bool)
-    for axis, value in BOOK_FULL_CASE.items():
+    for axis, value in BOOK_CASE.items():
         mask &= (gradients[axis] == value).to_numpy()
     case = gradients[mask]
-    facts = {"case": dict(BOOK_CASE), "rtol": BOOK_RTOL, "found": False,
+    facts = {"case": dict(BOOK_CASE), "rtol": RTOL, "found": False,
              "rows": [], "missing": [], "passed": 0, "compared": 0, "all_pass": False}
     arms = {False: case[~case["shortcut"].astype(bool)],
             True: case[case["shortcut"].astype(bool)
@@ -222,7 +154,7 @@ def book_table(gradients):
             measured = float(cell[layer]) if present else math.nan
             if present and math.isfinite(measured):
                 rel = abs(measured - book) / abs(book)
-                ok = rel <= BOOK_RTOL
+                ok = rel <= RTOL
             else:
                 rel, ok = math.nan, False
             facts["rows"].append({"shortcut": flag, "layer": layer,
@@ -242,7 +174,7 @@ def book_table(gradients):
 
 def _book_missing(gradients):
     """Which parts of the book's case the sweep lacks, e.g. ['seed 123']."""
-    missing = [f"{axis} {value}" for axis, value in BOOK_FULL_CASE.items()
+    missing = [f"{axis} {value}" for axis, value in BOOK_CASE.items()
                if not (gradients[axis] == value).any()]
     return missing or ["that exact combination (each value is in the sweep, but not together)"]
 
@@ -265,12 +197,12 @@ def attenuation_table(gradients):
     group = list(VARIANT_AXES) + ["depth"] + list(ARM_AXES)
     for key, cells in merged.groupby(group, sort=True):
         n, centre, low, high, _ = log10_interval(cells["ratio"].to_numpy()[cells["ok"].to_numpy()])
-        rows.append({"variant": _variant(key[:len(VARIANT_AXES)]), "depth": _py(key[-3]),
+        rows.append({"variant": variant_of(key[:len(VARIANT_AXES)]), "depth": plain(key[-3]),
                      "shortcut": bool(key[-2]), "scale": float(key[-1]),
                      "seeds": int(len(cells)), "n": n, "ratio": centre,
                      "ci_low": low, "ci_high": high})
     rows.sort(key=lambda r: (variant_sort_key(r["variant"]),
-                             arm_sort_key(_arm(r["shortcut"], r["scale"])), r["depth"]))
+                             arm_sort_key(arm_of(r["shortcut"], r["scale"])), r["depth"]))
     return rows
 
 
@@ -317,7 +249,7 @@ def device_table(gradients, top=10):
             ["rel"] + cell_keys, ascending=[False] + [True] * len(cell_keys), kind="stable")
         for rec in ranked.head(top).to_dict("records"):
             worst.append({"reference": reference, "device": other,
-                          **{k: _py(rec[k]) for k in cell_keys}, "rel": float(rec["rel"])})
+                          **{k: plain(rec[k]) for k in cell_keys}, "rel": float(rec["rel"])})
     worst.sort(key=lambda r: -r["rel"])
     return {"devices": devices, "reference": reference, "compared": True,
             "groups": groups, "worst": worst[:top]}
@@ -325,7 +257,7 @@ def device_table(gradients, top=10):
 
 def _variant_without_device(key, axes):
     key = key if isinstance(key, tuple) else (key,)
-    return {axis: _py(value) for axis, value in zip(axes, key)}
+    return {axis: plain(value) for axis, value in zip(axes, key)}
 
 
 def _zero_cell_mask(gradients):
@@ -339,13 +271,13 @@ def _cell_listing(cells, total):
     rows = []
     group = list(VARIANT_AXES) + ["depth"] + list(ARM_AXES)
     for key, g in cells.groupby(group, sort=True):
-        rows.append({"variant": _variant(key[:len(VARIANT_AXES)]), "depth": _py(key[-3]),
+        rows.append({"variant": variant_of(key[:len(VARIANT_AXES)]), "depth": plain(key[-3]),
                      "shortcut": bool(key[-2]), "scale": float(key[-1]),
                      "n": int(len(g)), "of": int(total.get(key, len(g))),
-                     "seeds": format_seeds(g["seed"]),
+                     "seeds": describe_seeds(g["seed"]),
                      "output_zero": bool((g["output"] == 0).all())})
     rows.sort(key=lambda r: (variant_sort_key(r["variant"]), r["depth"],
-                             arm_sort_key(_arm(r["shortcut"], r["scale"]))))
+                             arm_sort_key(arm_of(r["shortcut"], r["scale"]))))
     return rows
 
 
@@ -378,182 +310,19 @@ def tables(gradients):
     }
 
 
-def write_tables(data, path):
-    from shortcutbench.files import atomic_write
 
-    with atomic_write(path) as f:
-        json.dump(data, f, indent=1, sort_keys=True, allow_nan=True)
-        f.write("\n")
+def write_tables(data, path):
+    write_json(data, path)
 
 
 def read_tables(path):
-    with open(path) as f:
-        return json.load(f)
+    return read_json(path)
 
 
-# ---------------------------------------------------------------- rendering
+def make_tables(gradients_path, tables_path):
+    """Rule tables: results/gradients.csv -> results/tables.json."""
+    import pandas as pd
 
-def _finite(x):
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def fmt_num(x, digits=3):
-    """A number for a table cell: 3 significant digits, e-notation when far
-    from 1; '–' for missing, '∞' for overflow."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "\u2013"
-    if isinstance(x, float) and math.isinf(x):
-        return "\u221e" if x > 0 else "\u2212\u221e"
-    if isinstance(x, int) and not isinstance(x, bool):
-        return f"{x:,}"
-    if x == 0:
-        return "0"
-    if 1e-3 <= abs(x) < 1e4:
-        return f"{x:.{digits}g}"
-    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def fmt_full(x):
-    """The full value (Python's shortest round-tripping repr), for titles."""
-    if isinstance(x, float):
-        return repr(x)
-    return str(x)
-
-
-def fmt_times(x, digits=2):
-    """A ratio as 'a × 10ⁿ' (HTML with <sup>), or plain when near 1."""
-    from markupsafe import Markup
-
-    if not _finite(x) or x <= 0:
-        return Markup(fmt_num(x))
-    if 1e-2 <= x < 1e3:
-        return Markup(f"{x:.{digits + 1}g}")
-    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
-    exp = int(exponent)
-    sign = "\u2212" if exp < 0 else ""
-    return Markup(f"{mantissa}&thinsp;&times;&thinsp;10<sup>{sign}{abs(exp)}</sup>")
-
-
-def fmt_decades(x):
-    """log10 of a ratio, e.g. '47.3'."""
-    if not _finite(x) or x <= 0:
-        return "\u2013"
-    return f"{math.log10(x):.1f}"
-
-
-def variant_label(variant, swept):
-    """'width 3', or with every other swept axis: 'width 3 · relu · cuda'."""
-    parts = [f"width {variant['width']}"]
-    for axis in VARIANT_AXES[1:]:
-        if axis in swept:
-            parts.append(str(variant[axis]))
-    return " \u00b7 ".join(parts)
-
-
-def arm_label(shortcut, scale, scales=(BOOK_SCALE,), short=False):
-    """'without shortcut', 'with shortcut', or 'with shortcut, λ=0.5' when
-    the sweep has other scales than the book's 1."""
-    word = "" if short else " shortcut"
-    if not shortcut:
-        return f"without{word}"
-    if list(scales) == [BOOK_SCALE] and scale == BOOK_SCALE:
-        return f"with{word}"
-    return f"with{word}, \u03bb={scale:g}"
-
-
-SVG_SIZE = re.compile(rb'<svg[^>]*?\swidth="([0-9.]+)pt"[^>]*?\sheight="([0-9.]+)pt"')
-
-
-def svg_size(svg):
-    """The CSS pixel size matplotlib wrote into an SVG (in pt), or None."""
-    match = SVG_SIZE.search(svg[:4000] if isinstance(svg, bytes) else svg[:4000].encode())
-    if not match:
-        return None
-    return tuple(round(float(v) * 4 / 3) for v in match.groups())
-
-
-def svg_data_uri(svg):
-    """An SVG file's bytes as a data: URI for <img src>: self-contained,
-    and its ids cannot clash with another figure's."""
-    if isinstance(svg, str):
-        svg = svg.encode()
-    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
-
-
-def environment():
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters.update(num=fmt_num, full=fmt_full, times=fmt_times, decades=fmt_decades,
-                       seeds=format_seeds)
-    env.globals.update(variant_label=variant_label, arm_label=arm_label, finite=_finite,
-                       verdict_class=verdict_class)
-    return env
-
-
-def verdict_class(verdict):
-    """pass / fail / '' for a finding's verdict (laws.py's words)."""
-    if verdict.startswith(("agrees", "confirmed")):
-        return "pass"
-    if verdict.startswith(("differs", "not confirmed")):
-        return "fail"
-    return ""
-
-
-def render(tables, figures, provenance, laws=None):
-    """The report as one HTML string.
-
-    tables: what `tables()` returned (or read_tables()).
-    figures: {"headline"|"attenuation"|"heatmap": svg bytes or None,
-              "profiles": [(variant dict, svg bytes, svg path), ...]}.
-    provenance: what provenance.collect() returned.
-    laws: the findings of results/laws.json (shortcutbench.laws), or None.
-    """
-    swept = tables["sweep"]["swept"]
-
-    def figure(svg, path=None, **extra):
-        if not svg:
-            return {"uri": None, "size": None, "path": path, **extra}
-        return {"uri": svg_data_uri(svg), "size": svg_size(svg), "path": path, **extra}
-
-    fig = {name: figure(figures.get(name))
-           for name in ("headline", "attenuation", "heatmap", "training")}
-    profiles = [figure(svg, str(path), variant=v, label=variant_label(v, swept))
-                for v, svg, path in figures.get("profiles", [])]
-    headline = tables["headline"]
-    main = headline["rows"][headline["main"]] if headline["rows"] else None
-    import yaml
-
-    config_yaml = yaml.safe_dump(provenance.get("config", {}), sort_keys=False,
-                                 default_flow_style=None, width=88)
-    template = environment().get_template("report.html.j2")
-    return template.render(t=tables, main=main, swept=swept, fig=fig,
-                           profiles=profiles, prov=provenance, config_yaml=config_yaml,
-                           book_gradients=BOOK_GRADIENTS, laws=laws)
-
-
-def write_report(tables_path, figure_paths, profile_paths, variants, provenance, html_path,
-                 laws_path=None):
-    """The report job: tables + figure files + provenance (+ findings) -> report/index.html."""
-    from shortcutbench.files import atomic_write
-
-    def read(path):
-        return Path(path).read_bytes() if path else None
-
-    figures = {name: read(path) for name, path in figure_paths.items()}
-    figures["profiles"] = [(v, read(p), str(p)) for v, p in zip(variants, profile_paths)]
-    laws = read_tables(laws_path) if laws_path else None
-    html = render(read_tables(tables_path), figures, provenance, laws)
-    with atomic_write(html_path, encoding="utf-8") as f:
-        f.write(html)
-    # A page to be read (and shared): readable by all, like a file from open().
-    os.chmod(html_path, 0o644)
-    return html
+    data = tables(pd.read_csv(gradients_path))
+    write_tables(data, tables_path)
+    return data

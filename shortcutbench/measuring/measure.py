@@ -9,7 +9,6 @@ This module imports torch and never pandas, seaborn or Snakemake.
 """
 
 import csv
-import json
 import math
 import platform
 import socket
@@ -20,12 +19,12 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 
-from shortcutbench.devices import torch_device
-from shortcutbench.files import atomic_write
-from shortcutbench.provenance import cpu_name
-from shortcutbench.sweep import cells_of
-from shortcutbench.records import COLUMNS, Cell
-from shortcutbench.model import (ExampleDeepNeuralNetwork, add_shortcut, forward,
+from shortcutbench.core.devices import torch_device
+from shortcutbench.core.files import atomic_write, write_json
+from shortcutbench.core.host import cpu_name
+from shortcutbench.core.sweep import cells_of
+from shortcutbench.core.records import COLUMNS, Cell
+from shortcutbench.measuring.model import (ExampleDeepNeuralNetwork, add_shortcut, forward,
                                  init_parameters, layer_input, layer_sizes, reinitialize_,
                                  sample_input)
 
@@ -206,6 +205,5 @@ def run_chunk(chunk, records_path, machine_path, progress=sys.stderr):
     write_records(records, records_path)
     meta = {"chunk": chunk, "cells": len(cells), "started": started,
             "seconds": round(time.time() - started, 3), **machine_facts(chunk["device"])}
-    with atomic_write(machine_path) as f:
-        json.dump(meta, f, indent=1, sort_keys=True)
+    write_json(meta, machine_path)
 

@@ -44,13 +44,13 @@ def seed_runs(seeds):
     return runs
 
 
-def format_seeds(seeds):
+def seeds_slug(seeds):
     """[0, 1, 2, 3, 7, 9, 10] -> '0-3_7_9-10' (a chunk's file name)."""
     return "_".join(str(a) if a == b else f"{a}-{b}" for a, b in seed_runs(seeds))
 
 
-def parse_seeds(text):
-    """'0-3_7' -> (0, 1, 2, 3, 7); the inverse of format_seeds."""
+def parse_seeds_slug(text):
+    """'0-3_7' -> (0, 1, 2, 3, 7); the inverse of seeds_slug."""
     seeds = []
     for part in text.split("_"):
         first, _, last = part.partition("-")
@@ -116,7 +116,7 @@ class Chunk:
     @property
     def name(self):
         """The chunk's id; its records are results/{name}.csv."""
-        return f"{self.group_path}/seeds~{format_seeds(self.seeds)}"
+        return f"{self.group_path}/seeds~{seeds_slug(self.seeds)}"
 
     def params(self):
         """What the measuring job needs; also what Snakemake compares to decide a re-run."""
@@ -141,7 +141,7 @@ def _existing_seed_sets(group_dir):
         match = re.fullmatch(r"seeds~([0-9_-]+)\.csv", name)
         if match:
             try:
-                found.append(parse_seeds(match.group(1)))
+                found.append(parse_seeds_slug(match.group(1)))
             except ValueError:
                 continue
     return found

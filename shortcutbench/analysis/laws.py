@@ -6,7 +6,7 @@ verdict.  A finding looks for the sweep (main or study) that varies what it
 needs (inits, shortcut scales, norms, widths), so studies can be named freely;
 where no sweep has it, the finding says what to add to the config.
 
-pandas and numpy only; the predictions come from shortcutbench.theory.
+pandas and numpy only; the predictions come from shortcutbench.analysis.theory.
 """
 
 import math
@@ -15,8 +15,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from shortcutbench import intervals, theory
-from shortcutbench.records import CELL_COLUMNS
+from shortcutbench.analysis import intervals
+from shortcutbench.analysis import theory
+from shortcutbench.analysis.variants import plain
+from shortcutbench.core.files import write_json
+from shortcutbench.core.records import CELL_COLUMNS
 
 CONFIG_COLUMNS = [c for c in CELL_COLUMNS if c not in ("seed", "depth")]
 AGREE = math.log(1.1)  # within 10% counts as agreement, when the CI is tighter
@@ -80,18 +83,15 @@ def factor_rows(cells, by, column="factor"):
         first = group.iloc[0]
         n, gmean, low, high = log_interval(group[column])
         predicted = predicted_factor(first) if column == "factor" else math.nan
-        rows.append({**{c: _plain(first[c]) for c in by + ["depth"]},
+        rows.append({**{c: plain(first[c]) for c in by + ["depth"]},
                      "seeds": n, "measured": gmean, "ci_low": low, "ci_high": high,
                      "predicted": predicted, "verdict": verdict(predicted, low, high, gmean)})
     return rows
 
 
-def _plain(value):
-    return value.item() if hasattr(value, "item") else value
-
 
 def _table(rows, columns):
-    return {"columns": columns, "rows": [[_plain(r[c]) for c in columns] for r in rows]}
+    return {"columns": columns, "rows": [[plain(r[c]) for c in columns] for r in rows]}
 
 
 def _varying(tables, column, at_least=2):
@@ -360,22 +360,16 @@ def training_finding(training):
                                    "verdict"])}
 
 
-def findings(tables, training=None):
-    """tables: {'main': gradients of the main sweep, study name: its gradients}."""
+def check_laws(tables, training=None):
+    """Every law's finding, in the report's order.  tables: {'main': gradients of the main sweep, study name: its gradients}."""
     return [attenuation_finding(tables), init_finding(tables), scale_finding(tables),
             norm_finding(tables), spread_finding(tables), training_finding(training)]
 
 
-def write_findings(gradient_paths, training_path, out_path):
+def write_laws(gradient_paths, training_path, out_path):
     """gradient_paths: {'main': path, study: path}; training_path may be None."""
-    import json
-
-    from shortcutbench.files import atomic_write
-
     tables = {name: pd.read_csv(path) for name, path in gradient_paths.items()}
     training = pd.read_csv(training_path) if training_path else None
-    result = findings(tables, training)
-    with atomic_write(out_path) as f:
-        json.dump(result, f, indent=1, sort_keys=True, allow_nan=True)
-        f.write("\n")
+    result = check_laws(tables, training)
+    write_json(result, out_path)
     return result

@@ -97,3 +97,21 @@ def job_log(path):
             raise  # KeyboardInterrupt, SystemExit: the job ends as they mean
         finally:
             sys.stderr = saved
+
+
+def write_json(data, path):
+    """`data` as indented JSON with sorted keys (same data, same bytes),
+    written atomically.  NaN and infinity are written as JSON's common
+    extension (NaN, Infinity): a measurement may hold them."""
+    import json
+
+    with atomic_write(path) as f:
+        json.dump(data, f, indent=1, sort_keys=True, allow_nan=True, default=str)
+        f.write("\n")
+
+
+def read_json(path):
+    import json
+
+    with open(path) as f:
+        return json.load(f)

@@ -18,9 +18,12 @@ import platform
 import subprocess
 import sys
 
+from shortcutbench.core.files import write_json
+from shortcutbench.core.host import cpu_name
+
 PACKAGES = ("torch", "snakemake", "pandas", "numpy", "scipy", "seaborn", "matplotlib", "jinja2")
 # Rules in the order the workflow runs them, for the job table.
-RULE_ORDER = ("measure", "collect", "aggregate", "train", "training_table", "figures_profile",
+RULE_ORDER = ("measure", "merge", "aggregate", "tables", "train", "training_table", "laws", "figures_profile",
               "figures_overview", "report")
 
 
@@ -33,16 +36,6 @@ def package_versions(packages=PACKAGES):
             versions[name] = None
     return versions
 
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def config_hash(config):
@@ -156,7 +149,7 @@ def benchmarks(logs_dir, chunks, skip=("report",)):
     return jobs, stale
 
 
-def collect(config, devices, chunks, logs_dir, repo, now=None, all_chunks=None):
+def gather(config, devices, chunks, logs_dir, repo, now=None, all_chunks=None):
     """Everything the report's provenance section shows, as JSON-able data.
 
     config: the config as run; devices: its devices with 'auto' expanded;
@@ -191,9 +184,4 @@ def collect(config, devices, chunks, logs_dir, repo, now=None, all_chunks=None):
 
 
 def write(provenance, path):
-    from shortcutbench.files import atomic_write
-
-    with atomic_write(path) as f:
-        json.dump(provenance, f, indent=1, sort_keys=True, default=str)
-        f.write("\n")
-    os.chmod(path, 0o644)
+    write_json(provenance, path)

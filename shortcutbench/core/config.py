@@ -14,7 +14,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from shortcutbench.devices import expand_devices
+from shortcutbench.core.devices import expand_devices
 
 
 class ConfigError(WorkflowError):

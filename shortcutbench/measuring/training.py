@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from shortcutbench.files import atomic_write
-from shortcutbench.measure import configure_torch
-from shortcutbench.model import ExampleDeepNeuralNetwork, layer_sizes
+from shortcutbench.core.files import atomic_write
+from shortcutbench.measuring.measure import configure_torch
+from shortcutbench.measuring.model import ExampleDeepNeuralNetwork, layer_sizes
 
 TASK_SEED = 0  # the task is the same for every run
 RUN_COLUMNS = ["depth", "width", "seed", "shortcut", "activation", "norm", "optimizer",

@@ -1,4 +1,4 @@
-"""Chunk files -> results/gradients.csv: one tidy table, rows in a fixed order.
+"""The merge: chunk files -> results/gradients.csv, one tidy table, rows in a fixed order.
 
 Every chunk file is checked against the cells its job was asked for, so a
 file that was truncated, edited or left over from another sweep is named and
@@ -10,10 +10,10 @@ re-formatted, so their bytes are exactly what the measuring job printed.
 
 import csv
 
-from shortcutbench.files import atomic_write
-from shortcutbench.records import (CELL_COLUMNS, CELL_TYPES, COLUMNS, SORT_COLUMNS,
+from shortcutbench.core.files import atomic_write
+from shortcutbench.core.records import (CELL_COLUMNS, CELL_TYPES, COLUMNS, SORT_COLUMNS,
                                    VALUE_COLUMNS)
-from shortcutbench.sweep import cells_of
+from shortcutbench.core.sweep import cells_of
 
 # How each identity column is read back: the cell's own field types, plus layer.
 KEY_TYPES = {**CELL_TYPES, "layer": int}
@@ -99,10 +99,10 @@ def read_chunk(path, params):
 
 def check_gradients(path, chunk_params):
     """Check results/[studies/NAME/]gradients.csv before it is read: every
-    cell of its chunks (`chunk_params`, as the collect rule has them), one
-    row per layer, rows in collect's order.  For the jobs that read it
+    cell of its chunks (`chunk_params`, as the merge rule has them), one
+    row per layer, rows in the merge's order.  For the jobs that read it
     (aggregate, figures, laws): a file truncated or edited by hand after
-    collect wrote it is named and refused instead of being summarised.
+    the merge wrote it is named and refused instead of being summarised.
     Returns the number of rows."""
     rows = read_table(path, chunk_params)
     keys = [tuple(typed[c] for c in SORT_COLUMNS) for typed, _ in rows]
@@ -111,7 +111,7 @@ def check_gradients(path, chunk_params):
     return len(rows)
 
 
-def collect(chunk_paths, chunk_params, gradients_path):
+def merge_chunks(chunk_paths, chunk_params, gradients_path):
     """Merge the chunks into one table sorted by SORT_COLUMNS; returns the row count."""
     rows = []
     for path, params in zip(chunk_paths, chunk_params):

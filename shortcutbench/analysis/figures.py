@@ -6,8 +6,8 @@ Two jobs draw them, side by side on two cores:
   every variant (width, activation, init, norm, dtype, device), faceted by
   depth, one colour per shortcut arm (without; with, per scale lambda).
 * `make_overview`: the headline pairs, the attenuation with depth and the
-  layer x depth heat map; it also writes results/tables.json, the numbers
-  the report prints (shortcutbench.report.tables), so both show the same.
+  layer x depth heat map, drawn from results/tables.json (rule tables), the
+  numbers the report prints, so both show the same.
 
 Centres and intervals come from results/summary.csv (geometric mean and 95%
 t-interval of log10 over seeds) or are computed the same way here: no
@@ -19,10 +19,11 @@ import sys
 
 import numpy as np
 
-from shortcutbench.files import atomic_write
-from shortcutbench.report import (ARM_AXES, BOOK_SCALE, VARIANT_AXES, arm_label, arm_sort_key,
-                                  headline_points, select, tables, usable, variant_label,
-                                  variant_sort_key, with_all_axes, write_tables)
+from shortcutbench.core.files import atomic_write
+from shortcutbench.analysis.intervals import usable
+from shortcutbench.analysis.tables import headline_points, read_tables, select, with_all_axes
+from shortcutbench.analysis.variants import (ARM_AXES, BOOK_SCALE, VARIANT_AXES, arm_label,
+                                             arm_sort_key, variant_label, variant_sort_key)
 
 # seaborn's colorblind palette: orange without shortcut, blue with the book's
 # shortcut (lambda = 1), the other colours for other shortcut scales.
@@ -131,13 +132,8 @@ def save(fig, stem):
     plt.close(fig)
 
 
-def read_gradients(path):
-    import pandas as pd
-
-    return with_all_axes(pd.read_csv(path))
-
-
-def read_summary(path):
+def read_table(path):
+    """A results table (gradients or summary) with every cell column."""
     import pandas as pd
 
     return with_all_axes(pd.read_csv(path))
@@ -321,8 +317,8 @@ def profile_figure(gradients, summary, variant, swept=(), scales=(BOOK_SCALE,)):
 
 
 def make_profiles(gradients_path, summary_path, variants, stems):
-    gradients = read_gradients(gradients_path)
-    summary = read_summary(summary_path)
+    gradients = read_table(gradients_path)
+    summary = read_table(summary_path)
     swept = [axis for axis in VARIANT_AXES if gradients[axis].nunique() > 1]
     scales = sorted({float(x) for x in gradients.loc[gradients["shortcut"].astype(bool),
                                                      "shortcut_scale"]}) or [BOOK_SCALE]
@@ -509,11 +505,11 @@ def heatmap_figure(summary, swept=(), scales=(BOOK_SCALE,)):
 
 
 def make_overview(gradients_path, summary_path, tables_path, stems):
-    """stems: {"headline"|"attenuation"|"heatmap": path without extension}."""
-    gradients = read_gradients(gradients_path)
-    summary = read_summary(summary_path)
-    data = tables(gradients)
-    write_tables(data, tables_path)
+    """The overview figures from the tables and results/tables.json (rule
+    tables).  stems: {"headline"|"attenuation"|"heatmap": path without extension}."""
+    gradients = read_table(gradients_path)
+    summary = read_table(summary_path)
+    data = read_tables(tables_path)
     swept = data["sweep"]["swept"]
     scales = data["sweep"]["scales"] or [BOOK_SCALE]
     save(headline_figure(gradients, data["headline"], swept, scales), stems["headline"])

@@ -1,0 +1,2 @@
+"""The analysis side (pandas, seaborn, Jinja2): merge, summaries, laws,
+figures and the report.  Never imports torch."""

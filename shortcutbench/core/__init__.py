@@ -1,0 +1,1 @@
+"""The torch-free, pandas-free core: records, sweep, config, files, devices, book."""
