@@ -15,9 +15,12 @@ min_version("9.0")
 # still edits single keys of the default sweep.  workflow.configfiles holds
 # the command line's --configfile files until a configfile: directive runs;
 # tests/test_workflow.py pins this behaviour for the Snakemake we install.
+CONFIG_FILES = list(workflow.configfiles) or [
+    os.path.join(workflow.basedir, "config", "config.yaml")
+]
 if not workflow.configfiles:
 
-    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+    configfile: CONFIG_FILES[0]
 
 
 # Where --sdm conda's environment (environment.yml) installs the package from.
@@ -35,6 +38,6 @@ include: "workflow/rules/report.smk"
 
 rule all:
     """The default target: the HTML report of the whole sweep."""
+    default_target: True
     input:
         "report/index.html",
-    default_target: True

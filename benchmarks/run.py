@@ -160,8 +160,12 @@ def goal_in_process(repeats=5):
     print("\n== 4. in-process speed ==")
     import itertools
 
-    from shortcutbench.measuring.measure import configure_torch, measure_cell, measure_cell_book_style
     from shortcutbench.core.records import Cell
+    from shortcutbench.measuring.measure import (
+        configure_torch,
+        measure_cell,
+        measure_cell_book_style,
+    )
 
     configure_torch()
     cells = [Cell(d, w, s, sc) for d, w, s, sc in itertools.product(

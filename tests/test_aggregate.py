@@ -9,9 +9,9 @@ import pytest
 
 from shortcutbench.analysis.aggregate import summary_table, t_interval
 from shortcutbench.analysis.merge import CorruptChunk, merge_chunks, read_chunk
-from shortcutbench.measuring.measure import measure_cells, write_records
 from shortcutbench.core.records import COLUMNS, Cell
 from shortcutbench.core.sweep import Chunk
+from shortcutbench.measuring.measure import measure_cells, write_records
 
 CHUNK = Chunk("", "cpu", "float32", "gelu_tanh", 3, (4, 2), (3, 1), (False, True), (1.0,),
               ("pytorch",), ("none",))

@@ -1,12 +1,11 @@
 """Bad input is refused before any job runs, naming the key and the fix."""
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, SMALL_CONFIG, snakemake
+
 from shortcutbench.core.config import ConfigError, validate_config
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

@@ -5,8 +5,13 @@ import socket
 import pytest
 
 from shortcutbench.core import devices
-from shortcutbench.core.devices import (DeviceUnavailable, check_device_name, expand_devices,
-                                   probe_accelerators, torch_device)
+from shortcutbench.core.devices import (
+    DeviceUnavailable,
+    check_device_name,
+    expand_devices,
+    probe_accelerators,
+    torch_device,
+)
 
 
 @pytest.mark.parametrize("name", ["cpu", "cuda", "cuda:0", "cuda:12", "mps", "auto"])
@@ -85,8 +90,8 @@ def test_a_missing_gpu_fails_in_the_job_naming_device_and_host():
 def test_a_missing_gpu_cell_fails_in_measure_cell():
     import torch
 
-    from shortcutbench.measuring.measure import measure_cell
     from shortcutbench.core.records import Cell
+    from shortcutbench.measuring.measure import measure_cell
 
     if torch.cuda.is_available():
         pytest.skip("this host has CUDA")

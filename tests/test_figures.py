@@ -6,13 +6,11 @@ import struct
 import zlib
 
 import pytest
+from test_report import make_gradients
 
-from shortcutbench.analysis import figures
-from shortcutbench.analysis import render
-from shortcutbench.analysis import tables as report
+from shortcutbench.analysis import figures, render
 from shortcutbench.analysis.aggregate import summary_table
 from shortcutbench.analysis.tables import make_tables
-from test_report import make_gradients
 
 VARIANT = {"width": 3, "activation": "gelu_tanh", "init": "pytorch", "norm": "none",
            "dtype": "float32", "device": "cpu"}

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from shortcutbench.analysis.laws import check_laws, log_interval, training_finding, verdict
-from shortcutbench.measuring.measure import configure_torch, measure_cell
 from shortcutbench.core.records import Cell
+from shortcutbench.measuring.measure import configure_torch, measure_cell
 
 
 def table(cells):

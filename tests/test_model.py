@@ -7,10 +7,15 @@ import torch
 from torch import nn
 
 from shortcutbench.core.book import BOOK_GRADIENTS, RTOL
-from shortcutbench.measuring.measure import configure_torch, measure_cell, measure_cell_book_style
-from shortcutbench.measuring.model import (ACTIVATIONS, ExampleDeepNeuralNetwork, init_parameters,
-                                 layer_sizes, sample_input)
 from shortcutbench.core.records import COLUMNS, Cell
+from shortcutbench.measuring.measure import configure_torch, measure_cell, measure_cell_book_style
+from shortcutbench.measuring.model import (
+    ACTIVATIONS,
+    ExampleDeepNeuralNetwork,
+    init_parameters,
+    layer_sizes,
+    sample_input,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -110,8 +115,9 @@ def test_lambda_zero_is_no_shortcut_and_lambda_one_is_the_books_shortcut():
     book = measure_cell(Cell(9, 3, 123, True))
     zero = measure_cell(Cell(9, 3, 123, True, 0.0))
     one = measure_cell(Cell(9, 3, 123, True, 1.0))
-    values = lambda records: [[r[k] for k in ("grad_abs_mean", "grad_l2", "output_rms")]
-                              for r in records]
+    def values(records):
+        return [[r[k] for k in ("grad_abs_mean", "grad_l2", "output_rms")]
+                                  for r in records]
     assert values(zero) == values(plain) and values(one) == values(book)
 
 

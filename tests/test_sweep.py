@@ -4,8 +4,15 @@ import re
 
 import pytest
 
-from shortcutbench.core.sweep import (CHUNK_PATTERN, Chunk, _choose_chunks, seeds_slug,
-                                 n_cells, parse_seeds_slug, plan_chunks)
+from shortcutbench.core.sweep import (
+    CHUNK_PATTERN,
+    Chunk,
+    _choose_chunks,
+    n_cells,
+    parse_seeds_slug,
+    plan_chunks,
+    seeds_slug,
+)
 
 CONFIG = {"depths": [5, 1, 12], "widths": [3, 32], "seeds": list(range(10)),
           "shortcut": [True, False], "shortcut_scales": [1.0], "devices": ["cpu", "cuda:1"],

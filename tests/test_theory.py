@@ -13,13 +13,19 @@ import numpy as np
 import pytest
 import torch
 
-from shortcutbench.analysis import theory
+from shortcutbench.analysis.theory import (
+    ACTIVATIONS_NP,
+    chi1,
+    depth_scale,
+    fit_layer_factor,
+    gauss_mean,
+    predicted_layer_factor,
+    predicted_profile,
+    weight_variance,
+)
+from shortcutbench.core.records import Cell
 from shortcutbench.measuring.measure import configure_torch, measure_cell
 from shortcutbench.measuring.model import ACTIVATIONS, draw_linear, gelu_tanh
-from shortcutbench.core.records import Cell
-from shortcutbench.analysis.theory import (ACTIVATIONS_NP, chi1, depth_scale, fit_layer_factor,
-                                  gauss_mean, predicted_layer_factor, predicted_profile,
-                                  weight_variance)
 
 X = np.linspace(-6, 6, 1201) + 1e-3  # no point exactly at relu's kink
 

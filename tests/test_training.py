@@ -3,8 +3,8 @@
 import csv
 import math
 
-from shortcutbench.measuring.measure import configure_torch
 from shortcutbench.core.sweep import training_jobs
+from shortcutbench.measuring.measure import configure_torch
 from shortcutbench.measuring.training import COLUMNS, regression_task, train_group, train_run
 
 
@@ -39,7 +39,8 @@ def test_jobs_split_by_depth_and_norm_and_write_tidy_rows(tmp_path):
     assert training_jobs({**training, "enabled": False}) == {}
     out = tmp_path / "t.csv"
     train_group(jobs["activation~relu/width~4/norm~none/depth~3"], out, progress=None)
-    rows = list(csv.DictReader(open(out)))
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
     assert list(rows[0]) == COLUMNS
     kinds = {}
     for row in rows:

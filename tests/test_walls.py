@@ -10,9 +10,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 
 import shortcutbench
-from conftest import REPO
 
 
 def modules_of(part):

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 import yaml
-
 from conftest import BIN, REPO, SMALL_CONFIG, snakemake
+
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
 
 pytestmark = pytest.mark.slow

@@ -7,8 +7,8 @@ layer's weight) varies over seeds.  No torch here.
 import numpy as np
 import pandas as pd
 
-from shortcutbench.core.files import atomic_write
 from shortcutbench.analysis.intervals import t_interval
+from shortcutbench.core.files import atomic_write
 from shortcutbench.core.records import CELL_COLUMNS
 
 SUMMARY_GROUP = [c for c in CELL_COLUMNS if c != "seed"] + ["layer"]

@@ -19,11 +19,18 @@ import sys
 
 import numpy as np
 
-from shortcutbench.core.files import atomic_write
 from shortcutbench.analysis.intervals import usable
 from shortcutbench.analysis.tables import headline_points, read_tables, select, with_all_axes
-from shortcutbench.analysis.variants import (ARM_AXES, BOOK_SCALE, VARIANT_AXES, arm_label,
-                                             arm_sort_key, variant_label, variant_sort_key)
+from shortcutbench.analysis.variants import (
+    ARM_AXES,
+    BOOK_SCALE,
+    VARIANT_AXES,
+    arm_label,
+    arm_sort_key,
+    variant_label,
+    variant_sort_key,
+)
+from shortcutbench.core.files import atomic_write
 
 # seaborn's colorblind palette: orange without shortcut, blue with the book's
 # shortcut (lambda = 1), the other colours for other shortcut scales.

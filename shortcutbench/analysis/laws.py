@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from shortcutbench.analysis import intervals
-from shortcutbench.analysis import theory
+from shortcutbench.analysis import intervals, theory
 from shortcutbench.analysis.variants import plain
 from shortcutbench.core.files import write_json
 from shortcutbench.core.records import CELL_COLUMNS
@@ -361,7 +360,8 @@ def training_finding(training):
 
 
 def check_laws(tables, training=None):
-    """Every law's finding, in the report's order.  tables: {'main': gradients of the main sweep, study name: its gradients}."""
+    """Every law's finding, in the report's order.
+    tables: {'main': gradients of the main sweep, study name: its gradients}."""
     return [attenuation_finding(tables), init_finding(tables), scale_finding(tables),
             norm_finding(tables), spread_finding(tables), training_finding(training)]
 

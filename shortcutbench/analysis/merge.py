@@ -11,8 +11,13 @@ re-formatted, so their bytes are exactly what the measuring job printed.
 import csv
 
 from shortcutbench.core.files import atomic_write
-from shortcutbench.core.records import (CELL_COLUMNS, CELL_TYPES, COLUMNS, SORT_COLUMNS,
-                                   VALUE_COLUMNS)
+from shortcutbench.core.records import (
+    CELL_COLUMNS,
+    CELL_TYPES,
+    COLUMNS,
+    SORT_COLUMNS,
+    VALUE_COLUMNS,
+)
 from shortcutbench.core.sweep import cells_of
 
 # How each identity column is read back: the cell's own field types, plus layer.

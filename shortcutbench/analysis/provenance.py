@@ -23,8 +23,8 @@ from shortcutbench.core.host import cpu_name
 
 PACKAGES = ("torch", "snakemake", "pandas", "numpy", "scipy", "seaborn", "matplotlib", "jinja2")
 # Rules in the order the workflow runs them, for the job table.
-RULE_ORDER = ("measure", "merge", "aggregate", "tables", "train", "training_table", "laws", "figures_profile",
-              "figures_overview", "report")
+RULE_ORDER = ("measure", "merge", "aggregate", "tables", "train", "training_table", "laws",
+              "figures_profile", "figures_overview", "figures_training", "report")
 
 
 def package_versions(packages=PACKAGES):
@@ -73,7 +73,7 @@ def git_state(repo):
 def _iso(epoch):
     if epoch is None:
         return None
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat(
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat(
         timespec="seconds")
 
 
@@ -161,7 +161,7 @@ def gather(config, devices, chunks, logs_dir, repo, now=None, all_chunks=None):
     started = [f["started"] for f in facts if isinstance(f.get("started"), (int, float))]
     jobs, stale = benchmarks(logs_dir, chunks if all_chunks is None else all_chunks)
     gpus = sorted({f["gpu"] for f in facts if f.get("gpu")})
-    now = datetime.datetime.now(datetime.timezone.utc) if now is None else now
+    now = datetime.datetime.now(datetime.UTC) if now is None else now
     return {
         "versions": package_versions(),
         "report_host": {"host": platform.node(), "os": platform.platform(), "cpu": cpu_name(),

@@ -13,9 +13,17 @@ import math
 import numpy as np
 
 from shortcutbench.analysis.intervals import log10_interval, usable
-from shortcutbench.analysis.variants import (ARM_AXES, BOOK_SCALE, VARIANT_AXES, arm_of,
-                                             arm_sort_key, describe_seeds, plain, variant_of,
-                                             variant_sort_key)
+from shortcutbench.analysis.variants import (
+    ARM_AXES,
+    BOOK_SCALE,
+    VARIANT_AXES,
+    arm_of,
+    arm_sort_key,
+    describe_seeds,
+    plain,
+    variant_of,
+    variant_sort_key,
+)
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
 from shortcutbench.core.files import read_json, write_json
 from shortcutbench.core.records import CELL_COLUMNS, Cell

@@ -3,8 +3,14 @@
 Snakemake's validate() checks the config against the JSON schema and fills in
 defaults; when it refuses, the message is rewritten so that it names the key,
 the bad value and what is allowed, in one line a person can act on.
+
+Values typed on the command line (`--config depths=[1,2]`) reach us as text:
+Snakemake reads a list's items as strings (snakemake#2099).  Those values, and
+only those (a config file's "5" stays an error), are converted by the
+schema's types before the config is checked.
 """
 
+import copy
 import difflib
 import math
 import re
@@ -77,27 +83,117 @@ def _errors(config, schema):
                   key=lambda e: (list(map(str, e.absolute_path)), e.message))
 
 
+COMMAND_LINE_HINT = ("Values given with --config are text, converted by the schema's types: "
+                     "write lists as depths=[1,2], booleans as true or false.")
+
+
+def _schema_at(schema, path):
+    """The schema node that governs the value at `path` (keys and indices)."""
+    node = schema
+    for part in path:
+        if isinstance(part, int):
+            node = node.get("items", {})
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        else:
+            extra = node.get("additionalProperties")
+            node = extra if isinstance(extra, dict) else {}
+    return node
+
+
+def _scalar_from_text(text, node):
+    """`text` as the schema's scalar type, or `text` unchanged if it is not one."""
+    kinds = [node["type"]] if "type" in node else [n.get("type") for n in node.get("anyOf", [])]
+    stripped = text.strip()
+    if "integer" in kinds and re.fullmatch(r"[+-]?[0-9]+", stripped):
+        return int(stripped)
+    if "number" in kinds:
+        try:
+            value = float(stripped)
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(value):
+                return int(value) if value.is_integer() and "integer" in kinds else value
+    if "boolean" in kinds and stripped.lower() in ("true", "false"):
+        return stripped.lower() == "true"
+    return text
+
+
+def coerce_command_line(config, schema, file_config):
+    """Convert the values of `config` that did not come from a config file
+    (they differ from `file_config`, the files' merged content) from text to
+    the schema's types: '[1, 2]' -> [1, 2], 'true' -> True, a single
+    'cpu' for a list key -> ['cpu'].  Returns a new config."""
+
+    def walk(value, node, path, original):
+        if value == original:
+            return value
+        if isinstance(value, dict):
+            originals = original if isinstance(original, dict) else {}
+            return {key: walk(item, _schema_at(node, [key]), path + [key], originals.get(key))
+                    for key, item in value.items()}
+        if node.get("type") == "array":
+            if isinstance(value, str):
+                parsed = yaml.safe_load(value) if value.strip().startswith("[") else None
+                value = parsed if isinstance(parsed, list) else [value]
+            elif not isinstance(value, list):
+                value = [value]
+            items = node.get("items", {})
+            return [_scalar_from_text(item, items) if isinstance(item, str) else item
+                    for item in value]
+        if isinstance(value, str):
+            return _scalar_from_text(value, node)
+        return value
+
+    return walk(config, schema, [], file_config)
+
+
+def read_config_files(paths):
+    """The config files' content, merged in order as Snakemake merges them."""
+    from snakemake.utils import update_config
+
+    merged = {}
+    for path in paths:
+        with open(path) as f:
+            update_config(merged, yaml.safe_load(f) or {})
+    return merged
+
+
 def load_schema(path):
     with open(path) as f:
         return yaml.safe_load(f)
 
 
-def validate_config(config, schema_path):
+def validate_config(config, schema_path, file_config=None):
     """Validate `config` in place (defaults filled in) and return the sweep's
-    normalised form, with 'auto' devices expanded.  Raises ConfigError."""
+    normalised form, with 'auto' devices expanded.  Raises ConfigError.
+
+    file_config: what the config files alone hold; the rest of `config` came
+    from --config and is converted from text first (coerce_command_line).
+    None: all of it came from files (or from Python)."""
     schema = load_schema(schema_path)
     if not isinstance(config, dict):
-        raise ConfigError(f"the config must be a mapping of keys to values, not {type(config).__name__}.")
+        raise ConfigError("the config must be a mapping of keys to values, not "
+                          f"{type(config).__name__}.")
+    typed_on_command_line = False
+    if file_config is not None:
+        coerced = copy.deepcopy(coerce_command_line(config, schema, file_config))
+        typed_on_command_line = coerced != file_config
+        config.clear()
+        config.update(coerced)
     errors = _errors(config, schema)
     if errors:
         lines = "\n  ".join(_explain(e, schema) for e in errors)
+        hint = f"\n{COMMAND_LINE_HINT}" if typed_on_command_line else ""
         raise ConfigError(f"Invalid config; nothing was run.\n  {lines}\n"
-                          f"The schema is {schema_path}.")
+                          f"The schema is {schema_path}.{hint}")
     validate(config, schema_path, set_default=True)
     sweep = dict(config)
     sweep["devices"] = expand_devices(config["devices"])
     sweep["studies"] = {
-        name: {**axes, **({"devices": expand_devices(axes["devices"])} if "devices" in axes else {})}
+        name: {**axes,
+               **({"devices": expand_devices(axes["devices"])} if "devices" in axes else {})}
         for name, axes in config["studies"].items()
     }
     return sweep

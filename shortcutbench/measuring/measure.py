@@ -22,11 +22,18 @@ import torch.nn.functional as F
 from shortcutbench.core.devices import torch_device
 from shortcutbench.core.files import atomic_write, write_json
 from shortcutbench.core.host import cpu_name
-from shortcutbench.core.sweep import cells_of
 from shortcutbench.core.records import COLUMNS, Cell
-from shortcutbench.measuring.model import (ExampleDeepNeuralNetwork, add_shortcut, forward,
-                                 init_parameters, layer_input, layer_sizes, reinitialize_,
-                                 sample_input)
+from shortcutbench.core.sweep import cells_of
+from shortcutbench.measuring.model import (
+    ExampleDeepNeuralNetwork,
+    add_shortcut,
+    forward,
+    init_parameters,
+    layer_input,
+    layer_sizes,
+    reinitialize_,
+    sample_input,
+)
 
 DTYPES = {
     "float32": torch.float32,

@@ -32,7 +32,6 @@ import time
 
 import pytest
 import yaml
-
 from conftest import BIN, REPO, SMALL_CONFIG, snakemake
 
 if os.environ.get("SHORTCUTBENCH_SLURM_TESTS") != "1":
@@ -42,6 +41,8 @@ if os.environ.get("SHORTCUTBENCH_SLURM_TESTS") != "1":
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
+# The workflow's own part (the job grouping), given beside the site's profile.
+WORKFLOW_PROFILE = REPO / "workflow" / "profiles" / "default"
 # What tests/cluster/slurm_cluster.sh sets up.
 ACCOUNT = "shortcutbench"
 PARTITION = "main"
@@ -93,6 +94,7 @@ class SlurmRun:
         command = [
             str(BIN / "snakemake"), "results/gradients.csv",
             "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+            "--workflow-profile", str(WORKFLOW_PROFILE),
             "--profile", str(PROFILE),
             "--cores", str(CORES),
             "--default-resources", *default_resources(),

@@ -5,6 +5,7 @@ Named helpers.py (not conftest.py) so that `from conftest import ...` in the
 test modules keeps meaning tests/conftest.py.
 """
 
+import contextlib
 import copy
 import json
 import os
@@ -14,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import (REPO, SMALL_CONFIG, snakemake, snakemake_command,
-                      snakemake_environment)
+from conftest import REPO, SMALL_CONFIG, snakemake, snakemake_command, snakemake_environment
+
 from shortcutbench.core.config import load_schema
 
 SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -127,10 +128,8 @@ class Background:
     def kill(self):
         """Clean-up for a test that failed half-way."""
         if self.proc.poll() is None or group_alive(self.pgid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.proc.wait(30)
             wait_group_gone(self.pgid, 30)
 

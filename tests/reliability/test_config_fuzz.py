@@ -483,7 +483,8 @@ def test_every_config_inside_the_schema_is_accepted_and_plannable(counts):
 
     check()
     assert tried["configs"] >= VALID_EXAMPLES
-    counts.add("config_fuzz", valid_configs_tried=tried["configs"], valid_configs_accepted=tried["configs"])
+    counts.add("config_fuzz", valid_configs_tried=tried["configs"],
+               valid_configs_accepted=tried["configs"])
 
 
 CHECKED_KINDS = sorted(MUTATIONS)

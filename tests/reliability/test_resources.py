@@ -24,8 +24,7 @@ import subprocess
 
 import pytest
 
-from .helpers import (REPLACE, command, environment, leftover_temporaries, run, tree,
-                      tree_difference)
+from .helpers import REPLACE, command, environment, leftover_temporaries, run, tree, tree_difference
 
 TRACEBACK = "Traceback (most recent call last)"
 # Small enough that the merged table no longer fits beside the chunks.

@@ -22,9 +22,9 @@ import shutil
 import pytest
 
 from shortcutbench.analysis.merge import CorruptChunk, check_gradients, merge_chunks, read_chunk
-from shortcutbench.measuring.measure import measure_cells, write_records
 from shortcutbench.core.records import COLUMNS, Cell
 from shortcutbench.core.sweep import cells_of
+from shortcutbench.measuring.measure import measure_cells, write_records
 
 from .helpers import run, tree
 
@@ -107,7 +107,8 @@ def edits(data):
     yield "a field added", "".join(lines[:5] + [",".join(row + ["1"]) + "\n"] + lines[6:]).encode()
     yield "a row removed", "".join(lines[:5] + lines[6:]).encode()
     yield "a row repeated", "".join(lines[:6] + lines[5:]).encode()
-    yield "the header renamed", "".join([lines[0].replace("grad_l2", "grad_norm")] + lines[1:]).encode()
+    renamed = lines[0].replace("grad_l2", "grad_norm")
+    yield "the header renamed", "".join([renamed] + lines[1:]).encode()
     yield "the header removed", "".join(lines[1:]).encode()
     yield "emptied", b""
     yield "binary junk", b"\xff\xfe\x00garbage\n"
@@ -123,10 +124,10 @@ def _join(lines, at, row, column, value):
 
 def test_hand_edits_are_refused_naming_the_file(tables, tmp_path, counts):
     tried = 0
-    for name, data in edits(tables["gradients"]):
+    for _name, data in edits(tables["gradients"]):
         refused(lambda p: check_gradients(p, tables["params"]), tmp_path / "gradients.csv", data)
         tried += 1
-    for name, data in edits(tables["chunks"][0]):
+    for _name, data in edits(tables["chunks"][0]):
         refused(lambda p: read_chunk(p, tables["params"][0]), tmp_path / "chunk.csv", data)
         tried += 1
     counts.add("tampering", hand_edits_tried=tried, hand_edits_refused_naming_file=tried)

@@ -1,12 +1,22 @@
 # The sweep as Snakemake sees it: the validated config and its chunks.
-from shortcutbench.core.config import validate_config
-from shortcutbench.core.sweep import (CHUNK_PATTERN, PREFIX_PATTERN, plan_chunks, study_prefix,
-                                 training_jobs)
+import sys
+
+from shortcutbench.core.config import ConfigError, read_config_files, validate_config
+from shortcutbench.core.sweep import (
+    CHUNK_PATTERN,
+    PREFIX_PATTERN,
+    plan_chunks,
+    study_prefix,
+    training_jobs,
+)
 from shortcutbench.core.devices import is_gpu
 
-
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
-SWEEP = validate_config(config, SCHEMA)
+try:
+    SWEEP = validate_config(config, SCHEMA, file_config=read_config_files(CONFIG_FILES))
+except ConfigError as error:
+    # The message alone: it names the key and the fix; a traceback would not help.
+    sys.exit(f"ConfigError: {error}")
 CHUNKS = {chunk.name: chunk for chunk in plan_chunks(SWEEP, "results")}
 TRAINING_JOBS = training_jobs(SWEEP["training"]) if "training" in SWEEP else {}
 # '' for the main sweep (results/), 'studies/NAME/' for each study.
@@ -21,8 +31,9 @@ wildcard_constraints:
 
 def chunks_of(prefix):
     """The chunks of one sweep, by name, in a fixed order."""
-    return [CHUNKS[name] for name in sorted(CHUNKS)
-            if CHUNKS[name].study_prefix == prefix]
+    return [
+        CHUNKS[name] for name in sorted(CHUNKS) if CHUNKS[name].study_prefix == prefix
+    ]
 
 
 # Seconds of work each: on a cluster they run where snakemake runs, not as

@@ -8,11 +8,22 @@ from shortcutbench.core.sweep import device_slug
 # One profile figure per variant: every combination of the axes that are not
 # depth, seed or shortcut (the main sweep's; studies are not in the report).
 FIGURE_VARIANTS = [
-    {"width": width, "activation": activation, "init": init, "norm": norm, "dtype": dtype,
-     "device": device}
+    {
+        "width": width,
+        "activation": activation,
+        "init": init,
+        "norm": norm,
+        "dtype": dtype,
+        "device": device,
+    }
     for width, activation, init, norm, dtype, device in itertools.product(
-        sorted(SWEEP["widths"]), SWEEP["activations"], SWEEP["inits"], SWEEP["norms"],
-        SWEEP["dtypes"], SWEEP["devices"])
+        sorted(SWEEP["widths"]),
+        SWEEP["activations"],
+        SWEEP["inits"],
+        SWEEP["norms"],
+        SWEEP["dtypes"],
+        SWEEP["devices"],
+    )
 ]
 PROFILE_STEMS = [
     f"results/figures/profile/device~{device_slug(v['device'])}/dtype~{v['dtype']}/"
@@ -35,20 +46,23 @@ rule figures_profile:
                 caption="../report/profile.rst",
                 category="Figures",
                 subcategory="Gradient profile",
-                labels={"figure": "gradient profile", **{k: str(v) for k, v in variant.items()}},
+                labels={
+                    "figure": "gradient profile",
+                    **{k: str(v) for k, v in variant.items()},
+                },
             )
             for variant, stem in zip(FIGURE_VARIANTS, PROFILE_STEMS)
         ],
         png=[f"{stem}.png" for stem in PROFILE_STEMS],
-    params:
-        variants=FIGURE_VARIANTS,
-        stems=PROFILE_STEMS,
     log:
         "logs/figures_profile.log",
     benchmark:
         "logs/benchmark/figures_profile.tsv"
     conda:
         "../../environment.yml"
+    params:
+        variants=FIGURE_VARIANTS,
+        stems=PROFILE_STEMS,
     script:
         "../../scripts/figures.py"
 
@@ -83,14 +97,14 @@ rule figures_overview:
             labels={"figure": "heat map"},
         ),
         png=[f"results/figures/{name}.png" for name in OVERVIEW_FIGURES],
-    params:
-        stems={name: f"results/figures/{name}" for name in OVERVIEW_FIGURES},
     log:
         "logs/figures_overview.log",
     benchmark:
         "logs/benchmark/figures_overview.tsv"
     conda:
         "../../environment.yml"
+    params:
+        stems={name: f"results/figures/{name}" for name in OVERVIEW_FIGURES},
     script:
         "../../scripts/figures.py"
 
@@ -109,13 +123,13 @@ rule figures_training:
             labels={"figure": "training"},
         ),
         png="results/figures/training.png",
-    params:
-        stem=lambda wildcards, output: os.path.splitext(output.svg)[0],
     log:
         "logs/figures_training.log",
     benchmark:
         "logs/benchmark/figures_training.tsv"
     conda:
         "../../environment.yml"
+    params:
+        stem=lambda wildcards, output: os.path.splitext(output.svg)[0],
     script:
         "../../scripts/figures_training.py"

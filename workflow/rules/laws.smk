@@ -6,15 +6,15 @@ rule laws:
         training=["results/training.csv"] if TRAINING_JOBS else [],
     output:
         "results/laws.json",
-    params:
-        names=["main", *sorted(SWEEP["studies"])],
-        # each table is checked against its chunks before it is read
-        chunks=[[c.params() for c in chunks_of(prefix)] for prefix in PREFIXES],
     log:
         "logs/laws.log",
     benchmark:
         "logs/benchmark/laws.tsv"
     conda:
         "../../environment.yml"
+    params:
+        names=["main", *sorted(SWEEP["studies"])],
+        # each table is checked against its chunks before it is read
+        chunks=[[c.params() for c in chunks_of(prefix)] for prefix in PREFIXES],
     script:
         "../../scripts/laws.py"

@@ -10,15 +10,15 @@ rule merge:
         ],
     output:
         "results/{prefix}gradients.csv",
-    params:
-        # what each chunk must hold: checked before anything is merged
-        chunks=lambda wildcards: [c.params() for c in chunks_of(wildcards.prefix)],
     log:
         "logs/{prefix}merge.log",
     benchmark:
         "logs/benchmark/merge/{prefix}merge.tsv"
     conda:
         "../../environment.yml"
+    params:
+        # what each chunk must hold: checked before anything is merged
+        chunks=lambda wildcards: [c.params() for c in chunks_of(wildcards.prefix)],
     script:
         "../../scripts/merge.py"
 
@@ -30,15 +30,15 @@ rule aggregate:
         "results/{prefix}gradients.csv",
     output:
         "results/{prefix}summary.csv",
-    params:
-        # gradients.csv is checked against these before it is summarised
-        chunks=lambda wildcards: [c.params() for c in chunks_of(wildcards.prefix)],
     log:
         "logs/{prefix}aggregate.log",
     benchmark:
         "logs/benchmark/aggregate/{prefix}aggregate.tsv"
     conda:
         "../../environment.yml"
+    params:
+        # gradients.csv is checked against these before it is summarised
+        chunks=lambda wildcards: [c.params() for c in chunks_of(wildcards.prefix)],
     script:
         "../../scripts/aggregate.py"
 

@@ -26,6 +26,12 @@ rule report:
             labels={"file": "report/index.html"},
         ),
         provenance="report/provenance.json",
+    log:
+        "logs/report.log",
+    benchmark:
+        "logs/benchmark/report.tsv"
+    conda:
+        "../../environment.yml"
     params:
         variants=FIGURE_VARIANTS,
         config=config,
@@ -35,11 +41,5 @@ rule report:
         chunks=sorted(CHUNKS),
         logs="logs",
         repo=workflow.basedir,
-    log:
-        "logs/report.log",
-    benchmark:
-        "logs/benchmark/report.tsv"
-    conda:
-        "../../environment.yml"
     script:
         "../../scripts/report.py"

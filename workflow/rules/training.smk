@@ -3,14 +3,14 @@ rule train:
     depth) on the fixed regression task; loss per step, gradient profiles."""
     output:
         "results/training/{job}.csv",
-    params:
-        job=lambda wildcards: TRAINING_JOBS[wildcards.job],
     log:
         "logs/train/{job}.log",
     benchmark:
         "logs/benchmark/train/{job}.tsv"
     conda:
         "../../environment.yml"
+    params:
+        job=lambda wildcards: TRAINING_JOBS[wildcards.job],
     script:
         "../../scripts/train.py"
 
