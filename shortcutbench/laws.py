@@ -19,7 +19,7 @@ from shortcutbench import intervals, theory
 from shortcutbench.records import CELL_COLUMNS
 
 CONFIG_COLUMNS = [c for c in CELL_COLUMNS if c not in ("seed", "depth")]
-AGREE = math.log(1.1)  # within 10% counts as agreement, when the CI is tighter
+CLOSE = 0.10  # outside the CI but within 10% of the prediction: "close", never "agrees"
 
 
 def log_interval(values):
@@ -59,18 +59,65 @@ def predicted_factor(row):
     return math.nan if value is None else value
 
 
-def verdict(predicted, low, high, gmean):
+def gap(measured, predicted):
+    """The signed relative gap of the measured value from the prediction:
+    measured / predicted - 1 (-0.022 is 2.2% below it)."""
+    return measured / predicted - 1
+
+
+def format_gap(value):
+    """-0.0217 -> '\u22122.2%', 0.14 -> '+14%': two significant digits, a true minus."""
+    percent = 100 * value
+    text = f"{percent:+.0f}%" if abs(percent) >= 9.95 else f"{percent:+.1f}%"
+    return text.replace("-", "\u2212")
+
+
+def verdict(predicted, low, high, gmean, reason=None):
+    """'agrees' only where the prediction lies inside the measurement's 95% CI
+    (bounds included).  Otherwise the signed gap of measured vs predicted:
+    'close (\u22122.2%)' within CLOSE, 'differs (+14%)' beyond, each followed by
+    `reason` (the gap's known cause) when one is given:
+    'close (\u22122.2%; finite-width bias ...)'.  A missing CI (one seed) never
+    agrees."""
     if not math.isfinite(predicted) or not math.isfinite(gmean):
         return "no prediction" if not math.isfinite(predicted) else "no data"
-    inside = math.isfinite(low) and low <= predicted <= high
-    close = abs(math.log(gmean / predicted)) <= AGREE
-    return "agrees" if inside or close else "differs"
+    if math.isfinite(low) and math.isfinite(high) and low <= predicted <= high:
+        return "agrees"
+    g = gap(gmean, predicted)
+    lower, upper = sorted((predicted * (1 - CLOSE), predicted * (1 + CLOSE)))
+    word = "close" if lower <= gmean <= upper else "differs"
+    return f"{word} ({format_gap(g)}{'; ' + reason if reason else ''})"
 
 
-def factor_rows(cells, by, column="factor"):
+# The known causes of a gap between a measured factor and mean field's.
+FINITE_WIDTH = "finite-width bias of log-averages, Hanin 2018"
+ALIGNMENT = ("mean field assumes the gradient independent of the stream; measured, it is "
+             "aligned with it (see the shortcut finding)")
+
+
+def known_reason(row, gap_value):
+    """The known cause of a per-layer factor's gap from mean field, or None.
+
+    Without a shortcut, the geometric mean over seeds (an average of logs)
+    falls below the mean-field factor (a mean square) at finite width, by a
+    variance that grows like depth / width (Hanin 2018): a negative gap.
+    With a shortcut and an activation of non-zero mean (GELU, sigmoid), the
+    branches build a shared offset in the stream and the gradient aligns
+    with it, which gradient independence leaves out: the measured factor
+    lies above the prediction, a positive gap."""
+    shortcut = bool(row["shortcut"]) and float(row["shortcut_scale"]) != 0
+    if not shortcut and gap_value < 0:
+        return FINITE_WIDTH
+    if shortcut and gap_value > 0 and row["activation"] in ("gelu_tanh", "gelu", "sigmoid"):
+        return ALIGNMENT
+    return None
+
+
+def factor_rows(cells, by, column="factor", reason=known_reason):
     """Per configuration at its deepest swept depth: measured factor over
     seeds (geometric mean, 95% CI; `seeds` counts those with a factor),
-    predicted factor, verdict."""
+    predicted factor, verdict (with `reason(row, gap)`'s known cause of a
+    gap)."""
     deep = cells[cells["depth"] >= 3]
     if deep.empty:
         return []
@@ -80,9 +127,12 @@ def factor_rows(cells, by, column="factor"):
         first = group.iloc[0]
         n, gmean, low, high = log_interval(group[column])
         predicted = predicted_factor(first) if column == "factor" else math.nan
+        why = (reason(first, gap(gmean, predicted))
+               if reason and math.isfinite(predicted) and math.isfinite(gmean) else None)
         rows.append({**{c: _plain(first[c]) for c in by + ["depth"]},
                      "seeds": n, "measured": gmean, "ci_low": low, "ci_high": high,
-                     "predicted": predicted, "verdict": verdict(predicted, low, high, gmean)})
+                     "predicted": predicted,
+                     "verdict": verdict(predicted, low, high, gmean, why)})
     return rows
 
 
@@ -102,15 +152,25 @@ def _varying(tables, column, at_least=2):
     return None, None
 
 
-def _summarise(rows, good="agrees"):
+def _summarise(rows):
+    """One word for many rows' verdicts: 'agrees' only if every prediction lies
+    inside its CI; 'close' if every row agrees or is close; 'differs' if none
+    agrees or is close; 'partly' otherwise."""
     verdicts = [r["verdict"] for r in rows if r["verdict"] not in ("no prediction", "no data")]
     if not verdicts:
         return "no prediction"
-    if all(v == good for v in verdicts):
-        return good
-    if not any(v == good for v in verdicts):
+    if all(v == "agrees" for v in verdicts):
+        return "agrees"
+    if all(v.startswith(("agrees", "close")) for v in verdicts):
+        return "close"
+    if all(v.startswith("differs") for v in verdicts):
         return "differs"
     return "partly"
+
+
+def _row_verdicts(rows, label):
+    """'width 32: close (\u22122.2%; ...), width 64: agrees' -- every row's verdict."""
+    return ", ".join(f"{label(r)}: {r['verdict']}" for r in rows)
 
 
 FACTOR_COLUMNS = ["depth", "seeds", "measured", "ci_low", "ci_high", "predicted", "verdict"]
@@ -131,11 +191,21 @@ def attenuation_finding(tables):
                   "carries its layer's input scale, which the prediction includes."),
         "source": "Schoenholz et al. 2017, Deep Information Propagation; Glorot & Bengio 2010",
         "measured": _factor_sentence(plain),
-        "verdict": (f"{_summarise(wide) if wide else 'no wide layers swept'} where mean field "
-                    f"holds (width >= 16); {_summarise(narrow) if narrow else 'no narrow layers swept'}"
-                    f" at width < 16, where it does not have to"),
+        "verdict": _attenuation_verdict(wide, narrow),
         "table": _table(rows, ["width", "activation", "shortcut"] + FACTOR_COLUMNS),
     }
+
+
+def _attenuation_verdict(wide, narrow):
+    """The summary word of the wide rows (where mean field should hold) and of
+    the narrow ones (where it need not), each followed by its rows' verdicts:
+    never 'agrees' while a row's prediction lies outside its CI."""
+    width = lambda r: f"width {r['width']}"
+    parts = [f"{_summarise(wide)} where mean field holds (width >= 16): "
+             f"{_row_verdicts(wide, width)}" if wide else "no wide layers swept"]
+    parts.append(f"{_summarise(narrow)} at width < 16, where it does not have to: "
+                 f"{_row_verdicts(narrow, width)}" if narrow else "no narrow layers swept")
+    return ". ".join(parts)
 
 
 def _factor_sentence(rows):

@@ -2,10 +2,13 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from shortcutbench.laws import findings, log_interval, training_finding, verdict
+from shortcutbench.laws import (FINITE_WIDTH, _attenuation_verdict, _summarise, findings,
+                                format_gap, known_reason, log_interval, training_finding,
+                                verdict)
 from shortcutbench.measure import configure_torch, measure_cell
 from shortcutbench.records import Cell
 
@@ -77,7 +80,7 @@ def test_log_interval_and_verdict():
     n, gmean, low, high = log_interval([1.0, 4.0, math.nan, 0.0])
     assert (n, gmean) == (2, pytest.approx(2.0))
     assert verdict(2.1, low, high, gmean) == "agrees"
-    assert verdict(1.0, 1.9, 2.1, 2.0) == "differs"
+    assert verdict(1.0, 1.9, 2.1, 2.0) == "differs (+100%)"
     assert verdict(math.nan, 1, 2, 1.5) == "no prediction"
 
 
@@ -93,3 +96,57 @@ def test_training_verdicts_compare_twins():
     assert finding["verdict"].startswith("at depth 8: confirmed")
     assert finding["measured"].startswith("depth 8, norm none: final loss 0.1 with shortcut, "
                                           "0.5 without (shortcut lower)")
+
+
+# Hand-made rows: (predicted, ci_low, ci_high, measured) -> verdict.
+VERDICTS = [
+    ((2.0, 1.9, 2.1, 2.0), "agrees"),
+    ((1.9, 1.9, 2.1, 2.0), "agrees"),           # on the lower bound: inside
+    ((2.1, 1.9, 2.1, 2.0), "agrees"),           # on the upper bound: inside
+    ((0.2945, 0.2861, 0.2900, 0.2881), "close (\u22122.2%)"),  # the width-32 row
+    ((0.872, 0.98, 1.01, 0.994), "differs (+14%)"),
+    ((1.0, 1.05, 1.2, 1.1), "close (+10%)"),     # exactly 10%: still close
+    ((1.0, 0.8, 0.95, 0.9), "close (\u221210%)"),
+    ((1.0, 1.05, 1.2, 1.1001), "differs (+10%)"),
+    ((1.0, math.nan, math.nan, 1.0), "close (+0.0%)"),  # no CI (one seed): never agrees
+]
+
+
+@pytest.mark.parametrize("row, expected", VERDICTS, ids=[v for _, v in VERDICTS])
+def test_a_verdict_follows_its_interval(row, expected):
+    predicted, low, high, measured = row
+    assert verdict(predicted, low, high, measured) == expected
+    inside = math.isfinite(low) and low <= predicted <= high
+    assert (verdict(predicted, low, high, measured) == "agrees") == inside
+
+
+def test_a_prediction_outside_the_ci_is_never_agrees():
+    # Just outside either bound, however close the measurement is.
+    for predicted in (0.5, 0.99, np.nextafter(0.999, 0), np.nextafter(1.001, 2), 1.01, 2.0):
+        assert not verdict(float(predicted), 0.999, 1.001, 1.0).startswith("agrees")
+    for predicted in (0.999, 1.0, 1.001):
+        assert verdict(predicted, 0.999, 1.001, 1.0) == "agrees"
+
+
+def test_a_verdict_carries_its_known_reason():
+    assert verdict(0.2945, 0.2861, 0.2900, 0.2881, FINITE_WIDTH) == (
+        f"close (\u22122.2%; {FINITE_WIDTH})")
+    plain = {"shortcut": False, "shortcut_scale": 0.0, "activation": "gelu_tanh"}
+    assert known_reason(plain, -0.02) == FINITE_WIDTH
+    assert known_reason(plain, +0.02) is None  # the finite-width bias only lowers the factor
+    shortcut = {"shortcut": True, "shortcut_scale": 1.0, "activation": "gelu_tanh"}
+    assert "independent" in known_reason(shortcut, 0.14)
+    assert known_reason({**shortcut, "activation": "tanh"}, 0.14) is None
+    assert format_gap(-0.0217) == "\u22122.2%" and format_gap(0.14) == "+14%"
+
+
+def test_a_summary_never_agrees_while_a_row_is_outside():
+    rows = [{"width": 32, "verdict": verdict(0.2945, 0.2861, 0.2900, 0.2881, FINITE_WIDTH)},
+            {"width": 64, "verdict": "agrees"}]
+    assert _summarise(rows) == "close"
+    assert _summarise(rows[1:]) == "agrees"
+    assert _summarise(rows + [{"width": 3, "verdict": "differs (+30%)"}]) == "partly"
+    text = _attenuation_verdict(rows, [{"width": 3, "verdict": "differs (\u221230%)"}])
+    assert not text.startswith("agrees")
+    assert text.startswith("close where mean field holds (width >= 16): width 32: close")
+    assert "differs at width < 16" in text
