@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from shortcutbench import intervals, theory
-from shortcutbench.records import CELL_COLUMNS
+from shortcutbench.records import CELL_COLUMNS, branch_label
 
 CONFIG_COLUMNS = [c for c in CELL_COLUMNS if c not in ("seed", "depth")]
 CLOSE = 0.10  # outside the CI but within 10% of the prediction: "close", never "agrees"
@@ -55,7 +55,8 @@ def predicted_factor(row):
         return math.nan
     value = theory.predicted_layer_factor(
         int(row["depth"]), int(row["width"]), row["activation"], bool(row["shortcut"]),
-        float(row["shortcut_scale"]), row["init"], row["norm"])
+        float(row["shortcut_scale"]), row["init"], row["norm"],
+        branch_scale=branch_label(row.get("branch_scale", "1")))
     return math.nan if value is None else value
 
 
@@ -431,7 +432,12 @@ def training_finding(training):
 
 
 def findings(tables, training=None):
-    """tables: {'main': gradients of the main sweep, study name: its gradients}."""
+    """tables: {'main': gradients of the main sweep, study name: its gradients}.
+    A table's branch_scale column is read back as labels (pandas reads "1" as
+    a number); a table from before the column existed gets "1"."""
+    tables = {name: table.assign(branch_scale=table["branch_scale"].map(branch_label)
+                                 if "branch_scale" in table else "1")
+              for name, table in tables.items()}
     return [attenuation_finding(tables), init_finding(tables), scale_finding(tables),
             norm_finding(tables), spread_finding(tables), training_finding(training)]
 

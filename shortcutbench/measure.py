@@ -15,8 +15,6 @@ import platform
 import socket
 import sys
 import time
-from dataclasses import asdict
-
 import torch
 import torch.nn.functional as F
 
@@ -24,7 +22,7 @@ from shortcutbench.devices import torch_device
 from shortcutbench.files import atomic_write
 from shortcutbench.provenance import cpu_name
 from shortcutbench.sweep import cells_of
-from shortcutbench.records import COLUMNS, Cell
+from shortcutbench.records import COLUMNS, Cell, branch_value, record_fields
 from shortcutbench.model import (ExampleDeepNeuralNetwork, add_shortcut, forward,
                                  init_parameters, layer_input, layer_sizes, reinitialize_,
                                  sample_input)
@@ -60,7 +58,8 @@ def measure_cell(cell):
 
     x = sample_input(cell.width).to(device, dtype)
     output, hidden = forward(parameters, x, cell.shortcut, cell.activation,
-                             cell.shortcut_scale, cell.norm)
+                             cell.shortcut_scale, cell.norm,
+                             branch_value(cell.branch_scale, cell.depth))
     loss = F.mse_loss(output, torch.zeros_like(output))
     grads = torch.autograd.grad(loss, leaves)
 
@@ -83,7 +82,7 @@ def measure_cell(cell):
 
     loss_value, output_value = values[-2:]
     finite = all(math.isfinite(v) for v in values)
-    cell_fields = asdict(cell)
+    cell_fields = record_fields(cell)
     records = []
     for i in range(len(hidden)):
         grad_abs_mean, grad_l2, bias_grad_abs_mean, output_rms = values[4 * i:4 * i + 4]
@@ -123,8 +122,9 @@ def measure_cell_book_style(cell):
     backward(), then one .item() per number.  The reference that measure_cell
     must equal bit for bit (tests) and beat in speed (benchmarks); CPU only."""
     torch.manual_seed(cell.seed)
+    alpha = branch_value(cell.branch_scale, cell.depth)
     model = ExampleDeepNeuralNetwork(layer_sizes(cell.depth, cell.width), cell.shortcut,
-                                     cell.activation, cell.shortcut_scale, cell.norm)
+                                     cell.activation, cell.shortcut_scale, cell.norm, alpha)
     if cell.init != "pytorch":
         torch.manual_seed(cell.seed)
         reinitialize_(model, cell.init)
@@ -134,7 +134,7 @@ def measure_cell_book_style(cell):
     for layer in model.layers:  # ExampleDeepNeuralNetwork.forward, keeping each state
         layer_output = layer(layer_input(x, cell.norm))
         if cell.shortcut and x.shape == layer_output.shape:
-            x = add_shortcut(x, layer_output, cell.shortcut_scale)
+            x = add_shortcut(x, layer_output, cell.shortcut_scale, alpha)
         else:
             x = layer_output
         hidden.append(x)
@@ -144,7 +144,7 @@ def measure_cell_book_style(cell):
     finite = True
     for i, layer in enumerate(model.layers):
         weight_grad, bias_grad = layer[0].weight.grad, layer[0].bias.grad
-        record = {**asdict(cell), "layer": i, "param": f"layers.{i}.0.weight",
+        record = {**record_fields(cell), "layer": i, "param": f"layers.{i}.0.weight",
                   "grad_abs_mean": weight_grad.abs().mean().item(),
                   "grad_l2": torch.linalg.vector_norm(weight_grad, dtype=torch.float64).item(),
                   "bias_grad_abs_mean": bias_grad.abs().mean().item(),

@@ -115,6 +115,42 @@ def test_lambda_zero_is_no_shortcut_and_lambda_one_is_the_books_shortcut():
     assert values(zero) == values(plain) and values(one) == values(book)
 
 
+def test_branch_scale_one_is_the_book_bit_for_bit():
+    """alpha = 1 skips the multiply: the module, the fast path and the book's
+    own listing give the same floats, not merely close ones."""
+    torch.manual_seed(123)
+    model = ExampleDeepNeuralNetwork([3, 3, 3, 3, 3, 1], True, branch_scale=1.0)
+    assert book_print_gradients(model, sample_input(3)) == book_listing(True)
+    book = measure_cell(Cell(5, 3, 123, True))
+    one = measure_cell(Cell(5, 3, 123, True, branch_scale="1"))
+    assert one == book
+    assert [r["grad_abs_mean"] for r in one] == book_listing(True)
+    assert [r["branch_scale"] for r in one] == ["1"] * 5
+
+
+def test_branch_scale_scales_the_branch_only():
+    """alpha != 1 changes the shortcut net (and alpha = 1/sqrt(depth) is
+    resolved with the cell's depth); the plain net has no branch to scale."""
+    book = measure_cell(Cell(9, 3, 123, True))
+    tenth = measure_cell(Cell(9, 3, 123, True, branch_scale="0.1"))
+    rule = measure_cell(Cell(9, 3, 123, True, branch_scale="1/sqrt(depth)"))
+    third = measure_cell(Cell(9, 3, 123, True, branch_scale=repr(1 / 9 ** 0.5)))
+    assert [r["grad_abs_mean"] for r in tenth] != [r["grad_abs_mean"] for r in book]
+    values = lambda records: [r["grad_abs_mean"] for r in records]
+    assert values(rule) == values(third)
+    assert rule[-1]["output_rms"] < book[-1]["output_rms"]
+
+
+ALPHAS = [Cell(depth, 5, 7, True, scale, activation, "pytorch", norm, branch_scale=alpha)
+          for depth in (1, 6) for scale in (0.5, 1.0) for alpha in ("0.1", "1/sqrt(depth)")
+          for activation in ("gelu_tanh", "relu") for norm in ("none", "pre_layernorm")]
+
+
+@pytest.mark.parametrize("cell", ALPHAS, ids=str)
+def test_fast_path_is_bit_identical_with_a_branch_scale(cell):
+    assert measure_cell(cell) == measure_cell_book_style(cell)
+
+
 def test_inits_draw_the_documented_distributions():
     torch.manual_seed(0)
     weight, bias = init_parameters([512, 512], "kaiming_normal")[0]
