@@ -39,12 +39,16 @@ CELL_COLUMNS = [c for c in _FIELDS if c != "branch_scale"]
 CELL_COLUMNS.insert(CELL_COLUMNS.index("shortcut_scale") + 1, "branch_scale")
 CELL_TYPES = {f.name: f.type for f in fields(Cell)}  # int, float, bool or str
 # Per layer: the seed's statistic (mean |grad| of the weight) and a few more;
-# output_rms is the RMS of what leaves the layer (shortcut included).
-LAYER_COLUMNS = ["layer", "param", "grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms"]
+# output_rms is the RMS of what leaves the layer (shortcut included), x_l;
+# grad_stream_cos is cos(dL/dx_l, x_l), the gradient's alignment with that
+# stream (mean field assumes ~0; NaN where either vector is zero).
+LAYER_COLUMNS = ["layer", "param", "grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms",
+                 "grad_stream_cos"]
 # Per cell, repeated on each of its layers' rows.
 CELL_RESULT_COLUMNS = ["loss", "output", "finite"]
 COLUMNS = CELL_COLUMNS + LAYER_COLUMNS + CELL_RESULT_COLUMNS
-VALUE_COLUMNS = ["grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms", "loss", "output"]
+VALUE_COLUMNS = ["grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms", "grad_stream_cos",
+                 "loss", "output"]
 
 # The order of rows in results/gradients.csv.
 SORT_COLUMNS = ["device", "dtype", "activation", "init", "norm", "width", "depth", "shortcut",
