@@ -233,7 +233,8 @@ def _forward(depth, width, activation, shortcut, lam, init, alpha=1.0):
         sigma_w2, sigma_b2 = weight_variance(init, n_in, n_out)
         q_h = sigma_w2 * q_x + sigma_b2
         has_shortcut = bool(shortcut) and lam != 0 and n_in == n_out
-        rows.append({"q_in": q_x, "abs_in": abs_x, "q_h": q_h, "has_shortcut": has_shortcut,
+        rows.append({"q_in": q_x, "m_in": m_x, "abs_in": abs_x, "q_h": q_h,
+                     "has_shortcut": has_shortcut,
                      "gamma": sigma_w2 * n_out / n_in, "alpha": alpha if has_shortcut else 1.0})
         mean_f = gauss_mean(phi, q_h)
         mean_f2 = gauss_mean(lambda h: phi(h) ** 2, q_h)
@@ -263,6 +264,7 @@ def mean_field(depth, width, activation="gelu_tanh", shortcut=False, shortcut_sc
 
     Returns a dict of length-depth arrays, entry l for layer l:
       q_in, abs_in   mean square and mean |.| of its input x_{l-1},
+      m_in           the mean of x_{l-1} (m_in^2 / q_in: the stream's shared offset),
       q_h            variance of its pre-activation h_l,
       dphi2, dphi_abs  E[phi'(h_l)^2], E|phi'(h_l)|,
       q_g            mean square of g_l = dL/dx_l per unit, relative to the

@@ -27,11 +27,14 @@ def tables():
                    for sc, lam in ((False, 0.0), (True, 0.0), (True, 0.5), (True, 1.0))])
     init = table([Cell(12, 64, s, False, 0.0, init=i) for s in seeds
                   for i in ("pytorch", "xavier_uniform", "kaiming_normal")])
+    branch = table([Cell(d, 32, s, True, 1.0, branch_scale=a) for d in (4, 40) for s in seeds
+                    for a in ("1", "0.1", "1/sqrt(depth)")])
     norm = table([Cell(12, 16, s, sc, 1.0 if sc else 0.0, norm=n) for s in seeds
                   for sc in (False, True) for n in ("none", "pre_layernorm")])
     spread = table([Cell(d, w, s, False, 0.0) for d in (2, 4, 8) for w in (3, 8, 32)
                     for s in range(5)])
-    return {"main": main, "scale": scale, "init": init, "norm": norm, "spread": spread}
+    return {"main": main, "scale": scale, "init": init, "norm": norm, "spread": spread,
+            "branch": branch}
 
 
 def by_key(result):
@@ -40,7 +43,8 @@ def by_key(result):
 
 def test_every_finding_has_claim_source_number_and_verdict(tables):
     result = by_key(findings(tables))
-    assert set(result) == {"attenuation", "init", "shortcut_scale", "norm", "spread", "training"}
+    assert set(result) == {"attenuation", "shortcut", "init", "shortcut_scale", "branch_scale",
+                           "norm", "spread", "training"}
     for key, finding in result.items():
         assert finding["claim"] and finding["source"] and finding["verdict"], key
     assert result["training"]["verdict"] == "not measured"
@@ -71,7 +75,7 @@ def test_findings_find_their_sweep_by_what_varies(tables):
 
 def test_a_missing_study_says_what_to_add(tables):
     result = by_key(findings({"main": tables["main"]}))
-    for key in ("init", "shortcut_scale", "norm", "spread"):
+    for key in ("init", "shortcut_scale", "branch_scale", "norm", "spread"):
         assert result[key]["verdict"] == "not measured"
         assert result[key]["missing"].startswith("add a study with")
 
@@ -150,3 +154,40 @@ def test_a_summary_never_agrees_while_a_row_is_outside():
     assert not text.startswith("agrees")
     assert text.startswith("close where mean field holds (width >= 16): width 32: close")
     assert "differs at width < 16" in text
+
+
+def test_the_shortcut_finding_reports_the_alignment(tables):
+    finding = by_key(findings(tables))["shortcut"]
+    cols, rows = finding["table"]["columns"], finding["table"]["rows"]
+    assert {"cos_mid", "cos_if_independent", "stream_offset_predicted"} <= set(cols)
+    assert "cos(g, x)" in finding["measured"] or "too shallow" in finding["measured"]
+    assert "independence" in finding["claim"] or "independent" in finding["claim"]
+
+
+def test_the_branch_scale_finding_gives_states_by_depth(tables):
+    finding = by_key(findings(tables))["branch_scale"]
+    assert finding["sweep"] == "branch"
+    states_table = finding["states"]
+    cols = states_table["columns"]
+    assert cols[:5] == ["width", "shortcut_scale", "branch_scale", "depth", "seeds"]
+    for row in states_table["rows"]:
+        shares = [row[cols.index(c)] for c in cols if c.startswith("share_")]
+        assert sum(shares) == pytest.approx(1.0)
+    deep_rule = [r for r in states_table["rows"] if r[cols.index("branch_scale")] == "1/sqrt(depth)"
+                 and r[cols.index("depth")] == 40]
+    assert deep_rule and deep_rule[0][cols.index("share_exploded")] == 0
+    assert deep_rule[0][cols.index("healthy_per_branch")] == 1.0
+    table = finding["table"]
+    assert {"measured", "ci_low", "ci_high", "predicted", "verdict"} <= set(table["columns"])
+
+
+def test_every_factor_table_keeps_the_interval_columns(tables):
+    for finding in findings(tables):
+        if finding.get("table") and "predicted" in finding["table"]["columns"]:
+            cols = finding["table"]["columns"]
+            assert {"measured", "ci_low", "ci_high", "predicted", "verdict"} <= set(cols)
+            for row in finding["table"]["rows"]:
+                v, p = row[cols.index("verdict")], row[cols.index("predicted")]
+                low, high = row[cols.index("ci_low")], row[cols.index("ci_high")]
+                if v == "agrees":
+                    assert low <= p <= high

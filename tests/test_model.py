@@ -4,11 +4,10 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from shortcutbench.book import BOOK_GRADIENTS, RTOL
-import torch.nn.functional as F
-
 from shortcutbench.measure import (DTYPES, configure_torch, measure_cell,
                                    measure_cell_book_style)
 from shortcutbench.model import (ACTIVATIONS, ExampleDeepNeuralNetwork, forward,
