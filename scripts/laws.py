@@ -9,4 +9,4 @@ with job_log(snakemake.log[0]):
         check_gradients(path, chunks)
     tables = dict(zip(snakemake.params.names, snakemake.input.gradients))
     training = snakemake.input.training[0] if snakemake.input.training else None
-    write_laws(tables, training, snakemake.output[0])
+    write_laws(tables, training, snakemake.output[0], snakemake.params.healthy_band)

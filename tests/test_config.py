@@ -29,6 +29,7 @@ def test_the_default_config_is_valid():
 def test_defaults_are_filled_in():
     sweep = check(SMALL_CONFIG)
     assert sweep["dtypes"] == ["float32"] and sweep["seeds_per_job"] == 100
+    assert sweep["healthy_band"] == 2 and sweep["branch_scales"] == [1]
 
 
 BAD = {
@@ -46,6 +47,11 @@ BAD = {
     "a scalar for a list": ({"widths": 3}, ["widths", "array"]),
     "an unknown dtype": ({"dtypes": ["float8"]}, ["dtypes[0]", "float32"]),
     "zero seeds per job": ({"seeds_per_job": 0}, ["seeds_per_job", "minimum of 1"]),
+    "a branch scale of 0": ({"branch_scales": [0]}, ["branch_scales[0]", "alpha"]),
+    "an unknown branch rule": ({"branch_scales": ["1/depth"]}, ["branch_scales[0]",
+                                                                "1/sqrt(depth)"]),
+    "a band of zero decades": ({"healthy_band": 0}, ["healthy_band", "decades",
+                                                     "less than or equal to the minimum of 0"]),
 }
 
 

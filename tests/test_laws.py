@@ -2,10 +2,21 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from shortcutbench.analysis.laws import check_laws, log_interval, training_finding, verdict
+from shortcutbench.analysis.laws import (
+    FINITE_WIDTH,
+    _attenuation_verdict,
+    _summarise,
+    check_laws,
+    format_gap,
+    known_reason,
+    log_interval,
+    training_finding,
+    verdict,
+)
 from shortcutbench.core.records import Cell
 from shortcutbench.measuring.measure import configure_torch, measure_cell
 
@@ -24,11 +35,14 @@ def tables():
                    for sc, lam in ((False, 0.0), (True, 0.0), (True, 0.5), (True, 1.0))])
     init = table([Cell(12, 64, s, False, 0.0, init=i) for s in seeds
                   for i in ("pytorch", "xavier_uniform", "kaiming_normal")])
+    branch = table([Cell(d, 32, s, True, 1.0, branch_scale=a) for d in (4, 40) for s in seeds
+                    for a in ("1", "0.1", "1/sqrt(depth)")])
     norm = table([Cell(12, 16, s, sc, 1.0 if sc else 0.0, norm=n) for s in seeds
                   for sc in (False, True) for n in ("none", "pre_layernorm")])
     spread = table([Cell(d, w, s, False, 0.0) for d in (2, 4, 8) for w in (3, 8, 32)
                     for s in range(5)])
-    return {"main": main, "scale": scale, "init": init, "norm": norm, "spread": spread}
+    return {"main": main, "scale": scale, "init": init, "norm": norm, "spread": spread,
+            "branch": branch}
 
 
 def by_key(result):
@@ -37,7 +51,8 @@ def by_key(result):
 
 def test_every_finding_has_claim_source_number_and_verdict(tables):
     result = by_key(check_laws(tables))
-    assert set(result) == {"attenuation", "init", "shortcut_scale", "norm", "spread", "training"}
+    assert set(result) == {"attenuation", "shortcut", "init", "shortcut_scale", "branch_scale",
+                           "norm", "spread", "training"}
     for key, finding in result.items():
         assert finding["claim"] and finding["source"] and finding["verdict"], key
     assert result["training"]["verdict"] == "not measured"
@@ -68,7 +83,7 @@ def test_findings_find_their_sweep_by_what_varies(tables):
 
 def test_a_missing_study_says_what_to_add(tables):
     result = by_key(check_laws({"main": tables["main"]}))
-    for key in ("init", "shortcut_scale", "norm", "spread"):
+    for key in ("init", "shortcut_scale", "branch_scale", "norm", "spread"):
         assert result[key]["verdict"] == "not measured"
         assert result[key]["missing"].startswith("add a study with")
 
@@ -77,7 +92,7 @@ def test_log_interval_and_verdict():
     n, gmean, low, high = log_interval([1.0, 4.0, math.nan, 0.0])
     assert (n, gmean) == (2, pytest.approx(2.0))
     assert verdict(2.1, low, high, gmean) == "agrees"
-    assert verdict(1.0, 1.9, 2.1, 2.0) == "differs"
+    assert verdict(1.0, 1.9, 2.1, 2.0) == "differs (+100%)"
     assert verdict(math.nan, 1, 2, 1.5) == "no prediction"
 
 
@@ -93,3 +108,94 @@ def test_training_verdicts_compare_twins():
     assert finding["verdict"].startswith("at depth 8: confirmed")
     assert finding["measured"].startswith("depth 8, norm none: final loss 0.1 with shortcut, "
                                           "0.5 without (shortcut lower)")
+
+
+# Hand-made rows: (predicted, ci_low, ci_high, measured) -> verdict.
+VERDICTS = [
+    ((2.0, 1.9, 2.1, 2.0), "agrees"),
+    ((1.9, 1.9, 2.1, 2.0), "agrees"),           # on the lower bound: inside
+    ((2.1, 1.9, 2.1, 2.0), "agrees"),           # on the upper bound: inside
+    ((0.2945, 0.2861, 0.2900, 0.2881), "close (\u22122.2%)"),  # the width-32 row
+    ((0.872, 0.98, 1.01, 0.994), "differs (+14%)"),
+    ((1.0, 1.05, 1.2, 1.1), "close (+10%)"),     # exactly 10%: still close
+    ((1.0, 0.8, 0.95, 0.9), "close (\u221210%)"),
+    ((1.0, 1.05, 1.2, 1.1001), "differs (+10%)"),
+    ((1.0, math.nan, math.nan, 1.0), "close (+0.0%)"),  # no CI (one seed): never agrees
+]
+
+
+@pytest.mark.parametrize("row, expected", VERDICTS, ids=[v for _, v in VERDICTS])
+def test_a_verdict_follows_its_interval(row, expected):
+    predicted, low, high, measured = row
+    assert verdict(predicted, low, high, measured) == expected
+    inside = math.isfinite(low) and low <= predicted <= high
+    assert (verdict(predicted, low, high, measured) == "agrees") == inside
+
+
+def test_a_prediction_outside_the_ci_is_never_agrees():
+    # Just outside either bound, however close the measurement is.
+    for predicted in (0.5, 0.99, np.nextafter(0.999, 0), np.nextafter(1.001, 2), 1.01, 2.0):
+        assert not verdict(float(predicted), 0.999, 1.001, 1.0).startswith("agrees")
+    for predicted in (0.999, 1.0, 1.001):
+        assert verdict(predicted, 0.999, 1.001, 1.0) == "agrees"
+
+
+def test_a_verdict_carries_its_known_reason():
+    assert verdict(0.2945, 0.2861, 0.2900, 0.2881, FINITE_WIDTH) == (
+        f"close (\u22122.2%; {FINITE_WIDTH})")
+    plain = {"shortcut": False, "shortcut_scale": 0.0, "activation": "gelu_tanh"}
+    assert known_reason(plain, -0.02) == FINITE_WIDTH
+    assert known_reason(plain, +0.02) is None  # the finite-width bias only lowers the factor
+    shortcut = {"shortcut": True, "shortcut_scale": 1.0, "activation": "gelu_tanh"}
+    assert "independent" in known_reason(shortcut, 0.14)
+    assert known_reason({**shortcut, "activation": "tanh"}, 0.14) is None
+    assert format_gap(-0.0217) == "\u22122.2%" and format_gap(0.14) == "+14%"
+
+
+def test_a_summary_never_agrees_while_a_row_is_outside():
+    rows = [{"width": 32, "verdict": verdict(0.2945, 0.2861, 0.2900, 0.2881, FINITE_WIDTH)},
+            {"width": 64, "verdict": "agrees"}]
+    assert _summarise(rows) == "close"
+    assert _summarise(rows[1:]) == "agrees"
+    assert _summarise(rows + [{"width": 3, "verdict": "differs (+30%)"}]) == "partly"
+    text = _attenuation_verdict(rows, [{"width": 3, "verdict": "differs (\u221230%)"}])
+    assert not text.startswith("agrees")
+    assert text.startswith("close where mean field holds (width >= 16): width 32: close")
+    assert "differs at width < 16" in text
+
+
+def test_the_shortcut_finding_reports_the_alignment(tables):
+    finding = by_key(check_laws(tables))["shortcut"]
+    cols, _rows = finding["table"]["columns"], finding["table"]["rows"]
+    assert {"cos_mid", "cos_if_independent", "stream_offset_predicted"} <= set(cols)
+    assert "cos(g, x)" in finding["measured"] or "too shallow" in finding["measured"]
+    assert "independence" in finding["claim"] or "independent" in finding["claim"]
+
+
+def test_the_branch_scale_finding_gives_states_by_depth(tables):
+    finding = by_key(check_laws(tables))["branch_scale"]
+    assert finding["sweep"] == "branch"
+    states_table = finding["states"]
+    cols = states_table["columns"]
+    assert cols[:5] == ["width", "shortcut_scale", "branch_scale", "depth", "seeds"]
+    for row in states_table["rows"]:
+        shares = [row[cols.index(c)] for c in cols if c.startswith("share_")]
+        assert sum(shares) == pytest.approx(1.0)
+    deep_rule = [r for r in states_table["rows"] if r[cols.index("branch_scale")] == "1/sqrt(depth)"
+                 and r[cols.index("depth")] == 40]
+    assert deep_rule and deep_rule[0][cols.index("share_exploded")] == 0
+    assert deep_rule[0][cols.index("healthy_per_branch")] == 1.0
+    table = finding["table"]
+    assert {"measured", "ci_low", "ci_high", "predicted", "verdict"} <= set(table["columns"])
+
+
+def test_every_factor_table_keeps_the_interval_columns(tables):
+    for finding in check_laws(tables):
+        if finding.get("table") and "predicted" in finding["table"]["columns"]:
+            cols = finding["table"]["columns"]
+            assert {"measured", "ci_low", "ci_high", "predicted", "verdict"} <= set(cols)
+            for row in finding["table"]["rows"]:
+                v, p = row[cols.index("verdict")], row[cols.index("predicted")]
+                low, high = row[cols.index("ci_low")], row[cols.index("ci_high")]
+                if v == "agrees":
+                    assert low <= p <= high

@@ -54,6 +54,7 @@ def make_gradients(depths=(1, 5), widths=(3,), seeds=(122, 123), shortcuts=(Fals
                             for seed in seeds:
                                 cell = {"depth": depth, "width": width, "seed": seed,
                                         "shortcut": shortcut, "shortcut_scale": scale,
+                                        "branch_scale": "1",
                                         "activation": activation, "init": "pytorch",
                                         "norm": "none", "device": device, "dtype": dtype}
                                 rows += _cell_rows(cell, nonfinite, zero, value, book)

@@ -4,10 +4,12 @@ import re
 
 import pytest
 
+from shortcutbench.core.records import COLUMNS, SORT_COLUMNS, branch_label, branch_value
 from shortcutbench.core.sweep import (
     CHUNK_PATTERN,
     Chunk,
     _choose_chunks,
+    branch_labels,
     n_cells,
     parse_seeds_slug,
     plan_chunks,
@@ -86,8 +88,8 @@ def test_chunk_cells_follow_its_params():
     # no shortcut once, with a shortcut once per lambda; times 2 norms, 2 depths, 2 seeds
     assert len(cells) == 3 * 2 * 2 * 2
     assert cells[0] == {"depth": 1, "width": 3, "seed": 1, "shortcut": False,
-                        "shortcut_scale": 0.0, "activation": "relu", "init": "pytorch",
-                        "norm": "none", "device": "cpu", "dtype": "float32"}
+                        "shortcut_scale": 0.0, "branch_scale": "1", "activation": "relu",
+                        "init": "pytorch", "norm": "none", "device": "cpu", "dtype": "float32"}
     assert {c["shortcut_scale"] for c in cells if c["shortcut"]} == {0.5, 1.0}
 
 
@@ -103,3 +105,28 @@ def test_studies_get_their_own_chunks_and_folders(tmp_path):
     assert n_cells(config["studies"]["scale"] | {k: v for k, v in config.items()
                                                   if k not in config["studies"]["scale"]}) == 60
     assert all(re.fullmatch(CHUNK_PATTERN, c.name) for c in chunks)
+
+
+def test_branch_scales_multiply_the_shortcut_cells_only(tmp_path):
+    config = {**CONFIG, "devices": ["cpu"], "widths": [3], "shortcut_scales": [0.9, 1.0],
+              "branch_scales": [1, 0.1, "1/sqrt(depth)", 0.7071067811865476]}
+    chunks = plan_chunks(config, tmp_path)
+    cells = [c for chunk in chunks for c in chunk.cells()]
+    assert chunks[0].branch_scales == ("0.1", "0.7071067811865476", "1", "1/sqrt(depth)")
+    # per depth and seed: 1 plain cell + 2 lambdas x 4 alphas
+    assert len(cells) == n_cells(config) == 3 * 10 * (1 + 2 * 4)
+    assert {c["branch_scale"] for c in cells if not c["shortcut"]} == {"1"}
+    assert {c["branch_scale"] for c in cells if c["shortcut"]} == {
+        "0.1", "0.7071067811865476", "1", "1/sqrt(depth)"}
+    assert len({tuple(sorted(c.items())) for c in cells}) == len(cells)
+
+
+def test_branch_labels_are_canonical():
+    assert branch_labels([1.0, 1, 0.1, "1/sqrt(depth)", 2]) == ("0.1", "1", "2", "1/sqrt(depth)")
+    assert branch_value("1/sqrt(depth)", 16) == 0.25 and branch_value("0.1", 16) == 0.1
+    assert branch_label(0.7071067811865476) == "0.7071067811865476"
+
+
+def test_columns_put_the_branch_scale_after_the_skip_scale():
+    assert COLUMNS[:6] == ["depth", "width", "seed", "shortcut", "shortcut_scale", "branch_scale"]
+    assert SORT_COLUMNS.index("branch_scale") == SORT_COLUMNS.index("shortcut_scale") + 1

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from shortcutbench.analysis import theory
 from shortcutbench.analysis.theory import (
     ACTIVATIONS_NP,
     chi1,
@@ -141,6 +142,26 @@ def test_lambda_zero_is_no_shortcut(activation, statistic):
         predicted_profile(15, 32, activation, False, statistic=statistic))
 
 
+@pytest.mark.parametrize("statistic", ["abs", "rms", "bias"])
+def test_branch_scale_one_is_the_unscaled_shortcut(statistic):
+    np.testing.assert_array_equal(
+        predicted_profile(15, 32, "gelu_tanh", True, 1.0, statistic=statistic, branch_scale=1.0),
+        predicted_profile(15, 32, "gelu_tanh", True, 1.0, statistic=statistic))
+
+
+def test_branch_scale_enters_forward_and_backward_as_derived():
+    lam, alpha = 0.9, 0.3
+    mf = theory.mean_field(10, 64, "gelu_tanh", True, lam, "pytorch", branch_scale=alpha)
+    gain = mf["q_g"][3] / mf["q_g"][4]
+    assert gain == pytest.approx(lam ** 2 + alpha ** 2 * mf["gamma"][4] * mf["dphi2"][4])
+    rule = theory.mean_field(16, 64, "gelu_tanh", True, 1.0, "pytorch",
+                             branch_scale="1/sqrt(depth)")
+    quarter = theory.mean_field(16, 64, "gelu_tanh", True, 1.0, "pytorch", branch_scale=0.25)
+    np.testing.assert_array_equal(rule["q_g"], quarter["q_g"])
+    # a smaller branch: a slower-growing stream, a gain nearer 1
+    assert rule["q_in"][-1] < theory.mean_field(16, 64, "gelu_tanh", True)["q_in"][-1]
+
+
 def test_plain_tanh_profile_is_chi1_deep_down():
     # Past the forward transient, grad[l] / grad[l+1] = sqrt(chi_1 at q*).
     p = predicted_profile(60, 256, "tanh", statistic="rms")
@@ -229,6 +250,19 @@ def test_wide_networks_match_the_measurement(case):
     assert measured == pytest.approx(predicted, rel=0.10)
     if not shortcut:
         assert measured == pytest.approx(predicted, rel=0.03)
+
+
+@pytest.mark.parametrize("alpha", ["0.1", "1/sqrt(depth)"])
+def test_a_scaled_branch_matches_the_measurement(alpha):
+    """Width 256, depth 20, gelu_tanh, lambda = 1, x + alpha f(x): the
+    predicted factor is the measured one within 10%."""
+    predicted = predicted_layer_factor(DEPTH, 256, "gelu_tanh", True, 1.0, branch_scale=alpha)
+    configure_torch()
+    logs = [np.log10([r["grad_abs_mean"] for r in measure_cell(Cell(
+        DEPTH, 256, seed, True, 1.0, branch_scale=alpha))]) for seed in range(5)]
+    measured = fit_layer_factor(10 ** np.mean(logs, axis=0), range(DEPTH - 1))
+    print(f"\nwidth 256 alpha {alpha}: predicted {predicted:.4f} measured {measured:.4f}")
+    assert measured == pytest.approx(predicted, rel=0.10)
 
 
 def test_report_width_3(capsys):

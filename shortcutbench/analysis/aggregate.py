@@ -21,6 +21,9 @@ def summary_table(gradients):
     """The values span orders of magnitude, so the log10 columns (a geometric
     mean and its interval) are the better centre; the plain ones are kept for
     readers who expect them.  Non-finite cells count in n, not in n_finite."""
+    from shortcutbench.analysis.tables import with_all_axes
+
+    gradients = with_all_axes(gradients)
     rows = []
     for key, group in gradients.groupby(SUMMARY_GROUP, sort=True):
         values = group["grad_abs_mean"].to_numpy(dtype=float)
@@ -38,7 +41,9 @@ def write_csv(frame, path):
 
 
 def summarize(gradients_path, summary_path):
-    write_csv(summary_table(pd.read_csv(gradients_path)), summary_path)
+    from shortcutbench.analysis.tables import read_records
+
+    write_csv(summary_table(read_records(gradients_path)), summary_path)
 
 
 def concatenate_tables(paths, out_path):

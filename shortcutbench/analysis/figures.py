@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from shortcutbench.analysis.intervals import usable
-from shortcutbench.analysis.tables import headline_points, read_tables, select, with_all_axes
+from shortcutbench.analysis.tables import headline_points, read_records, read_tables, select
 from shortcutbench.analysis.variants import (
     ARM_AXES,
     BOOK_SCALE,
@@ -141,9 +141,7 @@ def save(fig, stem):
 
 def read_table(path):
     """A results table (gradients or summary) with every cell column."""
-    import pandas as pd
-
-    return with_all_axes(pd.read_csv(path))
+    return read_records(path)
 
 
 def _positive(values):

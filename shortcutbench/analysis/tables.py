@@ -30,6 +30,14 @@ from shortcutbench.core.records import CELL_COLUMNS, Cell
 
 CELL_AXES = tuple(CELL_COLUMNS)
 
+def read_records(path):
+    """A table of records (results/gradients.csv, a summary) as pandas reads
+    it, with branch_scale kept as its label ("1", not the number 1)."""
+    import pandas as pd
+
+    return with_all_axes(pd.read_csv(path, dtype={"branch_scale": str}))
+
+
 def with_all_axes(gradients):
     """The frame with every cell column, filling the ones an older file or a
     hand-made test frame lacks with records.Cell's defaults (a cell without
@@ -329,8 +337,6 @@ def read_tables(path):
 
 def make_tables(gradients_path, tables_path):
     """Rule tables: results/gradients.csv -> results/tables.json."""
-    import pandas as pd
-
-    data = tables(pd.read_csv(gradients_path))
+    data = tables(read_records(gradients_path))
     write_tables(data, tables_path)
     return data

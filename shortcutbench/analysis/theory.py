@@ -5,8 +5,10 @@ at initialisation, for the input x_0 = linspace(1, -1, width) (a batch of one)
 and loss = MSE(output, 0).  Layer l computes
 
     h_l = W_l x_{l-1} + b_l,   f_l = phi(h_l),
-    x_l = lam * x_{l-1} + f_l   if it has a shortcut (use_shortcut, lam != 0 and
-                                the shapes match: never the last width -> 1 layer),
+    x_l = lam * x_{l-1} + alpha * f_l
+                                if it has a shortcut (use_shortcut, lam != 0 and
+                                the shapes match: never the last width -> 1 layer;
+                                alpha = branch_scale, 1 in the book),
     x_l = f_l                   otherwise,
 
 and its weight gradient is an outer product: dL/dW_l = delta_l x_{l-1}^T with
@@ -22,8 +24,9 @@ deterministic recursions.  With sigma_w^2 = fan_in Var(W), sigma_b^2 = Var(b),
 E[F(h)] = E_z[F(sqrt(q_h) z)], z ~ N(0, 1):
 
 forward   q_h(l) = sigma_w^2 q_x(l-1) + sigma_b^2
-          shortcut:     q_x(l) = lam^2 q_x(l-1) + 2 lam m_x(l-1) E[phi] + E[phi^2]
-                        m_x(l) = lam m_x(l-1) + E[phi]
+          shortcut:     q_x(l) = lam^2 q_x(l-1) + 2 lam alpha m_x(l-1) E[phi]
+                                 + alpha^2 E[phi^2]
+                        m_x(l) = lam m_x(l-1) + alpha E[phi]
           no shortcut:  q_x(l) = E[phi^2],  m_x(l) = E[phi]
           q_x(-1) = mean(x_0^2), m_x(-1) = mean(x_0) = 0   (q_x: mean square per unit
           of the stream, m_x: its mean; E[phi] != 0 for sigmoid and GELU)
@@ -31,12 +34,15 @@ backward  everything behind the output carries the common factor
           c = dL/dh_{depth-1} = 2 phi(h_last) phi'(h_last), a scalar; it cancels in
           every ratio of layers, so set |c| = 1.  Then delta_{depth-1} = 1 and
           q_g(depth-2) = gamma_{depth-1}  (+ lam^2 if the last layer had a shortcut),
-          q_g(l) = (lam^2 [shortcut on l+1] + gamma_{l+1} E[phi'(h_{l+1})^2]) q_g(l+1),
+          q_g(l) = gamma_{l+1} E[phi'(h_{l+1})^2] q_g(l+1)            without a shortcut on l+1,
+          q_g(l) = (lam^2 + alpha^2 gamma_{l+1} E[phi'(h_{l+1})^2]) q_g(l+1)   with one
+          (delta_l = alpha phi'(h_l) g_l on a layer with a shortcut),
           gamma = fan_out Var(W) = sigma_w^2 fan_out / fan_in  (= sigma_w^2 for the
           square hidden layers, sigma_w^2 / width for the last width -> 1 layer).
 
 The prediction, statistic="rms" (second moments only):
           s_l = sqrt(E[phi'(h_l)^2] q_g(l) q_x(l-1)),   s_{depth-1} = sqrt(q_x(depth-2));
+(a layer with a shortcut multiplies s_l by its alpha: its weight sees alpha f_l)
 statistic="abs" (the default: what grad_abs_mean is, a mean of absolute values):
           s_l = E|phi'(h_l)| kappa_l sqrt(q_g(l)) E|x_{l-1}|,   s_{depth-1} = E|x_{depth-2}|,
           kappa_l = E|g|/rms(g): sqrt(2/pi) for a Gaussian g (a sum over many units),
@@ -60,9 +66,27 @@ Approximations, all exact only as width -> infinity:
   mean-field (mean-square) one by a variance that grows like depth / width
   (Hanin 2018), and at width 3 the predicted factors are off by up to ~30%.
 
+statistic="bias" is mean |dL/db_l| = mean |delta_l|, the signal flowing back
+through the layer without its input's scale: s_l = E|phi'(h_l)| kappa_l
+sqrt(q_g(l)) (times alpha with a shortcut), s_{depth-1} = 1.
+
 The shortcut's lam enters the gradient as in He et al. 2016 ("Identity Mappings
 in Deep Residual Networks"): the shortcut path carries lam per layer, so the
-backward gain per layer is lam^2 + gamma E[phi'^2] rather than gamma E[phi'^2].
+backward gain per layer is lam^2 + alpha^2 gamma E[phi'^2] rather than gamma
+E[phi'^2].  The residual branch's alpha (Fixup, Zhang et al. 2019; SkipInit,
+De & Smith 2020) scales what each branch adds to the stream, alpha^2 E[phi^2]
+per layer forward, and what it adds to the gradient's mean square backward.
+
+Where mean field misses with a shortcut (measured, laws.py's shortcut
+finding): the forward moments hold (width 32, depth 64: stream RMS 1.73e5
+predicted, 1.75e5 measured), but the backward gain does not.  An activation
+with a positive mean (GELU) builds a shared offset across the stream's units
+(m_x^2 / q_x ~ 0.8 deep in the net), and the gradient g_l aligns with the
+stream x_l: cos(g_l, x_l) ~ 0.7-0.9 at width 32 where independence would give
+~ +-1/sqrt(width).  The cross term 2 lam alpha <g, W^T delta>, zero under
+gradient independence, is then positive, and the measured factor lies above
+the prediction (+14% at width 32, lam = alpha = 1).  A smaller alpha shrinks
+the branch's share of both, so the caveat weighs less as alpha falls.
 
 chi_1 = sigma_w^2 E[phi'(h)^2] at the forward fixed point q* of the network
 without shortcut is the per-layer gain of the gradient's mean square deep in
@@ -76,8 +100,8 @@ ensemble moments, and at the small widths the sweep is about (3) the
 projection removes two of three directions.  The wide-width limit is
 derivable (q_in = 1, backward gain divided by q_x) but is not implemented.
 
-Numpy only (and scipy.special for the normal CDF and the logistic): this module
-must not import torch, pandas or seaborn.
+Numpy only (and scipy.special for the normal CDF and the logistic; records for
+the branch scale's labels): this module must not import torch, pandas or seaborn.
 """
 
 import math
@@ -86,8 +110,10 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import expit, ndtr
 
+from shortcutbench.core.records import branch_value
+
 NORMS_WITHOUT_PREDICTION = ("pre_layernorm",)
-STATISTICS = ("abs", "rms")
+STATISTICS = ("abs", "rms", "bias")
 
 # ---------------------------------------------------------------- activations
 
@@ -193,9 +219,10 @@ def _layers(depth, width):
     return list(zip(sizes[:-1], sizes[1:]))
 
 
-def _forward(depth, width, activation, shortcut, lam, init):
+def _forward(depth, width, activation, shortcut, lam, init, alpha=1.0):
     """Forward moments, layer by layer: q_in, abs_in (E|x_{l-1}|), q_h,
-    has_shortcut, gamma (fan_out Var(W)).  See the module docstring."""
+    has_shortcut, gamma (fan_out Var(W)), alpha (the layer's branch scale,
+    1 without a shortcut).  See the module docstring."""
     phi = ACTIVATIONS_NP[activation][0]
     x0 = np.linspace(1, -1, width)
     q_x, m_x = float(np.mean(x0 ** 2)), float(np.mean(x0))
@@ -206,15 +233,16 @@ def _forward(depth, width, activation, shortcut, lam, init):
         sigma_w2, sigma_b2 = weight_variance(init, n_in, n_out)
         q_h = sigma_w2 * q_x + sigma_b2
         has_shortcut = bool(shortcut) and lam != 0 and n_in == n_out
-        rows.append({"q_in": q_x, "abs_in": abs_x, "q_h": q_h, "has_shortcut": has_shortcut,
-                     "gamma": sigma_w2 * n_out / n_in})
+        rows.append({"q_in": q_x, "m_in": m_x, "abs_in": abs_x, "q_h": q_h,
+                     "has_shortcut": has_shortcut,
+                     "gamma": sigma_w2 * n_out / n_in, "alpha": alpha if has_shortcut else 1.0})
         mean_f = gauss_mean(phi, q_h)
         mean_f2 = gauss_mean(lambda h: phi(h) ** 2, q_h)
         if has_shortcut:
-            q_x = lam ** 2 * q_x + 2 * lam * m_x * mean_f + mean_f2
-            m_x = lam * m_x + mean_f
+            q_x = lam ** 2 * q_x + 2 * lam * alpha * m_x * mean_f + alpha ** 2 * mean_f2
+            m_x = lam * m_x + alpha * mean_f
             x0_coef *= lam
-            branch_var = lam ** 2 * branch_var + mean_f2 - mean_f ** 2
+            branch_var = lam ** 2 * branch_var + alpha ** 2 * (mean_f2 - mean_f ** 2)
             branch_mean = m_x  # x_0 has mean 0: the stream's mean is the branches'
             abs_x = float(np.mean(_folded_normal_mean(x0_coef * x0 + branch_mean, branch_var)))
         else:
@@ -225,20 +253,28 @@ def _forward(depth, width, activation, shortcut, lam, init):
 
 
 def mean_field(depth, width, activation="gelu_tanh", shortcut=False, shortcut_scale=1.0,
-               init="pytorch"):
+               init="pytorch", branch_scale=1.0):
     """The mean-field moments of every layer (see the module docstring).
+
+    branch_scale is alpha of x = lam x + alpha f(x): a number, or a label of
+    records.Cell ("0.1", "1/sqrt(depth)"), resolved with `depth`.  The
+    prediction assumes the gradient independent of the stream; with a GELU
+    shortcut it is not (the module docstring), so the backward gain is
+    underestimated, the more so the larger alpha.
 
     Returns a dict of length-depth arrays, entry l for layer l:
       q_in, abs_in   mean square and mean |.| of its input x_{l-1},
+      m_in           the mean of x_{l-1} (m_in^2 / q_in: the stream's shared offset),
       q_h            variance of its pre-activation h_l,
       dphi2, dphi_abs  E[phi'(h_l)^2], E|phi'(h_l)|,
       q_g            mean square of g_l = dL/dx_l per unit, relative to the
                      output's c = dL/dh_last (q_g[depth-1] is nan: unused),
       kappa          E|g_l| / sqrt(q_g(l)),
-      has_shortcut, gamma.
+      has_shortcut, gamma, alpha.
     """
     lam = shortcut_scale
-    mf = _forward(depth, width, activation, shortcut, lam, init)
+    alpha = branch_value(branch_scale, depth) if isinstance(branch_scale, str) else branch_scale
+    mf = _forward(depth, width, activation, shortcut, lam, init, float(alpha))
     dphi = ACTIVATIONS_NP[activation][1]
     mf["dphi2"] = np.array([gauss_mean(lambda h: dphi(h) ** 2, q) for q in mf["q_h"]])
     mf["dphi_abs"] = np.array([gauss_mean(lambda h: np.abs(dphi(h)), q) for q in mf["q_h"]])
@@ -246,12 +282,13 @@ def mean_field(depth, width, activation="gelu_tanh", shortcut=False, shortcut_sc
     kappa = np.full(depth, _SQRT_2_OVER_PI)
     if depth >= 2:
         # g_{depth-2} = c * (last weight row) (+ lam c if the last layer had a shortcut)
-        q_g[depth - 2] = mf["gamma"][-1] + (lam ** 2 if mf["has_shortcut"][-1] else 0.0)
+        q_g[depth - 2] = (lam ** 2 + mf["alpha"][-1] ** 2 * mf["gamma"][-1]
+                          if mf["has_shortcut"][-1] else mf["gamma"][-1])
         kappa[depth - 2] = _abs_over_rms(init)
     for l in range(depth - 3, -1, -1):
         gain = mf["gamma"][l + 1] * mf["dphi2"][l + 1]
         if mf["has_shortcut"][l + 1]:
-            gain += lam ** 2
+            gain = lam ** 2 + mf["alpha"][l + 1] ** 2 * gain
         q_g[l] = gain * q_g[l + 1]
     mf["q_g"], mf["kappa"] = q_g, kappa
     return mf
@@ -264,25 +301,30 @@ def _check_norm(norm):
 
 
 def predicted_profile(depth, width, activation="gelu_tanh", shortcut=False,
-                      shortcut_scale=1.0, init="pytorch", norm="none", statistic="abs"):
+                      shortcut_scale=1.0, init="pytorch", norm="none", statistic="abs",
+                      branch_scale=1.0):
     """Predicted grad_abs_mean per layer, up to a constant: a length-depth
     array divided by its last entry (the last, width -> 1 layer is 1).
 
     statistic="abs":  s_l = E|phi'(h_l)| kappa_l sqrt(q_g(l)) E|x_{l-1}|
     statistic="rms":  s_l = sqrt(E[phi'(h_l)^2] q_g(l) q_x(l-1))
-    (formulas and approximations: the module docstring).  None for
-    pre_layernorm: no mean-field prediction.
+    statistic="bias": s_l = E|phi'(h_l)| kappa_l sqrt(q_g(l))  (mean |dL/db_l|)
+    each times alpha on a layer with a shortcut (formulas and approximations:
+    the module docstring).  None for pre_layernorm: no mean-field prediction.
     """
     if not _check_norm(norm):
         return None
     if statistic not in STATISTICS:
         raise ValueError(f"unknown statistic {statistic!r}; use one of {STATISTICS}")
-    mf = mean_field(depth, width, activation, shortcut, shortcut_scale, init)
+    mf = mean_field(depth, width, activation, shortcut, shortcut_scale, init, branch_scale)
     if statistic == "abs":
-        s = mf["dphi_abs"] * mf["kappa"] * np.sqrt(mf["q_g"]) * mf["abs_in"]
+        s = mf["alpha"] * mf["dphi_abs"] * mf["kappa"] * np.sqrt(mf["q_g"]) * mf["abs_in"]
         s[-1] = mf["abs_in"][-1]
+    elif statistic == "bias":
+        s = mf["alpha"] * mf["dphi_abs"] * mf["kappa"] * np.sqrt(mf["q_g"])
+        s[-1] = 1.0
     else:
-        s = np.sqrt(mf["dphi2"] * mf["q_g"] * mf["q_in"])
+        s = mf["alpha"] * np.sqrt(mf["dphi2"] * mf["q_g"] * mf["q_in"])
         s[-1] = np.sqrt(mf["q_in"][-1])
     return s / s[-1]
 
@@ -305,13 +347,15 @@ def fit_layer_factor(values, layers=None):
 
 def predicted_layer_factor(depth, width, activation="gelu_tanh", shortcut=False,
                            shortcut_scale=1.0, init="pytorch", norm="none", layers=None,
-                           statistic="abs"):
+                           statistic="abs", branch_scale=1.0):
     """fit_layer_factor(predicted_profile(...), layers): the predicted factor
     grad[l] / grad[l+1] toward the input.  `layers` defaults to the hidden
     layers 0..depth-2 (the width -> 1 last layer excluded; needs depth >= 3).
-    None for pre_layernorm."""
+    branch_scale: alpha, a number or a records.Cell label.  None for
+    pre_layernorm.  With a GELU shortcut the prediction assumes the gradient
+    independent of the stream, which it is not (the module docstring)."""
     profile = predicted_profile(depth, width, activation, shortcut, shortcut_scale, init,
-                                norm, statistic)
+                                norm, statistic, branch_scale)
     if profile is None:
         return None
     if layers is None:

@@ -1,6 +1,7 @@
 """What a measurement record is: the columns of results/cells/*.csv and
 results/gradients.csv.  Torch-free, so both sides of the pipeline share it."""
 
+import math
 from dataclasses import dataclass, fields
 
 
@@ -10,6 +11,15 @@ class Cell:
 
     shortcut_scale is the lambda of x = lambda * x + layer(x); cells without
     a shortcut record 0.0 (0 * x + layer(x) is exactly the no-shortcut net).
+
+    branch_scale is the alpha of x = lambda * x + alpha * layer(x), the
+    literature's fix (Fixup, SkipInit), as a label: a number written
+    canonically ("1", "0.1", "0.7071067811865476") or the rule
+    "1/sqrt(depth)" (alpha = 1/sqrt of the cell's depth, its number of Linear
+    layers), so that one rule stays one value across depths.  branch_value()
+    turns it into alpha.  Cells without a shortcut record "1".  The field
+    comes last here, so that positional Cell(...) calls keep their meaning;
+    in the columns it follows shortcut_scale.
     """
     depth: int
     width: int
@@ -21,18 +31,50 @@ class Cell:
     norm: str = "none"
     device: str = "cpu"
     dtype: str = "float32"
+    branch_scale: str = "1"
 
 
-CELL_COLUMNS = [f.name for f in fields(Cell)]
+_FIELDS = [f.name for f in fields(Cell)]
+CELL_COLUMNS = [c for c in _FIELDS if c != "branch_scale"]
+CELL_COLUMNS.insert(CELL_COLUMNS.index("shortcut_scale") + 1, "branch_scale")
 CELL_TYPES = {f.name: f.type for f in fields(Cell)}  # int, float, bool or str
 # Per layer: the seed's statistic (mean |grad| of the weight) and a few more;
-# output_rms is the RMS of what leaves the layer (shortcut included).
-LAYER_COLUMNS = ["layer", "param", "grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms"]
+# output_rms is the RMS of what leaves the layer (shortcut included), x_l;
+# grad_stream_cos is cos(dL/dx_l, x_l), the gradient's alignment with that
+# stream (mean field assumes ~0; NaN where either vector is zero).
+LAYER_COLUMNS = ["layer", "param", "grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms",
+                 "grad_stream_cos"]
 # Per cell, repeated on each of its layers' rows.
 CELL_RESULT_COLUMNS = ["loss", "output", "finite"]
 COLUMNS = CELL_COLUMNS + LAYER_COLUMNS + CELL_RESULT_COLUMNS
-VALUE_COLUMNS = ["grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms", "loss", "output"]
+VALUE_COLUMNS = ["grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms", "grad_stream_cos",
+                 "loss", "output"]
 
 # The order of rows in results/gradients.csv.
 SORT_COLUMNS = ["device", "dtype", "activation", "init", "norm", "width", "depth", "shortcut",
-                "shortcut_scale", "seed", "layer"]
+                "shortcut_scale", "branch_scale", "seed", "layer"]
+
+BRANCH_RULE = "1/sqrt(depth)"
+
+
+def branch_label(value):
+    """A branch scale from the config (a number or "1/sqrt(depth)") -> its
+    label: 1 and 1.0 -> "1", 0.1 -> "0.1", the rule as it is."""
+    if isinstance(value, str):
+        if value == BRANCH_RULE:
+            return value
+        value = float(value)
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def branch_value(label, depth):
+    """A branch scale's label -> alpha for a network of `depth` layers."""
+    if label == BRANCH_RULE:
+        return 1 / math.sqrt(depth)
+    return float(label)
+
+
+def record_fields(cell):
+    """A cell's fields in column order (the start of each of its records)."""
+    return {column: getattr(cell, column) for column in CELL_COLUMNS}

@@ -26,9 +26,11 @@ import os
 import re
 from dataclasses import dataclass
 
+from shortcutbench.core.records import BRANCH_RULE, branch_label
+
 # The keys of a sweep (the main one or a study) and what the config omits.
 AXES = ("depths", "widths", "seeds", "shortcut", "shortcut_scales", "devices", "activations",
-        "inits", "norms", "dtypes")
+        "inits", "norms", "dtypes", "branch_scales")
 CHUNK_PATTERN = (r"(studies/[a-z][a-z0-9_]*/)?cells/device~[a-z0-9-]+/dtype~[a-z0-9]+/"
                  r"activation~[a-z_]+/width~[0-9]+/seeds~[0-9_-]+")
 PREFIX_PATTERN = r"(studies/[a-z][a-z0-9_]*/)?"
@@ -77,16 +79,27 @@ def shortcut_variants(shortcuts, scales):
     return variants
 
 
+def branch_labels(values):
+    """The config's branch scales -> their labels (records.branch_label), in a
+    fixed order: numbers by value, then the rule "1/sqrt(depth)"."""
+    labels = {branch_label(v) for v in values}
+    return tuple(sorted(labels, key=lambda label: (label == BRANCH_RULE,
+                                                   0.0 if label == BRANCH_RULE else float(label))))
+
+
 def cells_of(params):
     """Every cell of a chunk, from its params, as plain dicts with
-    records.Cell's fields, in a fixed order."""
+    records.Cell's fields, in a fixed order.  The branch scale alpha only
+    means something with a shortcut; cells without one record "1"."""
+    alphas = branch_labels(params.get("branch_scales", [1]))
     return [
         {"depth": depth, "width": params["width"], "seed": seed, "shortcut": shortcut,
-         "shortcut_scale": scale, "activation": params["activation"], "init": init,
-         "norm": norm, "device": params["device"], "dtype": params["dtype"]}
+         "shortcut_scale": scale, "branch_scale": alpha, "activation": params["activation"],
+         "init": init, "norm": norm, "device": params["device"], "dtype": params["dtype"]}
         for seed in params["seeds"] for depth in params["depths"]
         for init in params["inits"] for norm in params["norms"]
         for shortcut, scale in shortcut_variants(params["shortcuts"], params["shortcut_scales"])
+        for alpha in (alphas if shortcut else ("1",))
     ]
 
 
@@ -103,6 +116,7 @@ class Chunk:
     shortcut_scales: tuple
     inits: tuple
     norms: tuple
+    branch_scales: tuple = ("1",)
 
     @property
     def study_prefix(self):
@@ -124,7 +138,7 @@ class Chunk:
                 "width": self.width, "seeds": list(self.seeds), "depths": list(self.depths),
                 "shortcuts": list(self.shortcuts),
                 "shortcut_scales": list(self.shortcut_scales), "inits": list(self.inits),
-                "norms": list(self.norms)}
+                "norms": list(self.norms), "branch_scales": list(self.branch_scales)}
 
     def cells(self):
         return cells_of(self.params())
@@ -170,7 +184,7 @@ def _choose_chunks(wanted, existing, seeds_per_job):
 def study_sweeps(config):
     """{study name ('' for the main sweep): its axes}, from a validated config
     whose 'devices' are already expanded."""
-    main = {axis: config[axis] for axis in AXES}
+    main = {axis: config[axis] for axis in AXES if axis in config}
     sweeps = {"": main}
     for name, overrides in sorted(config.get("studies", {}).items()):
         sweeps[name] = {**main, **overrides}
@@ -184,7 +198,8 @@ def plan_chunks(config, results_dir="results"):
         inner = dict(depths=tuple(sorted(sweep["depths"])),
                      shortcuts=tuple(sorted(sweep["shortcut"])),
                      shortcut_scales=tuple(sorted(float(s) for s in sweep["shortcut_scales"])),
-                     inits=tuple(sorted(sweep["inits"])), norms=tuple(sorted(sweep["norms"])))
+                     inits=tuple(sorted(sweep["inits"])), norms=tuple(sorted(sweep["norms"])),
+                     branch_scales=branch_labels(sweep.get("branch_scales", [1])))
         for device, dtype, activation, width in itertools.product(
                 sweep["devices"], sweep["dtypes"], sweep["activations"], sweep["widths"]):
             probe = Chunk(study, device, dtype, activation, width, (), **inner)
@@ -196,7 +211,9 @@ def plan_chunks(config, results_dir="results"):
 
 def n_cells(sweep):
     """How many cells one sweep (main or study) has."""
-    variants = len(shortcut_variants(sweep["shortcut"], sweep["shortcut_scales"]))
+    alphas = len(branch_labels(sweep.get("branch_scales", [1])))
+    arms = shortcut_variants(sweep["shortcut"], sweep["shortcut_scales"])
+    variants = sum(alphas if shortcut else 1 for shortcut, _ in arms)
     return (len(sweep["devices"]) * len(sweep["dtypes"]) * len(sweep["activations"])
             * len(sweep["widths"]) * len(sweep["seeds"]) * len(sweep["depths"])
             * len(sweep["inits"]) * len(sweep["norms"]) * variants)

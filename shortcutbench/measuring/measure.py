@@ -14,7 +14,6 @@ import platform
 import socket
 import sys
 import time
-from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from shortcutbench.core.devices import torch_device
 from shortcutbench.core.files import atomic_write, write_json
 from shortcutbench.core.host import cpu_name
-from shortcutbench.core.records import COLUMNS, Cell
+from shortcutbench.core.records import COLUMNS, Cell, branch_value, record_fields
 from shortcutbench.core.sweep import cells_of
 from shortcutbench.measuring.model import (
     ExampleDeepNeuralNetwork,
@@ -66,9 +65,13 @@ def measure_cell(cell):
 
     x = sample_input(cell.width).to(device, dtype)
     output, hidden = forward(parameters, x, cell.shortcut, cell.activation,
-                             cell.shortcut_scale, cell.norm)
+                             cell.shortcut_scale, cell.norm,
+                             branch_value(cell.branch_scale, cell.depth))
     loss = F.mse_loss(output, torch.zeros_like(output))
-    grads = torch.autograd.grad(loss, leaves)
+    # dL/dx_l of every stream state comes along for grad_stream_cos; asking
+    # for it changes no weight gradient (tests/test_model.py checks the bits).
+    grads = torch.autograd.grad(loss, leaves + hidden)
+    grads, stream_grads = grads[:len(leaves)], grads[len(leaves):]
 
     # Layers of one shape get their statistics in one batched op each, and all
     # numbers reach Python in one copy (an .item() per number would cost a
@@ -82,17 +85,19 @@ def measure_cell(cell):
                  for start in range(0, cell.depth - 1, per_batch)]
         parts.append(slice(cell.depth - 1, cell.depth))  # the last layer, width -> 1
         table = torch.cat([
-            _layer_statistics(grads[0::2][part], grads[1::2][part], hidden[part])
+            _layer_statistics(grads[0::2][part], grads[1::2][part], hidden[part],
+                              stream_grads[part])
             for part in parts
         ] + [torch.stack([loss, output.reshape(())]).double()])
         values = table.tolist()
 
     loss_value, output_value = values[-2:]
-    finite = all(math.isfinite(v) for v in values)
-    cell_fields = asdict(cell)
+    # grad_stream_cos is NaN wherever a vector is zero (a dead cell): not overflow.
+    finite = all(math.isfinite(v) for j, v in enumerate(values) if j % 5 != 4)
+    cell_fields = record_fields(cell)
     records = []
     for i in range(len(hidden)):
-        grad_abs_mean, grad_l2, bias_grad_abs_mean, output_rms = values[4 * i:4 * i + 4]
+        grad_abs_mean, grad_l2, bias_grad_abs_mean, output_rms, cos = values[5 * i:5 * i + 5]
         records.append({
             **cell_fields,
             "layer": i,
@@ -101,6 +106,7 @@ def measure_cell(cell):
             "grad_l2": grad_l2,
             "bias_grad_abs_mean": bias_grad_abs_mean,
             "output_rms": output_rms,
+            "grad_stream_cos": cos,
             "loss": loss_value,
             "output": output_value,
             "finite": finite,
@@ -108,12 +114,12 @@ def measure_cell(cell):
     return records
 
 
-def _layer_statistics(weight_grads, bias_grads, hidden):
-    """Rows of (grad_abs_mean, grad_l2, bias_grad_abs_mean, output_rms), one
-    per layer, for layers whose tensors all have the same shapes.  Means in
-    the model's dtype (the book's statistic); the norm and the RMS sum
-    squares, so they are taken in float64, where a finite gradient's square
-    cannot overflow."""
+def _layer_statistics(weight_grads, bias_grads, hidden, stream_grads):
+    """Rows of (grad_abs_mean, grad_l2, bias_grad_abs_mean, output_rms,
+    grad_stream_cos), one per layer, for layers whose tensors all have the
+    same shapes.  Means in the model's dtype (the book's statistic); the
+    norm, the RMS and the cosine sum squares or products, so they are taken
+    in float64, where a finite gradient's square cannot overflow."""
     weight_grads, bias_grads = torch.stack(weight_grads), torch.stack(bias_grads)
     hidden = torch.stack(hidden)
     return torch.stack([
@@ -121,7 +127,16 @@ def _layer_statistics(weight_grads, bias_grads, hidden):
         torch.linalg.vector_norm(weight_grads, dim=(1, 2), dtype=torch.float64),
         bias_grads.abs().mean(dim=1).double(),
         hidden.double().square().mean(dim=(1, 2)).sqrt(),
+        _cosine(torch.stack(stream_grads), hidden),
     ], dim=1).flatten()
+
+
+def _cosine(a, b):
+    """cos(a_i, b_i) per leading index i, in float64: NaN where either
+    vector is zero (0/0)."""
+    a, b = a.double().flatten(1), b.double().flatten(1)
+    return (a * b).sum(dim=1) / (torch.linalg.vector_norm(a, dim=1)
+                                 * torch.linalg.vector_norm(b, dim=1))
 
 
 def measure_cell_book_style(cell):
@@ -129,8 +144,9 @@ def measure_cell_book_style(cell):
     backward(), then one .item() per number.  The reference that measure_cell
     must equal bit for bit (tests) and beat in speed (benchmarks); CPU only."""
     torch.manual_seed(cell.seed)
+    alpha = branch_value(cell.branch_scale, cell.depth)
     model = ExampleDeepNeuralNetwork(layer_sizes(cell.depth, cell.width), cell.shortcut,
-                                     cell.activation, cell.shortcut_scale, cell.norm)
+                                     cell.activation, cell.shortcut_scale, cell.norm, alpha)
     if cell.init != "pytorch":
         torch.manual_seed(cell.seed)
         reinitialize_(model, cell.init)
@@ -140,9 +156,10 @@ def measure_cell_book_style(cell):
     for layer in model.layers:  # ExampleDeepNeuralNetwork.forward, keeping each state
         layer_output = layer(layer_input(x, cell.norm))
         if cell.shortcut and x.shape == layer_output.shape:
-            x = add_shortcut(x, layer_output, cell.shortcut_scale)
+            x = add_shortcut(x, layer_output, cell.shortcut_scale, alpha)
         else:
             x = layer_output
+        x.retain_grad()  # dL/dx_l, for grad_stream_cos
         hidden.append(x)
     loss = torch.nn.MSELoss()(x, torch.zeros_like(x))
     loss.backward()
@@ -150,11 +167,13 @@ def measure_cell_book_style(cell):
     finite = True
     for i, layer in enumerate(model.layers):
         weight_grad, bias_grad = layer[0].weight.grad, layer[0].bias.grad
-        record = {**asdict(cell), "layer": i, "param": f"layers.{i}.0.weight",
+        record = {**record_fields(cell), "layer": i, "param": f"layers.{i}.0.weight",
                   "grad_abs_mean": weight_grad.abs().mean().item(),
                   "grad_l2": torch.linalg.vector_norm(weight_grad, dtype=torch.float64).item(),
                   "bias_grad_abs_mean": bias_grad.abs().mean().item(),
-                  "output_rms": hidden[i].double().square().mean().sqrt().item()}
+                  "output_rms": hidden[i].double().square().mean().sqrt().item(),
+                  "grad_stream_cos": _cosine(hidden[i].grad.unsqueeze(0),
+                                             hidden[i].detach().unsqueeze(0)).item()}
         finite &= all(math.isfinite(record[k]) for k in ("grad_abs_mean", "grad_l2",
                                                          "bias_grad_abs_mean", "output_rms"))
         records.append(record)

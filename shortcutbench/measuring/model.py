@@ -7,6 +7,9 @@ book's network):
 
 - `init`: how the Linear layers are drawn (`pytorch` is nn.Linear's own);
 - `shortcut_scale` (lambda): the shortcut becomes x = lambda * x + layer(x);
+- `branch_scale` (alpha): the residual branch is scaled, x = lambda * x +
+  alpha * layer(x), the literature's fix (Fixup, SkipInit: alpha ~ 1/sqrt(depth));
+  alpha = 1 skips the multiply, so the book's numbers stay bit for bit;
 - `norm`: `pre_layernorm` feeds each layer LayerNorm(x), as GPT blocks do.
 
 Parameter names stay the book's: `layers.{i}.0.weight`.
@@ -69,8 +72,11 @@ def layer_input(x, norm):
     return F.layer_norm(x, x.shape[-1:]) if norm == "pre_layernorm" else x
 
 
-def add_shortcut(x, layer_output, shortcut_scale):
-    """x = lambda * x + layer(x); lambda = 1 is the book's x + layer(x)."""
+def add_shortcut(x, layer_output, shortcut_scale, branch_scale=1.0):
+    """x = lambda * x + alpha * layer(x); lambda = alpha = 1 is the book's
+    x + layer(x), with no multiply at all."""
+    if branch_scale != 1:
+        layer_output = branch_scale * layer_output
     if shortcut_scale == 1:
         return x + layer_output
     return shortcut_scale * x + layer_output
@@ -78,10 +84,11 @@ def add_shortcut(x, layer_output, shortcut_scale):
 
 class ExampleDeepNeuralNetwork(nn.Module):
     def __init__(self, layer_sizes, use_shortcut, activation="gelu_tanh",
-                 shortcut_scale=1.0, norm="none"):
+                 shortcut_scale=1.0, norm="none", branch_scale=1.0):
         super().__init__()
         self.use_shortcut = use_shortcut
         self.shortcut_scale = shortcut_scale
+        self.branch_scale = branch_scale
         self.norm = norm
         make_activation = ACTIVATIONS[activation][1]
         self.layers = nn.ModuleList([
@@ -95,7 +102,7 @@ class ExampleDeepNeuralNetwork(nn.Module):
             layer_output = layer(layer_input(x, self.norm))
             # Check if shortcut can be applied
             if self.use_shortcut and x.shape == layer_output.shape:
-                x = add_shortcut(x, layer_output, self.shortcut_scale)
+                x = add_shortcut(x, layer_output, self.shortcut_scale, self.branch_scale)
             else:
                 x = layer_output
         return x
@@ -151,7 +158,7 @@ def reinitialize_(model, init):
 
 
 def forward(parameters, x, use_shortcut, activation="gelu_tanh", shortcut_scale=1.0,
-            norm="none"):
+            norm="none", branch_scale=1.0):
     """ExampleDeepNeuralNetwork.forward on plain tensors.
 
     Returns the output and the hidden state after every layer (what flows on
@@ -162,7 +169,7 @@ def forward(parameters, x, use_shortcut, activation="gelu_tanh", shortcut_scale=
     for weight, bias in parameters:
         layer_output = act(F.linear(layer_input(x, norm), weight, bias))
         if use_shortcut and x.shape == layer_output.shape:
-            x = add_shortcut(x, layer_output, shortcut_scale)
+            x = add_shortcut(x, layer_output, shortcut_scale, branch_scale)
         else:
             x = layer_output
         hidden.append(x)

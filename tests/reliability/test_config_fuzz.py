@@ -38,7 +38,7 @@ SCHEMA = schema()
 # (and step outside of).  Annotations are harmless.
 UNDERSTOOD = {"type", "properties", "required", "additionalProperties", "propertyNames",
               "items", "minItems", "maxItems", "uniqueItems", "minimum", "maximum",
-              "exclusiveMinimum", "enum", "pattern"}
+              "exclusiveMinimum", "enum", "pattern", "anyOf"}
 ANNOTATIONS = {"$schema", "$defs", "description", "default", "title", "examples"}
 
 
@@ -67,6 +67,8 @@ def subschemas(node):
     for key in ("items", "additionalProperties", "propertyNames"):
         if isinstance(node.get(key), dict):
             yield from subschemas(node[key])
+    for child in node.get("anyOf", []):
+        yield from subschemas(child)
 
 
 def key_path(path):
@@ -85,6 +87,8 @@ def valid(node, full=False):
     a mutation can aim at exists."""
     if "enum" in node:
         return st.sampled_from(node["enum"])
+    if "anyOf" in node:
+        return st.one_of([valid(option, full) for option in node["anyOf"]])
     kind = node["type"]
     if kind == "boolean":
         return st.booleans()
@@ -471,8 +475,8 @@ def test_every_config_inside_the_schema_is_accepted_and_plannable(counts):
         sweep = validate_config(copy.deepcopy(config), str(SCHEMA_PATH))
         assert "auto" not in sweep["devices"]
         assert len(set(sweep["devices"])) == len(sweep["devices"])
-        assert set(config["devices"]) - {"auto"} <= set(sweep["devices"])
-        assert "cpu" in sweep["devices"] or "auto" not in config["devices"]
+        assert set(config.get("devices", ["auto"])) - {"auto"} <= set(sweep["devices"])
+        assert "cpu" in sweep["devices"] or "auto" not in config.get("devices", ["auto"])
         # Every chunk gets a path the measure rule's wildcard constraint matches;
         # otherwise Snakemake fails while building the DAG, after validation.
         chunks = plan_chunks(sweep, "/nonexistent/results")

@@ -16,5 +16,7 @@ rule laws:
         names=["main", *sorted(SWEEP["studies"])],
         # each table is checked against its chunks before it is read
         chunks=[[c.params() for c in chunks_of(prefix)] for prefix in PREFIXES],
+        # the healthy band (decades around the last layer's gradient)
+        healthy_band=SWEEP["healthy_band"],
     script:
         "../../scripts/laws.py"
