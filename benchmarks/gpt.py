@@ -7,7 +7,8 @@
    with a bit-for-bit comparison of their records, on a reduced GPT at a few
    block counts;
 2. the 124M cell (GPT_CONFIG_124M, 64 tokens): time and peak RSS of each way,
-   each in its own process, beside the size of its parameters;
+   each run in a fresh process (the first cell of a job), beside the size of
+   its parameters;
 3. the suggested default GPT sweep: what it costs in one thread.
 
 One intra-op thread throughout, as measuring jobs run (measure.configure_torch).
@@ -36,6 +37,7 @@ REDUCED = dict(emb_dim=128, n_heads=4, vocab_size=512, context_length=64, n_toke
 # tokens, so that 48 blocks reproduce its token-collapse figures).
 SUGGESTED = dict(**REDUCED, blocks=[1, 2, 4, 6, 8, 12, 16, 24, 32], seeds=[0, 1, 2, 3, 4])
 REPEATS = 7
+BIG_REPEATS = 3
 
 
 def same(a, b):
@@ -92,19 +94,23 @@ def big_cell():
     with torch.device("meta"):
         n_parameters = sum(p.numel() for p in GPTModel(GPT_CONFIG_124M).parameters())
     size_mb = n_parameters * 4 / 2 ** 20
-    results = {}
-    for function in ("measure_gpt_cell", "measure_gpt_cell_reference"):
-        out = subprocess.run([sys.executable, "-c", CHILD.format(repo=str(REPO),
-                                                                 function=function)],
-                             check=True, stdout=subprocess.PIPE, text=True).stdout
-        results[function] = json.loads(out)
+    results = {"measure_gpt_cell": [], "measure_gpt_cell_reference": []}
+    for _ in range(BIG_REPEATS):  # interleaved: a fresh process per run
+        for function, runs in results.items():
+            out = subprocess.run([sys.executable, "-c", CHILD.format(repo=str(REPO),
+                                                                     function=function)],
+                                 check=True, stdout=subprocess.PIPE, text=True).stdout
+            runs.append(json.loads(out))
     print(f"   parameters: {n_parameters:,} = {size_mb:.0f} MiB in float32 "
           f"(gradients as much again)")
-    for function, r in results.items():
-        print(f"   {function:<27} {r['seconds']:5.2f} s   peak RSS {r['peak_kb'] / 1024:5.0f} MiB"
-              f" (torch imported: {r['baseline_kb'] / 1024:.0f} MiB; "
-              f"{r['peak_kb'] / 1024 / size_mb:.1f}x the parameters)")
-    fast, plain = (r["records"] for r in results.values())
+    for function, runs in results.items():
+        seconds = statistics.median(r["seconds"] for r in runs)
+        peak = max(r["peak_kb"] for r in runs) / 1024
+        baseline = max(r["baseline_kb"] for r in runs) / 1024
+        print(f"   {function:<27} {seconds:5.2f} s (median of {len(runs)})   peak RSS "
+              f"{peak:5.0f} MiB (torch imported: {baseline:.0f} MiB; {peak / size_mb:.1f}x "
+              f"the parameters)")
+    fast, plain = (runs[0]["records"] for runs in results.values())
     print(f"   identical records: {'yes' if same(fast, plain) else 'NO'}")
 
 
