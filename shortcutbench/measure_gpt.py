@@ -278,6 +278,11 @@ def measure_gpt_cell(cell):
     logits, streams = gpt_forward(parameters, ids, cfg, cell.shortcut, cell.norm)
     loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
     grads = dict(zip(used, torch.autograd.grad(loss, [parameters[n] for n in used])))
+    # The statistics need only the gradients: drop the weights (and the graph,
+    # which holds on to them) first, so that the statistics' temporaries reuse
+    # the weights' memory.
+    loss, logits, streams = loss.detach(), logits.detach(), [s.detach() for s in streams]
+    del parameters
 
     with torch.no_grad():
         # Small gradients (biases, norms) of one shape get their statistics
