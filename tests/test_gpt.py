@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
+from shortcutbench import measure_gpt
 from shortcutbench.gpt import GPT_CONFIG_124M, NORMS, GPTModel, gpt_config
 from shortcutbench.measure import configure_torch
-from shortcutbench import measure_gpt
 from shortcutbench.measure_gpt import (GPTCell, init_gpt_parameters, measure_gpt_cell,
                                        measure_gpt_cell_reference)
 
@@ -34,8 +34,9 @@ BOOK_LOGITS = [
 
 def small_cell(**changes):
     """A GPT small enough for milliseconds a cell."""
-    fields = dict(blocks=3, emb_dim=32, n_heads=4, vocab_size=64, context_length=16,
-                  n_tokens=12, seed=0, shortcut=True, norm="pre_layernorm")
+    fields = {"blocks": 3, "emb_dim": 32, "n_heads": 4, "vocab_size": 64,
+              "context_length": 16, "n_tokens": 12, "seed": 0, "shortcut": True,
+              "norm": "pre_layernorm"}
     return GPTCell(**{**fields, **changes})
 
 
@@ -116,11 +117,12 @@ def test_measurement_equals_the_reference_bit_for_bit(shortcut, norm, seed):
 
 
 @pytest.mark.parametrize("changes", [
-    dict(qkv_bias=True),
-    dict(blocks=1, n_tokens=2),
-    dict(blocks=6, emb_dim=64, n_heads=2, vocab_size=100, context_length=40, n_tokens=40),
-    dict(dtype="float64", shortcut=False, norm="post_layernorm"),
-    dict(dtype="bfloat16"),
+    {"qkv_bias": True},
+    {"blocks": 1, "n_tokens": 2},
+    {"blocks": 6, "emb_dim": 64, "n_heads": 2, "vocab_size": 100, "context_length": 40,
+     "n_tokens": 40},
+    {"dtype": "float64", "shortcut": False, "norm": "post_layernorm"},
+    {"dtype": "bfloat16"},
 ])
 def test_measurement_equals_the_reference_on_other_cells(changes):
     cell = small_cell(**changes)
@@ -191,13 +193,13 @@ def test_overflow_is_recorded_not_raised(monkeypatch):
 
 
 @pytest.mark.parametrize("changes, key", [
-    (dict(emb_dim=30, n_heads=4), "emb_dim"),
-    (dict(n_tokens=17), "n_tokens"),
-    (dict(n_tokens=1), "n_tokens"),
-    (dict(blocks=0), "blocks"),
-    (dict(vocab_size=0), "vocab_size"),
-    (dict(norm="layernorm"), "norm"),
-    (dict(dtype="float8"), "dtype"),
+    ({"emb_dim": 30, "n_heads": 4}, "emb_dim"),
+    ({"n_tokens": 17}, "n_tokens"),
+    ({"n_tokens": 1}, "n_tokens"),
+    ({"blocks": 0}, "blocks"),
+    ({"vocab_size": 0}, "vocab_size"),
+    ({"norm": "layernorm"}, "norm"),
+    ({"dtype": "float8"}, "dtype"),
 ])
 def test_bad_configs_name_the_key(changes, key):
     cell = small_cell(**changes)
@@ -219,3 +221,20 @@ def test_124m_gradients_per_block():
     assert with_shortcut[0] == pytest.approx(6.2e-5, rel=0.01)
     assert with_shortcut[-1] == pytest.approx(4.7e-5, rel=0.01)
     assert without[0] / without[-1] > 100
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_batched_statistics_equal_one_tensor_at_a_time(dtype):
+    """measure_gpt_cell stacks same-shaped gradients and reduces them in one
+    op; the floats must be those of reducing each tensor alone."""
+    generator = torch.Generator().manual_seed(0)
+    for shape in [(1,), (7,), (512,), (3072,), (16383,), (31, 45), (64, 64), (1, 64, 768)]:
+        tensors = [torch.randn(shape, generator=generator).to(dtype) for _ in range(3)]
+        out = torch.empty(6, dtype=torch.float64)
+        measure_gpt._grad_statistics(tensors, out)
+        alone = [v for t in tensors
+                 for v in (t.abs().mean().item(),
+                           torch.linalg.vector_norm(t, dtype=torch.float64).item())]
+        assert out.tolist() == alone
+        rms = measure_gpt._rms(torch.stack(tensors)).tolist()
+        assert rms == [t.double().square().mean().sqrt().item() for t in tensors]
