@@ -25,17 +25,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
+import torch
 
-from shortcutbench.gpt import NORMS  # noqa: E402
-from shortcutbench.measure import configure_torch  # noqa: E402
-from shortcutbench.measure_gpt import (GPTCell, measure_gpt_cell,  # noqa: E402
-                                       measure_gpt_cell_reference)
+from shortcutbench.gpt import NORMS
+from shortcutbench.measure import configure_torch
+from shortcutbench.measure_gpt import GPTCell, measure_gpt_cell, measure_gpt_cell_reference
 
-REDUCED = dict(emb_dim=128, n_heads=4, vocab_size=512, context_length=64, n_tokens=64)
+REDUCED = {"emb_dim": 128, "n_heads": 4, "vocab_size": 512, "context_length": 64,
+           "n_tokens": 64}
 # The suggested default of the GPT family (the reduced model; 64
 # tokens, so that 48 blocks reproduce its token-collapse figures).
-SUGGESTED = dict(**REDUCED, blocks=[1, 2, 4, 6, 8, 12, 16, 24, 32], seeds=[0, 1, 2, 3, 4])
+SUGGESTED = {**REDUCED, "blocks": [1, 2, 4, 6, 8, 12, 16, 24, 32], "seeds": [0, 1, 2, 3, 4]}
 REPEATS = 7
 BIG_REPEATS = 3
 
@@ -61,11 +61,11 @@ def per_cell():
         times = {measure_gpt_cell: [], measure_gpt_cell_reference: []}
         identical = all(same(measure_gpt_cell(c), measure_gpt_cell_reference(c)) for c in cells)
         for _ in range(REPEATS):
-            for measure in times:
+            for measure, seconds in times.items():
                 started = time.perf_counter()
                 for cell in cells:
                     measure(cell)
-                times[measure].append((time.perf_counter() - started) / len(cells))
+                seconds.append((time.perf_counter() - started) / len(cells))
         fast, plain = (statistics.median(t) for t in times.values())
         print(f"   {blocks:>6} {fast * 1e3:>8.1f} ms {plain * 1e3:>7.1f} ms "
               f"{plain / fast:>7.2f}x  {'yes' if identical else 'NO'}")
