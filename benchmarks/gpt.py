@@ -23,13 +23,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 import torch
 
-from shortcutbench.gpt import NORMS
-from shortcutbench.measure import configure_torch
-from shortcutbench.measure_gpt import GPTCell, measure_gpt_cell, measure_gpt_cell_reference
+from shortcutbench.measuring.gpt import NORMS
+from shortcutbench.measuring.measure import configure_torch
+from shortcutbench.measuring.measure_gpt import (
+    GPTCell,
+    measure_gpt_cell,
+    measure_gpt_cell_reference,
+)
 
 REDUCED = {"emb_dim": 128, "n_heads": 4, "vocab_size": 512, "context_length": 64,
            "n_tokens": 64}
@@ -75,8 +78,8 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
 import torch
-from shortcutbench.measure import configure_torch
-from shortcutbench import measure_gpt
+from shortcutbench.measuring.measure import configure_torch
+from shortcutbench.measuring import measure_gpt
 configure_torch()
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 cell = measure_gpt.GPTCell(12, 768, 12, 50257, 1024, 64, 123, True)
@@ -90,7 +93,7 @@ json.dump(dict(seconds=seconds, peak_kb=peak, baseline_kb=baseline, records=reco
 
 def big_cell():
     print("2. the 124M cell (GPT_CONFIG_124M, seed 123, 64 tokens), each way in its own process")
-    from shortcutbench.gpt import GPT_CONFIG_124M, GPTModel
+    from shortcutbench.measuring.gpt import GPT_CONFIG_124M, GPTModel
     with torch.device("meta"):
         n_parameters = sum(p.numel() for p in GPTModel(GPT_CONFIG_124M).parameters())
     size_mb = n_parameters * 4 / 2 ** 20

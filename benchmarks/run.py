@@ -31,7 +31,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-sys.path.insert(0, str(REPO))
 
 BASE = {"depths": [1, 2, 4, 8, 16, 32, 64], "widths": [3, 32], "shortcut": [False, True],
         "devices": ["cpu"], "activations": ["gelu_tanh"]}

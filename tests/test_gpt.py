@@ -7,11 +7,15 @@ import math
 import pytest
 import torch
 
-from shortcutbench import measure_gpt
-from shortcutbench.gpt import GPT_CONFIG_124M, NORMS, GPTModel, gpt_config
-from shortcutbench.measure import configure_torch
-from shortcutbench.measure_gpt import (GPTCell, init_gpt_parameters, measure_gpt_cell,
-                                       measure_gpt_cell_reference)
+from shortcutbench.measuring import measure_gpt
+from shortcutbench.measuring.gpt import GPT_CONFIG_124M, NORMS, GPTModel, gpt_config
+from shortcutbench.measuring.measure import configure_torch
+from shortcutbench.measuring.measure_gpt import (
+    GPTCell,
+    init_gpt_parameters,
+    measure_gpt_cell,
+    measure_gpt_cell_reference,
+)
 
 RECORD_KEYS = ["model", "depth", "width", "seed", "shortcut", "shortcut_scale", "activation",
                "init", "norm", "device", "dtype", "layer", "param", "grad_abs_mean", "grad_l2",

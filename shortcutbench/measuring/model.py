@@ -113,7 +113,7 @@ def sample_input(width):
     return torch.linspace(1, -1, width).unsqueeze(0)
 
 
-def _linear_init_bounds(fan_in):
+def linear_init_bounds(fan_in):
     # nn.Linear.reset_parameters: kaiming_uniform_(a=sqrt(5)) for the weight,
     # U(+-1/sqrt(fan_in)) for the bias.  Same arithmetic, so the same floats.
     gain = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))
@@ -127,7 +127,7 @@ def draw_linear(n_in, n_out, init="pytorch"):
     generator.  `pytorch` draws exactly as nn.Linear does; the others draw
     the weight with torch.nn.init and start the bias at zero."""
     if init == "pytorch":
-        weight_bound, bias_bound = _linear_init_bounds(n_in)
+        weight_bound, bias_bound = linear_init_bounds(n_in)
         weight = torch.empty(n_out, n_in).uniform_(-weight_bound, weight_bound)
         bias = torch.empty(n_out).uniform_(-bias_bound, bias_bound)
         return weight, bias

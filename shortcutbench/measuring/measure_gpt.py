@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from shortcutbench.devices import torch_device
-from shortcutbench.gpt import GPTModel, check_norm, gpt_config, layer_norm
-from shortcutbench.measure import DTYPES
-from shortcutbench.model import _linear_init_bounds, gelu_tanh
+from shortcutbench.core.devices import torch_device
+from shortcutbench.measuring.gpt import GPTModel, check_norm, gpt_config, layer_norm
+from shortcutbench.measuring.measure import DTYPES
+from shortcutbench.measuring.model import gelu_tanh, linear_init_bounds
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def init_gpt_parameters(cfg):
         parameters[name] = torch.empty(rows, emb).normal_(0.0, 1.0)
 
     def linear(name, n_in, n_out, bias=True):
-        weight_bound, bias_bound = _linear_init_bounds(n_in)
+        weight_bound, bias_bound = linear_init_bounds(n_in)
         parameters[f"{name}.weight"] = torch.empty(n_out, n_in).uniform_(-weight_bound,
                                                                         weight_bound)
         if bias:

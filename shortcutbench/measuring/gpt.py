@@ -22,7 +22,7 @@ This module imports torch and never pandas, seaborn or Snakemake.
 import torch
 from torch import nn
 
-from shortcutbench.model import GELU
+from shortcutbench.measuring.model import GELU
 
 NORMS = ("pre_layernorm", "post_layernorm", "none")
 
