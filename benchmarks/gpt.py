@@ -22,8 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 import torch
 
 from shortcutbench.measuring.gpt import NORMS
@@ -33,6 +31,8 @@ from shortcutbench.measuring.measure_gpt import (
     measure_gpt_cell,
     measure_gpt_cell_reference,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 REDUCED = {"emb_dim": 128, "n_heads": 4, "vocab_size": 512, "context_length": 64,
            "n_tokens": 64}
