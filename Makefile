@@ -31,12 +31,16 @@ $(VENV)/.test-installed: $(VENV)/.runtime-installed requirements-test.txt
 	touch $@
 
 ## report: run the default sweep and build report/index.html
+# On a terminal, progress shows as live bars per rule (snakemake-logger-plugin-rich);
+# piped or in CI, Snakemake's plain log.
 report: env
-	snakemake --cores $(CORES)
+	if [ -t 1 ]; then logger="--logger rich"; else logger=""; fi; \
+	snakemake --cores $(CORES) $$logger
 	@echo "Report: $(CURDIR)/report/index.html"
 
-## test: the test suite (unit tests, the real workflow, the report in Chromium)
+## test: the linters, then the test suite (unit tests, the real workflow, the report in Chromium)
 test: test-env
+	$(MAKE) --no-print-directory lint
 	pytest
 
 ## test-fast: the unit tests only
@@ -47,9 +51,11 @@ test-fast: test-env
 test-cluster: test-env
 	bash tests/cluster/run.sh
 
-## lint: snakemake's own linter
-lint: env
+## lint: snakemake's own linter, snakefmt and ruff, all clean
+lint: test-env
 	snakemake --lint
+	snakefmt --check Snakefile workflow
+	ruff check .
 
 ## bench: the performance benchmarks (prints ratios; see README)
 bench: env

@@ -17,7 +17,6 @@ README's performance table quotes what this printed.
 5. a big cell: depth 1024 x width 1024, peak memory beside the parameters' size.
 """
 
-import json
 import os
 import re
 import shutil
@@ -29,6 +28,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from harness import n_cells, snakemake, snakemake_environment
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -36,27 +37,8 @@ BASE = {"depths": [1, 2, 4, 8, 16, 32, 64], "widths": [3, 32], "shortcut": [Fals
         "devices": ["cpu"], "activations": ["gelu_tanh"]}
 SWEEP_280 = {**BASE, "seeds": list(range(10))}
 SWEEP_2800 = {**BASE, "seeds": list(range(100))}
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-
-
-def n_cells(config):
-    return (len(config["depths"]) * len(config["widths"]) * len(config["seeds"])
-            * len(config["shortcut"]))
-
-
-def snakemake(workdir, config, *args):
-    """Run the real workflow; returns (seconds, output)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(json.dumps(config))
-    command = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-               "--cores", "2", *args, "--configfile", str(workdir / "config.yaml")]
-    started = time.perf_counter()
-    result = subprocess.run(command, env=ENV, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - started
-    if result.returncode:
-        sys.exit(f"snakemake failed:\n{result.stdout[-4000:]}")
-    return seconds, result.stdout
+# Jobs and helper processes find this venv's python and snakemake first.
+ENV = snakemake_environment()
 
 
 FLOOR = textwrap.dedent("""

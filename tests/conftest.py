@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +54,3 @@ def snakemake(workdir, config=None, *args, timeout=600, check=True):
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-6000:]}")
     return result
 
-
-@pytest.fixture
-def run_workflow():
-    return snakemake

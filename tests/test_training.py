@@ -5,7 +5,13 @@ import math
 
 from shortcutbench.core.sweep import training_jobs
 from shortcutbench.measuring.measure import configure_torch
-from shortcutbench.measuring.training import COLUMNS, regression_task, train_group, train_run
+from shortcutbench.measuring.training import (
+    COLUMNS,
+    TrainingRun,
+    regression_task,
+    train_group,
+    train_run,
+)
 
 
 def test_the_task_is_fixed():
@@ -16,8 +22,8 @@ def test_the_task_is_fixed():
 
 def test_a_run_is_reproducible_and_learns():
     configure_torch()
-    first = train_run(3, 8, 1, True, steps=40, learning_rate=1e-2)
-    assert first == train_run(3, 8, 1, True, steps=40, learning_rate=1e-2)
+    first = train_run(TrainingRun(3, 8, 1, True, steps=40, learning_rate=1e-2))
+    assert first == train_run(TrainingRun(3, 8, 1, True, steps=40, learning_rate=1e-2))
     losses, start, end = first
     assert len(losses) == 41 and len(start) == len(end) == 3
     assert losses[-1] < 0.5 * losses[0]
@@ -25,7 +31,8 @@ def test_a_run_is_reproducible_and_learns():
 
 def test_a_run_that_blows_up_is_recorded_not_raised():
     configure_torch()
-    losses, _, _ = train_run(4, 8, 1, True, steps=5, optimizer="sgd", learning_rate=1e6)
+    losses, _, _ = train_run(TrainingRun(4, 8, 1, True, steps=5, optimizer="sgd",
+                                         learning_rate=1e6))
     assert len(losses) == 6 and not all(math.isfinite(v) for v in losses)
 
 

@@ -58,7 +58,6 @@ ACTIVATIONS = {
     "sigmoid": (torch.sigmoid, nn.Sigmoid),
 }
 INITS = ("pytorch", "xavier_uniform", "kaiming_normal")
-NORMS = ("none", "pre_layernorm")
 
 
 def layer_sizes(depth, width):

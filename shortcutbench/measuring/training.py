@@ -13,6 +13,7 @@ import csv
 import math
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -42,25 +43,41 @@ def _gradient_profile(model):
     return torch.stack([layer[0].weight.grad.abs().mean() for layer in model.layers]).tolist()
 
 
-def train_run(depth, width, seed, shortcut, activation="gelu_tanh", norm="none", steps=150,
-              optimizer="adam", learning_rate=1e-3, samples=64):
+@dataclass(frozen=True)
+class TrainingRun:
+    """One training run: the network (seeded as the measurement seeds it) and
+    how it is trained."""
+    depth: int
+    width: int
+    seed: int
+    shortcut: bool
+    activation: str = "gelu_tanh"
+    norm: str = "none"
+    steps: int = 150
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    samples: int = 64
+
+
+def train_run(run: TrainingRun) -> tuple[list[float], list[float], list[float]]:
     """Train one network; returns (losses per step incl. step 0, start profile, end profile).
     A loss that overflows is recorded as inf/nan; training goes on (it is data)."""
-    x, y = regression_task(width, samples)
-    torch.manual_seed(seed)
-    model = ExampleDeepNeuralNetwork(layer_sizes(depth, width), shortcut, activation, norm=norm)
-    make_optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[optimizer]
-    opt = make_optimizer(model.parameters(), lr=learning_rate)
+    x, y = regression_task(run.width, run.samples)
+    torch.manual_seed(run.seed)
+    model = ExampleDeepNeuralNetwork(layer_sizes(run.depth, run.width), run.shortcut,
+                                     run.activation, norm=run.norm)
+    make_optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[run.optimizer]
+    opt = make_optimizer(model.parameters(), lr=run.learning_rate)
     loss_fn = torch.nn.MSELoss()
     losses, start = [], None
-    for _ in range(steps + 1):
+    for _ in range(run.steps + 1):
         opt.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
         losses.append(loss.item())
         if start is None:
             start = _gradient_profile(model)
-        if len(losses) <= steps:
+        if len(losses) <= run.steps:
             opt.step()
     return losses, start, _gradient_profile(model)
 
@@ -72,18 +89,19 @@ def train_group(params, out_path, progress=sys.stderr):
     started = time.perf_counter()
     runs = [(seed, shortcut) for seed in params["seeds"] for shortcut in params["shortcut"]]
     for n, (seed, shortcut) in enumerate(runs, 1):
-        losses, start, end = train_run(params["depth"], params["width"], seed, shortcut,
-                                       params["activation"], params["norm"], params["steps"],
-                                       params["optimizer"], params["learning_rate"],
-                                       params["samples"])
-        run = [params["depth"], params["width"], seed, shortcut, params["activation"],
-               params["norm"], params["optimizer"], params["learning_rate"], params["steps"]]
+        spec = TrainingRun(
+            depth=params["depth"], width=params["width"], seed=seed, shortcut=shortcut,
+            activation=params["activation"], norm=params["norm"], steps=params["steps"],
+            optimizer=params["optimizer"], learning_rate=params["learning_rate"],
+            samples=params["samples"])
+        losses, start, end = train_run(spec)
+        run = [getattr(spec, column) for column in RUN_COLUMNS]
         rows += [run + ["loss", step, value] for step, value in enumerate(losses)]
         rows += [run + ["grad_start", layer, value] for layer, value in enumerate(start)]
         rows += [run + ["grad_end", layer, value] for layer, value in enumerate(end)]
         final = losses[-1]
         if progress:
-                print(f"trained {n}/{len(runs)}: seed {seed}, shortcut {shortcut}: loss "
+            print(f"trained {n}/{len(runs)}: seed {seed}, shortcut {shortcut}: loss "
                   f"{losses[0]:.4g} -> {final:.4g}{'' if math.isfinite(final) else ' (diverged)'} "
                   f"({time.perf_counter() - started:.1f} s)", file=progress, flush=True)
     with atomic_write(out_path, newline="") as f:
