@@ -1,0 +1,138 @@
+"""The bumps a new user hit (issue 10), each pinned by a test that runs what
+the user ran: the real snakemake on the repo's Snakefile."""
+
+import copy
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import REPO, SMALL_CONFIG, snakemake, snakemake_environment
+
+from shortcutbench.core.config import (
+    ConfigError,
+    coerce_command_line,
+    load_schema,
+    validate_config,
+)
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def dry_run(workdir, *args, config=None):
+    """`snakemake -n` (with --configfile when `config`), output as text."""
+    return snakemake(workdir, config, "-n", *args, check=False)
+
+
+def planned_jobs(output):
+    """{rule: count} from snakemake's job stats table."""
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+# ------------------------------------------------------------ --config coercion
+
+def test_command_line_text_takes_the_schemas_types():
+    schema = load_schema(SCHEMA)
+    files = {"depths": [5], "widths": [3], "seeds": [123]}
+    typed = {**files, "depths": ["1", "2"], "shortcut": ["true", "False"], "devices": "cpu",
+             "seeds_per_job": "7", "healthy_band": "1.5", "branch_scales": ["1/sqrt(depth)", "0.5"]}
+    assert coerce_command_line(typed, schema, files) == {
+        "depths": [1, 2], "widths": [3], "seeds": [123], "shortcut": [True, False],
+        "devices": ["cpu"], "seeds_per_job": 7, "healthy_band": 1.5,
+        "branch_scales": ["1/sqrt(depth)", 0.5]}
+
+
+def test_a_config_files_text_is_not_coerced():
+    # "5" in a YAML file is a mistake to report, not a value to guess at.
+    config = {"depths": ["5"], "widths": [3], "seeds": [1]}
+    with pytest.raises(ConfigError, match=r"depths\[0\]"):
+        validate_config(copy.deepcopy(config), str(SCHEMA), file_config=copy.deepcopy(config))
+
+
+@pytest.mark.slow
+def test_config_on_the_command_line_edits_the_default_sweep(tmp_path):
+    result = dry_run(tmp_path, "--config", "depths=[1,2]", "widths=[3]", "seeds=[1,2]",
+                     "shortcut=[true]", "devices=cpu")
+    assert result.returncode == 0, result.stdout
+    jobs = planned_jobs(result.stdout)
+    assert jobs["measure"] >= 1 and "train" in jobs  # the default config's training stays
+
+
+@pytest.mark.slow
+def test_text_that_is_not_the_type_gets_a_hint_and_no_traceback(tmp_path):
+    result = dry_run(tmp_path, "--config", "depths=[1,x]")
+    assert result.returncode != 0
+    assert "config key depths[1]: 'x' is not of type 'integer'" in result.stdout
+    assert "write lists as depths=[1,2]" in result.stdout
+    assert 'File "' not in result.stdout and "Traceback" not in result.stdout
+    assert not (tmp_path / "results").exists()
+
+
+# ------------------------------------------------------------ --configfile
+
+@pytest.mark.slow
+def test_a_config_file_without_optional_keys_takes_the_defaults(tmp_path):
+    result = dry_run(tmp_path, config={"depths": [2], "widths": [3], "seeds": [1]})
+    assert result.returncode == 0, result.stdout
+    assert "activation~gelu_tanh" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_config_file_replaces_the_default_sweep(tmp_path):
+    # Pins the behaviour the Snakefile builds on (workflow.configfiles holds
+    # the command line's files before a configfile: directive runs): the
+    # default config's studies and training do not leak into a small sweep.
+    small = {k: v for k, v in SMALL_CONFIG.items() if k != "training"}
+    jobs = planned_jobs(dry_run(tmp_path, config=small).stdout)
+    assert "train" not in jobs
+    assert jobs["merge"] == 1  # the main sweep only: no studies
+
+
+# ------------------------------------------------------------ errors
+
+@pytest.mark.slow
+def test_a_config_error_shows_its_message_alone(tmp_path):
+    result = dry_run(tmp_path, config={"depths": [2], "widths": [3], "seeds": [1],
+                                       "devices": ["tpu9"]})
+    assert result.returncode != 0
+    assert "ConfigError: Invalid config; nothing was run." in result.stdout
+    assert "devices[0]: 'tpu9'" in result.stdout
+    assert 'File "' not in result.stdout and "line " not in result.stdout.split("ConfigError")[1]
+
+
+# ------------------------------------------------------------ profiles
+
+def test_the_job_grouping_lives_in_the_workflow_profile():
+    site = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+    workflow = yaml.safe_load((REPO / "workflow/profiles/default/config.yaml").read_text())
+    assert "group-components" not in site and site["executor"] == "slurm"
+    assert workflow["group-components"] == {"measure-cpu": 20}
+
+
+# ------------------------------------------------------------ --report in the runtime env
+
+@pytest.mark.slow
+def test_snakemakes_own_report_works_in_the_runtime_environment(tmp_path):
+    """`make env`'s environment alone (requirements.txt and the package, no
+    test tools) builds `snakemake --report`: a fresh venv, as a new user has."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+           "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(REPO / "requirements.txt")], check=True)
+    subprocess.run([*pip, "--no-deps", "-e", str(REPO)], check=True)
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "c.yaml").write_text(yaml.safe_dump(
+        {"depths": [2, 5], "widths": [3], "seeds": [123], "devices": ["cpu"]}))
+    env = {**snakemake_environment(), "PATH": f"{venv / 'bin'}:/usr/bin:/bin"}
+    base = [str(venv / "bin" / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+            "--cores", "2", "--configfile", str(workdir / "c.yaml")]
+    run = subprocess.run(base, env=env, text=True, capture_output=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = subprocess.run([*base, "--report", str(workdir / "report.zip")], env=env,
+                            text=True, capture_output=True)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (workdir / "report.zip").stat().st_size > 10_000
