@@ -1,6 +1,6 @@
 """results/gradients.csv -> results/summary.csv, with pandas.
 
-Per everything-but-seed x layer: how the seed's statistic (mean |grad| of the
+Per everything-but-seed x layer: how the book's statistic (mean |grad| of the
 layer's weight) varies over seeds.  No torch here.
 """
 

@@ -38,7 +38,7 @@ _FIELDS = [f.name for f in fields(Cell)]
 CELL_COLUMNS = [c for c in _FIELDS if c != "branch_scale"]
 CELL_COLUMNS.insert(CELL_COLUMNS.index("shortcut_scale") + 1, "branch_scale")
 CELL_TYPES = {f.name: f.type for f in fields(Cell)}  # int, float, bool or str
-# Per layer: the seed's statistic (mean |grad| of the weight) and a few more;
+# Per layer: the book's statistic (mean |grad| of the weight) and a few more;
 # output_rms is the RMS of what leaves the layer (shortcut included), x_l;
 # grad_stream_cos is cos(dL/dx_l, x_l), the gradient's alignment with that
 # stream (mean field assumes ~0; NaN where either vector is zero).

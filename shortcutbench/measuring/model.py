@@ -61,7 +61,7 @@ INITS = ("pytorch", "xavier_uniform", "kaiming_normal")
 
 
 def layer_sizes(depth, width):
-    """The seed's [3, 3, 3, 3, 3, 1] is layer_sizes(5, 3)."""
+    """The book's example, [3, 3, 3, 3, 3, 1], is layer_sizes(5, 3)."""
     return [width] * depth + [1]
 
 
@@ -108,7 +108,7 @@ class ExampleDeepNeuralNetwork(nn.Module):
 
 
 def sample_input(width):
-    """The seed's [[1., 0., -1.]] at width 3: evenly spaced from 1 to -1."""
+    """The book's input [[1., 0., -1.]] at width 3: evenly spaced from 1 to -1."""
     return torch.linspace(1, -1, width).unsqueeze(0)
 
 

@@ -1,6 +1,6 @@
 """Learning, not just one step: a short training run per configuration.
 
-The seed says shortcuts make learning easier; this checks it.  Every run
+The book says shortcuts make learning easier; this checks it.  Every run
 fits the same small regression task (fixed inputs and targets, full batch)
 with the book's network, seeded as the measurement seeds it, and records the
 loss at every step and the gradient profile (mean |grad| of every layer's
