@@ -1,7 +1,7 @@
-"""Snakemake job: results/gradients.csv -> results/tables.json (every number the report prints)."""
+"""Snakemake job: results/partials.json -> results/tables.json (every number the report prints)."""
 from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log[0]):
     from shortcutbench.analysis.tables import make_tables
 
-    make_tables(snakemake.input.gradients, snakemake.output[0])
+    make_tables(snakemake.input.partials, snakemake.output[0])

@@ -10,7 +10,9 @@ from test_report import make_gradients
 
 from shortcutbench.analysis import figures, render
 from shortcutbench.analysis.aggregate import summary_table
+from shortcutbench.analysis.partials_frame import partials_of_records
 from shortcutbench.analysis.tables import make_tables
+from shortcutbench.core.files import write_json
 
 VARIANT = {"width": 3, "activation": "gelu_tanh", "init": "pytorch", "norm": "none",
            "dtype": "float32", "device": "cpu"}
@@ -48,7 +50,8 @@ def drawn(tmp_path_factory):
         g = make_gradients(**kwargs)
         g.to_csv(root / "gradients.csv", index=False)
         summary_table(g).to_csv(root / "summary.csv", index=False)
-        make_tables(root / "gradients.csv", root / "tables.json")
+        write_json(partials_of_records(g), root / "partials.json")
+        make_tables(root / "partials.json", root / "tables.json")
         data = figures.make_overview(root / "gradients.csv", root / "summary.csv",
                                      root / "tables.json",
                                      {k: root / k for k in ("headline", "attenuation", "heatmap")})

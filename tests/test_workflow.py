@@ -76,7 +76,7 @@ def test_every_rule_logs_and_benchmarks(small_run):
     assert list((workdir / "logs" / "measure").rglob("*.log"))
     assert list((workdir / "logs" / "benchmark" / "measure").rglob("*.tsv"))
     assert (workdir / "logs" / "merge.log").exists()
-    assert (workdir / "logs" / "aggregate.log").exists()
+    assert (workdir / "logs" / "gradients_csv.log").exists()
 
 
 def test_runs_from_anywhere_and_writes_only_under_its_directory(tmp_path):

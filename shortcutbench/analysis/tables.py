@@ -1,18 +1,22 @@
-"""Every number the report prints, from results/gradients.csv (pandas).
+"""Every number the report prints, from the merged partial results
+(results/partials.json, rule merge; see core/partials.py), with pandas.
 
-`tables(gradients)` gives the headline ratio, the book's case, the
-attenuation with depth, device differences, the non-finite and zero cells.
-Rule `tables` writes them to results/tables.json, which the figures and the
-report (shortcutbench.analysis.render) both read, so that they show the very
-same numbers and each can be traced to one file.  No torch here, and no
-pandas import either: it only calls methods of the DataFrame it is given.
+`tables(partials)` gives the sweep's facts, the headline ratio, the book's
+case, the attenuation with depth, the cell states, device differences and
+the non-finite and zero cells.  Rule `tables` writes them to
+results/tables.json, which the figures and the report (render.py) both
+read, so that they show the very same numbers and each can be traced to one
+file.  Nothing here reads the records: memory grows with the number of
+groups (cells without their seed), not with seeds.  Each table function
+also takes a frame of records (a hand-made results/gradients.csv), turned
+into partial results first.  No torch here.
 """
 
 import math
 
 import numpy as np
 
-from shortcutbench.analysis.intervals import log10_interval, usable
+from shortcutbench.analysis.partials_frame import interval_columns, partials_of_records, to_frames
 from shortcutbench.analysis.variants import (
     ARM_AXES,
     BOOK_SCALE,
@@ -26,9 +30,13 @@ from shortcutbench.analysis.variants import (
 )
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
 from shortcutbench.core.files import read_json, write_json
+from shortcutbench.core.partials import LINES
 from shortcutbench.core.records import CELL_COLUMNS, Cell
+from shortcutbench.core.states import DEFAULT_BAND, STATES
 
 CELL_AXES = tuple(CELL_COLUMNS)
+BOOK_BRANCH = "1"
+ARM_KEY = ["shortcut", "shortcut_scale", "branch_scale"]
 
 def read_records(path):
     """A table of records (results/gradients.csv, a summary) as pandas reads
@@ -65,102 +73,206 @@ def select(frame, variant):
 
 # ---------------------------------------------------------------- tables
 
-def sweep_facts(gradients):
+def frames_of(data, band=DEFAULT_BAND):
+    """Merged partial results (the JSON's dict, or its frames) or a frame of
+    records (hand-made) -> {table: DataFrame}."""
+    if hasattr(data, "columns"):  # records
+        records = with_all_axes(data)
+        missing = {c: np.nan for c in ("grad_l2", "bias_grad_abs_mean", "output_rms",
+                                       "grad_stream_cos") if c not in records}
+        if "param" not in records:
+            missing["param"] = "layers." + records["layer"].astype(str) + ".0.weight"
+        return to_frames(partials_of_records(records.assign(**missing), band))
+    if isinstance(data, dict) and hasattr(data.get("layers"), "columns"):
+        return data
+    return to_frames(data)
+
+
+def arm_dict(shortcut, scale, branch):
+    """An arm with its branch scale alpha's label ("1": the book's)."""
+    return {**arm_of(shortcut, scale), "branch": str(branch) if shortcut else BOOK_BRANCH}
+
+
+def arm_key(arm):
+    """Without first, then lambda 1 and alpha 1 (the book's), then the others."""
+    return (*arm_sort_key(arm), arm.get("branch", BOOK_BRANCH) != BOOK_BRANCH,
+            arm.get("branch", BOOK_BRANCH))
+
+
+def _gmean(log10_mean, n):
+    return 10.0 ** float(log10_mean) if n else math.nan
+
+
+def _interval(n, mean, m2):
+    """Moments of log10 values -> (n, centre, low, high, log10_sd), back-transformed."""
+    n = int(n)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan, math.nan
+    sd, low, high = (float(x[0]) for x in interval_columns([n], [mean], [m2]))
+    return n, 10.0 ** float(mean), 10.0 ** low, 10.0 ** high, sd
+
+
+def _seeds_text(seeds, n):
+    """The first seeds of a group, as ranges; '…' when there are more."""
+    text = describe_seeds(seeds)
+    return text + (", \u2026" if n > len(seeds) else "")
+
+
+def _axes(frames):
+    cells = frames["cells"]
+    axes = {}
+    for axis in CELL_AXES:
+        if axis == "seed":
+            axes[axis] = sorted(int(s) for s in cells.attrs.get("seeds", []))
+        else:
+            axes[axis] = sorted(plain(v) for v in cells[axis].unique())
+    return axes
+
+
+def _arms(frame):
+    arms = {(bool(f), float(s), str(b)) for f, s, b in frame[ARM_KEY].itertuples(index=False)}
+    return sorted((arm_dict(*a) for a in arms), key=arm_key)
+
+
+def sweep_facts(data):
     """What the data holds: the values of every axis and the cell counts."""
-    cells = gradients.drop_duplicates(list(CELL_AXES))
-    axes = {axis: sorted(plain(v) for v in cells[axis].unique()) for axis in CELL_AXES}
-    arms = sorted({tuple(k) for k in cells[list(ARM_AXES)].itertuples(index=False)})
-    zero = _zero_cell_mask(gradients)
+    frames = frames_of(data)
+    cells, special = frames["cells"], frames["special"]
+    axes = _axes(frames)
+    arms = _arms(cells)
+    variants = cells[list(VARIANT_AXES)].drop_duplicates()
     return {
         "axes": axes,
-        "arms": sorted((arm_of(*a) for a in arms), key=arm_sort_key),
-        "scales": sorted({float(s) for f, s in arms if f}),
+        "arms": arms,
+        "scales": sorted({a["scale"] for a in arms if a["shortcut"]}),
+        "branches": sorted({a["branch"] for a in arms if a["shortcut"]},
+                           key=lambda b: (b != BOOK_BRANCH, b)),
         "swept": [axis for axis in VARIANT_AXES if len(axes[axis]) > 1],
-        "n_cells": int(len(cells)),
-        "n_nonfinite": int((~cells["finite"].astype(bool)).sum()),
-        "n_zero": int(zero.sum()),
-        "n_rows": int(len(gradients)),
-        "variants": sorted((variant_of(k) for k, _ in gradients.groupby(list(VARIANT_AXES))),
+        "n_cells": int(cells["n_cells"].sum()),
+        "n_nonfinite": int(special.loc[special["kind"] == "non_finite", "n"].sum()),
+        "n_zero": int(special.loc[special["kind"] == "zero", "n"].sum()),
+        "n_rows": int(frames["layers"]["grad_abs_mean_n"].sum()),
+        "band": cells.attrs.get("band", DEFAULT_BAND),
+        "variants": sorted((variant_of(k) for k in variants.itertuples(index=False)),
                            key=variant_sort_key),
     }
 
 
-def headline_table(gradients):
-    """At the deepest depth, per variant and shortcut scale: the first layer's
+def main_choice(axes, arms):
+    """The headline's main row: the book's value on every axis the sweep
+    includes it (for width 3, else the smallest), and the axes where that
+    value was chosen among others (book_axes)."""
+    variant, book_axes = {}, []
+    for axis in VARIANT_AXES:
+        values = axes[axis]
+        if BOOK_CASE[axis] in values:
+            variant[axis] = BOOK_CASE[axis]
+            if len(values) > 1:
+                book_axes.append(axis)
+        else:
+            variant[axis] = values[0]
+    withs = [a for a in arms if a["shortcut"]]
+    scales = sorted({a["scale"] for a in withs})
+    branches = sorted({a["branch"] for a in withs})
+    scale = BOOK_SCALE if BOOK_SCALE in scales else (scales[0] if scales else None)
+    branch = BOOK_BRANCH if BOOK_BRANCH in branches else (branches[0] if branches else None)
+    if len(scales) > 1 and scale == BOOK_SCALE:
+        book_axes.append("shortcut_scale")
+    if len(branches) > 1 and branch == BOOK_BRANCH:
+        book_axes.append("branch_scale")
+    return variant, scale, branch, book_axes
+
+
+def headline_table(data):
+    """At the deepest depth, per variant and shortcut arm: the first layer's
     gradient with and without shortcut, paired by seed, and the
     geometric-mean ratio with its 95% t-interval over seeds (in log space).
     Seeds where either gradient is non-finite or exactly 0 cannot enter a
-    ratio on a log scale; they are counted, not hidden."""
-    deepest = int(gradients["depth"].max())
-    at_depth = gradients[gradients["depth"] == deepest]
-    first = at_depth[at_depth["layer"] == 0]
-    # Cells whose output and every gradient are exactly 0: the loss is 0.
-    quiet = at_depth.assign(_quiet=(at_depth["grad_abs_mean"].to_numpy() == 0)
-                            & (at_depth["output"].to_numpy() == 0))
-    quiet = quiet.groupby(list(VARIANT_AXES) + list(ARM_AXES) + ["seed"])["_quiet"].all()
+    ratio on a log scale; they are counted, not hidden, and so are the seeds
+    whose gradient without shortcut is subnormal (without_subnormal).  The
+    main row is the book's variant (main_choice)."""
+    frames = frames_of(data)
+    cells, layers, pairs, special = (frames[k] for k in ("cells", "layers", "pairs", "special"))
+    deepest = int(cells["depth"].max())
+    first = layers[(layers["depth"] == deepest) & (layers["layer"] == 0)]
+    at_depth = cells[cells["depth"] == deepest]
+    pairs = pairs[pairs["depth"] == deepest]
+    zero = special[(special["depth"] == deepest) & (special["kind"] == "zero")]
+    key = list(VARIANT_AXES) + ARM_KEY
+    silent = {tuple(k[:-1]): int(k[-1]) for k in zero[key + ["n_output_zero"]].itertuples(
+        index=False)}
+    pair_rows = {tuple(r[:-1]): r[-1] for r in pairs[list(VARIANT_AXES) + [
+        "shortcut_scale", "branch_scale"]].assign(_row=range(len(pairs))).itertuples(index=False)}
+    n_seeds = at_depth.groupby(list(VARIANT_AXES))["n_cells"].max()
     rows = []
-    for key, group in first.groupby(list(VARIANT_AXES), sort=True):
-        arms = {(bool(f), float(s)): g.set_index("seed")["grad_abs_mean"]
-                for (f, s), g in group.groupby(list(ARM_AXES))}
-        without = next((v for (f, _), v in arms.items() if not f), None)
-        with_scales = sorted(s for f, s in arms if f) or [None]
-        for scale in with_scales:
-            with_ = arms.get((True, scale)) if scale is not None else None
-            row = {"variant": variant_of(key), "depth": deepest, "scale": scale,
-                   "n_seeds": len(set(group["seed"])),
+    for vkey, group in first.groupby(list(VARIANT_AXES), sort=True):
+        vkey = vkey if isinstance(vkey, tuple) else (vkey,)
+        arms = {(bool(r.shortcut), float(r.shortcut_scale), str(r.branch_scale)): r
+                for r in group.itertuples(index=False)}
+        without = next((r for (f, _, _), r in arms.items() if not f), None)
+        withs = sorted(((s, b) for f, s, b in arms if f),
+                       key=lambda a: (a[0] != BOOK_SCALE, a[0], a[1] != BOOK_BRANCH, a[1]))
+        for scale, branch in withs or [(None, None)]:
+            with_ = arms.get((True, scale, branch)) if scale is not None else None
+            row = {"variant": variant_of(vkey), "depth": deepest, "scale": scale,
+                   "branch": branch, "n_seeds": int(n_seeds.loc[vkey]),
                    "flags": [f for f, v in ((False, without), (True, with_)) if v is not None]}
-            for name, values, arm in (("without", without, (False, 0.0)),
-                                      ("with", with_, (True, scale))):
-                if values is None:
+            for name, r, arm in (("without", without, (False, 0.0, BOOK_BRANCH)),
+                                 ("with", with_, (True, scale, branch))):
+                if r is None:
                     row.update({f"{name}_n": 0, f"{name}_gmean": math.nan, f"{name}_zero": 0,
                                 f"{name}_silent": 0, f"{name}_nonfinite": 0})
                     continue
-                v = values.to_numpy(dtype=float)
-                n, centre, _, _, _ = log10_interval(v[usable(v)])
-                silent = quiet.loc[key + arm]
-                row.update({f"{name}_n": n, f"{name}_gmean": centre,
-                            f"{name}_zero": int((v == 0).sum()),
-                            f"{name}_silent": int(silent.sum()),
-                            f"{name}_nonfinite": int((~np.isfinite(v)).sum())})
-            if without is not None and with_ is not None:
-                paired = sorted(set(without.index) & set(with_.index))
-                w = with_.loc[paired].to_numpy(dtype=float)
-                wo = without.loc[paired].to_numpy(dtype=float)
-                ok = usable(w) & usable(wo)
-                n, ratio, low, high, sd = log10_interval(w[ok] / wo[ok])
-                row.update({"pairs": len(paired), "n": n, "ratio": ratio, "ci_low": low,
-                            "ci_high": high, "log10_sd": sd, "excluded": len(paired) - n,
-                            "excluded_seeds": describe_seeds(np.asarray(paired)[~ok])})
+                n = int(r.grad_abs_mean_n_pos)
+                row.update({f"{name}_n": n, f"{name}_gmean": _gmean(r.grad_abs_mean_log10_mean, n),
+                            f"{name}_zero": int(r.grad_abs_mean_n_zero),
+                            f"{name}_silent": silent.get(vkey + arm, 0),
+                            f"{name}_nonfinite": int(r.grad_abs_mean_n
+                                                     - r.grad_abs_mean_n_finite)})
+            at = pair_rows.get(vkey + (scale, branch)) if scale is not None else None
+            if without is not None and at is not None:
+                p = pairs.iloc[at]
+                n, ratio, low, high, sd = _interval(p["n_usable"], p["log10_ratio_mean"],
+                                                    p["log10_ratio_m2"])
+                excluded = int(p["n_pairs"]) - n
+                row.update({"pairs": int(p["n_pairs"]), "n": n, "ratio": ratio, "ci_low": low,
+                            "ci_high": high, "log10_sd": sd, "excluded": excluded,
+                            "excluded_seeds": _seeds_text(p["excluded_seeds"], excluded),
+                            "without_subnormal": int(p["n_without_subnormal"])})
             else:
                 row.update({"pairs": 0, "n": 0, "ratio": math.nan, "ci_low": math.nan,
                             "ci_high": math.nan, "log10_sd": math.nan, "excluded": 0,
-                            "excluded_seeds": ""})
+                            "excluded_seeds": "", "without_subnormal": 0})
             rows.append(row)
-    rows.sort(key=lambda r: (variant_sort_key(r["variant"]),
-                             r["scale"] != BOOK_SCALE, r["scale"] or 0.0))
-    return {"depth": deepest, "rows": rows, "main": 0 if rows else None}
+    variant, scale, branch, book_axes = main_choice(_axes(frames), _arms(cells))
+
+    def order(r):
+        return (r["variant"] != variant, variant_sort_key(r["variant"]),
+                r["scale"] != scale, r["scale"] or 0.0, r["branch"] != branch, r["branch"] or "")
+
+    rows.sort(key=order)
+    return {"depth": deepest, "rows": rows, "main": 0 if rows else None,
+            "main_variant": variant, "book_axes": book_axes}
 
 
 def headline_points(gradients):
-    """The per-seed values behind the headline (for its figure)."""
+    """The per-seed values behind the headline (for its figure), from
+    records or the lines frame (the 50 smallest seeds of each group)."""
     deepest = int(gradients["depth"].max())
     first = gradients[(gradients["depth"] == deepest) & (gradients["layer"] == 0)]
     return first[list(VARIANT_AXES) + list(ARM_AXES) + ["seed", "grad_abs_mean"]]
 
 
-def book_table(gradients):
+def book_table(data):
     """The book's case beside the book's printed numbers."""
-    mask = np.ones(len(gradients), dtype=bool)
-    for axis, value in BOOK_CASE.items():
-        mask &= (gradients[axis] == value).to_numpy()
-    case = gradients[mask]
+    frames = frames_of(data)
+    case = frames["book"]
     facts = {"case": dict(BOOK_CASE), "rtol": RTOL, "found": False,
              "rows": [], "missing": [], "passed": 0, "compared": 0, "all_pass": False}
-    arms = {False: case[~case["shortcut"].astype(bool)],
-            True: case[case["shortcut"].astype(bool)
-                       & (case["shortcut_scale"].to_numpy() == BOOK_SCALE)]}
-    if all(frame.empty for frame in arms.values()):
-        facts["missing"] = _book_missing(gradients)
+    shortcut = case["shortcut"].astype(bool).to_numpy()
+    arms = {False: case[~shortcut], True: case[shortcut]}
+    if case.empty:
+        facts["missing"] = _book_missing(_axes(frames))
         return facts
     facts["found"] = True
     for flag in (False, True):
@@ -188,47 +300,76 @@ def book_table(gradients):
     return facts
 
 
-def _book_missing(gradients):
+def _book_missing(axes):
     """Which parts of the book's case the sweep lacks, e.g. ['seed 123']."""
     missing = [f"{axis} {value}" for axis, value in BOOK_CASE.items()
-               if not (gradients[axis] == value).any()]
+               if value not in axes.get(axis, [])]
     return missing or ["that exact combination (each value is in the sweep, but not together)"]
 
 
-def attenuation_table(gradients):
+def _group_rows(frame):
+    """Rows of a per-group frame as (variant, depth, arm, row)."""
+    for r in frame.to_dict("records"):
+        yield ({axis: plain(r[axis]) for axis in VARIANT_AXES}, int(r["depth"]),
+               arm_dict(bool(r["shortcut"]), r["shortcut_scale"], r["branch_scale"]), r)
+
+
+def _by_variant_arm_depth(row):
+    return (variant_sort_key(row["variant"]), arm_key(row), row["depth"])
+
+
+def attenuation_table(data):
     """Per variant, depth and arm: the first-layer / last-layer gradient
     ratio of each seed, its geometric mean and 95% t-interval over seeds."""
-    last = gradients[gradients["layer"] == gradients["depth"] - 1]
-    first = gradients[gradients["layer"] == 0]
-    keys = list(CELL_AXES)
-    merged = first[keys + ["grad_abs_mean"]].merge(
-        last[keys + ["grad_abs_mean"]], on=keys, suffixes=("_first", "_last"))
-    g0 = merged["grad_abs_mean_first"].to_numpy(dtype=float)
-    gl = merged["grad_abs_mean_last"].to_numpy(dtype=float)
-    ok = usable(g0) & usable(gl)
-    ratio = np.full(len(g0), np.nan)
-    ratio[ok] = g0[ok] / gl[ok]
-    merged = merged.assign(ratio=ratio, ok=ok)
+    cells = frames_of(data)["cells"]
+    if "log10_attenuation_n" not in cells:
+        return []
     rows = []
-    group = list(VARIANT_AXES) + ["depth"] + list(ARM_AXES)
-    for key, cells in merged.groupby(group, sort=True):
-        n, centre, low, high, _ = log10_interval(cells["ratio"].to_numpy()[cells["ok"].to_numpy()])
-        rows.append({"variant": variant_of(key[:len(VARIANT_AXES)]), "depth": plain(key[-3]),
-                     "shortcut": bool(key[-2]), "scale": float(key[-1]),
-                     "seeds": int(len(cells)), "n": n, "ratio": centre,
+    for variant, depth, arm, r in _group_rows(cells):
+        n, centre, low, high, _ = _interval(r["log10_attenuation_n"],
+                                            r["log10_attenuation_mean"],
+                                            r["log10_attenuation_m2"])
+        rows.append({"variant": variant, "depth": depth, **arm,
+                     "seeds": int(r["n_cells"]), "n": n, "ratio": centre,
                      "ci_low": low, "ci_high": high})
-    rows.sort(key=lambda r: (variant_sort_key(r["variant"]),
-                             arm_sort_key(arm_of(r["shortcut"], r["scale"])), r["depth"]))
+    rows.sort(key=_by_variant_arm_depth)
     return rows
 
 
-def device_table(gradients, top=10):
+def states_table(data):
+    """Per variant, arm and depth: how many cells are in each state
+    (core/states.py, with the sweep's healthy band), the geometric mean of
+    the first layer's usable gradients and how many of them are subnormal."""
+    frames = frames_of(data)
+    cells, layers = frames["cells"], frames["layers"]
+    group = [c for c in CELL_AXES if c != "seed"]
+    first = {tuple(r[c] for c in group): r
+             for r in layers[layers["layer"] == 0].to_dict("records")}
+    rows = []
+    for variant, depth, arm, r in _group_rows(cells):
+        f = first.get(tuple(r[c] for c in group))
+        n_first = int(f["grad_abs_mean_n_pos"]) if f is not None else 0
+        rows.append({"variant": variant, **arm, "depth": depth, "n": int(r["n_cells"]),
+                     "counts": {s: int(r[f"state_{s.replace('-', '_')}"]) for s in STATES},
+                     "first_gmean": (_gmean(f["grad_abs_mean_log10_mean"], n_first)
+                                     if f is not None else math.nan),
+                     "first_subnormal": int(f["grad_abs_mean_n_subnormal"])
+                     if f is not None else 0})
+    rows.sort(key=_by_variant_arm_depth)
+    return {"band": cells.attrs.get("band", DEFAULT_BAND), "rows": rows}
+
+
+def device_table(data, top=10):
     """Where more than one device ran: per cell (everything but the device),
     the largest relative difference of any layer's gradient between the
-    reference device (cpu if it ran) and each other device."""
+    reference device (cpu if it ran) and each other device.  Compared on
+    the single-seed profiles the partial results keep: the LINES smallest
+    seeds of each group (all seeds of a smaller sweep)."""
+    gradients = frames_of(data)["lines"]
     devices = sorted(gradients["device"].unique())
     if len(devices) < 2:
-        return {"devices": devices, "compared": False, "groups": [], "worst": []}
+        return {"devices": devices, "compared": False, "groups": [], "worst": [],
+                "seeds_per_group": LINES}
     reference = "cpu" if "cpu" in devices else devices[0]
     cell_keys = [c for c in CELL_AXES if c != "device"]
     keys = cell_keys + ["layer"]
@@ -254,8 +395,9 @@ def device_table(gradients, top=10):
         for key, g in per_cell.groupby(group_keys, sort=True):
             vals = g["rel"].to_numpy()
             seen = vals[~np.isnan(vals)]
+            key = key if isinstance(key, tuple) else (key,)
             groups.append({"reference": reference, "device": other,
-                           "variant": {**_variant_without_device(key, group_keys),
+                           "variant": {**{a: plain(v) for a, v in zip(group_keys, key)},
                                        "device": other},
                            "cells": int(len(g)),
                            "median": float(np.median(seen)) if len(seen) else math.nan,
@@ -268,63 +410,45 @@ def device_table(gradients, top=10):
                           **{k: plain(rec[k]) for k in cell_keys}, "rel": float(rec["rel"])})
     worst.sort(key=lambda r: -r["rel"])
     return {"devices": devices, "reference": reference, "compared": True,
-            "groups": groups, "worst": worst[:top]}
+            "groups": groups, "worst": worst[:top], "seeds_per_group": LINES}
 
 
-def _variant_without_device(key, axes):
-    key = key if isinstance(key, tuple) else (key,)
-    return {axis: plain(value) for axis, value in zip(axes, key)}
-
-
-def _zero_cell_mask(gradients):
-    """Per cell: every layer's gradient is exactly 0."""
-    nonzero = gradients.assign(_nonzero=gradients["grad_abs_mean"].to_numpy() != 0)
-    return ~nonzero.groupby(list(CELL_AXES), sort=False)["_nonzero"].any()
-
-
-def _cell_listing(cells, total):
-    """Cells grouped by variant, depth and arm, their seeds written as ranges."""
-    rows = []
-    group = list(VARIANT_AXES) + ["depth"] + list(ARM_AXES)
-    for key, g in cells.groupby(group, sort=True):
-        rows.append({"variant": variant_of(key[:len(VARIANT_AXES)]), "depth": plain(key[-3]),
-                     "shortcut": bool(key[-2]), "scale": float(key[-1]),
-                     "n": int(len(g)), "of": int(total.get(key, len(g))),
-                     "seeds": describe_seeds(g["seed"]),
-                     "output_zero": bool((g["output"] == 0).all())})
-    rows.sort(key=lambda r: (variant_sort_key(r["variant"]), r["depth"],
-                             arm_sort_key(arm_of(r["shortcut"], r["scale"]))))
-    return rows
-
-
-def special_cells(gradients):
+def special_cells(data):
     """The non-finite cells (overflow at depth is a finding) and the cells
-    whose gradient is exactly 0 everywhere, both listed compactly."""
-    cells = gradients[gradients["layer"] == 0]
-    group = list(VARIANT_AXES) + ["depth"] + list(ARM_AXES)
-    total = cells.groupby(group, sort=True).size().to_dict()
-    finite = cells["finite"].to_numpy(dtype=bool)
-    zero_mask = _zero_cell_mask(gradients)
-    zero_keys = set(zero_mask[zero_mask].index)
-    is_zero = np.array([tuple(r) in zero_keys
-                        for r in cells[list(CELL_AXES)].itertuples(index=False)], dtype=bool)
-    return _cell_listing(cells[~finite], total), _cell_listing(cells[is_zero & finite], total)
+    whose gradient is exactly 0 everywhere, both listed compactly (the
+    first core.partials.SPECIAL_SEEDS seeds of each group)."""
+    frames = frames_of(data)
+    cells, special = frames["cells"], frames["special"]
+    group = [c for c in CELL_AXES if c != "seed"]
+    total = {tuple(k[:-1]): int(k[-1]) for k in cells[group + ["n_cells"]].itertuples(
+        index=False)}
+    listings = {"non_finite": [], "zero": []}
+    for variant, depth, arm, r in _group_rows(special):
+        seeds = list(r["seeds"])
+        listings[r["kind"]].append({
+            "variant": variant, "depth": depth, **arm, "n": int(r["n"]),
+            "of": total.get(tuple(r[c] for c in group), int(r["n"])),
+            "seeds": _seeds_text(seeds, int(r["n"])), "output_zero": bool(r["output_zero"])})
+    for rows in listings.values():
+        rows.sort(key=lambda r: (variant_sort_key(r["variant"]), r["depth"], arm_key(r)))
+    return listings["non_finite"], listings["zero"]
 
 
-def tables(gradients):
-    """Every number the report prints, as plain JSON-able data."""
-    gradients = with_all_axes(gradients)
-    nonfinite, zero = special_cells(gradients)
+def tables(data):
+    """Every number the report prints, as plain JSON-able data, from the
+    merged partial results (or a frame of records)."""
+    frames = frames_of(data)
+    nonfinite, zero = special_cells(frames)
     return {
-        "sweep": sweep_facts(gradients),
-        "headline": headline_table(gradients),
-        "book": book_table(gradients),
-        "attenuation": attenuation_table(gradients),
-        "devices": device_table(gradients),
+        "sweep": sweep_facts(frames),
+        "headline": headline_table(frames),
+        "book": book_table(frames),
+        "attenuation": attenuation_table(frames),
+        "states": states_table(frames),
+        "devices": device_table(frames),
         "nonfinite": nonfinite,
         "zero": zero,
     }
-
 
 
 def write_tables(data, path):
@@ -335,8 +459,8 @@ def read_tables(path):
     return read_json(path)
 
 
-def make_tables(gradients_path, tables_path):
-    """Rule tables: results/gradients.csv -> results/tables.json."""
-    data = tables(read_records(gradients_path))
+def make_tables(partials_path, tables_path):
+    """Rule tables: results/partials.json -> results/tables.json."""
+    data = tables(read_json(partials_path))
     write_tables(data, tables_path)
     return data

@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from shortcutbench.core.devices import torch_device
 from shortcutbench.core.files import atomic_write, write_json
 from shortcutbench.core.host import cpu_name
+from shortcutbench.core.partials import chunk_partials, file_sha256, write_partial
 from shortcutbench.core.records import COLUMNS, Cell, branch_value, record_fields
+from shortcutbench.core.states import DEFAULT_BAND
 from shortcutbench.core.sweep import cells_of
 from shortcutbench.measuring.model import (
     ExampleDeepNeuralNetwork,
@@ -222,14 +224,23 @@ def machine_facts(device):
     return facts
 
 
-def run_chunk(chunk, records_path, machine_path, progress=sys.stderr):
+def run_chunk(chunk, records_path, machine_path, progress=sys.stderr, partial_path=None,
+              band=DEFAULT_BAND):
     """Measure one chunk (sweep.Chunk.params()): its records go to
-    `records_path`, where and how it was measured to `machine_path`."""
+    `records_path`, where and how it was measured to `machine_path`, and,
+    after the records, its partial results (core/partials.py, with the
+    records file's sha256 and the healthy band `band`) to `partial_path`."""
     cells = [Cell(**cell) for cell in cells_of(chunk)]
     started = time.time()
     records = measure_cells(cells, progress)
     write_records(records, records_path)
     meta = {"chunk": chunk, "cells": len(cells), "started": started,
             "seconds": round(time.time() - started, 3), **machine_facts(chunk["device"])}
+    if partial_path is not None:
+        t0 = time.perf_counter()
+        write_partial(chunk_partials(records, band), partial_path, chunk, len(cells),
+                      file_sha256(records_path), band)
+        meta["partial_seconds"] = round(time.perf_counter() - t0, 3)
+        if progress:
+            print(f"partial results in {meta['partial_seconds']} s", file=progress, flush=True)
     write_json(meta, machine_path)
-

@@ -42,7 +42,7 @@ localrules:
     all,
     merge,
     tables,
-    aggregate,
+    gradients_csv,
     training_table,
     laws,
     figures_overview,

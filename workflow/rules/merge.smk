@@ -2,14 +2,23 @@
 
 
 rule merge:
-    """Check every chunk of one sweep against the cells it was asked for and
-    merge them into one tidy table, results/[studies/NAME/]gradients.csv."""
+    """Fold the partial results of every chunk of one sweep, one file at a
+    time, each checked against its chunk and its records file's sha256:
+    results/[studies/NAME/]partials.json, summary.csv (per group and layer,
+    over seeds) and lines.csv (single-seed profiles, 50 seeds per group)."""
     input:
-        chunks=lambda wildcards: [
-            f"results/{c.name}.csv" for c in chunks_of(wildcards.prefix)
+        partials=lambda wildcards: [
+            f"results/{c.name}.partial.json" for c in chunks_of(wildcards.prefix)
         ],
+        # only hashed, never read: each must be the file its partials came from
+        records=lambda wildcards: expand(
+            rules.measure.output.records,
+            chunk=[c.name for c in chunks_of(wildcards.prefix)],
+        ),
     output:
-        "results/{prefix}gradients.csv",
+        partials="results/{prefix}partials.json",
+        summary="results/{prefix}summary.csv",
+        lines="results/{prefix}lines.csv",
     log:
         "logs/{prefix}merge.log",
     benchmark:
@@ -17,37 +26,43 @@ rule merge:
     conda:
         "../../environment.yml"
     params:
-        # what each chunk must hold: checked before anything is merged
+        # what each chunk's partial results must have been made for
         chunks=lambda wildcards: [c.params() for c in chunks_of(wildcards.prefix)],
+        healthy_band=SWEEP["healthy_band"],
     script:
         "../../scripts/merge.py"
 
 
-rule aggregate:
-    """Per everything-but-seed x layer: n, mean and 95% CIs over seeds
-    (plain and log10), results/[studies/NAME/]summary.csv."""
+rule gradients_csv:
+    """Every record of one sweep in one tidy table,
+    results/[studies/NAME/]gradients.csv, each chunk checked against the
+    cells it was asked for; built only on request (and for the laws)."""
     input:
-        "results/{prefix}gradients.csv",
+        chunks=lambda wildcards: expand(
+            rules.measure.output.records,
+            chunk=[c.name for c in chunks_of(wildcards.prefix)],
+        ),
     output:
-        "results/{prefix}summary.csv",
+        "results/{prefix}gradients.csv",
     log:
-        "logs/{prefix}aggregate.log",
+        "logs/{prefix}gradients_csv.log",
     benchmark:
-        "logs/benchmark/aggregate/{prefix}aggregate.tsv"
+        "logs/benchmark/gradients_csv/{prefix}gradients_csv.tsv"
     conda:
         "../../environment.yml"
     params:
-        # gradients.csv is checked against these before it is summarised
+        # what each chunk must hold: checked before anything is merged
         chunks=lambda wildcards: [c.params() for c in chunks_of(wildcards.prefix)],
     script:
-        "../../scripts/aggregate.py"
+        "../../scripts/gradients_csv.py"
 
 
 rule tables:
     """Every number the report prints (headline, the book's case,
-    attenuation, devices, special cells): results/tables.json."""
+    attenuation, cell states, devices, special cells), from the merged
+    partial results: results/tables.json."""
     input:
-        gradients="results/gradients.csv",
+        partials="results/partials.json",
     output:
         "results/tables.json",
     log:

@@ -1,0 +1,185 @@
+"""The merged partial results as pandas frames, and rule merge's job.
+
+`read_partials(path)` gives results/{prefix}partials.json as one DataFrame
+per table (core/partials.py describes them), branch_scale kept as its
+label.  The `lines` frame is one row per (cell, layer): CELL_COLUMNS, layer,
+param, grad_abs_mean, the single-seed profiles of each group's 50 smallest
+seeds.
+
+`merge_sweep` is rule merge: it folds the chunks' partial.json files one at
+a time (each checked against its chunk params and its records file's
+sha256), and writes partials.json, summary.csv (per group and layer: today's
+columns from the moments, plus log10 quantiles q05..q95 from the histograms
+and n_subnormal) and lines.csv.  Memory grows with groups, never with seeds.
+"""
+
+import math
+
+import numpy as np
+
+from shortcutbench.core import partials as core
+from shortcutbench.core.files import atomic_write, read_json, write_json
+from shortcutbench.core.records import CELL_COLUMNS
+
+SUMMARY_GROUP = [c for c in CELL_COLUMNS if c != "seed"] + ["layer"]
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+QUANTILE_COLUMNS = [f"q{round(q * 100):02d}" for q in QUANTILES]
+SUMMARY_COLUMNS = SUMMARY_GROUP + ["n", "n_finite", "mean", "std", "ci95_low", "ci95_high",
+                                   "log10_mean", "log10_std", "log10_ci95_low",
+                                   "log10_ci95_high", *QUANTILE_COLUMNS, "n_subnormal",
+                                   "param"]
+LINE_COLUMNS = CELL_COLUMNS + ["layer", "param", "grad_abs_mean"]
+
+
+def frame_of(table):
+    """One table {"columns", "rows"} -> a DataFrame (branch_scale a string)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(table["rows"], columns=table["columns"])
+    if "branch_scale" in frame:
+        frame["branch_scale"] = frame["branch_scale"].astype(str)
+    return frame
+
+
+def lines_frame(table):
+    """The lines table (one row per cell, lists per layer) -> one row per
+    (cell, layer), in the order of the cells then layers."""
+    import pandas as pd
+
+    frame = frame_of(table)
+    if frame.empty:
+        return pd.DataFrame({c: [] for c in LINE_COLUMNS})
+    frame = frame.explode(["layer", "param", "grad_abs_mean"], ignore_index=True)
+    return frame.astype({"layer": int, "grad_abs_mean": float})[LINE_COLUMNS]
+
+
+def to_frames(merged):
+    """A merged partial result (dict) -> {table: DataFrame}."""
+    frames = {name: frame_of(merged[name]) for name in core.TABLES if name != "lines"}
+    frames["lines"] = lines_frame(merged["lines"])
+    meta = {k: v for k, v in merged.items() if k not in core.TABLES}
+    for frame in frames.values():
+        frame.attrs.update(meta)
+    return frames
+
+
+def read_partials(path):
+    """results/{prefix}partials.json -> {table: DataFrame}; the merged file's
+    facts (band, n_cells, seeds) are in frames.attrs of each frame."""
+    return to_frames(read_json(path))
+
+
+def partials_of_records(records, band=2.0, chunks=1):
+    """The merged partial result of records (a DataFrame or columns), as if
+    they had been measured in `chunks` chunks (split by seed): for tests and
+    for tables of a hand-made table."""
+    seeds = np.asarray(records["seed"])
+    unique = np.unique(seeds)
+    parts = np.array_split(unique, max(1, min(chunks, len(unique))))
+    out = []
+    for part in parts:
+        mask = np.isin(seeds, part)
+        sub = records[mask] if hasattr(records, "iloc") else {
+            k: np.asarray(v)[mask] for k, v in records.items()}
+        out.append({"n_cells": 0, "band": band, "seeds": part.tolist(),
+                    **core.chunk_partials(sub, band)})
+    merged = core.merge_partials(out)
+    merged["seeds"] = unique.tolist()
+    return merged
+
+
+# ---------------------------------------------------------------- summary
+
+def _t975(df):
+    from scipy.special import stdtrit
+
+    df = np.asarray(df, dtype=float)
+    out = np.full(df.shape, np.nan)
+    ok = df > 0
+    out[ok] = stdtrit(df[ok], 0.975)
+    return out
+
+
+def interval_columns(n, mean, m2):
+    """Moments -> (sd, ci_low, ci_high), NaN with fewer than two values."""
+    n, mean, m2 = (np.asarray(x, dtype=float) for x in (n, mean, m2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.where(n > 1, np.sqrt(m2 / (n - 1)), np.nan)
+        half = _t975(n - 1) * sd / np.sqrt(n)
+    return sd, mean - half, mean + half
+
+
+def hist_quantiles(hist, qs=QUANTILES, width=core.HIST_BIN):
+    """A {bin: count} log10 histogram -> its quantiles (log10 values),
+    linear within a bin; NaN when it is empty."""
+    if not hist:
+        return [math.nan] * len(qs)
+    bins = sorted((int(b), c) for b, c in hist.items())
+    edges = np.array([b for b, _ in bins], dtype=float) * width
+    counts = np.array([c for _, c in bins], dtype=float)
+    cum = np.cumsum(counts)
+    out = []
+    for q in qs:
+        target = q * cum[-1]
+        i = int(np.searchsorted(cum, target, side="left"))
+        i = min(i, len(cum) - 1)
+        before = cum[i] - counts[i]
+        out.append(float(edges[i] + (target - before) / counts[i] * width))
+    return out
+
+
+def summary_frame(layers):
+    """The layers frame -> summary.csv's frame: per group and layer, over
+    seeds, the plain and log10 mean of grad_abs_mean with 95% t-intervals,
+    log10 quantiles and the count of subnormal values."""
+    import pandas as pd
+
+    s = "grad_abs_mean"
+    out = layers[SUMMARY_GROUP].copy()
+    out["n"] = layers[f"{s}_n"].astype(int)
+    out["n_finite"] = layers[f"{s}_n_finite"].astype(int)
+    sd, low, high = interval_columns(layers[f"{s}_n_finite"], layers[f"{s}_mean"],
+                                     layers[f"{s}_m2"])
+    out["mean"] = layers[f"{s}_mean"].to_numpy(dtype=float)
+    out["std"], out["ci95_low"], out["ci95_high"] = sd, low, high
+    lsd, llow, lhigh = interval_columns(layers[f"{s}_n_pos"], layers[f"{s}_log10_mean"],
+                                        layers[f"{s}_log10_m2"])
+    out["log10_mean"] = layers[f"{s}_log10_mean"].to_numpy(dtype=float)
+    out["log10_std"], out["log10_ci95_low"], out["log10_ci95_high"] = lsd, llow, lhigh
+    quantiles = np.array([hist_quantiles(h) for h in layers[f"{s}_hist"]]).reshape(
+        -1, len(QUANTILES))
+    for j, name in enumerate(QUANTILE_COLUMNS):
+        out[name] = quantiles[:, j]
+    out["n_subnormal"] = layers[f"{s}_n_subnormal"].astype(int)
+    out["param"] = layers["param"]
+    return pd.DataFrame(out, columns=SUMMARY_COLUMNS).reset_index(drop=True)
+
+
+def write_csv(frame, path):
+    with atomic_write(path, newline="") as f:
+        frame.to_csv(f, index=False, lineterminator="\n")
+
+
+# ---------------------------------------------------------------- rule merge
+
+def _checked(partial_paths, records_paths, chunk_params, band):
+    for partial, records, chunk in zip(partial_paths, records_paths, chunk_params):
+        data = core.read_partial(partial, chunk, records, band)
+        yield data  # folded in, then dropped
+
+
+def merge_sweep(partial_paths, records_paths, chunk_params, band, partials_path,
+                summary_path, lines_path):
+    """Rule merge: the chunks' partial results -> partials.json,
+    summary.csv and lines.csv of one sweep.  Raises CorruptPartial naming
+    a partial.json or records file that does not match its chunk."""
+    if not (len(partial_paths) == len(records_paths) == len(chunk_params)):
+        raise ValueError("one partial.json and one records file per chunk")
+    merged = core.merge_partials(_checked(partial_paths, records_paths, chunk_params, band))
+    seeds = sorted({int(s) for chunk in chunk_params for s in chunk["seeds"]})
+    merged["seeds"] = seeds
+    write_json(merged, partials_path)
+    frames = to_frames(merged)
+    write_csv(summary_frame(frames["layers"]), summary_path)
+    write_csv(frames["lines"], lines_path)
+    return merged

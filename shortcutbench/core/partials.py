@@ -1,0 +1,544 @@
+"""Partial results: what the analysis needs from one chunk, small, and
+merged across chunks without ever holding the records of two of them.
+
+The measuring job calls `chunk_partials(records, band)` on the records it has
+just written and saves the result beside them as results/{chunk}.partial.json
+(`write_partial`); rule `merge` folds those files one at a time
+(`merge_partials`) into results/{prefix}partials.json, from which the
+summary, the tables and the laws are computed.  Memory and time of the merge
+grow with the number of groups (cells without their seed), not with seeds.
+
+Statistics are moments triples (n, mean, m2), m2 being the sum of squared
+deviations from the mean, combined with Chan et al.'s parallel formula
+(`combine`): the merged mean and variance equal the whole table's to
+rounding.  Quantiles come from sparse log10 histograms (bins of
+HIST_BIN = 0.05 decade: {bin: count}, bin = floor(log10(v) / HIST_BIN)).
+
+Every table is {"columns": [...], "rows": [[...], ...]}, rows sorted by key:
+
+- layers:  per CELL_COLUMNS minus seed, layer, param: for each of STATISTICS,
+           n, n_finite, mean, m2 (finite values), n_pos, log10_mean,
+           log10_m2 (usable values: finite, > 0), n_zero, n_subnormal; and a
+           histogram of log10 grad_abs_mean.
+- cells:   per CELL_COLUMNS minus seed: n_cells, the count of each state,
+           and moments of every per-cell value of core/cell_stats.py.
+- pairs:   per CELL_COLUMNS minus seed and the arm, and the with-arm's
+           shortcut_scale and branch_scale: the first layer's gradient with
+           over without shortcut, paired by seed (log10 moments of usable
+           pairs), counts, the first excluded seeds.
+- lines:   the 50 smallest seeds' grad_abs_mean profile per group.
+- special: non-finite and all-zero cells per group: count, first 20 seeds,
+           how many have an output of exactly 0.
+- book:    the records of the book's cell (core.book.BOOK_CASE), both arms.
+
+numpy only: this runs inside the measuring job (no pandas, no torch).
+"""
+
+import hashlib
+import json
+import math
+
+import numpy as np
+
+from shortcutbench.core import cell_stats, states
+from shortcutbench.core.book import BOOK_CASE
+from shortcutbench.core.files import atomic_write
+from shortcutbench.core.records import CELL_COLUMNS, CELL_TYPES, COLUMNS
+
+VERSION = 1
+HIST_BIN = 0.05  # decades per histogram bin
+LINES = 50  # single-seed profiles kept per group
+SPECIAL_SEEDS = 20  # seeds listed per group of special cells
+STATISTICS = ("grad_abs_mean", "bias_grad_abs_mean", "output_rms", "grad_stream_cos")
+ARM_COLUMNS = ("shortcut", "shortcut_scale", "branch_scale")
+TABLES = ("layers", "cells", "pairs", "lines", "special", "book")
+
+GROUP = [c for c in CELL_COLUMNS if c != "seed"]  # a cell without its seed
+LAYER_KEY = GROUP + ["layer", "param"]
+PAIR_KEY = [c for c in GROUP if c not in ARM_COLUMNS] + ["shortcut_scale", "branch_scale"]
+# lines: one row per cell, its layer, param and grad_abs_mean as lists
+LINE_COLUMNS = CELL_COLUMNS + ["layer", "param", "grad_abs_mean"]
+KEY_TYPES = {**CELL_TYPES, "layer": int, "param": str}
+
+
+class CorruptPartial(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------- moments
+
+def moments(values):
+    """(n, mean, m2) of the values: m2 = sum of squared deviations."""
+    values = np.asarray(values, dtype=float).reshape(-1)
+    n = len(values)
+    if n == 0:
+        return 0, math.nan, math.nan
+    mean = float(values.mean())
+    return n, mean, float(np.sum((values - mean) ** 2))
+
+
+def combine(a, b):
+    """Two moments triples -> the triple of both sets (Chan et al. 1979)."""
+    na, ma, m2a = a
+    nb, mb, m2b = b
+    if nb == 0:
+        return a
+    if na == 0:
+        return b
+    n = na + nb
+    delta = mb - ma
+    return n, ma + delta * nb / n, m2a + m2b + delta * delta * na * nb / n
+
+
+def _group_moments(group, values, mask, n_groups):
+    """Per group: (n, mean, m2) of values[mask], vectorised."""
+    group, values = group[mask], values[mask]
+    n = np.bincount(group, minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(group, values, minlength=n_groups) / n
+    m2 = np.bincount(group, (values - mean[group]) ** 2, minlength=n_groups)
+    m2 = np.where(n > 0, m2, np.nan)
+    return n, mean, m2
+
+
+def usable(values):
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (values > 0)
+
+
+def _log10(values, mask):
+    out = np.zeros(len(values))
+    out[mask] = np.log10(values[mask])
+    return out
+
+
+# ---------------------------------------------------------------- records
+
+def _column(records, name):
+    if isinstance(records, list):
+        values = [r[name] for r in records]
+    else:
+        values = records[name]
+        values = values.to_numpy() if hasattr(values, "to_numpy") else values
+    kind = KEY_TYPES.get(name)
+    if kind is str:
+        return np.asarray(values).astype(str)
+    if kind is bool or name == "finite":
+        return np.asarray(values).astype(bool)
+    if kind is int:
+        return np.asarray(values).astype(np.int64)
+    return np.asarray(values, dtype=float)
+
+
+def _codes(columns, names):
+    """A row's combination of `names` as one integer code, and the number of
+    codes (mixed radix over each column's distinct values)."""
+    n = len(columns[names[0]])
+    code = np.zeros(n, dtype=np.int64)
+    for name in names:
+        uniques, inverse = np.unique(columns[name], return_inverse=True)
+        code = code * len(uniques) + inverse.reshape(-1)
+    return code
+
+
+def _index(code):
+    """Codes -> (group index per entry, first entry of each group)."""
+    uniques, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    return inverse.reshape(-1), first
+
+
+def _key_rows(columns, names, at):
+    """The key columns' values at entries `at`, as lists of plain values."""
+    return [columns[name][at].tolist() for name in names]
+
+
+def _table(columns, rows):
+    """Rows sorted by their key (the leading columns: a key is unique, so the
+    lists and dicts after it are never compared)."""
+    rows.sort()
+    return {"columns": list(columns), "rows": rows}
+
+
+def chunk_partials(records, band=states.DEFAULT_BAND):
+    """One chunk's records (a list of dicts, or columns: a dict of arrays, a
+    DataFrame, an Arrow table) -> its partial tables."""
+    columns = {name: _column(records, name) for name in COLUMNS}
+    if len(columns["layer"]) == 0:
+        return {name: {"columns": [], "rows": []} for name in TABLES}
+    # Whole cells, each in layer order.
+    cell_code = _codes(columns, CELL_COLUMNS)
+    order = np.lexsort((columns["layer"], cell_code))
+    if not np.array_equal(order, np.arange(len(order))):
+        columns = {name: values[order] for name, values in columns.items()}
+    starts, depths = cell_stats.cell_bounds(columns["layer"])
+    cell_of_row = np.repeat(np.arange(len(starts)), depths)
+    cells = {name: columns[name][starts] for name in CELL_COLUMNS + ["output", "finite"]}
+    values = cell_stats.cell_values(columns, band)
+    return {
+        "layers": _layers(columns),
+        "cells": _cells(cells, values),
+        "pairs": _pairs(cells, values),
+        "lines": _lines(columns, cells, cell_of_row),
+        "special": _special(columns, cells, cell_of_row),
+        "book": _book(columns),
+    }
+
+
+def layer_columns():
+    names = list(LAYER_KEY)
+    for s in STATISTICS:
+        names += [f"{s}_{x}" for x in ("n", "n_finite", "mean", "m2", "n_pos", "log10_mean",
+                                       "log10_m2", "n_zero", "n_subnormal")]
+    return names + ["grad_abs_mean_hist"]
+
+
+def _layers(columns):
+    group, first = _index(_codes(columns, LAYER_KEY))
+    n_groups = len(first)
+    out = _key_rows(columns, LAYER_KEY, first)
+    dtype = columns["dtype"]
+    for s in STATISTICS:
+        v = columns[s]
+        finite = np.isfinite(v)
+        ok = usable(v)
+        n_finite, mean, m2 = _group_moments(group, v, finite, n_groups)
+        n_pos, lmean, lm2 = _group_moments(group, _log10(v, ok), ok, n_groups)
+        out += [np.bincount(group, minlength=n_groups).tolist(), n_finite.tolist(),
+                mean.tolist(), m2.tolist(), n_pos.tolist(), lmean.tolist(), lm2.tolist(),
+                np.bincount(group, v == 0, minlength=n_groups).astype(int).tolist(),
+                np.bincount(group, states.subnormal(v, dtype),
+                            minlength=n_groups).astype(int).tolist()]
+    out.append(_histograms(group, columns["grad_abs_mean"], n_groups))
+    return _table(layer_columns(), [list(row) for row in zip(*out)])
+
+
+def _histograms(group, values, n_groups):
+    """Per group: {bin: count} of floor(log10(v) / HIST_BIN), usable values."""
+    ok = usable(values)
+    bins = np.floor(np.log10(values[ok]) / HIST_BIN).astype(np.int64)
+    hists = [{} for _ in range(n_groups)]
+    if ok.any():
+        lo = bins.min()
+        pair = group[ok] * (bins.max() - lo + 1) + (bins - lo)
+        uniques, counts = np.unique(pair, return_counts=True)
+        span = bins.max() - lo + 1
+        for u, c in zip(uniques.tolist(), counts.tolist()):
+            hists[u // span][str(u % span + int(lo))] = c
+    return hists
+
+
+def cell_columns():
+    names = GROUP + ["n_cells"] + [f"state_{s.replace('-', '_')}" for s in states.STATES]
+    for name in _state_values()[1:]:
+        names += [f"{name}_{s.replace('-', '_')}" for s in states.STATES]
+    for v in cell_stats.LOG_VALUES:
+        names += [f"log10_{v}_n", f"log10_{v}_mean", f"log10_{v}_m2"]
+    for v in cell_stats.PLAIN_VALUES:
+        names += [f"{v}_n", f"{v}_mean", f"{v}_m2"]
+    return names
+
+
+def _state_values():
+    return tuple(getattr(cell_stats, "STATE_VALUES", ("state",)))
+
+
+def _cells(cells, values):
+    group, first = _index(_codes(cells, GROUP))
+    n_groups = len(first)
+    out = _key_rows(cells, GROUP, first) + [np.bincount(group, minlength=n_groups).tolist()]
+    k = len(states.STATES)
+    for name in _state_values():
+        counts = np.bincount(group * k + np.asarray(values[name], dtype=np.int64),
+                             minlength=n_groups * k).reshape(n_groups, k)
+        out += counts.T.tolist()
+    for name in cell_stats.LOG_VALUES:
+        v = np.asarray(values[name], dtype=float)
+        ok = usable(v)
+        out += [x.tolist() for x in _group_moments(group, _log10(v, ok), ok, n_groups)]
+    for name in cell_stats.PLAIN_VALUES:
+        v = np.asarray(values[name], dtype=float)
+        out += [x.tolist() for x in _group_moments(group, v, np.isfinite(v), n_groups)]
+    return _table(cell_columns(), [list(row) for row in zip(*out)])
+
+
+def pair_columns():
+    return PAIR_KEY + ["n_pairs", "n_usable", "log10_ratio_mean", "log10_ratio_m2",
+                       "n_without_subnormal", "excluded_seeds"]
+
+
+def _pairs(cells, values):
+    """The first layer's gradient with each shortcut arm over without, paired
+    by seed (and every other axis)."""
+    first = np.asarray(values["first_grad"], dtype=float)
+    base = [c for c in GROUP if c not in ARM_COLUMNS] + ["seed"]
+    code = _codes(cells, base)
+    without = ~cells["shortcut"]
+    with_ = cells["shortcut"]
+    if not without.any() or not with_.any():
+        return _table(pair_columns(), [])
+    wo_code, wo_at = code[without], np.flatnonzero(without)
+    order = np.argsort(wo_code, kind="stable")
+    wo_code, wo_at = wo_code[order], wo_at[order]
+    at = np.flatnonzero(with_)
+    pos = np.searchsorted(wo_code, code[at])
+    found = (pos < len(wo_code)) & (wo_code[np.minimum(pos, len(wo_code) - 1)] == code[at])
+    at, partner = at[found], wo_at[pos[found]]
+    if not len(at):
+        return _table(pair_columns(), [])
+    sub = {name: cells[name][at] for name in CELL_COLUMNS}
+    group, firsts = _index(_codes(sub, PAIR_KEY))
+    n_groups = len(firsts)
+    w, wo = first[at], first[partner]
+    ok = usable(w) & usable(wo)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.log10(np.where(ok, w, 1.0)) - np.log10(np.where(ok, wo, 1.0))
+    n_usable, mean, m2 = _group_moments(group, ratio, ok, n_groups)
+    subnormal = states.subnormal(wo, sub["dtype"])
+    excluded = [[] for _ in range(n_groups)]
+    bad = np.flatnonzero(~ok)
+    for g, seed in sorted(zip(group[bad].tolist(), sub["seed"][bad].tolist())):
+        if len(excluded[g]) < SPECIAL_SEEDS:
+            excluded[g].append(seed)
+    out = _key_rows(sub, PAIR_KEY, firsts) + [
+        np.bincount(group, minlength=n_groups).tolist(), n_usable.tolist(), mean.tolist(),
+        m2.tolist(), np.bincount(group, subnormal, minlength=n_groups).astype(int).tolist(),
+        excluded]
+    return _table(pair_columns(), [list(row) for row in zip(*out)])
+
+
+def _lines(columns, cells, cell_of_row):
+    """The profiles of each group's LINES smallest seeds: one row per cell,
+    its layers, params and grad_abs_mean as lists."""
+    group, _ = _index(_codes(cells, GROUP))
+    order = np.lexsort((cells["seed"], group))
+    sorted_group = group[order]
+    starts = np.searchsorted(sorted_group, sorted_group, side="left")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - starts
+    keep = np.flatnonzero(rank < LINES)
+    bounds = np.searchsorted(cell_of_row, np.append(keep, keep + 1)).reshape(2, -1)
+    lists = {name: columns[name].tolist() for name in ("layer", "param", "grad_abs_mean")}
+    out = [cells[name][keep].tolist() for name in CELL_COLUMNS]
+    for name in ("layer", "param", "grad_abs_mean"):
+        out.append([lists[name][a:b] for a, b in zip(*bounds.tolist())])
+    return _table(LINE_COLUMNS, [list(row) for row in zip(*out)])
+
+
+def special_columns():
+    return GROUP + ["kind", "n", "seeds", "output_zero", "n_output_zero"]
+
+
+def _special(columns, cells, cell_of_row):
+    """Non-finite cells (the records' `finite` is False) and all-zero cells
+    (finite, every layer's gradient exactly 0), per group."""
+    nonzero = np.bincount(cell_of_row, columns["grad_abs_mean"] != 0,
+                          minlength=len(cells["seed"])) > 0
+    rows = []
+    for kind, mask in (("non_finite", ~cells["finite"]), ("zero", cells["finite"] & ~nonzero)):
+        if not mask.any():
+            continue
+        sub = {name: values[mask] for name, values in cells.items()}
+        group, firsts = _index(_codes(sub, GROUP))
+        keys = _key_rows(sub, GROUP, firsts)
+        seeds = [[] for _ in firsts]
+        for g, seed in sorted(zip(group.tolist(), sub["seed"].tolist())):
+            if len(seeds[g]) < SPECIAL_SEEDS:
+                seeds[g].append(seed)
+        n = np.bincount(group, minlength=len(firsts))
+        zero_out = np.bincount(group, sub["output"] == 0, minlength=len(firsts)).astype(int)
+        for g, key in enumerate(zip(*keys)):
+            rows.append([*key, kind, int(n[g]), seeds[g], bool(zero_out[g] == n[g]),
+                         int(zero_out[g])])
+    return _table(special_columns(), rows)
+
+
+def _book(columns):
+    """The book's cell, both arms: without, and x + layer(x) (lambda 1, alpha 1)."""
+    mask = np.ones(len(columns["layer"]), dtype=bool)
+    for axis, value in BOOK_CASE.items():
+        mask &= columns[axis] == value
+    mask &= ~columns["shortcut"] | ((columns["shortcut_scale"] == 1.0)
+                                    & (columns["branch_scale"] == "1"))
+    out = [columns[name][mask].tolist() for name in COLUMNS]
+    return _table(COLUMNS, [list(row) for row in zip(*out)])
+
+
+# ---------------------------------------------------------------- files
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_partial(partial, path, chunk, cells, records_sha256, band):
+    """results/{chunk}.partial.json: the tables with what they came from."""
+    data = {"version": VERSION, "chunk": chunk, "n_cells": cells,
+            "records_sha256": records_sha256, "band": band, **partial}
+    with atomic_write(path) as f:
+        json.dump(data, f, allow_nan=True, separators=(",", ":"))
+        f.write("\n")
+
+
+def _refuse(path, what):
+    return CorruptPartial(
+        f"{path}: {what}. It is incomplete, was edited, or comes from another sweep; "
+        f"delete it and run snakemake again to re-make it.")
+
+
+def read_partial(path, chunk=None, records_path=None, band=None):
+    """A chunk's partial.json, checked: its version, its chunk params equal
+    `chunk`, its cell count that of the chunk's cells, its band `band`, and
+    the sha256 of the records file equal to the one it was made from."""
+    from shortcutbench.core.sweep import cells_of
+
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as error:
+        raise _refuse(path, f"cannot be read as JSON ({error})") from None
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        raise _refuse(path, f"is not a version {VERSION} partial result")
+    missing = [name for name in TABLES if name not in data]
+    if missing:
+        raise _refuse(path, f"lacks the tables {missing}")
+    if chunk is not None:
+        if data.get("chunk") != json.loads(json.dumps(chunk)):
+            raise _refuse(path, "was made for other chunk params than this sweep's")
+        if data.get("n_cells") != len(cells_of(chunk)):
+            raise _refuse(path, f"holds {data.get('n_cells')} cells, expected "
+                                f"{len(cells_of(chunk))}")
+    if band is not None and data.get("band") != band:
+        raise _refuse(path, f"was made with healthy_band {data.get('band')}, not {band}")
+    if records_path is not None:
+        sha = file_sha256(records_path)
+        if sha != data.get("records_sha256"):
+            raise CorruptPartial(
+                f"{records_path}: its sha256 is not the one its measuring job recorded in "
+                f"{path}; the file was edited, truncated or replaced. Delete it and run "
+                f"snakemake again to re-make it.")
+    return data
+
+
+# ---------------------------------------------------------------- merging
+
+def _moment_triples(columns):
+    """Column index triples (n, mean, m2) of a table's moments."""
+    triples = []
+    names = {c: i for i, c in enumerate(columns)}
+    for i, c in enumerate(columns):
+        if c.endswith("_m2"):
+            stem = c[:-3]
+            mean = names[stem + "_mean"]
+            if stem.endswith("_log10"):  # layers: {s}_n_pos, {s}_log10_mean, {s}_log10_m2
+                n = names[stem[:-len("_log10")] + "_n_pos"]
+            elif stem in ("log10_ratio",):
+                n = names["n_usable"]
+            elif f"{stem}_n_finite" in names:  # layers' plain moments
+                n = names[f"{stem}_n_finite"]
+            else:
+                n = names[stem + "_n"]
+            triples.append((n, mean, i))
+    return triples
+
+
+class _Merger:
+    """One table, folded in a chunk at a time."""
+
+    def __init__(self, name, columns):
+        self.name, self.columns = name, list(columns)
+        names = self.columns
+        if name == "lines":
+            self.key = [names.index(c) for c in GROUP]
+            self.seed = names.index("seed")
+        elif name == "book":
+            self.key = list(range(len(names)))
+        else:
+            key = {"layers": LAYER_KEY, "cells": GROUP, "pairs": PAIR_KEY,
+                   "special": GROUP + ["kind"]}[name]
+            self.key = [names.index(c) for c in key]
+        self.triples = _moment_triples(names) if name in ("layers", "cells", "pairs") else []
+        moment = {i for t in self.triples for i in t}
+        self.lists = [i for i, c in enumerate(names) if c in ("seeds", "excluded_seeds")]
+        self.hists = [i for i, c in enumerate(names) if c.endswith("_hist")]
+        self.flags = [i for i, c in enumerate(names) if c == "output_zero"]
+        self.sums = [i for i, c in enumerate(names)
+                     if i not in self.key and i not in moment and i not in self.lists
+                     and i not in self.hists and i not in self.flags]
+        self.rows = {}
+
+    def add(self, table):
+        if table["columns"] != self.columns and table["rows"]:
+            raise ValueError(f"table {self.name} has columns {table['columns']}, "
+                             f"expected {self.columns}")
+        for row in table["rows"]:
+            key = tuple(row[i] for i in self.key)
+            if self.name == "lines":
+                self._add_line(key, row)
+            elif self.name == "book":
+                self.rows[key] = row
+            elif key not in self.rows:
+                self.rows[key] = list(row)
+            else:
+                self._fold(self.rows[key], row)
+
+    def _add_line(self, key, row):
+        """Keep the LINES smallest seeds of each group."""
+        seeds = self.rows.setdefault(key, {})
+        seed = row[self.seed]
+        if len(seeds) < LINES:
+            seeds[seed] = row
+        else:
+            largest = max(seeds)
+            if seed < largest:
+                del seeds[largest]
+                seeds[seed] = row
+
+    def _fold(self, acc, row):
+        for n, mean, m2 in self.triples:
+            acc[n], acc[mean], acc[m2] = combine((acc[n], acc[mean], acc[m2]),
+                                                 (row[n], row[mean], row[m2]))
+        for i in self.sums:
+            acc[i] += row[i]
+        for i in self.lists:
+            acc[i] = sorted(acc[i] + row[i])[:SPECIAL_SEEDS]
+        for i in self.hists:
+            merged = dict(acc[i])
+            for b, c in row[i].items():
+                merged[b] = merged.get(b, 0) + c
+            acc[i] = merged
+        for i in self.flags:
+            acc[i] = acc[i] and row[i]
+
+    def table(self):
+        if self.name == "lines":
+            rows = [row for seeds in self.rows.values() for row in seeds.values()]
+        else:
+            rows = list(self.rows.values())
+        return _table(self.columns, rows)
+
+
+def empty_tables():
+    return {"layers": layer_columns(), "cells": cell_columns(), "pairs": pair_columns(),
+            "lines": LINE_COLUMNS, "special": special_columns(), "book": COLUMNS}
+
+
+def merge_partials(partials):
+    """Partial results (dicts, or a generator of them: each is folded in and
+    dropped) -> one partial result of the same form, whose statistics are
+    those of all the chunks' records together.  Order does not matter."""
+    mergers = {name: _Merger(name, columns) for name, columns in empty_tables().items()}
+    meta = {"version": VERSION, "n_cells": 0, "n_chunks": 0, "band": None}
+    for partial in partials:
+        meta["n_cells"] += partial.get("n_cells", 0) or 0
+        meta["n_chunks"] += 1
+        if meta["band"] is None:
+            meta["band"] = partial.get("band")
+        elif partial.get("band") not in (None, meta["band"]):
+            raise ValueError(f"chunks made with different healthy bands: {meta['band']} "
+                             f"and {partial.get('band')}")
+        for name, merger in mergers.items():
+            merger.add(partial[name])
+    return {**meta, **{name: merger.table() for name, merger in mergers.items()}}
