@@ -627,7 +627,7 @@ def check_laws(partials, training=None, band=states.DEFAULT_BAND):
     band: the config's healthy_band (the cells' states were classified with
     it in the measuring jobs; the branch_scale finding bounds the stream by
     it)."""
-    partials = {name: {key: _labelled(frame) for key, frame in frames.items()}
+    partials = {name: {key: _labelled(frames[key]) for key in ("cells", "layers")}
                 for name, frames in partials.items()}
     return [attenuation_finding(partials), shortcut_finding(partials), init_finding(partials),
             scale_finding(partials), branch_scale_finding(partials, band),
