@@ -1,11 +1,19 @@
-"""'What the sweep shows': each finding from small real measurements."""
+"""'What the sweep shows': each finding from small real measurements, read
+the way the workflow reads them -- as partial results (per group moments and
+state counts), never as the records.
+
+The frames come from tests/partials_builder.py, a tiny builder in the
+contract's columns, so that these tests do not depend on the partial
+results' own module."""
 
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from partials_builder import build_partials, merge_partials, moments, usable
 
+from shortcutbench.analysis import intervals
 from shortcutbench.analysis.laws import (
     FINITE_WIDTH,
     _attenuation_verdict,
@@ -16,41 +24,57 @@ from shortcutbench.analysis.laws import (
     log_interval,
     training_finding,
     verdict,
+    write_laws,
 )
+from shortcutbench.core import cell_stats
+from shortcutbench.core.files import read_json
 from shortcutbench.core.records import Cell
 from shortcutbench.measuring.measure import configure_torch, measure_cell
 
+# ----------------------------------------------------------------- the sweeps
 
-def table(cells):
+def records(cells):
     configure_torch()
-    return pd.DataFrame([r for cell in cells for r in measure_cell(cell)])
+    return [r for cell in cells for r in measure_cell(cell)]
+
+
+SWEEPS = {
+    "main": [Cell(d, w, s, sc, 1.0 if sc else 0.0) for d in (3, 12) for w in (3, 64)
+             for s in range(4) for sc in (False, True)],
+    "scale": [Cell(12, 64, s, sc, lam if sc else 0.0) for s in range(4)
+              for sc, lam in ((False, 0.0), (True, 0.0), (True, 0.5), (True, 1.0))],
+    "init": [Cell(12, 64, s, False, 0.0, init=i) for s in range(4)
+             for i in ("pytorch", "xavier_uniform", "kaiming_normal")],
+    "norm": [Cell(12, 16, s, sc, 1.0 if sc else 0.0, norm=n) for s in range(4)
+             for sc in (False, True) for n in ("none", "pre_layernorm")],
+    "spread": [Cell(d, w, s, False, 0.0) for d in (2, 4, 8) for w in (3, 8, 32)
+               for s in range(5)],
+    "branch": [Cell(d, 32, s, True, 1.0, branch_scale=a) for d in (4, 40) for s in range(4)
+               for a in ("1", "0.1", "1/sqrt(depth)")],
+}
 
 
 @pytest.fixture(scope="module")
-def tables():
-    seeds = range(4)
-    main = table([Cell(d, w, s, sc, 1.0 if sc else 0.0) for d in (3, 12) for w in (3, 64)
-                  for s in seeds for sc in (False, True)])
-    scale = table([Cell(12, 64, s, sc, lam if sc else 0.0) for s in seeds
-                   for sc, lam in ((False, 0.0), (True, 0.0), (True, 0.5), (True, 1.0))])
-    init = table([Cell(12, 64, s, False, 0.0, init=i) for s in seeds
-                  for i in ("pytorch", "xavier_uniform", "kaiming_normal")])
-    branch = table([Cell(d, 32, s, True, 1.0, branch_scale=a) for d in (4, 40) for s in seeds
-                    for a in ("1", "0.1", "1/sqrt(depth)")])
-    norm = table([Cell(12, 16, s, sc, 1.0 if sc else 0.0, norm=n) for s in seeds
-                  for sc in (False, True) for n in ("none", "pre_layernorm")])
-    spread = table([Cell(d, w, s, False, 0.0) for d in (2, 4, 8) for w in (3, 8, 32)
-                    for s in range(5)])
-    return {"main": main, "scale": scale, "init": init, "norm": norm, "spread": spread,
-            "branch": branch}
+def sweep_records():
+    return {name: records(cells) for name, cells in SWEEPS.items()}
+
+
+@pytest.fixture(scope="module")
+def partials(sweep_records):
+    return {name: build_partials(recs) for name, recs in sweep_records.items()}
+
+
+@pytest.fixture(scope="module")
+def laws(partials):
+    return check_laws(partials)
 
 
 def by_key(result):
     return {f["key"]: f for f in result}
 
 
-def test_every_finding_has_claim_source_number_and_verdict(tables):
-    result = by_key(check_laws(tables))
+def test_every_finding_has_claim_source_number_and_verdict(laws):
+    result = by_key(laws)
     assert set(result) == {"attenuation", "shortcut", "init", "shortcut_scale", "branch_scale",
                            "norm", "spread", "training"}
     for key, finding in result.items():
@@ -59,33 +83,104 @@ def test_every_finding_has_claim_source_number_and_verdict(tables):
     assert "training" in result["training"]["missing"]
 
 
-def test_attenuation_agrees_with_mean_field_only_when_wide(tables):
-    rows = by_key(check_laws(tables))["attenuation"]["table"]
+def test_attenuation_agrees_with_mean_field_only_when_wide(laws):
+    rows = by_key(laws)["attenuation"]["table"]
     cols = rows["columns"]
     plain = {r[cols.index("width")]: r for r in rows["rows"] if not r[cols.index("shortcut")]}
     assert plain[64][cols.index("verdict")] == "agrees"
     measured = plain[64][cols.index("measured")]
     assert 0.2 < measured < 0.4  # sqrt(chi_1) for tanh-GELU with sigma_w^2 = 1/3
+    assert plain[64][cols.index("seeds")] == 4
 
 
-def test_lambda_checks_are_exact(tables):
-    finding = by_key(check_laws(tables))["shortcut_scale"]
-    assert "in 4 of 4 cells bit for bit" in finding["measured"]
-    assert finding["verdict"].startswith("confirmed")
+def test_the_numbers_are_the_records_numbers(laws, sweep_records):
+    """The geometric mean and CI from a group's log10 moments equal those
+    computed from its cells' values directly."""
+    rows = by_key(laws)["attenuation"]["table"]
+    cols = rows["columns"]
+    row = next(r for r in rows["rows"] if r[cols.index("width")] == 64
+               and not r[cols.index("shortcut")])
+    factors = [cell_stats.cell_values(measure_cell(Cell(12, 64, s, False, 0.0)))["factor"]
+               for s in range(4)]
+    n, gmean, low, high, _ = intervals.log10_interval(factors)
+    got = [row[cols.index(c)] for c in ("seeds", "measured", "ci_low", "ci_high")]
+    assert got == pytest.approx([n, gmean, low, high], rel=1e-12)
 
 
-def test_findings_find_their_sweep_by_what_varies(tables):
-    result = by_key(check_laws(tables))
+def test_the_lambda_checks_moved_to_the_model_tests(laws):
+    finding = by_key(laws)["shortcut_scale"]
+    assert "tests/test_model.py" in finding["measured"]
+    assert "bit for bit" in finding["measured"]
+    assert finding["verdict"].startswith(("confirmed", "partly"))
+
+
+def test_findings_find_their_sweep_by_what_varies(laws):
+    result = by_key(laws)
     assert result["init"]["sweep"] == "init"
     assert result["norm"]["sweep"] == "norm"
     assert result["spread"]["sweep"] == "spread"
+    assert result["shortcut_scale"]["sweep"] == "scale"
 
 
-def test_a_missing_study_says_what_to_add(tables):
-    result = by_key(check_laws({"main": tables["main"]}))
+def test_a_missing_study_says_what_to_add(partials):
+    result = by_key(check_laws({"main": partials["main"]}))
     for key in ("init", "shortcut_scale", "branch_scale", "norm", "spread"):
         assert result[key]["verdict"] == "not measured"
         assert result[key]["missing"].startswith("add a study with")
+
+
+def test_the_spread_is_the_variance_of_the_first_layers_log10(laws, sweep_records):
+    table = by_key(laws)["spread"]["table"]
+    cols = table["columns"]
+    row = next(r for r in table["rows"] if r[cols.index("depth")] == 8
+               and r[cols.index("width")] == 3)
+    first = [r["grad_abs_mean"] for r in sweep_records["spread"]
+             if r["layer"] == 0 and r["depth"] == 8 and r["width"] == 3]
+    logs = np.log10(usable(first))
+    assert row[cols.index("seeds")] == len(logs)
+    assert row[cols.index("var_log10_grad")] == pytest.approx(np.var(logs, ddof=1), rel=1e-12)
+
+
+def equal_numbers(a, b, path="laws"):
+    """Two findings structures equal: strings and ints exactly, floats to
+    rtol 1e-12 (NaN equal to NaN)."""
+    assert type(a) is type(b) or {type(a), type(b)} <= {int, float}, path
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            equal_numbers(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            equal_numbers(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        if math.isnan(a):
+            assert math.isnan(b), path
+        else:
+            assert b == pytest.approx(a, rel=1e-12, abs=0), path
+    else:
+        assert a == b, path
+
+
+def test_laws_from_two_chunks_equal_laws_from_one(sweep_records, laws):
+    """Partial results merged over two chunks (the seeds split in two) give
+    the same findings as one chunk: the same numbers to rtol 1e-12."""
+    merged = {}
+    for name, recs in sweep_records.items():
+        seeds = sorted({r["seed"] for r in recs})
+        low = set(seeds[: len(seeds) // 2])
+        merged[name] = merge_partials(
+            build_partials([r for r in recs if r["seed"] in low]),
+            build_partials([r for r in recs if r["seed"] not in low]))
+    equal_numbers(laws, check_laws(merged))
+
+
+def test_write_laws_reads_partials_and_training(tmp_path, partials):
+    out = tmp_path / "laws.json"
+    paths = {"main": "main.json", "norm": "norm.json"}
+    result = write_laws(paths, None, out, read=lambda path: partials[path.split(".")[0]])
+    assert len(read_json(out)) == len(result) == 8
+    assert by_key(result)["norm"]["sweep"] == "norm"
 
 
 def test_log_interval_and_verdict():
@@ -94,6 +189,20 @@ def test_log_interval_and_verdict():
     assert verdict(2.1, low, high, gmean) == "agrees"
     assert verdict(1.0, 1.9, 2.1, 2.0) == "differs (+100%)"
     assert verdict(math.nan, 1, 2, 1.5) == "no prediction"
+
+
+def test_moments_interval_is_the_t_interval():
+    values = np.array([0.3, 1.2, -0.4, 2.5, 0.9])
+    n, mean, m2 = moments(values)
+    assert intervals.moments_interval(n, mean, m2) == pytest.approx(
+        intervals.t_interval(values), rel=1e-12)
+    assert intervals.log10_moments_interval(*moments(np.log10([1.0, 4.0])))[:4] == (
+        pytest.approx(intervals.log10_interval([1.0, 4.0])[:4], rel=1e-12))
+    assert intervals.moments_interval(0, math.nan, math.nan)[0] == 0
+    one = intervals.moments_interval(1, 2.0, 0.0)
+    assert one[:2] == (1, 2.0) and math.isnan(one[3])
+    halves = [moments(values[:2]), moments(values[2:]), moments([])]
+    assert intervals.pool_moments(*zip(*halves)) == pytest.approx(moments(values), rel=1e-12)
 
 
 def test_training_verdicts_compare_twins():
@@ -164,16 +273,18 @@ def test_a_summary_never_agrees_while_a_row_is_outside():
     assert "differs at width < 16" in text
 
 
-def test_the_shortcut_finding_reports_the_alignment(tables):
-    finding = by_key(check_laws(tables))["shortcut"]
-    cols, _rows = finding["table"]["columns"], finding["table"]["rows"]
+def test_the_shortcut_finding_reports_the_alignment(laws):
+    finding = by_key(laws)["shortcut"]
+    cols, rows = finding["table"]["columns"], finding["table"]["rows"]
     assert {"cos_mid", "cos_if_independent", "stream_offset_predicted"} <= set(cols)
-    assert "cos(g, x)" in finding["measured"] or "too shallow" in finding["measured"]
+    assert "cos(g, x)" in finding["measured"]  # depth 12 reaches layers 10-30
     assert "independence" in finding["claim"] or "independent" in finding["claim"]
+    for row in rows:
+        assert row[cols.index("stream_rms_measured")] > 0
 
 
-def test_the_branch_scale_finding_gives_states_by_depth(tables):
-    finding = by_key(check_laws(tables))["branch_scale"]
+def test_the_branch_scale_finding_gives_states_by_depth(laws):
+    finding = by_key(laws)["branch_scale"]
     assert finding["sweep"] == "branch"
     states_table = finding["states"]
     cols = states_table["columns"]
@@ -184,13 +295,13 @@ def test_the_branch_scale_finding_gives_states_by_depth(tables):
     deep_rule = [r for r in states_table["rows"] if r[cols.index("branch_scale")] == "1/sqrt(depth)"
                  and r[cols.index("depth")] == 40]
     assert deep_rule and deep_rule[0][cols.index("share_exploded")] == 0
-    assert deep_rule[0][cols.index("healthy_per_branch")] == 1.0
+    assert deep_rule[0][cols.index("share_healthy")] == 1.0
     table = finding["table"]
     assert {"measured", "ci_low", "ci_high", "predicted", "verdict"} <= set(table["columns"])
 
 
-def test_every_factor_table_keeps_the_interval_columns(tables):
-    for finding in check_laws(tables):
+def test_every_factor_table_keeps_the_interval_columns(laws):
+    for finding in laws:
         if finding.get("table") and "predicted" in finding["table"]["columns"]:
             cols = finding["table"]["columns"]
             assert {"measured", "ci_low", "ci_high", "predicted", "verdict"} <= set(cols)

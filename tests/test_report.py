@@ -389,10 +389,13 @@ def test_analysis_modules_never_import_torch():
 # ------------------------------------------------------- what the sweep shows
 
 def test_report_shows_each_finding_with_its_verdict_and_escapes_it():
+    from partials_builder import build_partials
+
     from shortcutbench.analysis.laws import check_laws
 
     gradients = make_gradients(depths=(1, 5, 12), seeds=(122, 123, 124))
-    laws = json.loads(json.dumps(check_laws({"main": gradients})))  # as read from laws.json
+    partials = {"main": build_partials(gradients.to_dict("records"))}
+    laws = json.loads(json.dumps(check_laws(partials)))  # as read from laws.json
     laws[0]["claim"] = "<script>alert(1)</script> claim"
     data = json.loads(json.dumps(report.tables(gradients)))
     figures = {"headline": TINY_SVG, "attenuation": TINY_SVG, "heatmap": TINY_SVG,

@@ -5,7 +5,15 @@ import time
 import numpy as np
 import pytest
 
-from shortcutbench.core.states import STATES, cell_states, classify, input_rms, subnormal, to_matrix
+from shortcutbench.core.states import (
+    STATES,
+    branch_alpha,
+    cell_states,
+    classify,
+    input_rms,
+    subnormal,
+    to_matrix,
+)
 
 
 def state(grad, output=0.5, rms=None, in_rms=1.0, **kwargs):
@@ -18,24 +26,64 @@ def test_states_are_five_in_a_fixed_order():
     assert STATES == ("healthy", "vanished", "exploded", "dead", "non-finite")
 
 
+# The last column is the width -> 1 output layer; the band is around the
+# last hidden layer (the column before it), which is 1.0 here.
 @pytest.mark.parametrize("grad, expected", [
     ([1.0, 1.0, 1.0], "healthy"),
-    ([100.0, 3.0, 1.0], "healthy"),                              # exactly 10^2 above: in
-    ([np.nextafter(100.0, 200), 3.0, 1.0], "exploded"),          # just above: out
-    ([0.01, 0.3, 1.0], "healthy"),                               # exactly 10^-2 below: in
-    ([np.nextafter(0.01, 0), 0.3, 1.0], "vanished"),             # just below: out
+    ([100.0, 1.0, 1.0], "healthy"),                              # exactly 10^2 above: in
+    ([np.nextafter(100.0, 200), 1.0, 1.0], "exploded"),          # just above: out
+    ([0.01, 1.0, 1.0], "healthy"),                               # exactly 10^-2 below: in
+    ([np.nextafter(0.01, 0), 1.0, 1.0], "vanished"),             # just below: out
     ([1.0, 0.0, 1.0], "vanished"),                               # a zero gradient never lives
+    ([1.0, 1.0, 0.0], "vanished"),                               # the output layer's neither
     ([1e-38, 1e-20, 1e-3], "vanished"),                          # the plain net at depth
 ])
-def test_the_band_around_the_last_layer(grad, expected):
+def test_the_band_around_the_last_hidden_layer(grad, expected):
     assert state(grad) == expected
 
 
+def test_the_output_layer_is_not_in_the_band():
+    # A wide net's output layer sits ~sqrt(width) above its hidden layers,
+    # for reasons unrelated to depth: far above or below, it changes nothing.
+    assert state([1.0, 1.0, 1e3]) == "healthy"
+    assert state([1.0, 1.0, 1e-3]) == "healthy"
+    # Measured from the old reference (the output layer) a hidden layer 2.5
+    # decades below it would have vanished; around the last hidden one it is in.
+    assert state([1.0, 1.0, 10 ** 2.5]) == "healthy"
+    assert state([1e-3, 1.0, 10 ** 2.5]) == "vanished"
+
+
+def test_shallow_nets_compare_to_their_first_layer():
+    # depth 2: the only hidden layer is its own reference; depth 1: the only layer.
+    assert state([1.0, 1e5]) == "healthy"
+    assert state([1e-30, 1.0]) == "healthy"
+    assert state([1e-30]) == "healthy"
+    assert state([0.0]) == "vanished"
+    assert state([1.0], rms=[1e3]) == "exploded"                 # the stream still counts
+
+
+def test_a_zero_reference_is_vanished_not_exploded():
+    assert state([1.0, 0.0, 1.0]) == "vanished"
+
+
+def test_a_scaled_branch_is_divided_by_its_alpha():
+    # Every hidden layer carries alpha: dividing it out of each cancels in
+    # their ratios, the band judges what depth does.
+    grad = np.array([[0.1, 0.1, 0.1, 5.0]])
+    alpha = branch_alpha([4], [3], [True], [0.1])
+    np.testing.assert_array_equal(alpha, [[0.1, 0.1, 0.1, 1.0]])
+    assert cell_states(grad, [0.5], np.ones((1, 4)), 1.0, alpha=alpha)[0] == "healthy"
+    # without a shortcut nothing is divided; at width 1 the output layer has the shortcut too
+    np.testing.assert_array_equal(branch_alpha([3], [3], [False], [0.1]), [[1.0, 1.0, 1.0]])
+    np.testing.assert_array_equal(branch_alpha([2, 3], [1, 8], [True, True], [0.5, 0.2], 3),
+                                  [[0.5, 0.5, 1.0], [0.2, 0.2, 1.0]])
+
+
 def test_the_band_is_a_parameter():
-    assert state([1e-3, 1.0]) == "vanished"
-    assert state([1e-3, 1.0], band=3) == "healthy"
-    assert state([9e2, 1.0], band=3) == "healthy"
-    assert state([1.001e3, 1.0], band=3) == "exploded"
+    assert state([1e-3, 1.0, 1.0]) == "vanished"
+    assert state([1e-3, 1.0, 1.0], band=3) == "healthy"
+    assert state([9e2, 1.0, 1.0], band=3) == "healthy"
+    assert state([1.001e3, 1.0, 1.0], band=3) == "exploded"
 
 
 def test_a_forward_explosion_is_exploded_though_the_ratios_look_vanished():
@@ -53,6 +101,7 @@ def test_dead_and_non_finite():
     assert state([0.0, 0.0, 0.0], output=0.0) == "dead"
     assert state([0.0, 0.0, 0.0], output=-0.0) == "dead"
     assert state([np.nan, 1.0], output=0.5) == "non-finite"
+    assert state([1.0, np.nan], output=0.5) == "non-finite"      # the output layer counts here
     assert state([1.0, 1.0], output=np.inf) == "non-finite"
     assert state([1.0, 1.0], rms=[np.inf, 1.0]) == "non-finite"
     assert state([1.0, 1.0], finite=[False]) == "non-finite"
@@ -62,8 +111,9 @@ def test_precedence():
     # non-finite > dead > exploded > vanished > healthy
     assert state([np.nan, 0.0], output=0.0) == "non-finite"
     assert state([0.0, 0.0], output=0.0, rms=[1e6, 1e6]) == "dead"  # a saturated explosion
-    assert state([1e3, 1e-3, 1.0]) == "exploded"                     # above and below
-    assert state([1e-3, 1.0], rms=[1e3, 1.0]) == "exploded"
+    assert state([1e3, 1e-3, 1.0, 1.0]) == "exploded"                # above and below
+    assert state([1e-3, 1.0, 1.0], rms=[1e3, 1.0, 1.0]) == "exploded"
+    assert state([1e-3, 1.0, 0.0]) == "vanished"
 
 
 def test_padding_past_a_cells_depth_is_ignored():

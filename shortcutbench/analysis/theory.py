@@ -110,6 +110,8 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import expit, ndtr
 
+# fit_layer_factor: one copy, shared with the measured factors (core.cell_stats)
+from shortcutbench.core.cell_stats import fit_layer_factor  # noqa: F401
 from shortcutbench.core.records import branch_value
 
 NORMS_WITHOUT_PREDICTION = ("pre_layernorm",)
@@ -327,22 +329,6 @@ def predicted_profile(depth, width, activation="gelu_tanh", shortcut=False,
         s = mf["alpha"] * np.sqrt(mf["dphi2"] * mf["q_g"] * mf["q_in"])
         s[-1] = np.sqrt(mf["q_in"][-1])
     return s / s[-1]
-
-
-def fit_layer_factor(values, layers=None):
-    """The per-layer factor values[l] / values[l+1] (toward the input) of a
-    straight line in log: 10**(-slope) of the least-squares fit of
-    log10(values) against the layer index over `layers` (default: all but the
-    last layer).  Only finite, positive values take part; nan if fewer than
-    two do."""
-    values = np.asarray(values, dtype=float)
-    layers = np.arange(len(values) - 1) if layers is None else np.asarray(list(layers), dtype=int)
-    v = values[layers]
-    ok = np.isfinite(v) & (v > 0)
-    if ok.sum() < 2:
-        return math.nan
-    slope = np.polyfit(layers[ok].astype(float), np.log10(v[ok]), 1)[0]
-    return float(10.0 ** (-slope))
 
 
 def predicted_layer_factor(depth, width, activation="gelu_tanh", shortcut=False,

@@ -1,30 +1,192 @@
-"""Per-cell values, computed once per cell inside the measuring job and
-aggregated over seeds by core/partials.py (numpy only).
+"""Every per-cell number the laws need, computed where the records are.
 
-A minimal version (the PARTIALS branch): the state (core.states), the first
-and last layer's gradient and the attenuation first/last.  The LAWS branch
-replaces it with the values the findings need; partials.py aggregates
-whatever LOG_VALUES and PLAIN_VALUES declare.
+One cell's records (one per layer) -> a few numbers: its state (states.py),
+its first-layer gradient, the per-layer factors fitted over its hidden layers,
+the stream's growth and reach, and the gradient's alignment with the stream.
+The measuring job computes them per chunk; the partial results aggregate them
+per group (records.CELL_COLUMNS minus seed) into moments (n, mean, m2) and
+state counts, and the laws read those (analysis/laws.py).  How each value is
+averaged over seeds is declared here:
 
-`cell_values(cell_records, band)`:
-    cell_records: a dict of numpy arrays, one per column of records.COLUMNS,
-                  holding whole cells: the rows of each cell contiguous and
-                  in layer order (each cell's first row is its layer 0).
-    band:         the config's healthy_band.
-    returns:      {name: array with one value per cell, in order of
-                  appearance}; "state" holds indices into states.STATES.
+- LOG_VALUES: positive quantities averaged as log10 of their usable (finite,
+  > 0) values -- geometric means with t-intervals on the log scale;
+- PLAIN_VALUES: averaged as they are, over their finite values.
+
+`cell_values(cell_records, band)` does one cell; `cell_values_many(columns,
+band)` a whole chunk at once (cells x layers arrays), with the same numbers
+(cell_values is cell_values_many on one cell, and cells are computed one
+depth at a time, so a cell's numbers do not depend on its chunk).
+
+The fit of a per-layer factor lives here too (fit_layer_factor), so that the
+measured factors and mean field's predicted ones (analysis/theory.py) come
+from one copy.
+
+numpy only: no pandas, no torch.
 """
+
+import math
 
 import numpy as np
 
 from shortcutbench.core import states
+from shortcutbench.core.records import CELL_COLUMNS, branch_value
 
-# Aggregated as moments of log10 of their usable (finite, > 0) values.
-LOG_VALUES = ("first_grad", "last_grad", "attenuation")
-# Aggregated as moments of their finite values.
-PLAIN_VALUES = ()
-# Values holding indices into states.STATES: counted per state.
-STATE_VALUES = ("state",)
+# The per-cell values, each a float (NaN where the cell has none).
+# last_grad and attenuation (first / last layer) are the report's; the rest the laws'.
+LOG_VALUES = ("first_grad", "last_grad", "attenuation", "factor", "bias_factor",
+              "stream_growth", "stream_max")
+PLAIN_VALUES = ("cos_mid",)
+# Where cos_mid reads cos(dL/dx_l, x_l): layers 10-30, past the start, before the end.
+MID_LAYERS = (10, 30)
+
+
+def fit_layer_factor(values, layers=None):
+    """The per-layer factor values[l] / values[l+1] (toward the input) of a
+    straight line in log: 10**(-slope) of the least-squares fit of
+    log10(values) against the layer index over `layers` (default: all but the
+    last layer).  Only finite, positive values take part; nan if fewer than
+    two do."""
+    values = np.asarray(values, dtype=float)
+    layers = np.arange(len(values) - 1) if layers is None else np.asarray(list(layers), dtype=int)
+    v = values[layers]
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(v) & (v > 0)
+    if ok.sum() < 2:
+        return math.nan
+    x = layers[ok].astype(float)
+    y = np.log10(v[ok])
+    dx = x - x.mean()
+    slope = float(np.sum(dx * (y - y.mean())) / np.sum(dx * dx))
+    return float(10.0 ** (-slope))
+
+
+def fit_slopes(values, n_fit):
+    """Per row of a cells x layers array: the least-squares slope of log10
+    of its usable (finite, > 0) values against the layer index, over its
+    first n_fit[i] layers; NaN where fewer than two values are usable."""
+    values = np.asarray(values, dtype=float)
+    n_cells, n_layers = values.shape
+    x = np.arange(n_layers, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mask = (x < np.asarray(n_fit)[:, None]) & np.isfinite(values) & (values > 0)
+        y = np.where(mask, np.log10(np.where(mask, values, 1.0)), 0.0)
+        n = mask.sum(axis=1)
+        xbar = np.where(mask, x, 0.0).sum(axis=1) / n
+        ybar = y.sum(axis=1) / n
+        dx = np.where(mask, x - xbar[:, None], 0.0)
+        dy = np.where(mask, y - ybar[:, None], 0.0)
+        slope = (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1)
+    return np.where(n >= 2, slope, np.nan)
+
+
+def values_from_arrays(grad, bias_grad, output_rms, grad_stream_cos, output, finite, depth,
+                       width, shortcut, alpha, band=states.DEFAULT_BAND):
+    """The per-cell values of many cells from cells x layers arrays (NaN past
+    each cell's depth) and per-cell arrays (output, finite, depth, width,
+    shortcut, alpha = the branch scale as a number).  Returns {name: array}
+    for LOG_VALUES, PLAIN_VALUES and "state" (names from states.STATES)."""
+    grad = np.atleast_2d(np.asarray(grad, dtype=float))
+    n_cells, n_layers = grad.shape
+    depth = np.asarray(depth, dtype=np.intp).reshape(-1)
+    width = np.asarray(width).reshape(-1)
+    output_rms = np.atleast_2d(np.asarray(output_rms, dtype=float))
+    in_rms = states.input_rms(width)
+    layer = np.arange(n_layers)
+    valid = layer < depth[:, None]
+    hidden = np.where(depth >= 3, depth - 1, 0)  # the factors need 2+ hidden layers
+
+    factor = 10.0 ** -fit_slopes(grad, hidden)
+    bias_factor = 10.0 ** -fit_slopes(bias_grad, hidden)
+    stream_growth = 10.0 ** fit_slopes(output_rms, hidden)
+    with np.errstate(invalid="ignore"):
+        reach = np.where(valid, output_rms, -np.inf).max(axis=1)
+        reach[np.any(valid & np.isnan(output_rms), axis=1)] = np.nan
+        stream_max = reach / in_rms
+        cos = np.atleast_2d(np.asarray(grad_stream_cos, dtype=float))
+        mid = (valid & (layer >= MID_LAYERS[0]) & (layer <= MID_LAYERS[1])
+               & np.isfinite(cos))
+        count = mid.sum(axis=1)
+        cos_mid = np.where(mid, cos, 0.0).sum(axis=1) / np.where(count, count, 1)
+    cos_mid = np.where(count > 0, cos_mid, np.nan)
+
+    divisor = states.branch_alpha(depth, width, shortcut, alpha, n_layers)
+    state = states.classify(grad, output, output_rms, in_rms, depth=depth, band=band,
+                            finite=finite, alpha=divisor)
+    first = grad[:, 0].copy()
+    last = grad[np.arange(n_cells), depth - 1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ok = np.isfinite(first) & (first > 0) & np.isfinite(last) & (last > 0)
+        attenuation = np.where(ok, first / np.where(ok, last, 1.0), np.nan)
+    return {"first_grad": first, "last_grad": last, "attenuation": attenuation,
+            "factor": factor, "bias_factor": bias_factor,
+            "stream_growth": stream_growth, "stream_max": stream_max, "cos_mid": cos_mid,
+            "state": np.asarray(states.STATES)[state]}
+
+
+def _alphas(labels, depth, shortcut):
+    """Each cell's alpha: its branch label's value at its depth, 1 without a
+    shortcut."""
+    labels = np.asarray(labels).astype(str)
+    alpha = np.ones(len(labels))
+    for label in np.unique(labels):
+        for d in np.unique(depth[labels == label]):
+            pick = (labels == label) & (depth == d)
+            alpha[pick] = branch_value(str(label), int(d))
+    return np.where(np.asarray(shortcut, dtype=bool), alpha, 1.0)
+
+
+def cell_values_many(columns, band=states.DEFAULT_BAND):
+    """The per-cell values of every cell in tidy records.
+
+    columns: {column: sequence} of records.COLUMNS (lists, numpy arrays or
+    anything np.asarray takes, e.g. an Arrow table's columns), one row per
+    cell x layer, each cell's rows together and in layer order (as
+    measure.run_chunk writes them).  Returns {name: array of one entry per
+    cell, in order}: the cell's CELL_COLUMNS, LOG_VALUES, PLAIN_VALUES and
+    "state"."""
+    layer = np.asarray(columns["layer"], dtype=np.intp)
+    n_rows = len(layer)
+    if n_rows == 0:
+        empty = {c: np.array([]) for c in CELL_COLUMNS + list(LOG_VALUES + PLAIN_VALUES)}
+        return {**empty, "state": np.array([], dtype=str)}
+    starts = np.flatnonzero(layer == 0)
+    if len(starts) == 0 or starts[0] != 0:
+        raise ValueError("records must start each cell at layer 0")
+    cell = np.cumsum(layer == 0) - 1
+    n_cells = len(starts)
+    if not np.array_equal(layer, np.arange(n_rows) - starts[cell]):
+        raise ValueError("each cell's records must be together, in layer order 0, 1, ...")
+    depth = np.asarray(columns["depth"], dtype=np.intp)[starts]
+    counts = np.diff(np.append(starts, n_rows))
+    if not np.array_equal(depth, counts):
+        raise ValueError("a cell has not as many records as its depth")
+
+    def per_cell(name):
+        return np.asarray(columns[name])[starts]
+
+    finite = np.logical_and.reduceat(np.asarray(columns["finite"], dtype=bool), starts)
+    width = per_cell("width").astype(np.intp)
+    shortcut = per_cell("shortcut").astype(bool)
+    alpha = _alphas(per_cell("branch_scale"), depth, shortcut)
+    output = np.asarray(columns["output"], dtype=float)[starts]
+    layer_values = {name: np.asarray(columns[name], dtype=float) for name in (
+        "grad_abs_mean", "bias_grad_abs_mean", "output_rms", "grad_stream_cos")}
+    values = {name: np.full(n_cells, np.nan) for name in LOG_VALUES + PLAIN_VALUES}
+    values["state"] = np.empty(n_cells, dtype=object)
+    # One depth at a time: cells x depth arrays without padding, so a cell's
+    # numbers do not depend on the other cells of its chunk.
+    for d in np.unique(depth):
+        pick = np.flatnonzero(depth == d)
+        rows = starts[pick][:, None] + np.arange(d)
+        got = values_from_arrays(
+            *(layer_values[name][rows] for name in (
+                "grad_abs_mean", "bias_grad_abs_mean", "output_rms", "grad_stream_cos")),
+            output[pick], finite[pick], depth[pick], width[pick], shortcut[pick], alpha[pick],
+            band)
+        for name, array in got.items():
+            values[name][pick] = array
+    values["state"] = values["state"].astype(str)
+    return {**{c: per_cell(c) for c in CELL_COLUMNS}, **values}
 
 
 def cell_bounds(layer):
@@ -35,23 +197,24 @@ def cell_bounds(layer):
     return starts, depths
 
 
+def chunk_values(columns, band=states.DEFAULT_BAND):
+    """cell_values_many for core/partials.py: "state" as indices into
+    states.STATES, ready to be counted."""
+    values = cell_values_many(columns, band)
+    index = {name: i for i, name in enumerate(states.STATES)}
+    values["state"] = np.array([index[s] for s in values["state"]], dtype=np.int64)
+    return values
+
+
 def cell_values(cell_records, band=states.DEFAULT_BAND):
-    layer = np.asarray(cell_records["layer"], dtype=np.intp)
-    starts, depths = cell_bounds(layer)
-    n_cells = len(starts)
-    cell = np.repeat(np.arange(n_cells), depths)
-    n_layers = int(depths.max()) if n_cells else 0
-    grad = np.asarray(cell_records["grad_abs_mean"], dtype=float)
-    rms = np.asarray(cell_records["output_rms"], dtype=float)
-    grad_m = states.to_matrix(cell, layer, grad, n_cells, n_layers)
-    rms_m = states.to_matrix(cell, layer, rms, n_cells, n_layers)
-    width = np.asarray(cell_records["width"])[starts]
-    state = states.classify(grad_m, np.asarray(cell_records["output"], dtype=float)[starts],
-                            rms_m, states.input_rms(width), depth=depths, band=band,
-                            finite=np.asarray(cell_records["finite"], dtype=bool)[starts])
-    first, last = grad[starts], grad[starts + depths - 1]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ok = np.isfinite(first) & (first > 0) & np.isfinite(last) & (last > 0)
-        attenuation = np.where(ok, first / np.where(ok, last, 1.0), np.nan)
-    return {"state": state, "first_grad": first, "last_grad": last,
-            "attenuation": attenuation}
+    """One cell's values: {name: float} for LOG_VALUES and PLAIN_VALUES, and
+    "state" (a name from states.STATES).  cell_records: its records (dicts
+    with records.COLUMNS), one per layer, in any order."""
+    rows = sorted(cell_records, key=lambda r: r["layer"])
+    names = ("layer", "depth", "width", "shortcut", "branch_scale", "grad_abs_mean",
+             "bias_grad_abs_mean", "output_rms", "grad_stream_cos", "output", "finite")
+    columns = {name: [r[name] for r in rows] for name in names}
+    columns.update({c: [r[c] for r in rows] for c in CELL_COLUMNS if c not in columns})
+    values = cell_values_many(columns, band)
+    return {**{name: float(values[name][0]) for name in LOG_VALUES + PLAIN_VALUES},
+            "state": str(values["state"][0])}

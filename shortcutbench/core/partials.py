@@ -173,7 +173,7 @@ def chunk_partials(records, band=states.DEFAULT_BAND):
     starts, depths = cell_stats.cell_bounds(columns["layer"])
     cell_of_row = np.repeat(np.arange(len(starts)), depths)
     cells = {name: columns[name][starts] for name in CELL_COLUMNS + ["output", "finite"]}
-    values = cell_stats.cell_values(columns, band)
+    values = cell_stats.chunk_values(columns, band)
     return {
         "layers": _layers(columns),
         "cells": _cells(cells, values),

@@ -2,12 +2,34 @@
 
 Defined once, here; the tables, the headline and the findings use it.
 
-A cell is *healthy* when its output is finite and non-zero, every layer's
-mean |grad| lies within 10^+-band of the last layer's (bounds included), and
-the stream stays within 10^band of the input's RMS.  `band` is the config's
-`healthy_band` (default 2 decades: a first layer that learns 100x slower than
-the last at one learning rate is as good as frozen over a short run, and at
-width >= 32 the seed-to-seed spread of a healthy net is well inside it).
+A cell is *healthy* when its output is finite and non-zero, every hidden
+layer's mean |grad| lies within 10^+-band of the last hidden layer's (bounds
+included), and the stream stays within 10^band of the input's RMS.  `band` is
+the config's `healthy_band` (default 2 decades: a first layer that learns
+100x slower than the last hidden one at one learning rate is as good as
+frozen over a short run, and at width >= 32 the seed-to-seed spread of a
+healthy net is well inside it).
+
+The reference is the last *hidden* layer (layer depth-2; for depth 1 the only
+layer), not the width -> 1 output layer.  The output layer's weight gradient
+is the output's error times the stream, without the 1/sqrt(fan-in) that the
+next layer's weights put on every hidden layer's: it sits above the hidden
+layers by a factor that grows with width and has nothing to do with depth
+(measured, median over 30 seeds, log10 of output / last hidden: 0.2-1.0 at
+width 3, 1.3-1.4 at width 32, 1.8-1.9 at width 256, with or without the
+shortcut).  Around the output layer, a band of 2 decades left a wide net's
+hidden layers almost no room below it (every deep width-256 net "vanished");
+counting the output layer in the band around the last hidden one would call
+every healthy net of width >= ~500 "exploded".  So the output layer is out of
+the band test; it still counts for finiteness, a zero gradient, and the
+stream (its output_rms is |output|).
+
+A scaled residual branch, x = lambda x + alpha f(x), puts alpha in front of
+its own weight gradient: each such layer's gradient is divided by alpha
+before it is compared (`alpha`, see branch_alpha()).  Every hidden layer of a
+shortcut net carries the branch, the reference included, so within the
+hidden layers the division cancels (up to rounding): a scaled branch is
+judged by what depth does to its gradient, not by its constant alpha.
 
 Every cell gets exactly one state, in this precedence:
 
@@ -17,17 +39,17 @@ Every cell gets exactly one state, in this precedence:
    exactly 0 to every weight: there is no gradient to compare.  (At depth
    these are mostly saturated explosions -- GELU(h) == 0 for a hugely
    negative h -- which their output_rms column shows.)
-3. exploded: some layer's gradient lies above 10^band times the last
-   layer's, or the stream leaving some layer has an RMS above 10^band times
-   the input's.  The second test is needed: a forward explosion lifts every
-   gradient with the stream, the last layer's most (it carries the output's
-   error times the stream), so the ratios look like vanishing.  The book's
-   shortcut net at depth 64 (width 3) has a stream RMS of ~1.8e5 before the
-   last layer, |output| ~3e4, a last-layer gradient of ~2.6e10, yet a
-   first/last gradient ratio of only ~3e-3: a purely relative test would
-   call it vanished.  Exploded wins over vanished for the same reason.
-4. vanished: some layer's gradient lies below 10^-band times the last
-   layer's, or is exactly 0.
+3. exploded: some hidden layer's gradient lies above 10^band times the last
+   hidden layer's, or the stream leaving some layer has an RMS above 10^band
+   times the input's.  The second test is needed: a forward explosion lifts
+   every gradient with the stream, the last layers' most, so the ratios look
+   like vanishing.  The book's shortcut net at depth 64 (width 3) has a
+   stream RMS of ~1.8e5 before the last layer, |output| ~3e4, a last-layer
+   gradient of ~2.6e10, yet a first/last gradient ratio of only ~3e-3: a
+   purely relative test would call it vanished.  Exploded wins over vanished
+   for the same reason.
+4. vanished: some hidden layer's gradient lies below 10^-band times the last
+   hidden layer's, or some layer's (the output layer's too) is exactly 0.
 5. healthy: none of the above.
 
 numpy only: no pandas, no torch.  `classify` works on whole arrays (cells x
@@ -69,7 +91,26 @@ def to_matrix(cell, layer, values, n_cells=None, n_layers=None):
     return out
 
 
-def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, finite=None):
+def branch_alpha(depth, width, shortcut, alpha, n_layers=None):
+    """cells x layers: what each layer's weight gradient is divided by before
+    the band test -- alpha on the layers that carry the scaled branch (a
+    shortcut cell's width -> width layers, 0..depth-2, and the output layer
+    too where width is 1: model.forward adds the shortcut wherever the shapes
+    match), 1 elsewhere.  alpha: each cell's branch scale as a number
+    (records.branch_value)."""
+    depth = np.asarray(depth, dtype=np.intp).reshape(-1)
+    width = np.broadcast_to(np.asarray(width, dtype=np.intp).reshape(-1), depth.shape)
+    shortcut = np.broadcast_to(np.asarray(shortcut, dtype=bool).reshape(-1), depth.shape)
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=float).reshape(-1), depth.shape)
+    n_layers = int(depth.max()) if n_layers is None else n_layers
+    layer = np.arange(n_layers)
+    branched = shortcut[:, None] & ((layer < depth[:, None] - 1)
+                                    | ((layer == depth[:, None] - 1) & (width[:, None] == 1)))
+    return np.where(branched, alpha[:, None], 1.0)
+
+
+def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, finite=None,
+             alpha=None):
     """Each cell's state as an index into STATES.
 
     grad:       cells x layers, mean |grad| of each layer's weight
@@ -78,8 +119,10 @@ def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, fi
     in_rms:     cells (or a scalar), RMS of the input (input_rms(width))
     depth:      cells, each cell's number of layers (columns past it are
                 ignored: NaN padding); default: every column counts
-    band:       decades either side of the last layer's gradient
+    band:       decades either side of the last hidden layer's gradient
     finite:     cells, an extra finiteness flag (the records' `finite`)
+    alpha:      cells x layers, what each layer's gradient is divided by
+                (branch_alpha()); default 1
     """
     grad = np.atleast_2d(np.asarray(grad, dtype=float))
     output_rms = np.atleast_2d(np.asarray(output_rms, dtype=float))
@@ -87,21 +130,26 @@ def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, fi
     n_cells, n_layers = grad.shape
     depth = (np.full(n_cells, n_layers) if depth is None
              else np.asarray(depth, dtype=np.intp).reshape(-1))
-    valid = np.arange(n_layers) < depth[:, None]
+    layer = np.arange(n_layers)
+    valid = layer < depth[:, None]
+    hidden = layer < np.maximum(depth - 1, 1)[:, None]  # the band's layers; depth 1: layer 0
     in_rms = np.broadcast_to(np.asarray(in_rms, dtype=float), (n_cells,))
-    last = grad[np.arange(n_cells), np.maximum(depth, 1) - 1][:, None]
     high, low = 10.0 ** band, 10.0 ** -band
 
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        scaled = grad if alpha is None else grad / np.asarray(alpha, dtype=float)
+        reference = scaled[np.arange(n_cells), np.maximum(depth - 2, 0)][:, None]
         non_finite = (~np.isfinite(output)
                       | np.any(valid & ~np.isfinite(grad), axis=1)
                       | np.any(valid & ~np.isfinite(output_rms), axis=1))
         if finite is not None:
             non_finite |= ~np.asarray(finite, dtype=bool).reshape(-1)
         dead = output == 0
-        exploded = (np.any(valid & (grad > high * last), axis=1)
+        # (a zero reference is a zero gradient: vanished, not everything above it)
+        exploded = ((np.any(hidden & (scaled > high * reference), axis=1) & (reference[:, 0] > 0))
                     | np.any(valid & (output_rms > high * in_rms[:, None]), axis=1))
-        vanished = np.any(valid & ((grad < low * last) | (grad == 0)), axis=1)
+        vanished = (np.any(hidden & (scaled < low * reference), axis=1)
+                    | np.any(valid & (grad == 0), axis=1))
 
     state = np.full(n_cells, HEALTHY, dtype=np.int8)
     for mask, code in ((vanished, VANISHED), (exploded, EXPLODED), (dead, DEAD),

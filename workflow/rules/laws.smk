@@ -1,8 +1,9 @@
 rule laws:
     """The findings of "What the sweep shows": each law's claim, source,
-    measured value with its 95% CI, prediction and verdict."""
+    measured value with its 95% CI, prediction and verdict, from every
+    sweep's merged partial results (never its records)."""
     input:
-        gradients=expand("results/{prefix}gradients.csv", prefix=PREFIXES),
+        partials=expand("results/{prefix}partials.json", prefix=PREFIXES),
         training=["results/training.csv"] if TRAINING_JOBS else [],
     output:
         "results/laws.json",
@@ -14,9 +15,7 @@ rule laws:
         "../../environment.yml"
     params:
         names=["main", *sorted(SWEEP["studies"])],
-        # each table is checked against its chunks before it is read
-        chunks=[[c.params() for c in chunks_of(prefix)] for prefix in PREFIXES],
-        # the healthy band (decades around the last layer's gradient)
+        # the healthy band (decades around the last hidden layer's gradient)
         healthy_band=SWEEP["healthy_band"],
     script:
         "../../scripts/laws.py"
