@@ -18,36 +18,17 @@ Nothing here asserts: it prints.
 """
 
 import csv
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from harness import snakemake
 
 
 def config(seeds):
-    return ("depths: [1, 2, 4, 8, 16, 32, 64]\nwidths: [3, 32]\n"
-            f"seeds: [{', '.join(str(s) for s in seeds)}]\n"
-            "shortcut: [false, true]\ndevices: [cpu]\nseeds_per_job: 100\n"
-            "training: {enabled: false}\n")
-
-
-def snakemake(workdir, configfile, *args):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{BIN}:{os.environ['PATH']}"}
-    started = time.perf_counter()
-    result = subprocess.run([str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d",
-                             str(workdir), "--cores", "2", "--configfile", str(configfile),
-                             "-q", *args], env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if result.returncode:
-        print(result.stdout[-3000:], result.stderr[-3000:], file=sys.stderr)
-        raise SystemExit(f"snakemake {' '.join(args)} failed in {workdir}")
-    return seconds
+    return {"depths": [1, 2, 4, 8, 16, 32, 64], "widths": [3, 32], "seeds": list(seeds),
+            "shortcut": [False, True], "devices": ["cpu"], "seeds_per_job": 100}
 
 
 def benchmarks(workdir):
@@ -67,10 +48,8 @@ def benchmarks(workdir):
 
 def run(seeds):
     workdir = Path(tempfile.mkdtemp(prefix=f"analysis_scale_{len(seeds)}_"))
-    configfile = workdir / "config.yaml"
-    configfile.write_text(config(seeds))
-    measuring = snakemake(workdir / "run", configfile, "--until", "measure")
-    analysis = snakemake(workdir / "run", configfile)
+    measuring, _ = snakemake(workdir / "run", config(seeds), "-q", "--until", "measure")
+    analysis, _ = snakemake(workdir / "run", config(seeds), "-q")
     jobs = benchmarks(workdir / "run")
     shutil.rmtree(workdir, ignore_errors=True)
     return {"cells": 28 * len(seeds), "measuring": measuring, "analysis": analysis,
