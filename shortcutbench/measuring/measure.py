@@ -8,7 +8,6 @@ mean |gradient| of every layer's weight, plus a few more statistics.
 This module imports torch and never pandas, seaborn or Snakemake.
 """
 
-import csv
 import math
 import platform
 import socket
@@ -19,9 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from shortcutbench.core.devices import torch_device
-from shortcutbench.core.files import atomic_write, write_json
+from shortcutbench.core.files import write_json
 from shortcutbench.core.host import cpu_name
-from shortcutbench.core.records import COLUMNS, Cell, branch_value, record_fields
+from shortcutbench.core.records import Cell, branch_value, record_fields
+from shortcutbench.core.store import write_records  # one Parquet file per chunk
 from shortcutbench.core.sweep import cells_of
 from shortcutbench.measuring.model import (
     ExampleDeepNeuralNetwork,
@@ -190,14 +190,6 @@ def configure_torch():
     torch.set_num_threads(1)
 
 
-def write_records(records, path):
-    """Write records as CSV, atomically: a reader never sees half a file."""
-    with atomic_write(path, newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-
-
 def measure_cells(cells, progress=sys.stderr):
     """Measure many cells in this process; returns all their records."""
     configure_torch()
@@ -222,13 +214,17 @@ def machine_facts(device):
     return facts
 
 
-def run_chunk(chunk, records_path, machine_path, progress=sys.stderr):
+def run_chunk(chunk, records_path, machine_path, progress=sys.stderr, partial_path=None):
     """Measure one chunk (sweep.Chunk.params()): its records go to
-    `records_path`, where and how it was measured to `machine_path`."""
+    `records_path` (Parquet, core.store), their sha256 to `partial_path`,
+    where and how it was measured to `machine_path`."""
     cells = [Cell(**cell) for cell in cells_of(chunk)]
     started = time.time()
     records = measure_cells(cells, progress)
-    write_records(records, records_path)
+    sha256 = write_records(records, records_path)
+    if partial_path:  # the digest the merge checks (core.store.verify)
+        write_json({"version": 1, "chunk": chunk, "cells": len(cells),
+                    "records_sha256": sha256}, partial_path)
     meta = {"chunk": chunk, "cells": len(cells), "started": started,
             "seconds": round(time.time() - started, 3), **machine_facts(chunk["device"])}
     write_json(meta, machine_path)

@@ -1,8 +1,10 @@
 rule measure:
     """Measure one chunk: every cell of a block of seeds at one (device,
-    dtype, activation, width); one row per cell x layer."""
+    dtype, activation, width); one row per cell x layer, one Parquet file."""
     output:
-        "results/{chunk}.csv",
+        records="results/{chunk}.parquet",
+        # the sha256 of the records as written, checked before they are read
+        partial="results/{chunk}.partial.json",
     log:
         run="logs/measure/{chunk}.log",
         # where and with what the chunk was measured; read by the report
@@ -19,6 +21,9 @@ rule measure:
         "../../environment.yml"
     resources:
         gpu=lambda wildcards: int(is_gpu(CHUNKS[wildcards.chunk].device)),
+        # the chunk's peak memory, estimated from its biggest cell
+        # (core/resources.py), so that a cluster asks for what it needs
+        mem_mb=lambda wildcards: chunk_mem_mb(CHUNKS[wildcards.chunk]),
     params:
         chunk=lambda wildcards: CHUNKS[wildcards.chunk].params(),
     script:
