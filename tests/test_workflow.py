@@ -75,7 +75,7 @@ def test_every_rule_logs_and_benchmarks(small_run):
     workdir, _ = small_run
     assert list((workdir / "logs" / "measure").rglob("*.log"))
     assert list((workdir / "logs" / "benchmark" / "measure").rglob("*.tsv"))
-    assert (workdir / "logs" / "merge.log").exists()
+    assert (workdir / "logs" / "gradients_csv.log").exists()
     assert (workdir / "logs" / "aggregate.log").exists()
 
 
