@@ -30,6 +30,7 @@ os.environ.setdefault("SHORTCUTBENCH_HOME", workflow.basedir)
 include: "workflow/rules/common.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/merge.smk"
+include: "workflow/rules/gradients.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/laws.smk"
 include: "workflow/rules/figures.smk"

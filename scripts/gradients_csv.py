@@ -1,8 +1,9 @@
-"""Snakemake job (rule gradients_csv): every chunk of one sweep ->
-results/[studies/NAME/]gradients.csv."""
+"""Snakemake job: a sweep's Parquet chunks -> results/[studies/NAME/]gradients.csv."""
 from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log[0]):
-    from shortcutbench.analysis.merge import merge_chunks
+    from shortcutbench.core.store import recorded_sha256, write_gradients_csv
 
-    merge_chunks(snakemake.input.chunks, snakemake.params.chunks, snakemake.output[0])
+    write_gradients_csv(snakemake.input.chunks, snakemake.params.chunks, snakemake.output[0],
+                        digests=[recorded_sha256(p, c) for p, c in
+                                 zip(snakemake.params.partials, snakemake.params.chunks)])

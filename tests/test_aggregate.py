@@ -11,7 +11,7 @@ from shortcutbench.analysis.aggregate import summary_table, t_interval
 from shortcutbench.analysis.merge import CorruptChunk, merge_chunks, read_chunk
 from shortcutbench.core.records import COLUMNS, Cell
 from shortcutbench.core.sweep import Chunk
-from shortcutbench.measuring.measure import measure_cells, write_records
+from shortcutbench.measuring.measure import measure_cells
 
 CHUNK = Chunk("", "cpu", "float32", "gelu_tanh", 3, (4, 2), (3, 1), (False, True), (1.0,),
               ("pytorch",), ("none",))
@@ -19,9 +19,14 @@ CHUNK = Chunk("", "cpu", "float32", "gelu_tanh", 3, (4, 2), (3, 1), (False, True
 
 @pytest.fixture
 def chunk_file(tmp_path):
+    """A chunk as CSV (the measuring job writes Parquet now; the CSV merge
+    and its checks still read CSV tables)."""
     path = tmp_path / "chunk.csv"
     records = measure_cells([Cell(**c) for c in CHUNK.cells()], progress=None)
-    write_records(records, path)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
     return path
 
 

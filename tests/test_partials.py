@@ -21,6 +21,7 @@ from shortcutbench.analysis.partials_frame import (
 )
 from shortcutbench.core import partials
 from shortcutbench.core.records import Cell
+from shortcutbench.core.store import sha256_of
 from shortcutbench.core.sweep import Chunk
 from shortcutbench.measuring.measure import measure_cells, run_chunk
 
@@ -187,7 +188,7 @@ CHUNK = Chunk("", "cpu", "float32", "gelu_tanh", 3, (122, 123), (1, 5), (False, 
 
 @pytest.fixture
 def measured(tmp_path):
-    records_path = tmp_path / "chunk.csv"
+    records_path = tmp_path / "chunk.parquet"
     partial_path = tmp_path / "chunk.partial.json"
     run_chunk(CHUNK.params(), records_path, tmp_path / "machine.json", progress=None,
               partial_path=partial_path, band=2.0)
@@ -203,18 +204,18 @@ def merge(measured, params=None, band=2.0):
 def test_the_measuring_job_writes_partials_the_merge_reads(measured):
     records_path, partial_path, tmp = measured
     data = json.loads(partial_path.read_text())
-    assert data["records_sha256"] == partials.file_sha256(records_path)
+    assert data["records_sha256"] == sha256_of(records_path)
     assert data["n_cells"] == 8 and data["chunk"] == CHUNK.params() and data["band"] == 2.0
     merge(measured)
     frames = read_partials(tmp / "partials.json")
     assert frames["cells"]["n_cells"].sum() == 8
     book = frames["book"]
     assert len(book) == 10 and set(book["shortcut"]) == {False, True}
-    whole = summary_table(pd.read_csv(records_path, dtype={"branch_scale": str}))
+    whole = summary_table(pd.read_parquet(records_path))
     summary = pd.read_csv(tmp / "summary.csv", dtype={"branch_scale": str})
     assert_frames_equal(whole, summary[whole.columns])
     lines = pd.read_csv(tmp / "lines.csv")
-    assert len(lines) == len(pd.read_csv(records_path))
+    assert len(lines) == len(pd.read_parquet(records_path))
 
 
 @pytest.mark.parametrize("how", ["records edited", "records truncated", "other chunk",
@@ -223,8 +224,9 @@ def test_a_partial_that_does_not_match_is_refused_by_name(measured, how):
     records_path, partial_path, tmp = measured
     params, band, named = None, 2.0, partial_path
     if how == "records edited":
-        text = records_path.read_text()
-        records_path.write_text(text.replace("gelu_tanh", "gelu_tanH", 1))
+        data = bytearray(records_path.read_bytes())
+        data[len(data) // 2] ^= 0x01  # one bit, in the middle of the file
+        records_path.write_bytes(bytes(data))
         named = records_path
     elif how == "records truncated":
         records_path.write_bytes(records_path.read_bytes()[:-10])
@@ -238,7 +240,7 @@ def test_a_partial_that_does_not_match_is_refused_by_name(measured, how):
     elif how == "other version":
         data = json.loads(partial_path.read_text())
         partial_path.write_text(json.dumps({**data, "version": 0}))
-    with pytest.raises(partials.CorruptPartial) as error:
+    with pytest.raises(partials.CorruptChunk) as error:
         merge(measured, params, band)
     assert str(named) in str(error.value)
     assert "delete it and run snakemake again" in str(error.value).replace("Delete", "delete")

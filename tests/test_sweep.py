@@ -73,7 +73,7 @@ def test_overlapping_chunks_on_disk_are_resolved_deterministically():
 
 def test_plan_reuses_chunk_files_on_disk(tmp_path):
     chunk = plan_chunks(CONFIG, tmp_path)[0]
-    path = tmp_path / f"{chunk.name}.csv"
+    path = tmp_path / f"{chunk.name}.parquet"
     path.parent.mkdir(parents=True)
     path.write_text("")
     grown = {**CONFIG, "seeds": list(range(12))}
@@ -130,3 +130,15 @@ def test_branch_labels_are_canonical():
 def test_columns_put_the_branch_scale_after_the_skip_scale():
     assert COLUMNS[:6] == ["depth", "width", "seed", "shortcut", "shortcut_scale", "branch_scale"]
     assert SORT_COLUMNS.index("branch_scale") == SORT_COLUMNS.index("shortcut_scale") + 1
+
+
+def test_plan_ignores_csv_chunks_of_earlier_versions(tmp_path):
+    """Chunks are Parquet now: a CSV chunk left by an earlier version is
+    not reused (a Parquet one would be: test_plan_reuses_chunk_files_on_disk)."""
+    chunk = plan_chunks(CONFIG, tmp_path)[0]
+    old = tmp_path / f"{chunk.name}.csv"
+    old.parent.mkdir(parents=True)
+    old.write_text("")
+    grown = {**CONFIG, "seeds": list(range(12))}
+    names = [c.name for c in plan_chunks(grown, tmp_path) if c.group_path == chunk.group_path]
+    assert names == [chunk.name.replace("seeds~0-9", "seeds~0-11")]

@@ -21,7 +21,7 @@ def read_rows(path):
 
 def measured_chunks(output):
     """The chunk names of the measure jobs snakemake ran, from its output."""
-    return sorted(set(re.findall(r"output: results/cells/(\S+?)\.csv", output)))
+    return sorted(set(re.findall(r"output: results/cells/(\S+?)\.parquet", output)))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
-"""The merge: chunk files -> results/gradients.csv, one tidy table, rows in a fixed order.
+"""Tables of records in CSV (results/gradients.csv; chunk files before the
+Parquet store): read and checked, and merged into one table in a fixed order.
 
-Every chunk file is checked against the cells its job was asked for, so a
+Every table is checked against the cells its job was asked for, so a
 file that was truncated, edited or left over from another sweep is named and
 refused instead of being counted.  Plain csv, no pandas: this step sits
 between the measurements and the first table, and pandas would cost ~0.4 s of
@@ -18,20 +19,16 @@ from shortcutbench.core.records import (
     SORT_COLUMNS,
     VALUE_COLUMNS,
 )
-from shortcutbench.core.sweep import cells_of
+
+# CorruptChunk lives in core (the measuring side and the store raise it
+# too); importable from here as the same class.
+from shortcutbench.core.store import CorruptChunk, check_cells
+from shortcutbench.core.store import corrupt as _bad
+
+__all__ = ["CorruptChunk", "check_gradients", "merge_chunks", "read_chunk", "read_table"]
 
 # How each identity column is read back: the cell's own field types, plus layer.
 KEY_TYPES = {**CELL_TYPES, "layer": int}
-
-
-class CorruptChunk(ValueError):
-    pass
-
-
-def _bad(path, what):
-    return CorruptChunk(
-        f"{path}: {what}. The file is incomplete, was edited, or comes from another "
-        f"sweep; delete it and run snakemake again to re-make it.")
 
 
 def _typed(row, path, line):
@@ -78,21 +75,9 @@ def read_table(path, chunk_params):
                 rows.append((_typed(row, path, line), fields))
     except (UnicodeDecodeError, csv.Error) as e:
         raise _bad(path, f"cannot be read as CSV ({e})") from None
-
-    layers = {}
-    for typed, _ in rows:
-        layers.setdefault(tuple(typed[c] for c in CELL_COLUMNS), []).append(typed["layer"])
-    expected = {tuple(cell[c] for c in CELL_COLUMNS)
-                for params in chunk_params for cell in cells_of(params)}
-    if set(layers) != expected:
-        missing, extra = len(expected - set(layers)), len(set(layers) - expected)
-        raise _bad(path, f"holds {len(layers)} cells, expected {len(expected)} "
-                         f"({missing} missing, {extra} not asked for)")
-    depth_at = CELL_COLUMNS.index("depth")
-    for cell, seen in layers.items():
-        if sorted(seen) != list(range(cell[depth_at])):
-            raise _bad(path, f"cell {dict(zip(CELL_COLUMNS, cell))} does not have exactly "
-                             f"one row per layer")
+    # The same check as a Parquet chunk's (core.store.check_cells).
+    check_cells(path, ((tuple(typed[c] for c in CELL_COLUMNS), typed["layer"])
+                       for typed, _ in rows), chunk_params)
     return rows
 
 

@@ -2,7 +2,7 @@
 merged across chunks without ever holding the records of two of them.
 
 The measuring job calls `chunk_partials(records, band)` on the records it has
-just written and saves the result beside them as results/{chunk}.partial.json
+just written and saves the result as results/partials/{chunk}.json
 (`write_partial`); rule `merge` folds those files one at a time
 (`merge_partials`) into results/{prefix}partials.json, from which the
 summary, the tables and the laws are computed.  Memory and time of the merge
@@ -34,7 +34,6 @@ Every table is {"columns": [...], "rows": [[...], ...]}, rows sorted by key:
 numpy only: this runs inside the measuring job (no pandas, no torch).
 """
 
-import hashlib
 import json
 import math
 
@@ -44,6 +43,7 @@ from shortcutbench.core import cell_stats, states
 from shortcutbench.core.book import BOOK_CASE
 from shortcutbench.core.files import atomic_write
 from shortcutbench.core.records import CELL_COLUMNS, CELL_TYPES, COLUMNS
+from shortcutbench.core.store import CorruptChunk
 
 VERSION = 1
 HIST_BIN = 0.05  # decades per histogram bin
@@ -61,8 +61,9 @@ LINE_COLUMNS = CELL_COLUMNS + ["layer", "param", "grad_abs_mean"]
 KEY_TYPES = {**CELL_TYPES, "layer": int, "param": str}
 
 
-class CorruptPartial(ValueError):
-    pass
+class CorruptPartial(CorruptChunk):
+    """A partial result that does not belong to its chunk (or whose records
+    file is not the one it was made from); the message names the file."""
 
 
 # ---------------------------------------------------------------- moments
@@ -365,16 +366,8 @@ def _book(columns):
 
 # ---------------------------------------------------------------- files
 
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_partial(partial, path, chunk, cells, records_sha256, band):
-    """results/{chunk}.partial.json: the tables with what they came from."""
+    """results/partials/{chunk}.json: the tables with what they came from."""
     data = {"version": VERSION, "chunk": chunk, "n_cells": cells,
             "records_sha256": records_sha256, "band": band, **partial}
     with atomic_write(path) as f:
@@ -413,12 +406,9 @@ def read_partial(path, chunk=None, records_path=None, band=None):
     if band is not None and data.get("band") != band:
         raise _refuse(path, f"was made with healthy_band {data.get('band')}, not {band}")
     if records_path is not None:
-        sha = file_sha256(records_path)
-        if sha != data.get("records_sha256"):
-            raise CorruptPartial(
-                f"{records_path}: its sha256 is not the one its measuring job recorded in "
-                f"{path}; the file was edited, truncated or replaced. Delete it and run "
-                f"snakemake again to re-make it.")
+        from shortcutbench.core.store import verify
+
+        verify(records_path, str(data.get("records_sha256")))
     return data
 
 

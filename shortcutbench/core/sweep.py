@@ -11,7 +11,7 @@ for a block of seeds, at one (device, dtype, activation, width).  Importing
 torch costs a process ~1.7 s while a cell costs milliseconds, so a job must
 hold many cells; the chunk's path says exactly which:
 
-    results/cells/device~cpu/dtype~float32/activation~gelu_tanh/width~3/seeds~0-9.csv
+    results/cells/device~cpu/dtype~float32/activation~gelu_tanh/width~3/seeds~0-9.parquet
 
 Seeds fall into blocks of `seeds_per_job` by value (seed // seeds_per_job).
 When a sweep grows, chunks already on disk whose seeds are all still wanted
@@ -129,7 +129,7 @@ class Chunk:
 
     @property
     def name(self):
-        """The chunk's id; its records are results/{name}.csv."""
+        """The chunk's id; its records are results/{name}.parquet (core.store)."""
         return f"{self.group_path}/seeds~{seeds_slug(self.seeds)}"
 
     def params(self):
@@ -145,14 +145,15 @@ class Chunk:
 
 
 def _existing_seed_sets(group_dir):
-    """Seed sets of the chunk files already in one group's folder."""
+    """Seed sets of the chunk files already in one group's folder (Parquet;
+    CSV chunks of earlier versions are not reused)."""
     try:
         names = os.listdir(group_dir)
     except OSError:
         return []
     found = []
     for name in names:
-        match = re.fullmatch(r"seeds~([0-9_-]+)\.csv", name)
+        match = re.fullmatch(r"seeds~([0-9_-]+)\.parquet", name)
         if match:
             try:
                 found.append(parse_seeds_slug(match.group(1)))

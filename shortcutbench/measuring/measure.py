@@ -8,7 +8,6 @@ mean |gradient| of every layer's weight, plus a few more statistics.
 This module imports torch and never pandas, seaborn or Snakemake.
 """
 
-import csv
 import math
 import platform
 import socket
@@ -19,11 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from shortcutbench.core.devices import torch_device
-from shortcutbench.core.files import atomic_write, write_json
+from shortcutbench.core.files import write_json
 from shortcutbench.core.host import cpu_name
-from shortcutbench.core.partials import chunk_partials, file_sha256, write_partial
-from shortcutbench.core.records import COLUMNS, Cell, branch_value, record_fields
+from shortcutbench.core.partials import chunk_partials, write_partial
+from shortcutbench.core.records import Cell, branch_value, record_fields
 from shortcutbench.core.states import DEFAULT_BAND
+from shortcutbench.core.store import write_records  # one Parquet file per chunk
 from shortcutbench.core.sweep import cells_of
 from shortcutbench.measuring.model import (
     ExampleDeepNeuralNetwork,
@@ -192,14 +192,6 @@ def configure_torch():
     torch.set_num_threads(1)
 
 
-def write_records(records, path):
-    """Write records as CSV, atomically: a reader never sees half a file."""
-    with atomic_write(path, newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-
-
 def measure_cells(cells, progress=sys.stderr):
     """Measure many cells in this process; returns all their records."""
     configure_torch()
@@ -233,13 +225,15 @@ def run_chunk(chunk, records_path, machine_path, progress=sys.stderr, partial_pa
     cells = [Cell(**cell) for cell in cells_of(chunk)]
     started = time.time()
     records = measure_cells(cells, progress)
-    write_records(records, records_path)
+    # The records file's sha256, recorded in the partial results: every later
+    # reader checks the file against it (core.store.verify).
+    sha256 = write_records(records, records_path)
     meta = {"chunk": chunk, "cells": len(cells), "started": started,
             "seconds": round(time.time() - started, 3), **machine_facts(chunk["device"])}
     if partial_path is not None:
         t0 = time.perf_counter()
-        write_partial(chunk_partials(records, band), partial_path, chunk, len(cells),
-                      file_sha256(records_path), band)
+        write_partial(chunk_partials(records, band), partial_path, chunk, len(cells), sha256,
+                      band)
         meta["partial_seconds"] = round(time.perf_counter() - t0, 3)
         if progress:
             print(f"partial results in {meta['partial_seconds']} s", file=progress, flush=True)

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from shortcutbench.analysis.merge import read_chunk
 from shortcutbench.core.config import validate_config
+from shortcutbench.core.store import read_chunk
 from shortcutbench.core.sweep import plan_chunks
 
 from .helpers import SCHEMA_PATH, run, tree
@@ -51,15 +51,15 @@ def test_a_cuda_chunk_fails_alone_naming_device_and_host(reference, tmp_path, co
     for chunk in cuda:
         log = (workdir / "logs" / "measure" / f"{chunk.name}.log").read_text()
         assert "DeviceUnavailable" in log and "'cuda'" in log and repr(host) in log
-        assert not (workdir / "results" / f"{chunk.name}.csv").exists()
+        assert not (workdir / "results" / f"{chunk.name}.parquet").exists()
 
     # Every cpu chunk was measured, is valid, and is the very file a
     # cpu-only run makes.
     results = tree(workdir / "results")
     for chunk in cpu:
-        path = workdir / "results" / f"{chunk.name}.csv"
+        path = workdir / "results" / f"{chunk.name}.parquet"
         read_chunk(path, chunk.params())
-        assert results[f"{chunk.name}.csv"] == reference.results[f"{chunk.name}.csv"]
+        assert results[f"{chunk.name}.parquet"] == reference.results[f"{chunk.name}.parquet"]
     # Nothing downstream was made from a partial sweep.
     assert "gradients.csv" not in results and not (workdir / "report").exists()
     counts.add("devices", cuda_chunks_failed_in_their_job=len(cuda),

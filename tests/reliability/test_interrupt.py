@@ -41,9 +41,19 @@ import time
 
 import pytest
 
+from shortcutbench.core.config import validate_config
 from shortcutbench.core.files import atomic_write
+from shortcutbench.core.store import read_records, write_gradients_csv
+from shortcutbench.core.sweep import plan_chunks
 
-from .helpers import Background, leftover_temporaries, run, tree, tree_difference
+from .helpers import (
+    SCHEMA_PATH,
+    Background,
+    leftover_temporaries,
+    run,
+    tree,
+    tree_difference,
+)
 
 STRATA = 3
 
@@ -186,38 +196,55 @@ def test_a_killed_sweep_rerun_gives_the_same_bytes(reference, tmp_path, signame,
         "existing_outputs_marked_incomplete": flagged, "remedies": remedies})
 
 
+def gradients_csv_of(reference, folder):
+    """The gradients.csv the reference run's chunks make (rule gradients_csv's
+    code), whether or not its default target asked for one."""
+    sweep = validate_config(dict(reference.config), str(SCHEMA_PATH))
+    chunks = [c for c in plan_chunks(sweep, "/nonexistent") if c.study == ""]
+    path = folder / "expected-gradients.csv"
+    write_gradients_csv([reference.workdir / "results" / f"{c.name}.parquet" for c in chunks],
+                        [c.params() for c in chunks], path)
+    return path.read_bytes()
+
+
 @pytest.mark.slow
 def test_snakemake_refuses_a_half_written_output_until_it_is_remade(reference, tmp_path,
                                                                      counts):
     """Layer 2 on its own: a writer that is not atomic is killed half-way
-    through results/gradients.csv (here: the merge job is killed as it
-    starts, and the half file is put there by hand, as such a writer would
-    leave it).  Snakemake refuses to go on from it, names it, and with
+    through results/gradients.csv (here: the gradients_csv job is killed as
+    it starts, and the half file is put there by hand, as such a writer
+    would leave it).  Snakemake refuses to go on from it, names it, and with
     --rerun-incomplete re-makes it; nothing downstream ever reads it."""
+    target = "results/gradients.csv"
     workdir = tmp_path / "work"
-    sweep = Background(workdir, reference.config)
+    sweep = Background(workdir, reference.config, target)
     try:
-        sweep.wait_for("rule merge:")
-        wait_for_mark(workdir, "results/gradients.csv")
+        sweep.wait_for("rule gradients_csv:")
+        wait_for_mark(workdir, target)
         sweep.signal_group(signal.SIGKILL)
         sweep.wait(timeout=60)
     finally:
         sweep.kill()
-    gradients = workdir / "results" / "gradients.csv"
-    whole = reference.results["gradients.csv"]
+    gradients = workdir / target
+    whole = gradients_csv_of(reference, tmp_path)
     gradients.write_bytes(whole[: len(whole) // 2])
-    assert "results/gradients.csv" in marked_incomplete(workdir)
+    assert target in marked_incomplete(workdir)
 
     run(workdir, reference.config, "--unlock")
-    refused = run(workdir, reference.config, check=False)
+    refused = run(workdir, reference.config, target, check=False)
     assert refused.returncode != 0
     assert "IncompleteFilesException" in refused.stdout
-    assert "results/gradients.csv" in refused.stdout.split("Incomplete files:")[1]
+    assert target in refused.stdout.split("Incomplete files:")[1]
     assert "--rerun-incomplete" in refused.stdout
-    assert not (workdir / "results" / "summary.csv").exists()  # nothing read the half file
+    assert gradients.read_bytes() == whole[: len(whole) // 2]  # left as it was, unused
 
-    run(workdir, reference.config, "--rerun-incomplete")
-    assert tree_difference(tree(workdir / "results"), reference.results) == ""
+    run(workdir, reference.config, "--rerun-incomplete", target)
+    assert gradients.read_bytes() == whole
+    # every chunk as the uninterrupted run measured it, none twice
+    chunks = {name: data for name, data in tree(workdir / "results").items()
+              if name.startswith("cells/")}
+    assert chunks == {name: data for name, data in reference.results.items()
+                      if name.startswith("cells/")}
     counts.add("interruption", half_written_outputs_refused_by_snakemake=1)
 
 
@@ -290,3 +317,70 @@ def test_an_atomic_write_gets_the_mode_open_gives(tmp_path):
         f.write("x\n")
     (tmp_path / "plain.csv").write_text("x\n")
     assert (tmp_path / "atomic.csv").stat().st_mode == (tmp_path / "plain.csv").stat().st_mode
+
+
+# A chunk's Parquet file, its write stopped half-way: the store writes the
+# whole file's bytes through atomic_write, held here after half of them.
+PARQUET_WRITER = """
+import contextlib, sys, time
+from shortcutbench.core import store
+from shortcutbench.core.records import COLUMNS, Cell, record_fields
+
+class HalfThenWait:
+    def __init__(self, f):
+        self.f = f
+    def write(self, data):
+        self.f.write(data[: len(data) // 2])
+        self.f.flush()
+        print("half-way", flush=True)
+        time.sleep(60)
+
+real = store.atomic_write
+@contextlib.contextmanager
+def held(path, mode="w", **kwargs):
+    with real(path, mode, **kwargs) as f:
+        yield HalfThenWait(f)
+store.atomic_write = held
+cell = record_fields(Cell(depth=2, width=3, seed=int(sys.argv[2]), shortcut=True))
+records = [{**cell, "layer": i, "param": f"layers.{i}.0.weight", "grad_abs_mean": 0.5,
+            "grad_l2": 1.0, "bias_grad_abs_mean": 0.25, "output_rms": 2.0,
+            "grad_stream_cos": 0.0, "loss": 1.5, "output": -0.5, "finite": True}
+           for i in range(2)]
+store.write_records(records, sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("existed", [False, True], ids=["new chunk", "replacing a chunk"])
+def test_a_chunk_write_killed_half_way_leaves_the_old_chunk_or_none(tmp_path, signame, existed,
+                                                                   counts):
+    path = tmp_path / "seeds~1.parquet"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def writer(seed, sig=None):
+        proc = subprocess.Popen([sys.executable, "-c", PARQUET_WRITER, str(path), str(seed)],
+                                env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "half-way"
+            proc.send_signal(sig or signal.SIGKILL)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+        return proc.returncode
+
+    if existed:  # a whole chunk, written by the store without interruption
+        old = subprocess.run([sys.executable, "-c", PARQUET_WRITER.replace(
+            "store.atomic_write = held", ""), str(path), "7"], env=env, check=True)
+        assert old.returncode == 0
+        before = path.read_bytes()
+    assert writer(1, getattr(signal, signame)) != 0
+    if existed:
+        assert path.read_bytes() == before
+        assert read_records(path).column("seed").to_pylist() == [7, 7]
+    else:
+        assert not path.exists()
+    debris = leftover_temporaries(tmp_path)
+    assert debris == [] if signame == "SIGINT" else len(debris) <= 1
+    counts.add("interruption", chunk_writes_killed_half_way=1)

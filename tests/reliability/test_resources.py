@@ -158,9 +158,9 @@ def test_a_chunk_folder_one_may_not_write_stops_a_growing_sweep_clearly(referenc
     workdir, problem, result = grow_with_read_only_chunk_folder(
         reference, tmp_path, not_writable, run_unprivileged)
     named = assert_clear_error(result, problem)
-    assert any(path.endswith("seeds~5.csv") for path in named), named
+    assert any(path.endswith("seeds~5.parquet") for path in named), named
     # Our one-line summary, pointing at the log that holds the traceback.
-    assert re.search(r"^error: PermissionError: .*seeds~5\.csv'"
+    assert re.search(r"^error: PermissionError: .*seeds~5\.parquet'"
                      r" \(full traceback in logs/measure/\S+\.log\)$", result.stdout, re.M), \
         result.stdout[-3000:]
     # The finished run's results are as they were, with no debris.
@@ -185,7 +185,7 @@ def test_a_chunk_folder_on_a_read_only_file_system_stops_a_growing_sweep(referen
     counts.add("resources", read_only_runs=1)
     assert tree_difference(tree(workdir / "results"), reference.results) == ""
     named = assert_clear_error(result, problem, traceback_allowed=True)
-    assert any(path.endswith("seeds~5.csv") for path in named), named
+    assert any(path.endswith("seeds~5.parquet") for path in named), named
     if TRACEBACK in result.stdout and "snakemake/io/__init__.py" in result.stdout:
         counts.add("resources", read_only_snakemake_tracebacks=1)
         pytest.xfail(SNAKEMAKE_EROFS)

@@ -1,30 +1,37 @@
 """Tampering and corruption: an intermediate file edited or truncated by hand
-is detected when it is aggregated, with a message naming the file.
+is detected when it is read, with a message naming the file.
 
-Two intermediate tables feed the aggregation:
+Two kinds of intermediate tables:
 
-* the chunk files results/cells/.../seeds~A-B.csv, checked by the merge job
-  (shortcutbench.analysis.merge.read_chunk) against the cells the chunk was asked
-  for;
-* results/gradients.csv, which aggregate, the figures and the laws read.
-  shortcutbench.analysis.merge.check_gradients checks it the same way against the
-  cells of all chunks; aggregate and laws call it before reading it (the
-  figures wait for aggregate's summary.csv).
+* the chunk files results/cells/.../seeds~A-B.parquet (shortcutbench.core.store),
+  checked before they are read (store.read_chunk) against the sha256 the
+  measuring job recorded in the chunk's partial.json, their schema, and the
+  cells the chunk was asked for;
+* results/gradients.csv, made from the chunks on request (rule
+  gradients_csv), which aggregate and laws check (analysis.merge.check_gradients)
+  against the cells of all chunks before reading it.
 
-In-process tests truncate the tables at every line boundary and at many
-byte offsets; workflow tests edit a finished run's files by hand and run
-snakemake again, as a person would.
+In-process tests truncate the tables at every line boundary (CSV) and at
+many byte offsets, and edit them by hand (the Parquet chunk with pyarrow,
+keeping the format); workflow tests edit a finished run's files by hand and
+run snakemake again, as a person would.
 """
 
+import csv
+import io
 import random
 import shutil
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from shortcutbench.analysis.merge import CorruptChunk, check_gradients, merge_chunks, read_chunk
+from shortcutbench.analysis.merge import CorruptChunk, check_gradients
+from shortcutbench.core import store
 from shortcutbench.core.records import COLUMNS, Cell
+from shortcutbench.core.store import read_chunk, write_gradients_csv, write_records
 from shortcutbench.core.sweep import cells_of
-from shortcutbench.measuring.measure import measure_cells, write_records
+from shortcutbench.measuring.measure import measure_cells
 
 from .helpers import run, tree
 
@@ -39,18 +46,27 @@ def chunk_params(seeds):
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
-    """Two measured chunks and the gradients.csv merge_chunks makes of them."""
+    """Two measured chunks (Parquet, with the sha256 written for each) and
+    the gradients.csv rule gradients_csv makes of them."""
     folder = tmp_path_factory.mktemp("tables")
     params = [chunk_params([1, 2]), chunk_params([3])]
-    paths = []
+    paths, digests = [], []
     for i, p in enumerate(params):
-        path = folder / f"chunk{i}.csv"
-        write_records(measure_cells([Cell(**c) for c in cells_of(p)], progress=None), path)
+        path = folder / f"chunk{i}.parquet"
+        digests.append(write_records(measure_cells([Cell(**c) for c in cells_of(p)],
+                                                   progress=None), path))
         paths.append(path)
     gradients = folder / "gradients.csv"
-    merge_chunks(paths, params, gradients)
-    return {"params": params, "chunks": [p.read_bytes() for p in paths],
+    write_gradients_csv(paths, params, gradients, digests)
+    return {"params": params, "chunks": [p.read_bytes() for p in paths], "digests": digests,
             "gradients": gradients.read_bytes()}
+
+
+def check_chunk(tables, with_digest):
+    """How the first chunk is read: with the recorded sha256, or (a chunk
+    whose partial.json is gone) on its format and cells alone."""
+    digest = tables["digests"][0] if with_digest else None
+    return lambda p: read_chunk(p, tables["params"][0], digest)
 
 
 def refused(check, path, data):
@@ -75,18 +91,22 @@ def test_the_untouched_tables_pass(tables, tmp_path):
     gradients = tmp_path / "gradients.csv"
     gradients.write_bytes(tables["gradients"])
     assert check_gradients(gradients, tables["params"]) == 2 * (3 * (1 + 3 + 6))
-    chunk = tmp_path / "chunk.csv"
+    chunk = tmp_path / "chunk.parquet"
     chunk.write_bytes(tables["chunks"][0])
-    assert len(read_chunk(chunk, tables["params"][0])) == 2 * 2 * (1 + 3 + 6)
+    for with_digest in (True, False):
+        assert check_chunk(tables, with_digest)(chunk).num_rows == 2 * 2 * (1 + 3 + 6)
 
 
 def test_a_truncated_table_is_never_read_as_complete(tables, tmp_path, counts):
-    """Cut at every line boundary and at 500 random byte offsets: refused."""
+    """Cut at every line boundary and at 500 random byte offsets: refused;
+    the Parquet chunk also without its recorded sha256 (its footer goes
+    first)."""
     tried = 0
-    gradients, chunk = tmp_path / "gradients.csv", tmp_path / "chunk.csv"
+    gradients, chunk = tmp_path / "gradients.csv", tmp_path / "chunk.parquet"
     checks = [(gradients, tables["gradients"],
                lambda p: check_gradients(p, tables["params"])),
-              (chunk, tables["chunks"][0], lambda p: read_chunk(p, tables["params"][0]))]
+              (chunk, tables["chunks"][0], check_chunk(tables, True)),
+              (chunk, tables["chunks"][0], check_chunk(tables, False))]
     for path, data, check in checks:
         for cut in cut_points(data, seed=len(data), n_random=500):
             refused(check, path, data[:cut])
@@ -122,15 +142,84 @@ def _join(lines, at, row, column, value):
     return "".join(lines[:at] + [",".join(row) + "\n"] + lines[at + 1:]).encode()
 
 
+def parquet_edits(data):
+    """Hand edits of a Parquet chunk, made with pyarrow as a person would:
+    (name, edited bytes, whether its format and cells alone can tell)."""
+    table = pq.read_table(pa.BufferReader(data))
+
+    def written(edited, keep_format=True):
+        if keep_format:  # the store's own schema and writer settings
+            return store._parquet_bytes(edited.cast(store.schema()))
+        sink = pa.BufferOutputStream()
+        pq.write_table(edited, sink)
+        return sink.getvalue().to_pybytes()
+
+    def replaced(column, row, value):
+        values = table.column(column).to_pylist()
+        values[row] = value
+        at = COLUMNS.index(column)
+        return table.set_column(at, store.schema().field(at), pa.array(values))
+
+    rows = table.num_rows
+    yield "a value edited, format kept", written(
+        replaced("grad_abs_mean", 5, table.column("grad_abs_mean")[5].as_py() * 1.5)), False
+    yield "a flag flipped", written(replaced("finite", 5, False)), False
+    yield "a depth changed", written(replaced("depth", 5, 2)), True
+    yield "a seed changed", written(replaced("seed", 5, 99)), True
+    yield "a layer changed", written(replaced("layer", 5, 17)), True
+    yield "a row removed", written(pa.concat_tables([table.slice(0, 5), table.slice(6)])), True
+    yield "a row repeated", written(pa.concat_tables([table.slice(0, 6), table.slice(5)])), True
+    yield "the last row removed", written(table.slice(0, rows - 1)), True
+    yield "a column renamed", written(table.rename_columns(
+        [c.replace("grad_l2", "grad_norm") for c in COLUMNS]), keep_format=False), True
+    yield "a column removed", written(table.drop_columns(["grad_l2"]), keep_format=False), True
+    yield "a column added", written(table.append_column("extra", pa.array([1] * rows)),
+                                    keep_format=False), True
+    yield "a number made text", written(table.set_column(
+        COLUMNS.index("grad_abs_mean"), "grad_abs_mean",
+        table.column("grad_abs_mean").cast(pa.string())), keep_format=False), True
+    yield "rewritten by another writer, same values", written(table, keep_format=False), False
+    yield "emptied", b"", True
+    yield "binary junk", b"\xff\xfe\x00garbage\n", True
+    yield "a CSV under the Parquet name", tables_csv_bytes(table), True
+    foreign = table.slice(0, 3).set_column(COLUMNS.index("activation"), store.schema().field(
+        "activation"), pa.array(["relu"] * 3))
+    yield "a cell from another sweep", written(pa.concat_tables([table, foreign])), True
+
+
+def tables_csv_bytes(table):
+    sink = io.StringIO()
+    writer = csv.writer(sink, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(zip(*(table.column(c).to_pylist() for c in COLUMNS)))
+    return sink.getvalue().encode()
+
+
 def test_hand_edits_are_refused_naming_the_file(tables, tmp_path, counts):
     tried = 0
     for _name, data in edits(tables["gradients"]):
         refused(lambda p: check_gradients(p, tables["params"]), tmp_path / "gradients.csv", data)
         tried += 1
-    for _name, data in edits(tables["chunks"][0]):
-        refused(lambda p: read_chunk(p, tables["params"][0]), tmp_path / "chunk.csv", data)
+    for name, data, format_tells in parquet_edits(tables["chunks"][0]):
+        assert data != tables["chunks"][0], name
+        refused(check_chunk(tables, True), tmp_path / "chunk.parquet", data)
         tried += 1
+        if format_tells:  # refused even where no sha256 was recorded
+            refused(check_chunk(tables, False), tmp_path / "chunk.parquet", data)
+            tried += 1
     counts.add("tampering", hand_edits_tried=tried, hand_edits_refused_naming_file=tried)
+
+
+def test_a_value_edited_keeping_the_format_is_caught_only_by_the_digest(tables, tmp_path):
+    """What the reliability notes left open: a believable number, the file
+    still valid Parquet with the store's own schema.  Its format and cells
+    cannot tell; the sha256 the measuring job recorded can."""
+    name, data, _ = next(parquet_edits(tables["chunks"][0]))
+    path = tmp_path / "chunk.parquet"
+    path.write_bytes(data)
+    assert check_chunk(tables, False)(path).num_rows == 2 * 2 * (1 + 3 + 6)
+    message = refused(check_chunk(tables, True), path, data)
+    assert "sha256" in message and "recorded" in message
 
 
 def test_rows_out_of_order_in_gradients_are_refused(tables, tmp_path):
@@ -155,27 +244,49 @@ def empty(data):
     return b""
 
 
-def edit_a_value(data):
+def rewritten(data, edit):
+    """A Parquet chunk read, edited and written back as the measuring job
+    writes it (same schema, same settings): still a valid chunk file."""
+    table = pq.read_table(pa.BufferReader(data))
+    return store._parquet_bytes(edit(table).cast(store.schema()))
+
+
+def drop_last_parquet_row(data):
+    return rewritten(data, lambda table: table.slice(0, table.num_rows - 1))
+
+
+def edit_a_parquet_value(data):
     """A plausible number in place of the measured one: the format is kept."""
-    lines = data.decode().splitlines(keepends=True)
-    row = lines[2].rstrip("\n").split(",")
-    row[VALUE_AT] = repr(float(row[VALUE_AT]) * 1.5)
-    return "".join(lines[:2] + [",".join(row) + "\n"] + lines[3:]).encode()
+    def edit(table):
+        values = table.column("grad_abs_mean").to_pylist()
+        values[2] *= 1.5
+        return table.set_column(VALUE_AT, "grad_abs_mean", pa.array(values, pa.float64()))
+    return rewritten(data, edit)
+
+
+def chunks(results):
+    return sorted(name for name in results
+                  if name.startswith("cells/") and name.endswith(".parquet"))
 
 
 def first_chunk(results):
-    return sorted(name for name in results if name.startswith("cells/"))[0]
+    return chunks(results)[0]
+
+
+def another_chunk(reference):
+    """The bytes of another chunk of the run, put in the first one's place,
+    as a chunk left over from another sweep would be."""
+    return reference.results[chunks(reference.results)[1]]
 
 
 TAMPERS = {
-    "chunk truncated mid-line": (first_chunk, truncate_mid_line, None),
-    "chunk's last row removed": (first_chunk, drop_last_row, None),
+    "chunk truncated": (first_chunk, truncate_mid_line, None),
+    "chunk's last row removed, format kept": (first_chunk, drop_last_parquet_row, None),
     "chunk emptied": (first_chunk, empty, None),
-    "chunk value edited, format kept": (
-        first_chunk, edit_a_value,
-        "a plausible number edited into a chunk keeps the format; only a digest written by "
-        "the measuring job (e.g. sha256 in its machine.json or a declared .sha256 output) "
-        "checked by merge_chunks could tell"),
+    # the gap the first run of these tests left open, closed by the sha256
+    # the measuring job records (partial.json's records_sha256)
+    "chunk value edited, format kept": (first_chunk, edit_a_parquet_value, None),
+    "chunk replaced by another sweep's": (first_chunk, "another chunk", None),
     # aggregate and laws check gradients.csv against its chunks before reading it
     "gradients.csv truncated mid-line": (lambda results: "gradients.csv", truncate_mid_line, None),
     "gradients.csv's last row removed": (lambda results: "gradients.csv", drop_last_row, None),
@@ -193,7 +304,10 @@ def test_a_tampered_intermediate_stops_the_workflow_naming_it(reference, tmp_pat
     shutil.copytree(reference.workdir, workdir, symlinks=True)
     target = pick(reference.results)
     path = workdir / "results" / target
-    path.write_bytes(tamper(path.read_bytes()))
+    if tamper == "another chunk":
+        path.write_bytes(another_chunk(reference))
+    else:
+        path.write_bytes(tamper(path.read_bytes()))
     tampered = path.read_bytes()
 
     result = run(workdir, reference.config, check=False)

@@ -7,13 +7,19 @@ from shortcutbench.core.sweep import (
     PREFIX_PATTERN,
     plan_chunks,
     study_prefix,
+    study_sweeps,
     training_jobs,
 )
 from shortcutbench.core.devices import is_gpu
+from shortcutbench.core.resources import chunk_mem_mb, memory_problem
 
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 try:
     SWEEP = validate_config(config, SCHEMA, file_config=read_config_files(CONFIG_FILES))
+    # Memory known before a job runs: a cell that cannot fit is refused here.
+    MEMORY_PROBLEM = memory_problem(study_sweeps(SWEEP), SWEEP.get("max_mem_mb"))
+    if MEMORY_PROBLEM:
+        raise ConfigError(MEMORY_PROBLEM)
 except ConfigError as error:
     # The message alone: it names the key and the fix; a traceback would not help.
     sys.exit(f"ConfigError: {error}")

@@ -3,9 +3,10 @@ rule measure:
     dtype, activation, width); one row per cell x layer, and the chunk's
     partial results (counts, moments, histograms per group)."""
     output:
-        records="results/{chunk}.csv",
-        # small partial results of the chunk, read by rule merge
-        partial="results/{chunk}.partial.json",
+        records="results/{chunk}.parquet",
+        # small partial results of the chunk, read by rule merge; beside,
+        # not among, the Parquet files, so that results/cells/ reads as one dataset
+        partial="results/partials/{chunk}.json",
     log:
         run="logs/measure/{chunk}.log",
         # where and with what the chunk was measured; read by the report
@@ -22,6 +23,9 @@ rule measure:
         "../../environment.yml"
     resources:
         gpu=lambda wildcards: int(is_gpu(CHUNKS[wildcards.chunk].device)),
+        # the chunk's peak memory, estimated from its biggest cell
+        # (core/resources.py), so that a cluster asks for what it needs
+        mem_mb=lambda wildcards: chunk_mem_mb(CHUNKS[wildcards.chunk]),
     params:
         chunk=lambda wildcards: CHUNKS[wildcards.chunk].params(),
         # the healthy band of the cell states in the partial results

@@ -7,9 +7,10 @@ rule merge:
     results/[studies/NAME/]partials.json, summary.csv (per group and layer,
     over seeds) and lines.csv (single-seed profiles, 50 seeds per group)."""
     input:
-        partials=lambda wildcards: [
-            f"results/{c.name}.partial.json" for c in chunks_of(wildcards.prefix)
-        ],
+        partials=lambda wildcards: expand(
+            rules.measure.output.partial,
+            chunk=[c.name for c in chunks_of(wildcards.prefix)],
+        ),
         # only hashed, never read: each must be the file its partials came from
         records=lambda wildcards: expand(
             rules.measure.output.records,
@@ -31,30 +32,6 @@ rule merge:
         healthy_band=SWEEP["healthy_band"],
     script:
         "../../scripts/merge.py"
-
-
-rule gradients_csv:
-    """Every record of one sweep in one tidy table,
-    results/[studies/NAME/]gradients.csv, each chunk checked against the
-    cells it was asked for; built only on request (and for the laws)."""
-    input:
-        chunks=lambda wildcards: expand(
-            rules.measure.output.records,
-            chunk=[c.name for c in chunks_of(wildcards.prefix)],
-        ),
-    output:
-        "results/{prefix}gradients.csv",
-    log:
-        "logs/{prefix}gradients_csv.log",
-    benchmark:
-        "logs/benchmark/gradients_csv/{prefix}gradients_csv.tsv"
-    conda:
-        "../../environment.yml"
-    params:
-        # what each chunk must hold: checked before anything is merged
-        chunks=lambda wildcards: [c.params() for c in chunks_of(wildcards.prefix)],
-    script:
-        "../../scripts/gradients_csv.py"
 
 
 rule tables:

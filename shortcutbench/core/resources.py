@@ -1,0 +1,112 @@
+"""Memory known before a job runs: each measuring chunk's peak memory,
+estimated from its cells, for the `measure` rule's mem_mb resource (so that
+a cluster asks for what a chunk needs) and for refusing, before any job
+runs, a cell that cannot fit (workflow/rules/common.smk).
+
+A cell's peak is its weights and their gradients (about twice its
+parameters' bytes; issue 7 measured 2.04x) on top of what a measuring
+process holds anyway (Python, torch, one tiny cell).  The constants were
+measured here (torch 2.13.0 CPU, below); a chunk's peak is its biggest
+cell's, since a job measures its cells one after another and frees each.
+
+Torch-free and pandas-free: this runs while Snakemake builds the DAG.
+"""
+
+import math
+import os
+
+# Measured (peak RSS of one process measuring one cell with a shortcut;
+# parameters P, bytes per parameter b in the cell's dtype):
+#   tiny cell (depth 1 x width 3), float32        232 MB: the baseline
+#   16 x 1024, float32 (P = 15.7 M)               416 MB: +2.7 x P*b (fixed costs show)
+#   64 x 1024, float32 (P = 66.1 M)               803 MB: +2.13 x P*b
+#   256 x 1024, float32 (P = 267.6 M)            2350 MB: +1.97 x P*b
+#   64 x 2048, float32 (P = 264.4 M)             2318 MB: +1.94 x P*b
+#   16 x 4096, float32 (P = 251.7 M)             2346 MB: +2.10 x P*b
+#   64 x 1024, float64                           1310 MB: +2.04 x P*b
+#   64 x 1024, bfloat16 / float16           600 / 636 MB: +5.5 / +6.1 bytes x P
+#   16, 256 and 64 x 1024 in one process         2349 MB: the biggest cell's, not the sum
+# Weights and their gradients, 2 x P*b, while measuring; before that the
+# weights are drawn in float32 (4 bytes) and converted to the dtype, both
+# alive for a moment: 4 + b bytes per parameter, which is the peak for the
+# 2-byte dtypes.  Margins: baseline 300 MB (measured 232), 2.2 (measured
+# <= 2.13 on the big cells).
+BASELINE_MB = 300
+PEAK_PER_PARAMETER_BYTE = 2.2
+DTYPE_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
+DRAW_BYTES = 4
+MB = 1 << 20
+
+
+def cell_parameters(depth, width):
+    """Parameters of a cell: measuring.model.layer_sizes(depth, width) is
+    depth-1 Linear(width, width) layers and one Linear(width, 1)."""
+    return (depth - 1) * (width * width + width) + width + 1
+
+
+def cell_mem_mb(depth, width, dtype="float32"):
+    """The estimated peak memory (MB) of a process measuring this cell."""
+    b = DTYPE_BYTES[dtype]
+    per_parameter = max(PEAK_PER_PARAMETER_BYTE * b, DRAW_BYTES + b)
+    return BASELINE_MB + math.ceil(cell_parameters(depth, width) * per_parameter / MB)
+
+
+def chunk_mem_mb(chunk):
+    """The estimated peak memory (MB) of a measuring job (a sweep.Chunk):
+    that of its biggest cell."""
+    return cell_mem_mb(max(chunk.depths), chunk.width, chunk.dtype)
+
+
+def machine_mem_mb():
+    """This machine's total memory in MB (/proc/meminfo's MemTotal; else
+    sysconf), or None where neither says."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // MB
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def too_big(sweeps, limit_mb):
+    """The first cell of `sweeps` ({name: axes}, sweep.study_sweeps) whose
+    estimate exceeds `limit_mb`, as (name, depth, width, dtype, estimate),
+    the biggest such cell; None if all fit."""
+    worst = None
+    for name, sweep in sweeps.items():
+        for width in sweep["widths"]:
+            for dtype in sweep["dtypes"]:
+                depth = max(sweep["depths"])
+                estimate = cell_mem_mb(depth, width, dtype)
+                if estimate > limit_mb and (worst is None or estimate > worst[-1]):
+                    worst = (name, depth, width, dtype, estimate)
+    return worst
+
+
+def memory_problem(sweeps, max_mem_mb=None):
+    """A message naming the cell that cannot fit, its estimate, the limit
+    and the fix, or None if every cell fits.  The limit is `max_mem_mb`
+    (the config key) or this machine's memory."""
+    limit, source = max_mem_mb, "max_mem_mb in the config"
+    if limit is None:
+        limit, source = machine_mem_mb(), "this machine's memory; set max_mem_mb to change it"
+        if limit is None:
+            return None
+    worst = too_big(sweeps, limit)
+    if worst is None:
+        return None
+    name, depth, width, dtype, estimate = worst
+    where = f" of study {name!r}" if name else ""
+    parameters = cell_parameters(depth, width)
+    return (f"config key max_mem_mb: the cell depth {depth} x width {width} ({dtype}){where} "
+            f"would need ~{estimate:,} MB of memory ({parameters:,} parameters; "
+            f"shortcutbench/core/resources.py: {BASELINE_MB} MB + ~{PEAK_PER_PARAMETER_BYTE} x "
+            f"the parameters' bytes), more than the {limit:,} MB allowed ({source}). "
+            f"Nothing was run. Fix: lower the largest depth or width, or, if the measuring "
+            f"jobs run on machines with more memory (a cluster), set max_mem_mb to what "
+            f"one job may use.")

@@ -1,0 +1,78 @@
+"""Memory known before a job runs (shortcutbench.core.resources): each
+chunk's peak estimated from its cells, used as the measure rule's mem_mb,
+and a cell that cannot fit refused before any job, naming max_mem_mb."""
+
+import re
+
+import pytest
+from conftest import SMALL_CONFIG, snakemake
+
+from shortcutbench.core import resources
+from shortcutbench.core.resources import cell_mem_mb, cell_parameters, chunk_mem_mb
+from shortcutbench.core.sweep import Chunk, study_sweeps
+
+
+def test_the_parameter_count_is_the_model_s():
+    from shortcutbench.measuring.model import init_parameters, layer_sizes
+
+    for depth, width in [(1, 3), (5, 3), (4, 32), (3, 100)]:
+        drawn = init_parameters(layer_sizes(depth, width), "pytorch")
+        assert cell_parameters(depth, width) == sum(w.numel() + b.numel() for w, b in drawn)
+
+
+def test_the_estimate_grows_with_depth_times_width_squared():
+    base = resources.BASELINE_MB
+    small = cell_mem_mb(64, 1024) - base
+    assert cell_mem_mb(128, 1024) - base == pytest.approx(2 * small, rel=0.02)
+    assert cell_mem_mb(64, 2048) - base == pytest.approx(4 * small, rel=0.02)
+    assert cell_mem_mb(64, 1024, "float64") - base == pytest.approx(2 * small, rel=0.02)
+    # issue 7: peak RSS ~2.04x the parameters' bytes for a depth-1024 x width-1024 cell
+    gib = cell_parameters(1024, 1024) * 4 / 2 ** 20
+    assert 2.0 * gib < cell_mem_mb(1024, 1024) - base < 2.5 * gib
+    assert cell_mem_mb(1, 3) == base + 1
+
+
+def test_a_chunk_needs_what_its_biggest_cell_needs():
+    chunk = Chunk("", "cpu", "float64", "relu", 512, (0, 1), (1, 8, 64), (False, True),
+                  (1.0,), ("pytorch",), ("none",))
+    assert chunk_mem_mb(chunk) == cell_mem_mb(64, 512, "float64")
+
+
+def sweeps(**axes):
+    return study_sweeps({"depths": [1, 5], "widths": [3], "dtypes": ["float32"], **axes})
+
+
+def test_a_normal_sweep_fits():
+    assert resources.machine_mem_mb() > 0
+    assert resources.memory_problem(sweeps()) is None
+    assert resources.memory_problem(sweeps(), max_mem_mb=1000) is None
+
+
+def test_a_cell_that_cannot_fit_is_refused_with_its_numbers(monkeypatch):
+    monkeypatch.setattr(resources, "machine_mem_mb", lambda: 16000)
+    message = resources.memory_problem(sweeps(depths=[1, 100000], widths=[3, 65536]))
+    assert message.startswith("config key max_mem_mb: the cell depth 100000 x width 65536 "
+                              "(float32) would need ~")
+    estimate = cell_mem_mb(100000, 65536)
+    assert f"~{estimate:,} MB" in message and "16,000 MB allowed (this machine's memory" in message
+    assert "Fix: lower the largest depth or width" in message
+    # the limit the user sets, and a study named
+    message = resources.memory_problem(
+        study_sweeps({"depths": [1], "widths": [3], "dtypes": ["float32"],
+                      "studies": {"wide": {"widths": [4096], "depths": [64]}}}),
+        max_mem_mb=2000)
+    assert "depth 64 x width 4096 (float32) of study 'wide'" in message
+    assert "more than the 2,000 MB allowed (max_mem_mb in the config)" in message
+
+
+def test_snakemake_refuses_before_any_job_and_asks_each_job_s_memory(tmp_path):
+    refused = snakemake(tmp_path / "big", {**SMALL_CONFIG, "max_mem_mb": 300}, "-n",
+                        check=False)
+    assert refused.returncode != 0
+    assert re.search(r"^ConfigError: config key max_mem_mb: the cell depth 12 x width 3 "
+                     r"\(float32\) would need ~301 MB .* more than the 300 MB allowed "
+                     r"\(max_mem_mb in the config\)", refused.stdout, re.M), refused.stdout
+    assert "Traceback" not in refused.stdout
+    assert not (tmp_path / "big" / "results").exists()
+    planned = snakemake(tmp_path / "small", SMALL_CONFIG, "-n", "results/gradients.csv")
+    assert re.findall(r"mem_mb=(\d+)", planned.stdout) == ["301"]  # one chunk, 12 x 3
