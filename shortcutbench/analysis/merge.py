@@ -88,9 +88,13 @@ def read_table(path, chunk_params):
         missing, extra = len(expected - set(layers)), len(set(layers) - expected)
         raise _bad(path, f"holds {len(layers)} cells, expected {len(expected)} "
                          f"({missing} missing, {extra} not asked for)")
-    depth_at = CELL_COLUMNS.index("depth")
+    depth_at, model_at = CELL_COLUMNS.index("depth"), CELL_COLUMNS.index("model")
     for cell, seen in layers.items():
-        if sorted(seen) != list(range(cell[depth_at])):
+        if cell[model_at] == "gpt":  # one row per parameter: embeddings, blocks, head
+            if sorted(set(seen)) != list(range(-1, cell[depth_at] + 1)):
+                raise _bad(path, f"cell {dict(zip(CELL_COLUMNS, cell))} lacks the rows of "
+                                 f"some of its blocks")
+        elif sorted(seen) != list(range(cell[depth_at])):
             raise _bad(path, f"cell {dict(zip(CELL_COLUMNS, cell))} does not have exactly "
                              f"one row per layer")
     return rows

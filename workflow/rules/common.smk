@@ -48,4 +48,5 @@ localrules:
     figures_overview,
     figures_profile,
     figures_training,
+    figures_gpt,
     report,
