@@ -32,7 +32,7 @@ def hand_made(cell, grad, bias=None, rms=None, cos=None, output=0.5, finite=True
 def test_declared_values():
     assert set(LOG_VALUES) >= {"first_grad", "factor", "bias_factor", "stream_growth",
                                "stream_max"}
-    assert PLAIN_VALUES == ("cos_mid",)
+    assert PLAIN_VALUES == ("cos_mid", "token_cosine")  # token_cosine: the GPT's
     got = cell_values(hand_made(Cell(4, 3, 0, False, 0.0), [1.0] * 4))
     assert set(got) == set(LOG_VALUES) | set(PLAIN_VALUES) | {"state"}
 

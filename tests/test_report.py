@@ -52,7 +52,8 @@ def make_gradients(depths=(1, 5), widths=(3,), seeds=(122, 123), shortcuts=(Fals
                     for depth in depths:
                         for shortcut, scale in arms:
                             for seed in seeds:
-                                cell = {"depth": depth, "width": width, "seed": seed,
+                                cell = {"model": "mlp", "depth": depth, "width": width,
+                                        "seed": seed,
                                         "shortcut": shortcut, "shortcut_scale": scale,
                                         "branch_scale": "1",
                                         "activation": activation, "init": "pytorch",
@@ -81,7 +82,8 @@ def _cell_rows(cell, nonfinite, zero, value, book):
             g, loss, out, finite = value(cell, layer), 0.1, 0.3, True
         rows.append({**cell, "layer": layer, "param": f"layers.{layer}.0.weight",
                      "grad_abs_mean": g, "grad_l2": g * 2, "bias_grad_abs_mean": g,
-                     "output_rms": 1.0, "loss": loss, "output": out, "finite": finite})
+                     "output_rms": 1.0, "loss": loss, "output": out,
+                     "token_cosine": math.nan, "finite": finite})
     return rows
 
 

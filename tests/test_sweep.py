@@ -87,7 +87,7 @@ def test_chunk_cells_follow_its_params():
     cells = chunk.cells()
     # no shortcut once, with a shortcut once per lambda; times 2 norms, 2 depths, 2 seeds
     assert len(cells) == 3 * 2 * 2 * 2
-    assert cells[0] == {"depth": 1, "width": 3, "seed": 1, "shortcut": False,
+    assert cells[0] == {"model": "mlp", "depth": 1, "width": 3, "seed": 1, "shortcut": False,
                         "shortcut_scale": 0.0, "branch_scale": "1", "activation": "relu",
                         "init": "pytorch", "norm": "none", "device": "cpu", "dtype": "float32"}
     assert {c["shortcut_scale"] for c in cells if c["shortcut"]} == {0.5, 1.0}
@@ -128,7 +128,8 @@ def test_branch_labels_are_canonical():
 
 
 def test_columns_put_the_branch_scale_after_the_skip_scale():
-    assert COLUMNS[:6] == ["depth", "width", "seed", "shortcut", "shortcut_scale", "branch_scale"]
+    assert COLUMNS[:7] == ["model", "depth", "width", "seed", "shortcut", "shortcut_scale",
+                           "branch_scale"]
     assert SORT_COLUMNS.index("branch_scale") == SORT_COLUMNS.index("shortcut_scale") + 1
 
 

@@ -140,8 +140,10 @@ def save(fig, stem):
 
 
 def read_table(path):
-    """A results table (gradients or summary) with every cell column."""
-    return read_records(path)
+    """A results table (gradients or summary) with every cell column: the
+    MLP's rows (the GPT family's figures are analysis/figures_gpt.py's)."""
+    table = read_records(path)
+    return table[table["model"] == "mlp"].reset_index(drop=True)
 
 
 def _positive(values):

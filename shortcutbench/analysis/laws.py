@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from shortcutbench.analysis import intervals, theory
+from shortcutbench.analysis.partials_frame import only_model
 from shortcutbench.analysis.variants import plain
 from shortcutbench.core import states
 from shortcutbench.core.cell_stats import MID_LAYERS
@@ -627,7 +628,9 @@ def check_laws(partials, training=None, band=states.DEFAULT_BAND):
     band: the config's healthy_band (the cells' states were classified with
     it in the measuring jobs; the branch_scale finding bounds the stream by
     it)."""
-    partials = {name: {key: _labelled(frames[key]) for key in ("cells", "layers")}
+    # The laws are the MLP's: the GPT family's cells are left out.
+    partials = {name: {key: _labelled(frame) for key, frame in only_model(
+        {k: frames[k] for k in ("cells", "layers")}, "mlp").items()}
                 for name, frames in partials.items()}
     return [attenuation_finding(partials), shortcut_finding(partials), init_finding(partials),
             scale_finding(partials), branch_scale_finding(partials, band),

@@ -63,6 +63,21 @@ def to_frames(merged):
     return frames
 
 
+def only_model(frames, model="mlp"):
+    """The frames with one model family's rows (records.MODELS): the MLP's
+    tables and laws never see the GPT's cells, nor the GPT section the
+    MLP's.  Frames without a model column are the MLP's."""
+    out = {}
+    for name, frame in frames.items():
+        if "model" in frame.columns:
+            picked = frame[frame["model"] == model].reset_index(drop=True)
+        else:
+            picked = frame if model == "mlp" else frame.iloc[:0]
+        picked.attrs.update(frame.attrs)
+        out[name] = picked
+    return out
+
+
 def read_partials(path):
     """results/{prefix}partials.json -> {table: DataFrame}; the merged file's
     facts (band, n_cells, seeds) are in frames.attrs of each frame."""
@@ -176,8 +191,14 @@ def merge_sweep(partial_paths, records_paths, chunk_params, band, partials_path,
     if not (len(partial_paths) == len(records_paths) == len(chunk_params)):
         raise ValueError("one partial.json and one records file per chunk")
     merged = core.merge_partials(_checked(partial_paths, records_paths, chunk_params, band))
-    seeds = sorted({int(s) for chunk in chunk_params for s in chunk["seeds"]})
+    seeds = sorted({int(s) for chunk in chunk_params for s in chunk["seeds"]
+                    if chunk.get("model", "mlp") == "mlp"})
     merged["seeds"] = seeds
+    gpt = [chunk for chunk in chunk_params if chunk.get("model", "mlp") == "gpt"]
+    if gpt:  # the GPT family's seeds, and its one model config
+        merged["gpt_seeds"] = sorted({int(s) for chunk in gpt for s in chunk["seeds"]})
+        merged["gpt_config"] = {k: v for k, v in gpt[0].items()
+                                if k not in ("seeds", "device", "dtype")}
     write_json(merged, partials_path)
     frames = to_frames(merged)
     write_csv(summary_frame(frames["layers"]), summary_path)

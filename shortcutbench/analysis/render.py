@@ -114,7 +114,7 @@ def verdict_class(verdict):
     return ""
 
 
-def render(tables, figures, provenance, laws=None):
+def render(tables, figures, provenance, laws=None, gpt=None):
     """The report as one HTML string.
 
     tables: what `tables()` returned (or read_json()).
@@ -122,6 +122,8 @@ def render(tables, figures, provenance, laws=None):
               "profiles": [(variant dict, svg bytes, svg path), ...]}.
     provenance: what provenance.gather() returned.
     laws: the findings of results/laws.json (shortcutbench.laws), or None.
+    gpt: the GPT section's numbers (results/gpt.json) with "fig": {name: svg
+         bytes} of analysis/figures_gpt.FIGURES, or None (no GPT section).
     """
     swept = tables["sweep"]["swept"]
 
@@ -143,11 +145,13 @@ def render(tables, figures, provenance, laws=None):
     template = environment().get_template("report.html.j2")
     return template.render(t=tables, main=main, swept=swept, fig=fig,
                            profiles=profiles, prov=provenance, config_yaml=config_yaml,
-                           book_gradients=BOOK_GRADIENTS, laws=laws)
+                           book_gradients=BOOK_GRADIENTS, laws=laws,
+                           gpt=gpt and {**gpt, "fig": {name: figure(svg)
+                                                       for name, svg in gpt["fig"].items()}})
 
 
 def write_report(tables_path, figure_paths, profile_paths, variants, provenance, html_path,
-                 laws_path=None):
+                 laws_path=None, gpt_path=None, gpt_figures=None):
     """The report job: tables + figure files + provenance (+ findings) -> report/index.html."""
     def read(path):
         return Path(path).read_bytes() if path else None
@@ -155,7 +159,10 @@ def write_report(tables_path, figure_paths, profile_paths, variants, provenance,
     figures = {name: read(path) for name, path in figure_paths.items()}
     figures["profiles"] = [(v, read(p), str(p)) for v, p in zip(variants, profile_paths)]
     laws = read_json(laws_path) if laws_path else None
-    html = render(read_json(tables_path), figures, provenance, laws)
+    gpt = None
+    if gpt_path:  # the GPT section: results/gpt.json and {name: svg path}
+        gpt = {**read_json(gpt_path), "fig": {n: read(p) for n, p in gpt_figures.items()}}
+    html = render(read_json(tables_path), figures, provenance, laws, gpt)
     with atomic_write(html_path, encoding="utf-8") as f:
         f.write(html)
     return html

@@ -16,7 +16,12 @@ import math
 
 import numpy as np
 
-from shortcutbench.analysis.partials_frame import interval_columns, partials_of_records, to_frames
+from shortcutbench.analysis.partials_frame import (
+    interval_columns,
+    only_model,
+    partials_of_records,
+    to_frames,
+)
 from shortcutbench.analysis.variants import (
     ARM_AXES,
     BOOK_SCALE,
@@ -79,13 +84,13 @@ def frames_of(data, band=DEFAULT_BAND):
     if hasattr(data, "columns"):  # records
         records = with_all_axes(data)
         missing = {c: np.nan for c in ("grad_l2", "bias_grad_abs_mean", "output_rms",
-                                       "grad_stream_cos") if c not in records}
+                                       "grad_stream_cos", "token_cosine") if c not in records}
         if "param" not in records:
             missing["param"] = "layers." + records["layer"].astype(str) + ".0.weight"
         return to_frames(partials_of_records(records.assign(**missing), band))
     if isinstance(data, dict) and hasattr(data.get("layers"), "columns"):
-        return data
-    return to_frames(data)
+        return only_model(data, "mlp")
+    return only_model(to_frames(data), "mlp")  # the GPT family has its own section
 
 
 def arm_dict(shortcut, scale, branch):

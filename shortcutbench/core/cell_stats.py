@@ -17,6 +17,26 @@ band)` a whole chunk at once (cells x layers arrays), with the same numbers
 (cell_values is cell_values_many on one cell, and cells are computed one
 depth at a time, so a cell's numbers do not depend on its chunk).
 
+GPT cells (records.Cell.model == "gpt", one record per named parameter,
+layer -1 for the embeddings, 0..blocks-1 per block, blocks for the final norm
+and the head) get the same values from the per-block series of
+`trf_blocks.{i}.att.W_query.weight`'s mean |grad| (gpt_values_many):
+
+- first_grad: block 0's W_query; last_grad: the last block's; attenuation
+  first / last; factor: the per-block factor fitted over all blocks (two or
+  more); stream_growth and stream_max: of the residual stream leaving each
+  block, relative to the embeddings' RMS; token_cosine: the cell's token
+  collapse (mean pairwise cosine of the last block's token outputs), a
+  PLAIN value (NaN for the MLP).  bias_factor and cos_mid are NaN.
+- state: the healthy band (states.classify) over the blocks' W_query
+  gradients, each against the last block's (the GPT's "last hidden
+  layer"): vanished or exploded when some block's lies more than `band`
+  decades below or above it, exploded too when the stream leaving some
+  block (or the logits) has an RMS above 10^band times the embeddings'.
+  The head's weight gradient counts for zero and finiteness only, as the
+  MLP's output layer; the loss stands in for the MLP's output (never 0:
+  no GPT cell is "dead").
+
 The fit of a per-layer factor lives here too (fit_layer_factor), so that the
 measured factors and mean field's predicted ones (analysis/theory.py) come
 from one copy.
@@ -35,7 +55,11 @@ from shortcutbench.core.records import CELL_COLUMNS, branch_value
 # last_grad and attenuation (first / last layer) are the report's; the rest the laws'.
 LOG_VALUES = ("first_grad", "last_grad", "attenuation", "factor", "bias_factor",
               "stream_growth", "stream_max")
-PLAIN_VALUES = ("cos_mid",)
+PLAIN_VALUES = ("cos_mid", "token_cosine")
+# The GPT family's per-block parameter whose gradient gives its state and
+# first_grad (block 0's), and the one its head is.
+GPT_STATE_PARAM = "att.W_query.weight"
+GPT_HEAD_PARAM = "out_head.weight"
 # Where cos_mid reads cos(dL/dx_l, x_l): layers 10-30, past the start, before the end.
 MID_LAYERS = (10, 30)
 
@@ -218,3 +242,69 @@ def cell_values(cell_records, band=states.DEFAULT_BAND):
     values = cell_values_many(columns, band)
     return {**{name: float(values[name][0]) for name in LOG_VALUES + PLAIN_VALUES},
             "state": str(values["state"][0])}
+
+
+def gpt_values_many(columns, starts, band=states.DEFAULT_BAND):
+    """The per-cell values of every GPT cell of a chunk's records (columns
+    as for cell_values_many; each cell's rows together, in layer order, its
+    rows starting at `starts`).  Returns what cell_values_many returns."""
+    n_rows = len(np.asarray(columns["layer"]))
+    starts = np.asarray(starts, dtype=np.intp)
+    n_cells = len(starts)
+    counts = np.diff(np.append(starts, n_rows))
+    cell_of_row = np.repeat(np.arange(n_cells), counts)
+    param = np.asarray(columns["param"]).astype(str)
+    grad = np.asarray(columns["grad_abs_mean"], dtype=float)
+    rms = np.asarray(columns["output_rms"], dtype=float)
+    layer = np.asarray(columns["layer"], dtype=np.intp)
+    query = np.char.endswith(param, "." + GPT_STATE_PARAM) & np.char.startswith(
+        param, "trf_blocks.")
+    head = param == GPT_HEAD_PARAM
+    blocks = np.asarray(columns["depth"], dtype=np.intp)[starts]
+    finite = np.logical_and.reduceat(np.asarray(columns["finite"], dtype=bool), starts)
+    loss = np.asarray(columns["loss"], dtype=float)[starts]
+    cosine = np.asarray(columns["token_cosine"], dtype=float)[starts]
+    embedding_rms = rms[starts]  # layer -1 comes first
+    head_grad = np.full(n_cells, np.nan)
+    head_grad[cell_of_row[head]] = grad[head]
+    head_rms = np.full(n_cells, np.nan)
+    head_rms[cell_of_row[head]] = rms[head]
+
+    values = {name: np.full(n_cells, np.nan) for name in LOG_VALUES + PLAIN_VALUES}
+    values["token_cosine"] = cosine
+    values["state"] = np.empty(n_cells, dtype=object)
+    for b in np.unique(blocks):
+        pick = np.flatnonzero(blocks == b)
+        rows = query & np.isin(cell_of_row, pick)
+        if rows.sum() != len(pick) * b or not np.array_equal(
+                layer[rows].reshape(len(pick), b), np.broadcast_to(np.arange(b), (len(pick), b))):
+            raise ValueError(f"a GPT cell of {b} blocks lacks one W_query row per block")
+        wq = grad[rows].reshape(len(pick), b)
+        stream = rms[rows].reshape(len(pick), b)
+        fit = np.full(len(pick), b)
+        values["first_grad"][pick] = wq[:, 0]
+        values["last_grad"][pick] = wq[:, -1]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            first, last = wq[:, 0], wq[:, -1]
+            ok = np.isfinite(first) & (first > 0) & np.isfinite(last) & (last > 0)
+            values["attenuation"][pick] = np.where(ok, first / np.where(ok, last, 1.0), np.nan)
+            values["factor"][pick] = 10.0 ** -fit_slopes(wq, fit)
+            values["stream_growth"][pick] = 10.0 ** fit_slopes(stream, fit)
+            values["stream_max"][pick] = stream.max(axis=1) / embedding_rms[pick]
+        state = states.classify(
+            np.column_stack([wq, head_grad[pick]]), loss[pick],
+            np.column_stack([stream, head_rms[pick]]), embedding_rms[pick],
+            depth=np.full(len(pick), b + 1), band=band, finite=finite[pick])
+        values["state"][pick] = np.asarray(states.STATES)[state]
+    values["state"] = values["state"].astype(str)
+    per_cell = {c: np.asarray(columns[c])[starts] for c in CELL_COLUMNS}
+    return {**per_cell, **values}
+
+
+def gpt_chunk_values(columns, starts, band=states.DEFAULT_BAND):
+    """gpt_values_many for core/partials.py: "state" as indices into
+    states.STATES."""
+    values = gpt_values_many(columns, starts, band)
+    index = {name: i for i, name in enumerate(states.STATES)}
+    values["state"] = np.array([index[s] for s in values["state"]], dtype=np.int64)
+    return values

@@ -20,6 +20,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from shortcutbench.core import gpt as gpt_family
 from shortcutbench.core.devices import expand_devices
 
 
@@ -189,6 +190,7 @@ def validate_config(config, schema_path, file_config=None):
         raise ConfigError(f"Invalid config; nothing was run.\n  {lines}\n"
                           f"The schema is {schema_path}.{hint}")
     validate(config, schema_path, set_default=True)
+    _check_gpt(config, schema_path)
     sweep = dict(config)
     sweep["devices"] = expand_devices(config["devices"])
     sweep["studies"] = {
@@ -196,4 +198,19 @@ def validate_config(config, schema_path, file_config=None):
                **({"devices": expand_devices(axes["devices"])} if "devices" in axes else {})}
         for name, axes in config["studies"].items()
     }
+    if "devices" in config.get("gpt", {}):
+        sweep["gpt"] = {**config["gpt"], "devices": expand_devices(config["gpt"]["devices"])}
     return sweep
+
+
+def _check_gpt(config, schema_path):
+    """What the schema cannot check of the gpt section (core/gpt.py): one
+    line naming the key and the fix.  Checked whenever the section is
+    there, so that a mistake shows before `gpt` is added to `models`."""
+    if "gpt" not in config:
+        return
+    try:
+        gpt_family.check_section(config["gpt"])
+    except ValueError as error:
+        raise ConfigError(f"Invalid config; nothing was run.\n  config key gpt.{error}\n"
+                          f"The schema is {schema_path}.") from None

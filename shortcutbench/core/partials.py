@@ -115,9 +115,16 @@ def _log10(values, mask):
 
 # ---------------------------------------------------------------- records
 
+# Columns records made before the GPT family may lack, and their values there.
+ADDED_COLUMNS = {"model": "mlp", "token_cosine": math.nan}
+
+
 def _column(records, name):
     if isinstance(records, list):
-        values = [r[name] for r in records]
+        values = [r[name] if name not in ADDED_COLUMNS else r.get(name, ADDED_COLUMNS[name])
+                  for r in records]
+    elif name in ADDED_COLUMNS and name not in records:
+        values = [ADDED_COLUMNS[name]] * len(records["layer"])
     else:
         values = records[name]
         values = values.to_numpy() if hasattr(values, "to_numpy") else values
@@ -171,10 +178,22 @@ def chunk_partials(records, band=states.DEFAULT_BAND):
     order = np.lexsort((columns["layer"], cell_code))
     if not np.array_equal(order, np.arange(len(order))):
         columns = {name: values[order] for name, values in columns.items()}
-    starts, depths = cell_stats.cell_bounds(columns["layer"])
+    models = np.unique(columns["model"])
+    if "gpt" in models:
+        # GPT cells: one row per parameter, layers -1..blocks; a cell's rows
+        # are those of one cell code (the MLP's start at layer 0).
+        if len(models) > 1:
+            raise ValueError("a chunk's records hold one model family, not "
+                             f"{', '.join(models.tolist())}")
+        code = cell_code[order]
+        starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+        depths = np.diff(np.append(starts, len(code)))
+        values = cell_stats.gpt_chunk_values(columns, starts, band)
+    else:
+        starts, depths = cell_stats.cell_bounds(columns["layer"])
+        values = cell_stats.chunk_values(columns, band)
     cell_of_row = np.repeat(np.arange(len(starts)), depths)
     cells = {name: columns[name][starts] for name in CELL_COLUMNS + ["output", "finite"]}
-    values = cell_stats.chunk_values(columns, band)
     return {
         "layers": _layers(columns),
         "cells": _cells(cells, values),
@@ -355,7 +374,7 @@ def _special(columns, cells, cell_of_row):
 
 def _book(columns):
     """The book's cell, both arms: without, and x + layer(x) (lambda 1, alpha 1)."""
-    mask = np.ones(len(columns["layer"]), dtype=bool)
+    mask = columns["model"] == "mlp"
     for axis, value in BOOK_CASE.items():
         mask &= columns[axis] == value
     mask &= ~columns["shortcut"] | ((columns["shortcut_scale"] == 1.0)

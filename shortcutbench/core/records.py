@@ -20,6 +20,11 @@ class Cell:
     turns it into alpha.  Cells without a shortcut record "1".  The field
     comes last here, so that positional Cell(...) calls keep their meaning;
     in the columns it follows shortcut_scale.
+
+    model is the family: "mlp" (the book's section 4.4 network, every cell
+    of this class) or "gpt" (its GPTModel; measured from
+    measuring/measure_gpt.GPTCell, whose records carry depth = blocks and
+    width = emb_dim).  It also comes last here, and first in the columns.
     """
     depth: int
     width: int
@@ -32,10 +37,12 @@ class Cell:
     device: str = "cpu"
     dtype: str = "float32"
     branch_scale: str = "1"
+    model: str = "mlp"
 
 
+MODELS = ("mlp", "gpt")
 _FIELDS = [f.name for f in fields(Cell)]
-CELL_COLUMNS = [c for c in _FIELDS if c != "branch_scale"]
+CELL_COLUMNS = ["model"] + [c for c in _FIELDS if c not in ("branch_scale", "model")]
 CELL_COLUMNS.insert(CELL_COLUMNS.index("shortcut_scale") + 1, "branch_scale")
 CELL_TYPES = {f.name: f.type for f in fields(Cell)}  # int, float, bool or str
 # Per layer: the book's statistic (mean |grad| of the weight) and a few more;
@@ -44,15 +51,17 @@ CELL_TYPES = {f.name: f.type for f in fields(Cell)}  # int, float, bool or str
 # stream (mean field assumes ~0; NaN where either vector is zero).
 LAYER_COLUMNS = ["layer", "param", "grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms",
                  "grad_stream_cos"]
-# Per cell, repeated on each of its layers' rows.
-CELL_RESULT_COLUMNS = ["loss", "output", "finite"]
+# Per cell, repeated on each of its layers' rows.  token_cosine is the GPT
+# family's token collapse (mean pairwise cosine of the last block's token
+# outputs), NaN for the MLP; output is the MLP's, NaN for the GPT.
+CELL_RESULT_COLUMNS = ["loss", "output", "token_cosine", "finite"]
 COLUMNS = CELL_COLUMNS + LAYER_COLUMNS + CELL_RESULT_COLUMNS
 VALUE_COLUMNS = ["grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms", "grad_stream_cos",
-                 "loss", "output"]
+                 "loss", "output", "token_cosine"]
 
 # The order of rows in results/gradients.csv.
-SORT_COLUMNS = ["device", "dtype", "activation", "init", "norm", "width", "depth", "shortcut",
-                "shortcut_scale", "branch_scale", "seed", "layer"]
+SORT_COLUMNS = ["model", "device", "dtype", "activation", "init", "norm", "width", "depth",
+                "shortcut", "shortcut_scale", "branch_scale", "seed", "layer"]
 
 BRANCH_RULE = "1/sqrt(depth)"
 

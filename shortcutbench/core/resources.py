@@ -52,8 +52,10 @@ def cell_mem_mb(depth, width, dtype="float32"):
 
 
 def chunk_mem_mb(chunk):
-    """The estimated peak memory (MB) of a measuring job (a sweep.Chunk):
-    that of its biggest cell."""
+    """The estimated peak memory (MB) of a measuring job (a sweep.Chunk or
+    sweep.GPTChunk): that of its biggest cell."""
+    if getattr(chunk, "model", "mlp") == "gpt":
+        return chunk.mem_mb()  # core.gpt.gpt_mem_mb
     return cell_mem_mb(max(chunk.depths), chunk.width, chunk.dtype)
 
 
@@ -88,15 +90,25 @@ def too_big(sweeps, limit_mb):
     return worst
 
 
-def memory_problem(sweeps, max_mem_mb=None):
+def memory_problem(sweeps, max_mem_mb=None, chunks=()):
     """A message naming the cell that cannot fit, its estimate, the limit
     and the fix, or None if every cell fits.  The limit is `max_mem_mb`
-    (the config key) or this machine's memory."""
+    (the config key) or this machine's memory.  `chunks`: planned GPT
+    chunks (sweep.GPTChunk), checked by their own estimate."""
     limit, source = max_mem_mb, "max_mem_mb in the config"
     if limit is None:
         limit, source = machine_mem_mb(), "this machine's memory; set max_mem_mb to change it"
         if limit is None:
             return None
+    for chunk in chunks:
+        estimate = chunk_mem_mb(chunk)
+        if getattr(chunk, "model", "mlp") == "gpt" and estimate > limit:
+            return (f"config key max_mem_mb: the GPT cell of {max(chunk.blocks)} blocks, "
+                    f"emb_dim {chunk.width} ({chunk.dtype}) would need ~{estimate:,} MB of "
+                    f"memory (shortcutbench/core/gpt.py's gpt_mem_mb), more than the "
+                    f"{limit:,} MB allowed ({source}). Nothing was run. Fix: fewer blocks or a "
+                    f"smaller gpt.emb_dim / vocab_size, or set max_mem_mb to what one job may "
+                    f"use where the measuring jobs run.")
     worst = too_big(sweeps, limit)
     if worst is None:
         return None

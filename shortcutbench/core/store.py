@@ -33,16 +33,15 @@ from shortcutbench.core.records import (
     CELL_COLUMNS,
     CELL_TYPES,
     COLUMNS,
-    LAYER_COLUMNS,
     SORT_COLUMNS,
+    VALUE_COLUMNS,
 )
 from shortcutbench.core.sweep import cells_of
 
 # Every column's type: a cell's fields as records.Cell declares them, then
 # the layer's, then the cell's results.
-COLUMN_TYPES = {**CELL_TYPES, "layer": int, "param": str,
-                **{c: float for c in LAYER_COLUMNS if c not in ("layer", "param")},
-                "loss": float, "output": float, "finite": bool}
+COLUMN_TYPES = {**CELL_TYPES, "layer": int, "param": str, **{c: float for c in VALUE_COLUMNS},
+                "finite": bool}
 assert set(COLUMN_TYPES) == set(COLUMNS)
 
 # The writer's settings, fixed (chosen by measurement on a 1,400-cell,
@@ -185,8 +184,10 @@ def check_cells(path, cell_layers, chunk_params):
     """Check the rows of a table of records -- given as (cell, layer) per
     row, cell a tuple of CELL_COLUMNS values -- against the cells
     `chunk_params` (a list of chunk params) ask for: every cell there and
-    none other, exactly one row per layer.  Truncation anywhere loses a row
-    and is caught; raises CorruptChunk naming the file."""
+    none other, exactly one row per layer (a GPT cell: rows for layers -1,
+    the embeddings, to depth, the final norm and head, one per parameter).
+    Truncation anywhere loses a row and is caught; raises CorruptChunk
+    naming the file."""
     layers = {}
     for cell, layer in cell_layers:
         layers.setdefault(cell, []).append(layer)
@@ -196,9 +197,13 @@ def check_cells(path, cell_layers, chunk_params):
         missing, extra = len(expected - set(layers)), len(set(layers) - expected)
         raise corrupt(path, f"holds {len(layers)} cells, expected {len(expected)} "
                             f"({missing} missing, {extra} not asked for)")
-    depth_at = CELL_COLUMNS.index("depth")
+    depth_at, model_at = CELL_COLUMNS.index("depth"), CELL_COLUMNS.index("model")
     for cell, seen in layers.items():
-        if sorted(seen) != list(range(cell[depth_at])):
+        if cell[model_at] == "gpt":  # one row per parameter: embeddings, blocks, head
+            if sorted(set(seen)) != list(range(-1, cell[depth_at] + 1)):
+                raise corrupt(path, f"cell {dict(zip(CELL_COLUMNS, cell))} lacks the rows of "
+                                    f"some of its blocks")
+        elif sorted(seen) != list(range(cell[depth_at])):
             raise corrupt(path, f"cell {dict(zip(CELL_COLUMNS, cell))} does not have exactly "
                                 f"one row per layer")
 

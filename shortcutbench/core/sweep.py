@@ -19,6 +19,17 @@ are kept, and only the seeds no chunk holds are measured: adding seed 10 to
 seeds 0-9 adds the chunk `seeds~10` instead of re-measuring `seeds~0-10`.
 A chunk's numbers do not depend on which chunk a cell was measured in (every
 cell is seeded on its own), so the final tables are the same bytes either way.
+
+The GPT family (`models: [..., gpt]`, the config's `gpt:` section) has its
+own chunks, grouped by model config: one per (device, dtype, emb_dim, block
+of seeds), holding every blocks x shortcut x norm cell of the section's one
+model config (n_heads, vocab_size, context_length, n_tokens, qkv_bias, in
+the chunk's params):
+
+    results/cells/model~gpt/device~cpu/dtype~float32/width~128/seeds~0-4.csv
+
+The MLP's chunk paths are unchanged (no model~ part).  GPT cells belong to
+the main sweep only; studies are the MLP's.
 """
 
 import itertools
@@ -26,13 +37,15 @@ import os
 import re
 from dataclasses import dataclass
 
+from shortcutbench.core.gpt import MODEL_KEYS, gpt_mem_mb
 from shortcutbench.core.records import BRANCH_RULE, branch_label
 
 # The keys of a sweep (the main one or a study) and what the config omits.
 AXES = ("depths", "widths", "seeds", "shortcut", "shortcut_scales", "devices", "activations",
         "inits", "norms", "dtypes", "branch_scales")
-CHUNK_PATTERN = (r"(studies/[a-z][a-z0-9_]*/)?cells/device~[a-z0-9-]+/dtype~[a-z0-9]+/"
-                 r"activation~[a-z_]+/width~[0-9]+/seeds~[0-9_-]+")
+CHUNK_PATTERN = (r"((studies/[a-z][a-z0-9_]*/)?cells/device~[a-z0-9-]+/dtype~[a-z0-9]+/"
+                 r"activation~[a-z_]+/width~[0-9]+/seeds~[0-9_-]+"
+                 r"|cells/model~gpt/device~[a-z0-9-]+/dtype~[a-z0-9]+/width~[0-9]+/seeds~[0-9_-]+)")
 PREFIX_PATTERN = r"(studies/[a-z][a-z0-9_]*/)?"
 
 
@@ -90,12 +103,27 @@ def branch_labels(values):
 def cells_of(params):
     """Every cell of a chunk, from its params, as plain dicts with
     records.Cell's fields, in a fixed order.  The branch scale alpha only
-    means something with a shortcut; cells without one record "1"."""
+    means something with a shortcut; cells without one record "1".
+
+    A GPT chunk's cells (params["model"] == "gpt") have the same fields:
+    depth = blocks, width = emb_dim, in the order seed, blocks, norm,
+    shortcut (without first); gpt_cell_fields() adds the model config that
+    measure_gpt.GPTCell needs."""
+    if params.get("model", "mlp") == "gpt":
+        return [
+            {"model": "gpt", "depth": blocks, "width": params["width"], "seed": seed,
+             "shortcut": shortcut, "shortcut_scale": 1.0 if shortcut else 0.0,
+             "branch_scale": "1", "activation": "gelu_tanh", "init": "pytorch", "norm": norm,
+             "device": params["device"], "dtype": params["dtype"]}
+            for seed in params["seeds"] for blocks in params["blocks"]
+            for norm in params["norms"] for shortcut in params["shortcuts"]
+        ]
     alphas = branch_labels(params.get("branch_scales", [1]))
     return [
-        {"depth": depth, "width": params["width"], "seed": seed, "shortcut": shortcut,
-         "shortcut_scale": scale, "branch_scale": alpha, "activation": params["activation"],
-         "init": init, "norm": norm, "device": params["device"], "dtype": params["dtype"]}
+        {"model": "mlp", "depth": depth, "width": params["width"], "seed": seed,
+         "shortcut": shortcut, "shortcut_scale": scale, "branch_scale": alpha,
+         "activation": params["activation"], "init": init, "norm": norm,
+         "device": params["device"], "dtype": params["dtype"]}
         for seed in params["seeds"] for depth in params["depths"]
         for init in params["inits"] for norm in params["norms"]
         for shortcut, scale in shortcut_variants(params["shortcuts"], params["shortcut_scales"])
@@ -142,6 +170,64 @@ class Chunk:
 
     def cells(self):
         return cells_of(self.params())
+
+
+def gpt_cell_fields(cell, params):
+    """A GPT chunk's cell (cells_of) -> measure_gpt.GPTCell's fields."""
+    return {"blocks": cell["depth"], "emb_dim": cell["width"], "n_heads": params["n_heads"],
+            "vocab_size": params["vocab_size"], "context_length": params["context_length"],
+            "n_tokens": params["n_tokens"], "seed": cell["seed"], "shortcut": cell["shortcut"],
+            "norm": cell["norm"], "qkv_bias": params["qkv_bias"], "device": cell["device"],
+            "dtype": cell["dtype"]}
+
+
+@dataclass(frozen=True)
+class GPTChunk:
+    """One job of the GPT family: every blocks x shortcut x norm cell of one
+    model config, for a block of seeds, at one (device, dtype, emb_dim)."""
+    device: str
+    dtype: str
+    width: int  # emb_dim
+    seeds: tuple
+    blocks: tuple
+    shortcuts: tuple
+    norms: tuple
+    n_heads: int
+    vocab_size: int
+    context_length: int
+    n_tokens: int
+    qkv_bias: bool
+    study: str = ""
+    model: str = "gpt"
+
+    @property
+    def study_prefix(self):
+        return ""
+
+    @property
+    def group_path(self):
+        return (f"cells/model~gpt/device~{device_slug(self.device)}/dtype~{self.dtype}/"
+                f"width~{self.width}")
+
+    @property
+    def name(self):
+        return f"{self.group_path}/seeds~{seeds_slug(self.seeds)}"
+
+    def params(self):
+        return {"model": "gpt", "device": self.device, "dtype": self.dtype,
+                "width": self.width, "seeds": list(self.seeds), "blocks": list(self.blocks),
+                "shortcuts": list(self.shortcuts), "norms": list(self.norms),
+                "n_heads": self.n_heads, "vocab_size": self.vocab_size,
+                "context_length": self.context_length, "n_tokens": self.n_tokens,
+                "qkv_bias": self.qkv_bias}
+
+    def cells(self):
+        return cells_of(self.params())
+
+    def mem_mb(self):
+        """Megabytes for its largest cell (core.gpt.gpt_mem_mb)."""
+        return gpt_mem_mb(max(self.blocks), self.width, self.n_heads, self.vocab_size,
+                          self.context_length, self.n_tokens, self.qkv_bias, self.dtype)
 
 
 def _existing_seed_sets(group_dir):
@@ -207,7 +293,43 @@ def plan_chunks(config, results_dir="results"):
             existing = _existing_seed_sets(os.path.join(results_dir, probe.group_path))
             for seeds in _choose_chunks(sweep["seeds"], existing, config["seeds_per_job"]):
                 chunks.append(Chunk(study, device, dtype, activation, width, seeds, **inner))
+    if "gpt" in config.get("models", ["mlp"]):
+        chunks += plan_gpt_chunks(config, results_dir)
     return chunks
+
+
+def gpt_section(config):
+    """The validated config's gpt section, with its devices and dtypes (the
+    top level's where it names none)."""
+    gpt = dict(config["gpt"])
+    gpt["devices"] = gpt.get("devices") or config["devices"]
+    gpt["dtypes"] = gpt.get("dtypes") or config["dtypes"]
+    return gpt
+
+
+def plan_gpt_chunks(config, results_dir="results"):
+    """The GPT family's chunks: one per (device, dtype, emb_dim, block of
+    seeds), every blocks x shortcut x norm cell in each."""
+    gpt = gpt_section(config)
+    inner = dict(blocks=tuple(sorted(gpt["blocks"])), shortcuts=tuple(sorted(gpt["shortcut"])),
+                 norms=tuple(sorted(gpt["norms"])),
+                 **{k: gpt[k] for k in MODEL_KEYS if k != "emb_dim"})
+    chunks = []
+    for device, dtype in itertools.product(gpt["devices"], gpt["dtypes"]):
+        probe = GPTChunk(device, dtype, gpt["emb_dim"], (), **inner)
+        existing = _existing_seed_sets(os.path.join(results_dir, probe.group_path))
+        for seeds in _choose_chunks(gpt["seeds"], existing, config["seeds_per_job"]):
+            chunks.append(GPTChunk(device, dtype, gpt["emb_dim"], seeds, **inner))
+    return chunks
+
+
+def n_gpt_cells(config):
+    """How many GPT cells the config has (0 without the family)."""
+    if "gpt" not in config.get("models", ["mlp"]):
+        return 0
+    gpt = gpt_section(config)
+    return (len(gpt["devices"]) * len(gpt["dtypes"]) * len(gpt["seeds"]) * len(gpt["blocks"])
+            * len(gpt["norms"]) * len(gpt["shortcut"]))
 
 
 def n_cells(sweep):

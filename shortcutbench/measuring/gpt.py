@@ -22,44 +22,13 @@ This module imports torch and never pandas, seaborn or Snakemake.
 import torch
 from torch import nn
 
+from shortcutbench.core.gpt import (  # noqa: F401 (the config lives in core, torch-free)
+    GPT_CONFIG_124M,
+    NORMS,
+    check_norm,
+    gpt_config,
+)
 from shortcutbench.measuring.model import GELU
-
-NORMS = ("pre_layernorm", "post_layernorm", "none")
-
-GPT_CONFIG_124M = {
-    "vocab_size": 50257,     # GPT-2's BPE vocabulary
-    "context_length": 1024,  # longest sequence the position embedding covers
-    "emb_dim": 768,
-    "n_heads": 12,
-    "n_layers": 12,
-    "drop_rate": 0.1,
-    "qkv_bias": False,
-}
-
-
-def gpt_config(blocks, emb_dim, n_heads, vocab_size, context_length, qkv_bias=False):
-    """The book's config dict for a GPT of `blocks` TransformerBlocks.
-
-    Raises ValueError naming the config key when the model cannot be built.
-    drop_rate is the book's 0.1; the measurement runs in eval mode, where
-    dropout does nothing.
-    """
-    for key, value in (("blocks", blocks), ("emb_dim", emb_dim), ("n_heads", n_heads),
-                       ("vocab_size", vocab_size), ("context_length", context_length)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key}: must be a positive integer, got {value!r}")
-    if emb_dim % n_heads:
-        raise ValueError(f"emb_dim: {emb_dim} is not divisible by n_heads = {n_heads} "
-                         f"(each head gets emb_dim / n_heads dimensions)")
-    if not isinstance(qkv_bias, bool):
-        raise ValueError(f"qkv_bias: must be true or false, got {qkv_bias!r}")
-    return {"vocab_size": vocab_size, "context_length": context_length, "emb_dim": emb_dim,
-            "n_heads": n_heads, "n_layers": blocks, "drop_rate": 0.1, "qkv_bias": qkv_bias}
-
-
-def check_norm(norm):
-    if norm not in NORMS:
-        raise ValueError(f"norm: unknown {norm!r}; use one of {', '.join(NORMS)}")
 
 
 class LayerNorm(nn.Module):

@@ -111,6 +111,7 @@ def measure_cell(cell):
             "grad_stream_cos": cos,
             "loss": loss_value,
             "output": output_value,
+            "token_cosine": math.nan,  # the GPT family's
             "finite": finite,
         })
     return records
@@ -182,7 +183,7 @@ def measure_cell_book_style(cell):
     loss_value, output_value = loss.item(), x.item()
     finite &= math.isfinite(loss_value) and math.isfinite(output_value)
     for record in records:
-        record.update(loss=loss_value, output=output_value, finite=finite)
+        record.update(loss=loss_value, output=output_value, token_cosine=math.nan, finite=finite)
     return records
 
 
@@ -221,10 +222,17 @@ def run_chunk(chunk, records_path, machine_path, progress=sys.stderr, partial_pa
     """Measure one chunk (sweep.Chunk.params()): its records go to
     `records_path`, where and how it was measured to `machine_path`, and,
     after the records, its partial results (core/partials.py, with the
-    records file's sha256 and the healthy band `band`) to `partial_path`."""
-    cells = [Cell(**cell) for cell in cells_of(chunk)]
+    records file's sha256 and the healthy band `band`) to `partial_path`.
+    A GPT chunk (chunk["model"] == "gpt") is measured by measure_gpt."""
     started = time.time()
-    records = measure_cells(cells, progress)
+    if chunk.get("model", "mlp") == "gpt":
+        from shortcutbench.measuring.measure_gpt import measure_gpt_chunk
+
+        cells = cells_of(chunk)
+        records = measure_gpt_chunk(chunk, progress)
+    else:
+        cells = [Cell(**cell) for cell in cells_of(chunk)]
+        records = measure_cells(cells, progress)
     # The records file's sha256, recorded in the partial results: every later
     # reader checks the file against it (core.store.verify).
     sha256 = write_records(records, records_path)

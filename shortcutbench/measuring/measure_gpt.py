@@ -21,14 +21,19 @@ This module imports torch and never pandas, seaborn or Snakemake.
 """
 
 import math
+import sys
+import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from shortcutbench.core.devices import torch_device
-from shortcutbench.measuring.gpt import GPTModel, check_norm, gpt_config, layer_norm
-from shortcutbench.measuring.measure import DTYPES
+from shortcutbench.core.gpt import check_norm, check_tokens, gpt_config
+from shortcutbench.core.records import COLUMNS
+from shortcutbench.core.sweep import cells_of, gpt_cell_fields
+from shortcutbench.measuring.gpt import GPTModel, layer_norm
+from shortcutbench.measuring.measure import DTYPES, configure_torch
 from shortcutbench.measuring.model import gelu_tanh, linear_init_bounds
 
 
@@ -53,13 +58,7 @@ class GPTCell:
         cfg = gpt_config(self.blocks, self.emb_dim, self.n_heads, self.vocab_size,
                          self.context_length, self.qkv_bias)
         check_norm(self.norm)
-        if isinstance(self.n_tokens, bool) or not isinstance(self.n_tokens, int):
-            raise ValueError(f"n_tokens: must be an integer, got {self.n_tokens!r}")
-        if self.n_tokens < 2:  # the token-collapse statistic needs a pair of tokens
-            raise ValueError(f"n_tokens: must be at least 2, got {self.n_tokens}")
-        if self.n_tokens > self.context_length:
-            raise ValueError(f"n_tokens: {self.n_tokens} is more than context_length = "
-                             f"{self.context_length} (the position embedding's rows)")
+        check_tokens(self.n_tokens, self.context_length)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype: unknown {self.dtype!r}; use one of {', '.join(DTYPES)}")
         return cfg
@@ -345,3 +344,33 @@ def _grad_statistics(grads, out):
 def _rms(stacked):
     """RMS in float64 of each tensor along the first dimension."""
     return stacked.double().square().mean(dim=tuple(range(1, stacked.dim()))).sqrt()
+
+
+# The tidy table's columns the GPT family has no value for: the MLP's
+# bias and stream-alignment statistics, and its scalar output.
+_MLP_ONLY = {"bias_grad_abs_mean": math.nan, "grad_stream_cos": math.nan,
+             "output": math.nan}
+
+
+def as_records(records):
+    """measure_gpt_cell's records -> rows of records.COLUMNS (in its order):
+    branch_scale "1", NaN where the GPT has no value."""
+    return [{column: record.get(column, _MLP_ONLY.get(column, "1"))
+             for column in COLUMNS} for record in records]
+
+
+def measure_gpt_chunk(params, progress=sys.stderr):
+    """Measure every cell of a GPT chunk (sweep.GPTChunk.params()) in this
+    process; returns their records as rows of records.COLUMNS, in cells_of
+    order, each cell's in named_parameters() order."""
+    configure_torch()
+    cells = [GPTCell(**gpt_cell_fields(cell, params)) for cell in cells_of(params)]
+    records = []
+    started = time.perf_counter()
+    step = max(1, len(cells) // 10)
+    for n, cell in enumerate(cells, 1):
+        records.extend(as_records(measure_gpt_cell(cell)))
+        if progress and (n % step == 0 or n == len(cells)):
+            print(f"measured {n}/{len(cells)} GPT cells in "
+                  f"{time.perf_counter() - started:.1f} s", file=progress, flush=True)
+    return records

@@ -17,13 +17,15 @@ SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.ya
 try:
     SWEEP = validate_config(config, SCHEMA, file_config=read_config_files(CONFIG_FILES))
     # Memory known before a job runs: a cell that cannot fit is refused here.
-    MEMORY_PROBLEM = memory_problem(study_sweeps(SWEEP), SWEEP.get("max_mem_mb"))
+    CHUNKS = {chunk.name: chunk for chunk in plan_chunks(SWEEP, "results")}
+    MEMORY_PROBLEM = memory_problem(
+        study_sweeps(SWEEP), SWEEP.get("max_mem_mb"), CHUNKS.values()
+    )
     if MEMORY_PROBLEM:
         raise ConfigError(MEMORY_PROBLEM)
 except ConfigError as error:
     # The message alone: it names the key and the fix; a traceback would not help.
     sys.exit(f"ConfigError: {error}")
-CHUNKS = {chunk.name: chunk for chunk in plan_chunks(SWEEP, "results")}
 TRAINING_JOBS = training_jobs(SWEEP["training"]) if "training" in SWEEP else {}
 # '' for the main sweep (results/), 'studies/NAME/' for each study.
 PREFIXES = [study_prefix(name) for name in ["", *sorted(SWEEP["studies"])]]
@@ -54,4 +56,5 @@ localrules:
     figures_overview,
     figures_profile,
     figures_training,
+    figures_gpt,
     report,

@@ -133,3 +133,32 @@ rule figures_training:
         stem=lambda wildcards, output: os.path.splitext(output.svg)[0],
     script:
         "../../scripts/figures_training.py"
+
+
+# The GPT family's section (models: [..., gpt]): its figures and numbers.
+GPT_FIGURES = ("profile", "collapse", "healthy", "norms")
+GPT_STEMS = {name: f"results/figures/gpt/{name}" for name in GPT_FIGURES}
+HAS_GPT = "gpt" in SWEEP["models"]
+
+
+rule figures_gpt:
+    """The GPT section: per-block profiles of W_query, out_proj and
+    ff.layers.0, token collapse, healthy share and norm placement against
+    blocks, and the numbers the section prints (results/gpt.json)."""
+    input:
+        partials="results/partials.json",
+    output:
+        svg=[f"{stem}.svg" for stem in GPT_STEMS.values()],
+        png=[f"{stem}.png" for stem in GPT_STEMS.values()],
+        numbers="results/gpt.json",
+    log:
+        "logs/figures_gpt.log",
+    benchmark:
+        "logs/benchmark/figures_gpt.tsv"
+    conda:
+        "../../environment.yml"
+    params:
+        stems=GPT_STEMS,
+        gpt=SWEEP.get("gpt", {}),
+    script:
+        "../../scripts/figures_gpt.py"

@@ -30,4 +30,3 @@ rule gradients_csv:
         ),
     script:
         "../../scripts/gradients_csv.py"
-

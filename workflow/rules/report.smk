@@ -18,6 +18,12 @@ rule report:
         profiles=[f"{stem}.svg" for stem in PROFILE_STEMS],
         laws="results/laws.json",
         training=["results/figures/training.svg"] if TRAINING_JOBS else [],
+        # the GPT section (models: [..., gpt]): its numbers, then its figures
+        gpt=(
+            ["results/gpt.json", *[f"{stem}.svg" for stem in GPT_STEMS.values()]]
+            if HAS_GPT
+            else []
+        ),
     output:
         html=report(
             "report/index.html",
