@@ -12,4 +12,5 @@ with job_log(snakemake.log[0]):
     figures["training"] = snakemake.input.training[0] if snakemake.input.training else None
     render.write_report(snakemake.input.tables, figures, snakemake.input.profiles,
                         snakemake.params.variants, facts, snakemake.output.html,
-                        snakemake.input.laws)
+                        snakemake.input.laws,
+                        dict(zip(snakemake.params.axes, snakemake.input.axes)))
