@@ -146,3 +146,13 @@ def test_compact_svg_keeps_the_drawing_and_drops_the_bytes():
     assert b"text{font-family:'DejaVu Sans', sans-serif}*{a: b}" in out
     assert b"<!--" not in out and b"metadata" not in out and b'id="figure_1"' not in out
     assert render.svg_size(out) == (96, 48)
+
+
+def test_healthy_only_where_most_seeds_are():
+    # 2 of 5 healthy is not "stays healthy": the sentence names the explosion
+    rows = [states_row(False, 32, vanished=5), states_row(True, 32, healthy=2, exploded=2, dead=1)]
+    words = render.headline_words(made_tables(rows))
+    assert words[1] == ("With the book\u2019s shortcut (x + f(x)), the network explodes at depth "
+                        "32: 2 of 5 seeds exploded, 2 healthy, 1 dead.")
+    assert words[2] == ("Healthiest at depth 32, though most of its seeds are not: with "
+                        "shortcut (2 of 5 seeds).")

@@ -461,7 +461,7 @@ def states_figure(states, variant, swept=()):
     arms = Arms((r["shortcut"], r["scale"], r.get("branch", BOOK_BRANCH)) for r in rows)
     depths = sorted({int(r["depth"]) for r in rows})
     fig, axes = grid(len(arms), min(3, len(arms)) or 1, panel=(max(2.6, 0.32 * len(depths)), 2.0),
-                     top=1.15, bottom=0.7, left=0.95, wspace=0.5, hspace=0.9)
+                     top=1.15, bottom=0.7, left=0.95, wspace=0.75, hspace=0.9)
     position = {d: i for i, d in enumerate(depths)}
     for ax, arm in zip(axes, arms):
         sel = {int(r["depth"]): r for r in rows if _arm((r["shortcut"], r["scale"],
@@ -566,8 +566,9 @@ def axis_figure(summary, states, axis, base, swept=()):
     with_states = bool(states) and any(p.get("healthy") for s in series.values()
                                        for p in s.values())
     width = max(2.6, 0.55 * len(xs) + 1.0)
-    fig, axes = grid(2 if with_states else 1, 2, panel=(width, 2.1), top=1.15, bottom=0.95,
-                     left=0.95, wspace=0.8, legend=len(arms))
+    rotate = len(xs) > 3
+    fig, axes = grid(2 if with_states else 1, 2, panel=(width, 2.1), top=1.15,
+                     bottom=1.35 if rotate else 0.95, left=0.95, wspace=0.8, legend=len(arms))
     labels = [branch_text(x) if axis == "branch_scale" else
               (f"{x:g}" if isinstance(x, float) else str(x)) for x in xs]
     names = list(series)
@@ -596,8 +597,8 @@ def axis_figure(summary, states, axis, base, swept=()):
                 fontsize=7.5, va="bottom", transform=ax.get_yaxis_transform())
     if not lows:
         _empty(ax, "no finite, non-zero\ngradient")
-    ax.set_xticks(np.arange(len(xs)), labels, rotation=30 if len(xs) > 3 else 0,
-                  ha="right" if len(xs) > 3 else "center")
+    ax.set_xticks(np.arange(len(xs)), labels, rotation=30 if rotate else 0,
+                  ha="right" if rotate else "center")
     ax.set_xlim(-0.6, len(xs) - 0.4)
     ax.set_ylabel("first-layer mean |grad|")
     ax.set_title("first layer, geometric mean")
@@ -616,13 +617,15 @@ def axis_figure(summary, states, axis, base, swept=()):
                        lw=1.5, ls=(0, (4, 2)))
         ax.set_ylim(0, 1.02)
         ax.set_yticks([0, 0.5, 1], ["0", "50%", "100%"])
-        ax.set_xticks(np.arange(len(xs)), labels, rotation=30 if len(xs) > 3 else 0,
-                      ha="right" if len(xs) > 3 else "center")
+        ax.set_xticks(np.arange(len(xs)), labels, rotation=30 if rotate else 0,
+                      ha="right" if rotate else "center")
         ax.set_xlim(-0.6, len(xs) - 0.4)
         ax.grid(axis="x", visible=False)
         ax.set_title("share of healthy seeds")
     for a in axes:
         a.set_xlabel(AXIS_NAMES.get(axis, axis))
+        if rotate:
+            a.xaxis.set_label_coords(0.5, -0.95 / 2.1)
     handles = [Line2D([], [], color=WITHOUT_COLOR, lw=1.5, ls=(0, (4, 2)),
                       label="without shortcut")] if reference is not None else []
     shown = Arms(names) if names else Arms([])

@@ -237,14 +237,25 @@ def headline_variant(tables):
     return sorted(variants, key=variant_sort_key)[0] if variants else None
 
 
+# Which unhealthy state names a mixed arm, on equal counts.
+UNHEALTHY_ORDER = ("exploded", "non-finite", "vanished", "dead")
+
+
 def _dominant(counts):
-    """The most common state (ties: the first in STATES)."""
-    return max(STATES, key=lambda s: (counts.get(s, 0), -STATES.index(s)))
+    """The state that describes an arm: healthy only when most of its seeds
+    are (more than half); otherwise the most common unhealthy state (ties:
+    exploded, non-finite, vanished, dead)."""
+    n = sum(counts.values())
+    if n and counts.get("healthy", 0) * 2 > n:
+        return "healthy"
+    return max(UNHEALTHY_ORDER, key=lambda s: (counts.get(s, 0), -UNHEALTHY_ORDER.index(s)))
 
 
-def _breakdown(counts, n):
+def _breakdown(counts, n, first=None):
+    """'19 of 30 seeds exploded, 11 dead': the states by count, `first`
+    (the state the sentence names) leading."""
     parts = [(counts.get(s, 0), s) for s in STATES if counts.get(s, 0)]
-    parts.sort(key=lambda p: (-p[0], STATES.index(p[1])))
+    parts.sort(key=lambda p: (p[1] != first, -p[0], STATES.index(p[1])))
     if not parts:
         return f"{n} seeds"
     if len(parts) == 1:
@@ -283,7 +294,7 @@ def headline_words(tables):
         arm = _row_arm(row)
         state = _dominant(row["counts"])
         sentences.append(f"{_subject(tables, arm)} {STATE_VERBS[state]} at depth {deepest}: "
-                         f"{_breakdown(row['counts'], row['n'])}.")
+                         f"{_breakdown(row['counts'], row['n'], state)}.")
     scored = [(r["counts"].get("healthy", 0) / r["n"], r) for r in rows if r["n"]]
     best = max((share for share, _ in scored), default=0.0)
     several = len({tuple(sorted(r["variant"].items())) for r in rows}) > 1
@@ -300,8 +311,9 @@ def headline_words(tables):
             who = f"{variant_label(r['variant'], swept)}, {who}"
         named.append(f"{who} ({r['counts'].get('healthy', 0)} of {r['n']} seeds)")
     more = f" and {len(winners) - 3} more" if len(winners) > 3 else ""
-    lead = "Stays healthy" if best >= 0.5 else "Healthiest, though most seeds are not"
-    sentences.append(f"{lead} at depth {deepest}: {'; '.join(named)}{more}.")
+    lead = (f"Stays healthy at depth {deepest}" if best > 0.5 else
+            f"Healthiest at depth {deepest}, though most of its seeds are not")
+    sentences.append(f"{lead}: {'; '.join(named)}{more}.")
     return sentences
 
 
