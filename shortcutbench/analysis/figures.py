@@ -818,8 +818,8 @@ def training_figure(training):
             runs = training[(training["norm"] == norm) & (training["depth"] == depth)]
             loss_ax, grad_ax = axes[2 * i, j], axes[2 * i + 1, j]
             for shortcut in (False, True):
-                arm = (shortcut, BOOK_SCALE, BOOK_BRANCH)
-                color = TRAINING_ARMS.color(arm)
+                which = (shortcut, BOOK_SCALE, BOOK_BRANCH)
+                color = TRAINING_ARMS.color(which)
                 arm = runs[runs["shortcut"] == shortcut]
                 losses = arm[arm["kind"] == "loss"]
                 for _, seed in losses.groupby("seed"):
@@ -827,7 +827,7 @@ def training_figure(training):
                 mean = _geometric_mean(losses, "index")
                 if len(mean):
                     loss_ax.plot(mean.index, 10 ** mean.to_numpy(), color=color, lw=2,
-                                 label=TRAINING_ARMS.label(arm))
+                                 label=TRAINING_ARMS.label(which))
                 for kind, style in (("grad_start", (0, (3, 2))), ("grad_end", "-")):
                     profile = _geometric_mean(arm[arm["kind"] == kind], "index")
                     if len(profile):
