@@ -5,8 +5,8 @@ with job_log(snakemake.log[0]):
     from shortcutbench.analysis import figures
 
     if snakemake.rule == "figures_profile":
-        figures.make_profiles(snakemake.input.gradients, snakemake.input.summary,
+        figures.make_profiles(snakemake.input.summary, snakemake.input.lines,
                               snakemake.params.variants, snakemake.params.stems)
     else:
-        figures.make_overview(snakemake.input.gradients, snakemake.input.summary,
-                              snakemake.input.tables, snakemake.params.stems)
+        figures.make_overview(snakemake.input.summary, snakemake.input.tables,
+                              snakemake.params.stems, snakemake.params.axis_stems)

@@ -13,6 +13,7 @@ with job_log(snakemake.log[0]):
     render.write_report(snakemake.input.tables, figures, snakemake.input.profiles,
                         snakemake.params.variants, facts, snakemake.output.html,
                         snakemake.input.laws,
+                        dict(zip(snakemake.params.axes, snakemake.input.axes)),
                         gpt_path=snakemake.input.gpt[0] if snakemake.input.gpt else None,
                         gpt_figures=dict(zip(("profile", "collapse", "healthy", "norms"),
                                              snakemake.input.gpt[1:])))

@@ -6,10 +6,17 @@ driven by Playwright from PyPI; `playwright install` is never run.  Every
 request the page makes is intercepted: only the file itself may load.
 Screenshots (desktop and 375 px wide) go to the test's tmp dir and to
 tests/output/.
+
+The page is judged by tools nobody here wrote, pinned in tests/package.json
+(installed by setup_browser.sh with `npm ci`): the Nu HTML Checker (vnu-jar,
+run with java) must find 0 errors, and axe-core, injected into the page in
+Chromium, 0 violations.
 """
 
+import json
 import re
 import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -23,17 +30,23 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
                  "--no-first-run", "--headless", "--disable-gpu", "--disable-quic",
                  "--disable-sync"]
 OUTPUT = REPO / "tests" / "output"
+NODE_MODULES = REPO / "tests" / "node_modules"
+VNU_JAR = NODE_MODULES / "vnu-jar" / "build" / "dist" / "vnu.jar"
+AXE = NODE_MODULES / "axe-core" / "axe.min.js"
 
-# Holds the book's case; small enough for seconds.  Without studies or
-# training: the target below is the report alone.
+# Holds the book's case; small enough for seconds.  Two widths and two
+# activations: four variants behind the picker, two axis-effect figures.
+# Without studies or training: the target below is the report alone.
 CONFIG = {
     "depths": [1, 2, 5, 12],
-    "widths": [3],
+    "widths": [3, 8],
     "seeds": [121, 122, 123, 124],
     "shortcut": [False, True],
     "devices": ["cpu"],
-    "activations": ["gelu_tanh"],
+    "activations": ["gelu_tanh", "relu"],
 }
+# headline (states), 2 axis effects, 4 profiles, attenuation, heat map
+N_IMAGES = 9
 
 
 @pytest.fixture(scope="module")
@@ -104,16 +117,19 @@ def test_report_opens_offline_in_chromium(built, browser_context, tmp_path, widt
         assert seen["requests"] == [index.resolve().as_uri()]
         assert [m.text for m in seen["console"]] == [] and seen["errors"] == []
 
+        # the visible images (one profile: the picker shows one variant) are drawn
         images = page.eval_on_selector_all(
-            "img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
-        assert len(images) == 4  # headline, profile (one variant), attenuation, heat map
+            "img", "els => els.filter(e => e.offsetParent !== null)"
+                   ".map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
+        assert len(images) == N_IMAGES - 3
         assert all(done and w > 0 and h > 0 for done, w, h in images), images
 
         text = page.inner_text("body")
         assert "0.2216979" in text
         assert "reproduced: 10 of 10 layers" in text
-        for heading in ("Headline", "The book, reproduced", "Gradient profile", "Attenuation",
-                        "Heat map", "Devices", "Non-finite cells", "Config as run"):
+        for heading in ("Headline", "The book, reproduced", "Axis effects", "Gradient profile",
+                        "Attenuation", "Heat map", "Devices", "Non-finite cells",
+                        "Config as run"):
             assert heading in text
 
         # readable on a phone: nothing wider than the screen but the boxes that scroll
@@ -125,21 +141,102 @@ def test_report_opens_offline_in_chromium(built, browser_context, tmp_path, widt
         page.close()
 
 
+def test_the_picker_shows_the_chosen_variant(built, browser_context):
+    index = built / "report" / "index.html"
+    page, seen = open_report(browser_context, index, 1280)
+    try:
+        visible = ("() => [...document.querySelectorAll('[data-variant]')]"
+                   ".filter(e => !e.hidden).map(e => e.dataset.variant)")
+        assert page.is_visible("#picker")
+        assert page.evaluate(visible) == ["3|gelu_tanh"]  # the book's variant first
+        page.select_option("select[data-axis=width]", "8")
+        page.select_option("select[data-axis=activation]", "relu")
+        assert page.evaluate(visible) == ["8|relu"]
+        shown = page.locator("[data-variant='8|relu'] img")
+        assert shown.is_visible()
+        assert "width 8 · relu" in page.inner_text("[data-variant='8|relu'] figcaption")
+        # loading="lazy": it loads once shown and near the viewport
+        shown.scroll_into_view_if_needed()
+        page.wait_for_function("() => { const e = document.querySelector("
+                               "\"[data-variant='8|relu'] img\"); "
+                               "return e.complete && e.naturalWidth > 0; }", timeout=5000)
+        screenshot(page, Path(str(index.parent)), "report-picker.png")
+        # a sortable table sorts: the headline's states by seeds, then back
+        page.click("#headline table.sortable thead th:nth-child(1) button")
+        assert page.get_attribute("#headline table.sortable thead th:nth-child(1)",
+                                  "aria-sort") == "ascending"
+        assert seen["blocked"] == [], f"requests left the file: {seen['blocked']}"
+        assert [m.text for m in seen["console"]] == [] and seen["errors"] == []
+    finally:
+        page.close()
+
+
+def test_without_script_the_page_shows_the_books_variant(built, browser_context, tmp_path):
+    # the same page with its script removed (one browser per module: a second,
+    # script-less one cannot start beside it)
+    page_html = (built / "report" / "index.html").read_text(encoding="utf-8")
+    bare = tmp_path / "index.html"
+    bare.write_text(re.sub(r"<script>.*?</script>", "", page_html, flags=re.S), encoding="utf-8")
+    page, seen = open_report(browser_context, bare, 1280)
+    try:
+        shown = page.eval_on_selector_all(
+            "[data-variant]", "els => els.filter(e => e.offsetParent !== null)"
+                              ".map(e => e.dataset.variant)")
+        assert shown == ["3|gelu_tanh"]
+        assert not page.is_visible("#picker")
+        assert seen["errors"] == []
+    finally:
+        page.close()
+
+
+def test_nu_html_checker_finds_no_errors(built):
+    if not VNU_JAR.exists():
+        pytest.fail(f"{VNU_JAR} is missing: run `bash tests/setup_browser.sh`")
+    if not shutil.which("java"):
+        pytest.fail("java is missing: run `bash tests/setup_browser.sh`")
+    result = subprocess.run(["java", "-jar", str(VNU_JAR), "--format", "json", "--exit-zero-always",
+                             str(built / "report" / "index.html")],
+                            capture_output=True, text=True, timeout=300)
+    messages = json.loads(result.stderr or result.stdout)["messages"]
+    errors = [m for m in messages if m["type"] in ("error", "non-document-error")]
+    assert errors == [], "\n".join(f"{m.get('lastLine')}: {m['message']}" for m in errors)
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_axe_finds_no_violations(built, browser_context, width):
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `bash tests/setup_browser.sh`")
+    page, seen = open_report(browser_context, built / "report" / "index.html", width)
+    try:
+        # open every <details>, so that what it holds is checked too
+        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+        result = page.evaluate("async () => await axe.run(document)")
+        violations = [(v["id"], v["impact"], len(v["nodes"]),
+                       [n["target"] for n in v["nodes"][:3]]) for v in result["violations"]]
+        assert violations == [], json.dumps(violations)
+        assert result["passes"]  # it did check
+    finally:
+        page.close()
+
+
 def test_report_file_is_self_contained(built):
     page = (built / "report" / "index.html").read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//|ftp:|file:)""", page, re.I)
-    assert "<script" not in page.lower() and "<link" not in page.lower()
+    # inline script only: none with a src
+    assert not re.search(r"<script[^>]*\ssrc", page, re.I) and "<link" not in page.lower()
     assert "@import" not in page and "url(" not in page and "@font-face" not in page
-    assert page.count('src="data:image/svg+xml;base64,') == 4
+    assert "fetch(" not in page and "XMLHttpRequest" not in page
+    assert page.count('src="data:image/svg+xml;base64,') == N_IMAGES
 
 
 def test_figures_are_saved_as_svg_and_png(built):
     figures = built / "results" / "figures"
-    for name in ("headline", "attenuation", "heatmap"):
+    for name in ("headline", "attenuation", "heatmap", "axis/width", "axis/activation"):
         assert (figures / f"{name}.svg").stat().st_size > 1000
         assert (figures / f"{name}.png").stat().st_size > 1000
-    assert len(list((figures / "profile").rglob("*.svg"))) == 1
-    assert len(list((figures / "profile").rglob("*.png"))) == 1
+    assert len(list((figures / "profile").rglob("*.svg"))) == 4
+    assert len(list((figures / "profile").rglob("*.png"))) == 4
 
 
 def test_provenance_is_outside_results(built):
@@ -156,4 +253,4 @@ def test_snakemake_report_zip(built):
         assert archive.testzip() is None
     assert any(n.endswith("report.html") for n in names)
     assert any(n.endswith("index.html") for n in names)
-    assert sum(n.endswith(".svg") for n in names) == 4
+    assert sum(n.endswith(".svg") for n in names) == N_IMAGES

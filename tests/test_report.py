@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from report_inputs import contract_tables
 from scipy import stats
 
 from shortcutbench.analysis import provenance
@@ -109,7 +110,8 @@ TINY_SVG = (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width
 
 
 def render(gradients, config=None, svg=TINY_SVG):
-    data = json.loads(json.dumps(report.tables(gradients)))  # as the report job reads it
+    # as the report job reads it, with the issue-11 contract's additions (states, ...)
+    data = json.loads(json.dumps(contract_tables(gradients)))
     variants = data["sweep"]["variants"]
     figures = {"headline": svg, "attenuation": svg, "heatmap": svg,
                "profiles": [(v, svg, f"results/figures/profile/{i}.svg")
@@ -126,7 +128,8 @@ def text_of(page):
 def assert_self_contained(page):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//|ftp:)""", page, re.I)
     assert "@import" not in page and "url(" not in page
-    assert "<script" not in page.lower() and "<link" not in page.lower()
+    # inline script only (the variant picker, sortable tables): none with a src
+    assert not re.search(r"<script[^>]*\ssrc", page, re.I) and "<link" not in page.lower()
     assert "@font-face" not in page
 
 
@@ -282,8 +285,8 @@ def test_report_lists_non_finite_and_zero_cells():
     assert re.search(r"width 3 12 with 1 / 3 124", text)
     assert ("In 1 cell every layer’s gradient is exactly 0. "
             "In it the network’s output is exactly 0") in text
-    # every seed at depth 12 is unusable: no ratio, and the report says so
-    assert "No ratio" in text
+    # every seed without shortcut at depth 12 overflowed, and the headline says so
+    assert "Without a shortcut, the network overflows (non-finite) at depth 12" in text
     assert "reproduced: 10 of 10" in text
     assert_self_contained(page)
 
@@ -292,12 +295,12 @@ def test_report_with_all_cells_of_a_group_non_finite():
     g = make_gradients(depths=(3,), seeds=(1, 2),
                        nonfinite={(3, f, s) for f in (False, True) for s in (1, 2)}, book=False)
     text = text_of(render(g))
-    assert "4 of 4 cells overflowed" in text and "No ratio" in text
+    assert "4 of 4 cells overflowed" in text and "No arm stays healthy at depth 3" in text
 
 
 def test_report_with_one_seed_one_depth_one_flag():
     one_seed = text_of(render(make_gradients(depths=(5,), seeds=(123,))))
-    assert "no confidence interval" in one_seed and "reproduced: 10 of 10" in one_seed
+    assert "its one seed healthy" in one_seed and "reproduced: 10 of 10" in one_seed
     one_flag = text_of(render(make_gradients(shortcuts=(True,))))
     assert "so there is no with/without ratio" in one_flag
     assert "the sweep has no cell without shortcut" in one_flag
@@ -312,7 +315,7 @@ def test_report_with_several_variants_devices_and_scales():
     text = text_of(render(g))
     assert "width 3 · cpu" in text and "width 32 · cuda" in text
     assert "cpu vs cuda" in text
-    assert "with shortcut, λ=1 ÷ without" in text
+    assert "With a shortcut (λ=0.5), the network" in text
     assert "λ=0.5" in text
 
 
@@ -320,7 +323,7 @@ def test_strings_from_the_config_are_escaped():
     g = make_gradients()
     g["activation"] = "<script>alert(1)</script>"
     page = render(g, config={"note": "<b>&'\"", "devices": ["auto"]})
-    assert "<script" not in page and "<b>&" not in page
+    assert "<script>alert" not in page and "<b>&" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 

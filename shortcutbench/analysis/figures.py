@@ -1,71 +1,151 @@
 """The report's figures, drawn with seaborn (matplotlib).  No torch.
 
+They read the small merged results only, never the tidy records, so that no
+figure and no file grows with the number of seeds:
+
+* results/summary.csv: per everything-but-seed x layer, the geometric mean
+  (log10_mean) with its 95% t-interval and the log10 quantiles q05, q25, q50,
+  q75, q95 of the seeds' values;
+* results/lines.csv: at most ~50 single-seed profiles per group;
+* results/tables.json: the numbers the report prints (headline, states,
+  attenuation), so that figure and page show the same.
+
 Two jobs draw them, side by side on two cores:
 
 * `make_profiles`: the gradient profile (mean |grad| per layer, log y) of
   every variant (width, activation, init, norm, dtype, device), faceted by
-  depth, one colour per shortcut arm (without; with, per scale lambda).
-* `make_overview`: the headline pairs, the attenuation with depth and the
-  layer x depth heat map, drawn from results/tables.json (rule tables), the
-  numbers the report prints, so both show the same.
+  depth, one colour per shortcut arm (without; with, per lambda and alpha).
+* `make_overview`: the cell states by depth of the headline's variant, the
+  effect of each swept axis at the deepest depth, the attenuation with depth
+  and the layer x depth heat map.
 
-Centres and intervals come from results/summary.csv (geometric mean and 95%
-t-interval of log10 over seeds) or are computed the same way here: no
-bootstrap.  Every figure is saved as SVG and PNG with fixed metadata, so the
-same data give the same bytes.
+Every figure is saved as SVG and PNG with fixed metadata, so the same data
+give the same bytes.
 """
 
 import sys
 
 import numpy as np
 
-from shortcutbench.analysis.intervals import usable
-from shortcutbench.analysis.tables import headline_points, read_records, read_tables, select
 from shortcutbench.analysis.variants import (
-    ARM_AXES,
+    BOOK_BRANCH,
     BOOK_SCALE,
     VARIANT_AXES,
+    arm_key,
     arm_label,
     arm_sort_key,
+    branch_text,
+    heatmap_variants,
+    overview_variants,
     variant_label,
     variant_sort_key,
 )
-from shortcutbench.core.files import atomic_write
+from shortcutbench.core.files import atomic_write, read_json
+from shortcutbench.core.states import SMALLEST_NORMAL, STATES
 
 # seaborn's colorblind palette: orange without shortcut, blue with the book's
-# shortcut (lambda = 1), the other colours for other shortcut scales.
+# shortcut (lambda = 1, alpha = 1), the other colours for other arms.
 WITHOUT_COLOR = "#de8f05"
 WITH_COLOR = "#0173b2"
 OTHER_COLORS = ("#029e73", "#d55e00", "#cc78bc", "#ca9161", "#949494", "#56b4e9", "#fbafe4",
                 "#ece133")
+# One colour per cell state (core.states.STATES), colour-blind safe.
+STATE_COLORS = {"healthy": "#029e73", "vanished": "#56b4e9", "exploded": "#d55e00",
+                "dead": "#3d3d3d", "non-finite": "#cc78bc"}
+ARM_COLUMNS = ("shortcut", "shortcut_scale", "branch_scale")
+BOOK_ARM = (True, BOOK_SCALE, BOOK_BRANCH)
+WITHOUT_ARM = (False, 0.0, BOOK_BRANCH)
+# log10 quantiles of the seeds' values in results/summary.csv
+QUANTILES = ("q05", "q25", "q50", "q75", "q95")
+# Quantile bands are drawn from this many seeds on; below it every seed is a line.
+BAND_MIN_SEEDS = 10
+SMALLEST_FLOAT32_NORMAL = SMALLEST_NORMAL["float32"]
 
 
-def arm_color(shortcut, scale, scales=(BOOK_SCALE,)):
-    if not shortcut:
-        return WITHOUT_COLOR
-    if scale == BOOK_SCALE:
-        return WITH_COLOR
-    others = [x for x in sorted(scales) if x != BOOK_SCALE]
-    return OTHER_COLORS[others.index(scale) % len(OTHER_COLORS)] if scale in others \
-        else OTHER_COLORS[0]
+class Arms:
+    """The shortcut arms of a sweep: their order, labels and colours.
+
+    An arm is a triple (shortcut, lambda, alpha label); without shortcut it
+    is (False, 0.0, "1").  Labels name lambda and alpha only where the sweep
+    has values other than the book's."""
+
+    def __init__(self, arms):
+        keys = {_arm(a) for a in arms}
+        self.arms = sorted(keys, key=lambda a: arm_sort_key(
+            {"shortcut": a[0], "scale": a[1], "branch": a[2]}))
+        self.scales = sorted({a[1] for a in keys if a[0]}) or [BOOK_SCALE]
+        self.branches = sorted({a[2] for a in keys if a[0]}) or [BOOK_BRANCH]
+        self._others = [a for a in self.arms if a[0] and a != BOOK_ARM]
+
+    def __iter__(self):
+        return iter(self.arms)
+
+    def __len__(self):
+        return len(self.arms)
+
+    def label(self, arm, short=False):
+        f, scale, branch = _arm(arm)
+        return arm_label(f, scale, self.scales, short=short, branch=branch,
+                         branches=self.branches)
+
+    def color(self, arm):
+        arm = _arm(arm)
+        if not arm[0]:
+            return WITHOUT_COLOR
+        if arm == BOOK_ARM:
+            return WITH_COLOR
+        index = self._others.index(arm) if arm in self._others else 0
+        return OTHER_COLORS[index % len(OTHER_COLORS)]
+
+
+def _arm(arm):
+    if isinstance(arm, dict):
+        return arm_key(arm)
+    f, scale, *branch = arm
+    if not f:
+        return WITHOUT_ARM
+    return (True, float(scale), str(branch[0]) if branch else BOOK_BRANCH)
 
 
 def arms_of(frame):
-    """The (shortcut, scale) pairs in a frame, without first."""
-    pairs = {(bool(f), float(x)) for f, x in frame[list(ARM_AXES)].drop_duplicates()
-             .itertuples(index=False)}
-    return sorted(pairs, key=lambda a: arm_sort_key({"shortcut": a[0], "scale": a[1]}))
+    """The arms in a frame with columns shortcut, shortcut_scale, branch_scale."""
+    return Arms(frame[list(ARM_COLUMNS)].drop_duplicates().itertuples(index=False))
 
 
 def arm_mask(frame, arm):
-    return ((frame["shortcut"].to_numpy(dtype=bool) == arm[0])
-            & (frame["shortcut_scale"].to_numpy(dtype=float) == arm[1]))
+    f, scale, branch = _arm(arm)
+    mask = frame["shortcut"].to_numpy(dtype=bool) == f
+    if f:
+        mask &= frame["shortcut_scale"].to_numpy(dtype=float) == scale
+        mask &= frame["branch_scale"].astype(str).to_numpy() == branch
+    return mask
+
+
+def select(frame, variant):
+    """The rows of one variant."""
+    mask = np.ones(len(frame), dtype=bool)
+    for axis in VARIANT_AXES:
+        mask &= (frame[axis] == variant[axis]).to_numpy()
+    return frame[mask]
+
+
+def read_table(path):
+    """results/summary.csv or results/lines.csv, alpha kept as its label:
+    the MLP's rows (the GPT family's figures are analysis/figures_gpt.py's)."""
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype={"branch_scale": str})
+    if "model" in table:
+        table = table[table["model"] == "mlp"].reset_index(drop=True)
+    return table
 
 
 RC = {
     # Same data -> same bytes: a fixed salt for the SVG's ids, no dates.
     "svg.hashsalt": "shortcutbench",
-    "svg.fonttype": "path",  # text as paths: no font needed where it is shown
+    # Text as text, not as glyph paths: half the size of a figure (the page
+    # holds one per variant), selectable; the font list ends in sans-serif.
+    "svg.fonttype": "none",
     "figure.dpi": 100,
     "savefig.dpi": 150,
     "font.size": 10,
@@ -139,16 +219,10 @@ def save(fig, stem):
     plt.close(fig)
 
 
-def read_table(path):
-    """A results table (gradients or summary) with every cell column: the
-    MLP's rows (the GPT family's figures are analysis/figures_gpt.py's)."""
-    table = read_records(path)
-    return table[table["model"] == "mlp"].reset_index(drop=True)
-
-
 def _positive(values):
     values = np.asarray(values, dtype=float)
-    return np.where(usable(values), values, np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(values) & (values > 0), values, np.nan)
 
 
 def grid(n, ncol, panel=(2.3, 1.7), left=0.85, right=0.2, top=0.95, bottom=0.55,
@@ -188,15 +262,16 @@ def grid(n, ncol, panel=(2.3, 1.7), left=0.85, right=0.2, top=0.95, bottom=0.55,
 LEGEND_COLUMNS = 3
 
 
-def header(fig, title, arms=(), scales=(BOOK_SCALE,)):
-    """The figure's title and, under it, the legend of the shortcut arms."""
+def header(fig, title, arms=(), handles=()):
+    """The figure's title and, under it, the legend of the shortcut arms
+    (an Arms) or of the given handles."""
     from matplotlib.lines import Line2D
 
     height = fig.get_figheight()
     fig.suptitle(title, y=1 - 0.1 / height, va="top", fontweight="bold")
-    if arms:
-        handles = [Line2D([], [], color=arm_color(f, x, scales), lw=2.5,
-                          label=arm_label(f, x, scales)) for f, x in arms]
+    handles = list(handles) + [Line2D([], [], color=arms.color(a), lw=2.5, label=arms.label(a))
+                               for a in arms]
+    if handles:
         fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.38 / height),
                    ncol=min(LEGEND_COLUMNS, len(handles)), frameon=False, borderaxespad=0,
                    handlelength=2.2, columnspacing=1.6)
@@ -250,57 +325,102 @@ def _sci(x):
     return rf"${mantissa}\times10^{{{int(exponent)}}}$"
 
 
+# ---------------------------------------------------------------- helpers
+
+def _groups(frame, by=("depth",)):
+    """{(group values..., arm triple): sub-frame} over `by` and the arm columns."""
+    out = {}
+    if frame is None or not len(frame):
+        return out
+    for key, g in frame.groupby(list(by) + list(ARM_COLUMNS), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        head = tuple(int(k) if isinstance(k, (np.integer,)) else k for k in key[:len(by)])
+        out[(*head, _arm(key[len(by):]))] = g
+    return out
+
+
+def base_variant(tables, variants):
+    """The headline's variant (the book's value on every axis that has it),
+    else the first variant."""
+    rows = tables.get("headline", {}).get("rows") or []
+    main = tables.get("headline", {}).get("main")
+    if rows and main is not None:
+        return rows[main]["variant"]
+    return sorted(variants, key=variant_sort_key)[0] if variants else None
+
+
+def _pow10(values):
+    with np.errstate(over="ignore", invalid="ignore"):
+        return 10.0 ** np.asarray(values, dtype=float)
+
+
 # ---------------------------------------------------------------- profile
 
-def profile_figure(gradients, summary, variant, swept=(), scales=(BOOK_SCALE,)):
-    """Mean |grad| per layer, one panel per depth: geometric mean over seeds
-    (line) with its 95% band, every single seed faint behind."""
+MAX_LINES = 50
+
+
+def profile_figure(summary, lines, variant, swept=(), arms=None):
+    """Mean |grad| per layer, one panel per depth.  Per arm: the geometric
+    mean over seeds (thick line); where there are BAND_MIN_SEEDS seeds or
+    more, the seeds' 5-95% (light) and 25-75% (dark) quantile bands, else
+    the 95% t-interval of the mean; at most MAX_LINES single seeds, faint."""
     from matplotlib.collections import LineCollection
     from matplotlib.ticker import MaxNLocator
 
     setup()
-    grads = select(gradients, variant)
     summ = select(summary, variant)
-    depths = sorted(int(d) for d in grads["depth"].unique())
-    arms = arms_of(grads)
-    # Plain arrays, grouped once: slicing DataFrames per panel costs more
-    # than drawing the panel.
-    seeds_of = {key: _positive(g.sort_values(["seed", "layer"])["grad_abs_mean"])
-                for key, g in grads.groupby(["depth", "shortcut", "shortcut_scale"])}
-    lines_of = {key: {c: g.sort_values("layer")[c].to_numpy(dtype=float)
-                      for c in ("layer", "log10_mean", "log10_ci95_low", "log10_ci95_high")}
-                for key, g in summ.groupby(["depth", "shortcut", "shortcut_scale"])}
+    arms = arms or arms_of(summ)
+    depths = sorted(int(d) for d in summ["depth"].unique())
+    quantiles = all(q in summ.columns for q in QUANTILES)
+    centres = {}
+    for key, g in _groups(summ).items():
+        g = g.sort_values("layer")
+        centres[key] = {c: g[c].to_numpy(dtype=float) for c in
+                        ("layer", "n_finite", "log10_mean", "log10_ci95_low", "log10_ci95_high",
+                         *(QUANTILES if quantiles else ()))}
+    seeds_of = {}
+    for key, g in _groups(select(lines, variant) if lines is not None else None).items():
+        g = g.sort_values(["seed", "layer"])
+        values = _positive(g["grad_abs_mean"]).reshape(-1, key[0])
+        seeds_of[key] = values[:MAX_LINES]
     ncol = 4
     fig, axes = grid(len(depths), ncol, panel=(2.05, 1.45), top=0.95, bottom=0.6,
                      left=0.95, wspace=0.72, hspace=0.62, legend=len(arms))
     for depth, ax in zip(depths, axes):
         anything = False
         for arm in arms:
-            color = arm_color(*arm, scales)
-            values = seeds_of.get((depth, *arm), np.empty(0)).reshape(-1, depth)
+            color = arms.color(arm)
+            values = seeds_of.get((depth, arm), np.empty((0, depth)))
             anything |= bool(np.isfinite(values).any())
             layers = np.arange(depth)
-            if depth > 1:
+            alpha = 0.16 if len(values) <= 12 else 0.09
+            if depth > 1 and len(values):
                 segments = [np.column_stack([layers, v]) for v in values]
-                ax.add_collection(LineCollection(segments, colors=color, alpha=0.16,
+                ax.add_collection(LineCollection(segments, colors=color, alpha=alpha,
                                                  linewidths=0.6, zorder=1))
-            else:
+            elif len(values):
                 ax.plot(np.zeros(len(values)), values[:, 0], "o", color=color, alpha=0.25,
                         ms=2.5, zorder=1)
-            line = lines_of.get((depth, *arm))
+            line = centres.get((depth, arm))
             if line is None:
                 continue
             x = line["layer"]
-            centre = 10.0 ** line["log10_mean"]
-            low, high = 10.0 ** line["log10_ci95_low"], 10.0 ** line["log10_ci95_high"]
-            if np.isfinite(centre).any():
+            centre = _pow10(line["log10_mean"])
+            anything |= bool(np.isfinite(centre).any())
+            if not np.isfinite(centre).any():
+                continue
+            banded = quantiles and np.nanmin(line["n_finite"]) >= BAND_MIN_SEEDS
+            bands = ([("q05", "q95", 0.16), ("q25", "q75", 0.32)] if banded
+                     else [("log10_ci95_low", "log10_ci95_high", 0.3)])
+            for low, high, shade in bands:
+                lo, hi = _pow10(line[low]), _pow10(line[high])
                 if depth > 1:
-                    ax.fill_between(x, low, high, color=color, alpha=0.3, lw=0, zorder=2)
-                elif np.isfinite(low).all():
-                    ax.errorbar(x, centre, yerr=[centre - low, high - centre], color=color,
+                    ax.fill_between(x, lo, hi, color=color, alpha=shade, lw=0, zorder=2)
+                elif np.isfinite(lo).all() and np.isfinite(hi).all():
+                    ax.errorbar(x, centre, yerr=[centre - lo, hi - centre], color=color,
                                 capsize=3, lw=1.2, zorder=3, fmt="none")
-                ax.plot(x, centre, color=color, lw=2, zorder=3,
-                        marker="o" if depth <= 8 else None, ms=3.5)
+            ax.plot(x, centre, color=color, lw=2, zorder=3,
+                    marker="o" if depth <= 8 else None, ms=3.5)
         _log_y(ax, numticks=4)
         if not anything:
             _empty(ax, "no finite, non-zero\ngradient")
@@ -319,112 +439,238 @@ def profile_figure(gradients, summary, variant, swept=(), scales=(BOOK_SCALE,)):
             ax.set_ylabel("mean |grad|")
         if i >= len(axes) - ncol:
             ax.set_xlabel("layer")
-    header(fig, f"Gradient per layer \u2014 {variant_label(variant, swept)}", arms, scales)
+    header(fig, f"Gradient per layer \u2014 {variant_label(variant, swept)}", arms)
     return fig
 
 
-def make_profiles(gradients_path, summary_path, variants, stems):
-    gradients = read_table(gradients_path)
+def make_profiles(summary_path, lines_path, variants, stems):
+    """Rule figures_profile: one profile figure per variant."""
     summary = read_table(summary_path)
-    swept = [axis for axis in VARIANT_AXES if gradients[axis].nunique() > 1]
-    scales = sorted({float(x) for x in gradients.loc[gradients["shortcut"].astype(bool),
-                                                     "shortcut_scale"]}) or [BOOK_SCALE]
+    lines = read_table(lines_path)
+    swept = [axis for axis in VARIANT_AXES if summary[axis].nunique() > 1]
+    arms = arms_of(summary)
     for variant, stem in zip(variants, stems):
-        save(profile_figure(gradients, summary, variant, swept, scales), stem)
+        save(profile_figure(summary, lines, variant, swept, arms), stem)
 
 
 # ---------------------------------------------------------------- overview
 
-def headline_figure(gradients, headline, swept=(), scales=(BOOK_SCALE,)):
-    """At the deepest depth: each seed's first-layer gradient without and with
-    shortcut, joined by a line; the geometric mean as a bar."""
-    sns = setup()
-    points = headline_points(gradients)
-    rows = headline["rows"]
-    fig, axes = grid(len(rows), 3, panel=(2.9, 2.9), top=0.85, bottom=0.95, left=1.0,
-                     wspace=0.95, hspace=1.55)
-    for ax, row in zip(axes, rows):
-        pts = select(points, row["variant"])
-        arms = [(False, 0.0)] + ([(True, row["scale"])] if row["scale"] is not None else [])
-        values = {}
-        for x, arm in enumerate(arms):
-            sel = pts[arm_mask(pts, arm)].set_index("seed")["grad_abs_mean"]
-            if len(sel):
-                values[x] = sel
-        if len(values) == 2:
-            paired = sorted(set(values[0].index) & set(values[1].index))
-            a = _positive(values[0].loc[paired])
-            b = _positive(values[1].loc[paired])
-            ok = ~np.isnan(a) & ~np.isnan(b)
-            ax.plot(np.tile([[0.0], [1.0]], (1, int(ok.sum()))), np.vstack([a[ok], b[ok]]),
-                    color="0.55", lw=0.6, alpha=0.45, zorder=1)
-        drawn = False
-        for x, series in values.items():
-            v = _positive(series)
-            v = v[~np.isnan(v)]
-            drawn |= len(v) > 0
-            jitter = x + (np.linspace(-0.07, 0.07, len(v)) if len(v) > 1 else np.zeros(len(v)))
-            if len(v):
-                sns.scatterplot(x=jitter, y=v, color=arm_color(*arms[x], scales), s=18,
-                                alpha=0.8, edgecolor="none", legend=False, ax=ax, zorder=2)
-            centre = row["with_gmean" if x else "without_gmean"]
-            if np.isfinite(centre):
-                ax.plot([x - 0.25, x + 0.25], [centre, centre], color="0.1", lw=2.2, zorder=3)
-        _log_y(ax, numticks=6)
-        with_scale = row["scale"] if row["scale"] is not None else BOOK_SCALE
-        with_label = arm_label(True, with_scale, scales).replace(" shortcut", "\nshortcut")
-        ax.set_xticks([0, 1], ["without\nshortcut", with_label])
-        ax.set_xlim(-0.5, 1.5)
+def states_figure(states, variant, swept=()):
+    """The cells' states by depth for one variant, one panel per arm: the
+    share of seeds healthy, vanished, exploded, dead and non-finite."""
+    from matplotlib.patches import Patch
+
+    setup()
+    rows = [r for r in states["rows"] if r["variant"] == variant]
+    arms = Arms((r["shortcut"], r["scale"], r.get("branch", BOOK_BRANCH)) for r in rows)
+    depths = sorted({int(r["depth"]) for r in rows})
+    fig, axes = grid(len(arms), min(3, len(arms)) or 1, panel=(max(2.6, 0.32 * len(depths)), 2.0),
+                     top=1.15, bottom=0.7, left=0.95, wspace=0.75, hspace=0.9)
+    position = {d: i for i, d in enumerate(depths)}
+    for ax, arm in zip(axes, arms):
+        sel = {int(r["depth"]): r for r in rows if _arm((r["shortcut"], r["scale"],
+                                                         r.get("branch", BOOK_BRANCH))) == arm}
+        bottom = np.zeros(len(depths))
+        for state in STATES:
+            share = np.zeros(len(depths))
+            for d, r in sel.items():
+                share[position[d]] = r["counts"].get(state, 0) / r["n"] if r["n"] else 0.0
+            ax.bar(np.arange(len(depths)), share, bottom=bottom, width=0.8,
+                   color=STATE_COLORS[state], lw=0)
+            bottom += share
+        ax.set_xticks(np.arange(len(depths)), [str(d) for d in depths])
+        ax.set_ylim(0, 1)
+        ax.set_xlim(-0.6, len(depths) - 0.4)
+        ax.set_yticks([0, 0.5, 1], ["0", "50%", "100%"])
         ax.grid(axis="x", visible=False)
-        ratio = (f"ratio {_sci(row['ratio'])}, n={row['n']}" if np.isfinite(row["ratio"])
-                 else "no ratio")
-        ax.set_title(f"{variant_label(row['variant'], swept)}\n{ratio}", fontsize=10,
-                     linespacing=1.5)
-        if row.get("excluded"):
-            ax.text(0.5, -0.4 / 2.9, f"{row['excluded']} of {row['pairs']} seeds not drawn:\n"
-                    "a gradient is 0 or non-finite", transform=ax.transAxes, ha="center",
-                    va="top", fontsize=8.5, color="0.35")
-        if not drawn:
-            _empty(ax, "no finite, non-zero\ngradient")
-    axes[0].set_ylabel("first-layer mean |grad|")
-    header(fig, f"First layer at depth {headline['depth']}: each seed, and the geometric mean")
+        ax.set_title(arms.label(arm))
+        ax.set_xlabel("depth")
+        ax.tick_params(axis="x", labelsize=8 if len(depths) > 8 else 9)
+    axes[0].set_ylabel("share of seeds")
+    handles = [Patch(color=STATE_COLORS[s], label=s) for s in STATES]
+    height = fig.get_figheight()
+    fig.suptitle(f"Cell states by depth \u2014 {variant_label(variant, swept)}",
+                 y=1 - 0.1 / height, va="top", fontweight="bold")
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.4 / height),
+               ncol=len(handles), frameon=False, borderaxespad=0, handlelength=1.2,
+               columnspacing=1.2)
     return fig
 
 
-def attenuation_figure(attenuation, swept=(), scales=(BOOK_SCALE,)):
-    """First-layer / last-layer gradient against depth, log y, every arm."""
+def axis_effect(summary, states, axis, base):
+    """The series behind an axis' figure: at the deepest depth, the first
+    layer's geometric mean (95% interval) and the healthy share, per value
+    of `axis` with every other variant axis at `base`.
+
+    Returns (x values, {arm: {x: row}}, reference arm or None): for a variant
+    axis one series per arm; for shortcut_scale (lambda) the arms with
+    alpha 1, for branch_scale (alpha) those with lambda 1, the sweep without
+    shortcut as a reference."""
+    deepest = int(summary["depth"].max())
+    first = summary[(summary["depth"] == deepest) & (summary["layer"] == 0)]
+    fixed = [a for a in VARIANT_AXES if a != axis]
+    mask = np.ones(len(first), dtype=bool)
+    for a in fixed:
+        mask &= (first[a] == base[a]).to_numpy()
+    first = first[mask]
+    healthy = {}
+    for r in (states or {}).get("rows", []):
+        if int(r["depth"]) != deepest or any(r["variant"][a] != base[a] for a in fixed):
+            continue
+        arm = _arm((r["shortcut"], r["scale"], r.get("branch", BOOK_BRANCH)))
+        healthy[(r["variant"][axis] if axis in VARIANT_AXES else None, arm)] = (
+            r["counts"].get("healthy", 0), r["n"])
+    series, reference = {}, None
+    for row in first.to_dict("records"):
+        arm = _arm((row["shortcut"], row["shortcut_scale"], row["branch_scale"]))
+        point = {"gmean": _pow10(row["log10_mean"]), "low": _pow10(row["log10_ci95_low"]),
+                 "high": _pow10(row["log10_ci95_high"])}
+        if axis in VARIANT_AXES:
+            x = row[axis]
+            point["healthy"] = healthy.get((x, arm))
+            series.setdefault(arm, {})[x] = point
+            continue
+        point["healthy"] = healthy.get((None, arm))
+        if not arm[0]:
+            reference = point
+        elif axis == "shortcut_scale" and arm[2] == BOOK_BRANCH:
+            series.setdefault((True, BOOK_SCALE, BOOK_BRANCH), {})[arm[1]] = point
+        elif axis == "branch_scale" and arm[1] == BOOK_SCALE:
+            series.setdefault((True, BOOK_SCALE, BOOK_BRANCH), {})[arm[2]] = point
+    xs = sorted({x for s in series.values() for x in s}, key=_axis_order(axis))
+    return deepest, xs, series, reference
+
+
+def _axis_order(axis):
+    def key(x):
+        if axis == "branch_scale":
+            try:
+                return (0, -float(x), str(x))
+            except ValueError:
+                return (1, 0.0, str(x))
+        return (0, x, "") if isinstance(x, (int, float)) else (0, 0, str(x))
+    return key
+
+
+AXIS_NAMES = {"width": "width", "activation": "activation", "init": "initialisation",
+              "norm": "normalisation", "dtype": "dtype", "device": "device",
+              "shortcut_scale": "\u03bb (skip-path scale)",
+              "branch_scale": "\u03b1 (branch scale)"}
+
+
+def axis_figure(summary, states, axis, base, swept=()):
+    """One swept axis' effect at the deepest depth, the other axes at the
+    headline's variant: the first layer's geometric-mean gradient with its
+    95% interval (left) and the share of healthy seeds (right), per arm."""
+    from matplotlib.lines import Line2D
+
+    setup()
+    deepest, xs, series, reference = axis_effect(summary, states, axis, base)
+    arms = Arms(list(series) + ([WITHOUT_ARM] if reference is not None else []))
+    with_states = bool(states) and any(p.get("healthy") for s in series.values()
+                                       for p in s.values())
+    width = max(2.6, 0.55 * len(xs) + 1.0)
+    rotate = len(xs) > 3
+    fig, axes = grid(2 if with_states else 1, 2, panel=(width, 2.1), top=1.15,
+                     bottom=1.35 if rotate else 0.95, left=0.95, wspace=0.8, legend=len(arms))
+    labels = [branch_text(x) if axis == "branch_scale" else
+              (f"{x:g}" if isinstance(x, float) else str(x)) for x in xs]
+    names = list(series)
+    offsets = {arm: (i - (len(names) - 1) / 2) * 0.12 for i, arm in enumerate(names)}
+    ax = axes[0]
+    lows = []
+    for arm in names:
+        pts = series[arm]
+        x = np.array([xs.index(v) + offsets[arm] for v in xs if v in pts])
+        p = [pts[v] for v in xs if v in pts]
+        y = np.array([q["gmean"] for q in p], dtype=float)
+        lo = np.array([q["low"] for q in p], dtype=float)
+        hi = np.array([q["high"] for q in p], dtype=float)
+        ok = np.isfinite(y) & (y > 0)
+        lows += list(y[ok])
+        err = np.where(np.isfinite(lo) & np.isfinite(hi), [y - lo, hi - y], 0.0)
+        ax.errorbar(x[ok], y[ok], yerr=err[:, ok], fmt="o", color=arms.color(arm), ms=5,
+                    capsize=2.5, lw=1.2, zorder=3)
+    if reference is not None and np.isfinite(reference["gmean"]) and reference["gmean"] > 0:
+        ax.axhline(reference["gmean"], color=WITHOUT_COLOR, lw=1.5, ls=(0, (4, 2)), zorder=2)
+        lows.append(reference["gmean"])
+    _log_y(ax, numticks=6)
+    if lows and min(lows) < SMALLEST_FLOAT32_NORMAL * 1e3:
+        ax.axhline(SMALLEST_FLOAT32_NORMAL, color="0.35", lw=0.9, ls=":", zorder=1)
+        ax.text(0.01, SMALLEST_FLOAT32_NORMAL, "float32 smallest normal", color="0.3",
+                fontsize=7.5, va="bottom", transform=ax.get_yaxis_transform())
+    if not lows:
+        _empty(ax, "no finite, non-zero\ngradient")
+    ax.set_xticks(np.arange(len(xs)), labels, rotation=30 if rotate else 0,
+                  ha="right" if rotate else "center")
+    ax.set_xlim(-0.6, len(xs) - 0.4)
+    ax.set_ylabel("first-layer mean |grad|")
+    ax.set_title("first layer, geometric mean")
+    if with_states:
+        ax = axes[1]
+        bar = 0.8 / max(1, len(names))
+        for i, arm in enumerate(names):
+            pts = series[arm]
+            share = [pts[v]["healthy"][0] / pts[v]["healthy"][1]
+                     if v in pts and pts[v].get("healthy") and pts[v]["healthy"][1] else 0.0
+                     for v in xs]
+            ax.bar(np.arange(len(xs)) + (i - (len(names) - 1) / 2) * bar, share, width=bar,
+                   color=arms.color(arm), lw=0)
+        if reference is not None and reference.get("healthy") and reference["healthy"][1]:
+            ax.axhline(reference["healthy"][0] / reference["healthy"][1], color=WITHOUT_COLOR,
+                       lw=1.5, ls=(0, (4, 2)))
+        ax.set_ylim(0, 1.02)
+        ax.set_yticks([0, 0.5, 1], ["0", "50%", "100%"])
+        ax.set_xticks(np.arange(len(xs)), labels, rotation=30 if rotate else 0,
+                      ha="right" if rotate else "center")
+        ax.set_xlim(-0.6, len(xs) - 0.4)
+        ax.grid(axis="x", visible=False)
+        ax.set_title("share of healthy seeds")
+    for a in axes:
+        a.set_xlabel(AXIS_NAMES.get(axis, axis))
+        if rotate:
+            a.xaxis.set_label_coords(0.5, -0.95 / 2.1)
+    handles = [Line2D([], [], color=WITHOUT_COLOR, lw=1.5, ls=(0, (4, 2)),
+                      label="without shortcut")] if reference is not None else []
+    shown = Arms(names) if names else Arms([])
+    shown.scales, shown.branches = arms.scales, arms.branches
+    header(fig, f"Effect of {AXIS_NAMES.get(axis, axis)} at depth {deepest}", shown,
+           handles=handles)
+    return fig
+
+
+def attenuation_figure(attenuation, variants, swept=(), arms=None):
+    """First-layer / last-layer gradient against depth, log y, every arm,
+    one panel per variant in `variants`."""
     import pandas as pd
 
     sns = setup()
-    keys = {tuple(sorted(r["variant"].items())) for r in attenuation}
-    variants = sorted((dict(k) for k in keys), key=variant_sort_key)
-    all_arms = {(r["shortcut"], r["scale"]) for r in attenuation}
+    rows_all = [r for r in attenuation if r["variant"] in variants]
+    arms = arms or Arms((r["shortcut"], r["scale"], r.get("branch", BOOK_BRANCH))
+                        for r in rows_all)
     fig, axes = grid(len(variants), 3, panel=(3.3, 2.6), top=1.0, bottom=0.65, left=1.0,
-                     wspace=0.9, hspace=0.75, legend=len(all_arms))
-    arms_seen = set()
+                     wspace=0.9, hspace=0.75, legend=len(arms))
     for ax, variant in zip(axes, variants):
-        rows = [r for r in attenuation if r["variant"] == variant]
-        arms = sorted({(r["shortcut"], r["scale"]) for r in rows},
-                      key=lambda a: arm_sort_key({"shortcut": a[0], "scale": a[1]}))
-        arms_seen.update(arms)
+        rows = [dict(r, arm=_arm((r["shortcut"], r["scale"], r.get("branch", BOOK_BRANCH))))
+                for r in rows_all if r["variant"] == variant]
         for arm in arms:
-            sel = sorted((r for r in rows if (r["shortcut"], r["scale"]) == arm),
-                         key=lambda r: r["depth"])
+            sel = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["depth"])
+            if not sel:
+                continue
             x = np.array([r["depth"] for r in sel], dtype=float)
             y = np.array([r["ratio"] for r in sel], dtype=float)
             lo = np.array([r["ci_low"] for r in sel], dtype=float)
             hi = np.array([r["ci_high"] for r in sel], dtype=float)
-            color = arm_color(*arm, scales)
+            color = arms.color(arm)
             if len(x) > 1 and (np.isfinite(lo) & np.isfinite(hi)).any():
                 ax.fill_between(x, lo, hi, color=color, alpha=0.28, lw=0)
             elif (np.isfinite(lo) & np.isfinite(hi)).any():
                 ax.errorbar(x, y, yerr=[y - lo, hi - y], color=color, fmt="none", capsize=3)
         frame = pd.DataFrame([{"depth": r["depth"], "ratio": r["ratio"],
-                               "arm": arm_label(r["shortcut"], r["scale"], scales)}
+                               "arm": arms.label(r["arm"])}
                               for r in rows if np.isfinite(r["ratio"]) and r["ratio"] > 0])
         if len(frame):
-            # One row per depth and arm: the centre is computed already, no estimator.
-            palette = {arm_label(f, x, scales): arm_color(f, x, scales) for f, x in arms}
+            palette = {arms.label(a): arms.color(a) for a in arms}
             sns.lineplot(frame, x="depth", y="ratio", hue="arm", palette=palette,
                          estimator=None, errorbar=None, marker="o", markersize=5,
                          markeredgewidth=0, linewidth=2, legend=False, ax=ax)
@@ -436,20 +682,19 @@ def attenuation_figure(attenuation, swept=(), scales=(BOOK_SCALE,)):
         if not len(frame):
             _empty(ax, "no finite, non-zero ratio")
     axes[0].set_ylabel("first / last layer")
-    arms = sorted(arms_seen, key=lambda a: arm_sort_key({"shortcut": a[0], "scale": a[1]}))
-    header(fig, "Attenuation: first-layer over last-layer gradient", arms, scales)
+    header(fig, "Attenuation: first-layer over last-layer gradient", arms)
     return fig
 
 
-def heatmap_figure(summary, swept=(), scales=(BOOK_SCALE,)):
-    """log10 of the geometric-mean gradient, layer x depth, per arm."""
+def heatmap_figure(summary, variants, swept=(), arms=None):
+    """log10 of the geometric-mean gradient, layer x depth, per variant in
+    `variants` and arm; a white dot where that mean is subnormal (below the
+    dtype's smallest normal number)."""
     from matplotlib.patches import Rectangle
 
     setup()
-    variants = sorted(({axis: (int(k[i]) if axis == "width" else k[i])
-                        for i, axis in enumerate(VARIANT_AXES)}
-                       for k, _ in summary.groupby(list(VARIANT_AXES))), key=variant_sort_key)
-    arms = arms_of(summary)
+    arms = arms or arms_of(summary)
+    arm_list = list(arms)
     depths = sorted(int(d) for d in summary["depth"].unique())
     layers = np.arange(max(depths))
     values = summary["log10_mean"].to_numpy(dtype=float)
@@ -458,8 +703,9 @@ def heatmap_figure(summary, swept=(), scales=(BOOK_SCALE,)):
     if vmin == vmax:
         vmin, vmax = vmin - 1, vmax + 1
     panel = (max(2.4, min(4.0, 0.3 * len(depths))), max(1.2, min(3.2, 0.06 * len(layers) + 0.6)))
-    fig, axes = grid(len(variants) * len(arms), len(arms), panel=panel, left=0.8,
-                     right=1.25, top=1.2, bottom=0.6, wspace=0.3, hspace=0.8)
+    fig, axes = grid(len(variants) * len(arm_list), min(len(arm_list), 4), panel=panel,
+                     left=0.8, right=1.25, top=1.2, bottom=0.6, wspace=0.3, hspace=0.8)
+    ncol = min(len(arm_list), 4)
     for ax in axes:
         ax.yaxis.set_label_coords(-0.4 / panel[0], 0.5)
     fig_w, fig_h = fig.get_figwidth(), fig.get_figheight()
@@ -468,14 +714,16 @@ def heatmap_figure(summary, swept=(), scales=(BOOK_SCALE,)):
                             1 - 1.8 / fig_h])
     step = max(1, int(np.ceil(len(layers) / 8)))
     exists = layers[:, None] < np.asarray(depths)[None, :]
+    column = {d: i for i, d in enumerate(depths)}
+    marked = False
     for k, ax in enumerate(axes):
-        variant, arm = variants[k // len(arms)], arms[k % len(arms)]
+        variant, arm = variants[k // len(arm_list)], arm_list[k % len(arm_list)]
         rows = select(summary, variant)
         rows = rows[arm_mask(rows, arm)]
         data = np.full((len(layers), len(depths)), np.nan)
-        column = {d: i for i, d in enumerate(depths)}
-        data[rows["layer"].to_numpy(dtype=int),
-             [column[int(d)] for d in rows["depth"]]] = rows["log10_mean"].to_numpy(dtype=float)
+        r_idx = rows["layer"].to_numpy(dtype=int)
+        c_idx = np.array([column[int(d)] for d in rows["depth"]], dtype=int)
+        data[r_idx, c_idx] = rows["log10_mean"].to_numpy(dtype=float)
         # pcolormesh, not sns.heatmap: that one draws the whole figure once per
         # panel to check its tick labels, which costs more than the figure.
         mesh = ax.pcolormesh(np.ma.masked_invalid(data), cmap="viridis", vmin=vmin, vmax=vmax,
@@ -489,39 +737,62 @@ def heatmap_figure(summary, swept=(), scales=(BOOK_SCALE,)):
         for r, c in zip(*np.nonzero(exists & ~np.isfinite(data))):
             ax.add_patch(Rectangle((c, r), 1, 1, facecolor="0.88", edgecolor="0.5",
                                    hatch="////", lw=0))
+        # Subnormal geometric means: a white dot.
+        normal = np.log10(SMALLEST_NORMAL.get(variant["dtype"], SMALLEST_FLOAT32_NORMAL))
+        sub = np.isfinite(data) & (data < normal)
+        if sub.any():
+            r, c = np.nonzero(sub)
+            ax.scatter(c + 0.5, r + 0.5, s=3 if len(layers) > 20 else 6, c="white",
+                       linewidths=0, zorder=3)
+            marked = True
         if k == 0:
             bar = fig.colorbar(mesh, cax=cbar_ax)
             bar.set_label("log10 mean |grad|")
             bar.outline.set_linewidth(0)
             bar.solids.set_rasterized(True)
         ax.grid(False)
-        ax.set_title(f"{arm_label(*arm, scales)}\n{variant_label(variant, swept)}",
-                     fontsize=10, linespacing=1.4)
-        ax.set_xlabel("depth" if k >= len(axes) - len(arms) else "")
-        ax.set_ylabel("layer" if k % len(arms) == 0 else "")
+        title = arms.label(arm)
+        if len(variants) > 1 or swept:
+            title += f"\n{variant_label(variant, swept)}"
+        ax.set_title(title, fontsize=10, linespacing=1.4)
+        ax.set_xlabel("depth" if k >= len(axes) - ncol else "")
+        ax.set_ylabel("layer" if k % ncol == 0 else "")
         ax.tick_params(axis="both", labelsize=8, length=0)
-        if k % len(arms):
+        if k % ncol:
             ax.set_yticklabels([])
         for spine in ax.spines.values():
             spine.set_visible(True)
             spine.set_color("0.75")
     if not len(finite):
         cbar_ax.set_visible(False)
-    header(fig, "Mean |grad| by layer and depth\n(log10 of the geometric mean over seeds)")
+    title = "Mean |grad| by layer and depth\n(log10 of the geometric mean over seeds"
+    header(fig, title + ("; white dot: subnormal)" if marked else ")"))
     return fig
 
 
-def make_overview(gradients_path, summary_path, tables_path, stems):
-    """The overview figures from the tables and results/tables.json (rule
-    tables).  stems: {"headline"|"attenuation"|"heatmap": path without extension}."""
-    gradients = read_table(gradients_path)
+def make_overview(summary_path, tables_path, stems, axis_stems=None):
+    """The overview figures from results/summary.csv and results/tables.json.
+    stems: {"headline"|"attenuation"|"heatmap": path without extension};
+    axis_stems: {axis: path without extension} for the axis effects."""
     summary = read_table(summary_path)
-    data = read_tables(tables_path)
+    data = read_json(tables_path)
     swept = data["sweep"]["swept"]
-    scales = data["sweep"]["scales"] or [BOOK_SCALE]
-    save(headline_figure(gradients, data["headline"], swept, scales), stems["headline"])
-    save(attenuation_figure(data["attenuation"], swept, scales), stems["attenuation"])
-    save(heatmap_figure(summary, swept, scales), stems["heatmap"])
+    variants = data["sweep"]["variants"]
+    base = base_variant(data, variants)
+    arms = arms_of(summary)
+    states = data.get("states")
+    if states and states.get("rows"):
+        save(states_figure(states, base, swept), stems["headline"])
+    else:
+        fig, _ = grid(1, 1)
+        _empty(fig.axes[0], "no cell states")
+        save(fig, stems["headline"])
+    shown = overview_variants(variants, base)
+    save(attenuation_figure(data["attenuation"], shown, swept, arms), stems["attenuation"])
+    save(heatmap_figure(summary, heatmap_variants(variants, base), swept, arms),
+         stems["heatmap"])
+    for axis, stem in (axis_stems or {}).items():
+        save(axis_figure(summary, states, axis, base, swept), stem)
     return data
 
 
@@ -529,6 +800,9 @@ def _geometric_mean(frame, by):
     """Per `by` group: the geometric mean of the positive finite `value`s."""
     positive = frame[np.isfinite(frame["value"]) & (frame["value"] > 0)]
     return positive.assign(log=np.log10(positive["value"])).groupby(by)["log"].mean()
+
+
+TRAINING_ARMS = Arms([WITHOUT_ARM, BOOK_ARM])
 
 
 def training_figure(training):
@@ -548,7 +822,8 @@ def training_figure(training):
             runs = training[(training["norm"] == norm) & (training["depth"] == depth)]
             loss_ax, grad_ax = axes[2 * i, j], axes[2 * i + 1, j]
             for shortcut in (False, True):
-                color = arm_color(shortcut, BOOK_SCALE)
+                which = (shortcut, BOOK_SCALE, BOOK_BRANCH)
+                color = TRAINING_ARMS.color(which)
                 arm = runs[runs["shortcut"] == shortcut]
                 losses = arm[arm["kind"] == "loss"]
                 for _, seed in losses.groupby("seed"):
@@ -556,7 +831,7 @@ def training_figure(training):
                 mean = _geometric_mean(losses, "index")
                 if len(mean):
                     loss_ax.plot(mean.index, 10 ** mean.to_numpy(), color=color, lw=2,
-                                 label=arm_label(shortcut, BOOK_SCALE))
+                                 label=TRAINING_ARMS.label(which))
                 for kind, style in (("grad_start", (0, (3, 2))), ("grad_end", "-")):
                     profile = _geometric_mean(arm[arm["kind"] == kind], "index")
                     if len(profile):

@@ -4,6 +4,13 @@
 templates/ with results/tables.json, the figures (inlined as data: URIs) and
 the provenance.  It needs neither pandas nor matplotlib, so the report job
 starts in a fraction of a second.
+
+The page's words about the headline are made here from the data
+(`headline_words`): what the cells at the deepest depth are (healthy,
+vanished, exploded, dead, non-finite), never a fixed sentence.  Two small
+inline scripts make it easier to read at many axes: a variant picker for the
+per-variant profiles (without script the headline's variant shows) and
+sortable tables.  Nothing is fetched from anywhere.
 """
 
 import base64
@@ -11,9 +18,22 @@ import math
 import re
 from pathlib import Path
 
-from shortcutbench.analysis.variants import arm_label, describe_seeds, variant_label
+from shortcutbench.analysis.variants import (
+    BOOK_BRANCH,
+    BOOK_SCALE,
+    VARIANT_AXES,
+    arm_key,
+    arm_label,
+    arm_sort_key,
+    describe_seeds,
+    heatmap_variants,
+    overview_variants,
+    variant_label,
+    variant_sort_key,
+)
 from shortcutbench.core.book import BOOK_GRADIENTS
 from shortcutbench.core.files import atomic_write, read_json
+from shortcutbench.core.states import SMALLEST_NORMAL, STATES
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -79,12 +99,57 @@ def svg_size(svg):
     return tuple(round(float(v) * 4 / 3) for v in match.groups())
 
 
+PATH_DATA = re.compile(rb'\sd="([^"]*)"')
+DECIMALS = re.compile(rb"(-?\d+\.\d)\d+")
+BETWEEN_TAGS = re.compile(rb">\s+<")
+COMMENT = re.compile(rb"<!--.*?-->", re.S)
+SPACES = re.compile(rb"\s+")
+COMMAND = re.compile(rb" ?([A-Za-z]) ?")
+
+
+def _compact_path(data):
+    data = DECIMALS.sub(rb"\1", data)
+    return COMMAND.sub(rb"\1", SPACES.sub(b" ", data).strip())
+
+
+FONT_FAMILY = re.compile(rb"font-family: ?([^;\"]+);? ?")
+STYLE = re.compile(rb'style="([^"]*)"')
+GROUP_ID = re.compile(rb'<g id="[^"]*"')
+NO_ROTATION = re.compile(rb' transform="rotate\(-?0 [^"]*\)"')
+METADATA = re.compile(rb"<metadata>.*?</metadata>", re.S)
+POSITION = re.compile(rb' ([xy])="(-?\d+\.\d)\d*"')
+
+
+def _compact_style(match):
+    return b'style="' + re.sub(rb"([:;]) ", rb"\1", match.group(1)).rstrip(b"; ") + b'"'
+
+
+def compact_svg(svg):
+    """matplotlib's SVG, smaller for the page: path coordinates rounded to
+    0.1 pt (a seventh of a pixel) and written without spaces around the
+    commands; the font list, repeated on every text, said once in the
+    style sheet; text positions to 0.1 pt and no rotation by 0; no ids on
+    groups (nothing refers to them), no metadata, no comments, no
+    indentation between tags.  Transforms keep every digit."""
+    svg = METADATA.sub(b"", COMMENT.sub(b"", svg))
+    svg = POSITION.sub(rb' \1="\2"', NO_ROTATION.sub(b"", svg))
+    svg = PATH_DATA.sub(lambda m: b' d="' + _compact_path(m.group(1)) + b'"', svg)
+    fonts = {m.group(1) for m in FONT_FAMILY.finditer(svg)}
+    if len(fonts) == 1 and b'<style type="text/css">' in svg:
+        svg = FONT_FAMILY.sub(b"", svg)
+        svg = svg.replace(b'<style type="text/css">',
+                          b'<style type="text/css">text{font-family:' + fonts.pop() + b"}", 1)
+    svg = STYLE.sub(_compact_style, svg)
+    svg = GROUP_ID.sub(b"<g", svg)
+    return BETWEEN_TAGS.sub(b"><", svg)
+
+
 def svg_data_uri(svg):
     """An SVG file's bytes as a data: URI for <img src>: self-contained,
     and its ids cannot clash with another figure's."""
     if isinstance(svg, str):
         svg = svg.encode()
-    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+    return "data:image/svg+xml;base64," + base64.b64encode(compact_svg(svg)).decode("ascii")
 
 
 def environment():
@@ -101,24 +166,221 @@ def environment():
     env.filters.update(num=fmt_num, full=fmt_full, times=fmt_times, decades=fmt_decades,
                        seeds=describe_seeds)
     env.globals.update(variant_label=variant_label, arm_label=arm_label, finite=_finite,
-                       verdict_class=verdict_class)
+                       verdict_class=verdict_class, label_arm=label_arm)
     return env
 
 
 def verdict_class(verdict):
-    """pass / fail / '' for a finding's verdict (laws.py's words)."""
+    """pass / neutral / fail for a finding's verdict (laws.py's words):
+    "agrees" passes, "close (...)" is neutral, "differs (...)" fails."""
     if verdict.startswith(("agrees", "confirmed")):
         return "pass"
     if verdict.startswith(("differs", "not confirmed")):
         return "fail"
-    return ""
+    return "neutral"
+
+
+# ---------------------------------------------------------------- headline
+
+# What a state does to the network, as a verb phrase.
+STATE_VERBS = {"healthy": "stays healthy", "vanished": "loses its gradient (vanished)",
+               "exploded": "explodes", "dead": "dies (its output is exactly 0)",
+               "non-finite": "overflows (non-finite)"}
+# Past participles for a breakdown: "19 of 30 seeds exploded, 11 dead".
+STATE_SHORT = {"healthy": "healthy", "vanished": "vanished", "exploded": "exploded",
+               "dead": "dead", "non-finite": "non-finite"}
+
+
+def _row_arm(row):
+    return arm_key({"shortcut": row["shortcut"], "scale": row["scale"],
+                    "branch": row.get("branch", BOOK_BRANCH)})
+
+
+def _arm_dict(arm):
+    return {"shortcut": arm[0], "scale": arm[1], "branch": arm[2]}
+
+
+def sweep_arms(tables):
+    """(scales, branches) of the sweep's shortcut arms, for the labels."""
+    sweep = tables["sweep"]
+    scales = sweep.get("scales") or [BOOK_SCALE]
+    branches = sorted({str(b) for b in sweep.get("axes", {}).get("branch_scale", [])}
+                      | {str(a.get("branch", BOOK_BRANCH)) for a in sweep.get("arms", [])
+                         if a.get("shortcut")}) or [BOOK_BRANCH]
+    return scales, branches
+
+
+def label_arm(tables, arm, short=False):
+    scales, branches = sweep_arms(tables)
+    return arm_label(arm[0], arm[1], scales, short=short, branch=arm[2], branches=branches)
+
+
+def deepest_states(tables):
+    """The `states` rows at the deepest depth, as (row, arm) sorted: the
+    headline's variant first, then by variant and arm."""
+    states = tables.get("states") or {}
+    rows = states.get("rows") or []
+    if not rows:
+        return []
+    deepest = max(int(r["depth"]) for r in rows)
+    base = headline_variant(tables)
+    rows = [r for r in rows if int(r["depth"]) == deepest]
+    return sorted(rows, key=lambda r: (r["variant"] != base, variant_sort_key(r["variant"]),
+                                       arm_sort_key(_arm_dict(_row_arm(r)))))
+
+
+def headline_variant(tables):
+    hl = tables.get("headline") or {}
+    if hl.get("rows") and hl.get("main") is not None:
+        return hl["rows"][hl["main"]]["variant"]
+    variants = tables["sweep"].get("variants") or []
+    return sorted(variants, key=variant_sort_key)[0] if variants else None
+
+
+# Which unhealthy state names a mixed arm, on equal counts.
+UNHEALTHY_ORDER = ("exploded", "non-finite", "vanished", "dead")
+
+
+def _dominant(counts):
+    """The state that describes an arm: healthy only when most of its seeds
+    are (more than half); otherwise the most common unhealthy state (ties:
+    exploded, non-finite, vanished, dead)."""
+    n = sum(counts.values())
+    if n and counts.get("healthy", 0) * 2 > n:
+        return "healthy"
+    return max(UNHEALTHY_ORDER, key=lambda s: (counts.get(s, 0), -UNHEALTHY_ORDER.index(s)))
+
+
+def _breakdown(counts, n, first=None):
+    """'19 of 30 seeds exploded, 11 dead': the states by count, `first`
+    (the state the sentence names) leading."""
+    parts = [(counts.get(s, 0), s) for s in STATES if counts.get(s, 0)]
+    parts.sort(key=lambda p: (p[1] != first, -p[0], STATES.index(p[1])))
+    if not parts:
+        return f"{n} seeds"
+    if len(parts) == 1:
+        if n == 1:
+            return f"its one seed {STATE_SHORT[parts[0][1]]}"
+        return f"all {n} seeds {STATE_SHORT[parts[0][1]]}"
+    words = [f"{k} of {n} seeds {STATE_SHORT[s]}" if i == 0 else f"{k} {STATE_SHORT[s]}"
+             for i, (k, s) in enumerate(parts)]
+    return ", ".join(words)
+
+
+def _subject(tables, arm):
+    if not arm[0]:
+        return "Without a shortcut, the network"
+    if arm == (True, BOOK_SCALE, BOOK_BRANCH):
+        return "With the book\u2019s shortcut (x + f(x)), the network"
+    label = label_arm(tables, arm, short=True)
+    detail = label.split(", ", 1)[1] if ", " in label else ""
+    return f"With a shortcut ({detail}), the network" if detail else \
+        "With a shortcut, the network"
+
+
+def headline_words(tables):
+    """The headline in words, made from the data: what the headline's
+    variant does at the deepest depth, per arm, and which variant and arm
+    stays healthy.  A list of sentences (plain text)."""
+    rows = deepest_states(tables)
+    if not rows:
+        return []
+    base = headline_variant(tables)
+    deepest = int(rows[0]["depth"])
+    sentences = []
+    for row in rows:
+        if row["variant"] != base or not row["n"]:
+            continue
+        arm = _row_arm(row)
+        state = _dominant(row["counts"])
+        sentences.append(f"{_subject(tables, arm)} {STATE_VERBS[state]} at depth {deepest}: "
+                         f"{_breakdown(row['counts'], row['n'], state)}.")
+    scored = [(r["counts"].get("healthy", 0) / r["n"], r) for r in rows if r["n"]]
+    best = max((share for share, _ in scored), default=0.0)
+    several = len({tuple(sorted(r["variant"].items())) for r in rows}) > 1
+    swept = tables["sweep"].get("swept", [])
+    if best == 0:
+        sentences.append(f"No {'variant or ' if several else ''}arm stays healthy at depth "
+                         f"{deepest}.")
+        return sentences
+    winners = [r for share, r in scored if share == best]
+    named = []
+    for r in winners[:3]:
+        who = label_arm(tables, _row_arm(r))
+        if several:
+            who = f"{variant_label(r['variant'], swept)}, {who}"
+        named.append(f"{who} ({r['counts'].get('healthy', 0)} of {r['n']} seeds)")
+    more = f" and {len(winners) - 3} more" if len(winners) > 3 else ""
+    lead = (f"Stays healthy at depth {deepest}" if best > 0.5 else
+            f"Healthiest at depth {deepest}, though most of its seeds are not")
+    sentences.append(f"{lead}: {'; '.join(named)}{more}.")
+    return sentences
+
+
+def state_rows(tables):
+    """The headline table: per variant and arm at the deepest depth, the
+    share of seeds in each state and the first layer's geometric mean,
+    marked where it is subnormal."""
+    out = []
+    base = headline_variant(tables)
+    for r in deepest_states(tables):
+        n = r["n"]
+        tiny = SMALLEST_NORMAL.get(r["variant"].get("dtype", "float32"),
+                                   SMALLEST_NORMAL["float32"])
+        g = r.get("first_gmean")
+        out.append({
+            "variant": r["variant"], "book": r["variant"] == base, "arm": _row_arm(r),
+            "depth": r["depth"], "n": n,
+            "counts": [(s, r["counts"].get(s, 0), r["counts"].get(s, 0) / n if n else 0.0)
+                       for s in STATES],
+            "dominant": _dominant(r["counts"]),
+            "gmean": g, "subnormal": _finite(g) and 0 < g < tiny,
+            "n_subnormal": r.get("first_subnormal", 0)})
+    return out
+
+
+def book_axes_text(tables):
+    """Which of the headline variant's values are the book's."""
+    hl = tables.get("headline") or {}
+    variant = headline_variant(tables)
+    if variant is None:
+        return ""
+    axes = hl.get("book_axes") or []
+    book = [f"{a} {variant[a]}" for a in VARIANT_AXES if a in axes]
+    other = [f"{a} {variant[a]}" for a in VARIANT_AXES if a not in axes]
+    text = ""
+    if book:
+        text = "the book\u2019s value on every axis the sweep includes (" + ", ".join(book) + ")"
+    if other:
+        text += ("; " if text else "") + "where the sweep lacks the book\u2019s value: " \
+            + ", ".join(other)
+    return text
+
+
+# ---------------------------------------------------------------- picker
+
+def picker(tables, profiles):
+    """The variant picker: one <select> per swept axis, its values, and the
+    variant the page shows without script (the headline's)."""
+    variants = [p["variant"] for p in profiles]
+    axes = [a for a in VARIANT_AXES if len({str(v[a]) for v in variants}) > 1]
+    base = headline_variant(tables)
+    if base not in variants and variants:
+        base = sorted(variants, key=variant_sort_key)[0]
+    values = {a: sorted({v[a] for v in variants}, key=lambda x: (str(type(x)), x)) for a in axes}
+    return {"axes": axes, "values": values, "base": base}
+
+
+def variant_key(variant, axes):
+    return "|".join(str(variant[a]) for a in axes)
 
 
 def render(tables, figures, provenance, laws=None, gpt=None):
     """The report as one HTML string.
 
-    tables: what `tables()` returned (or read_json()).
-    figures: {"headline"|"attenuation"|"heatmap": svg bytes or None,
+    tables: results/tables.json (read_json()).
+    figures: {"headline"|"attenuation"|"heatmap"|"training": svg bytes or None,
+              "axes": [(axis, svg bytes, svg path), ...],
               "profiles": [(variant dict, svg bytes, svg path), ...]}.
     provenance: what provenance.gather() returned.
     laws: the findings of results/laws.json (shortcutbench.laws), or None.
@@ -136,28 +398,41 @@ def render(tables, figures, provenance, laws=None, gpt=None):
            for name in ("headline", "attenuation", "heatmap", "training")}
     profiles = [figure(svg, str(path), variant=v, label=variant_label(v, swept))
                 for v, svg, path in figures.get("profiles", [])]
+    pick = picker(tables, profiles)
+    for p in profiles:
+        p["key"] = variant_key(p["variant"], pick["axes"])
+        p["base"] = p["variant"] == pick["base"]
+    axes = [figure(svg, str(path), axis=axis) for axis, svg, path in figures.get("axes", [])]
     headline = tables["headline"]
     main = headline["rows"][headline["main"]] if headline["rows"] else None
+    variants = tables["sweep"].get("variants") or []
+    base = headline_variant(tables)
     import yaml
 
     config_yaml = yaml.safe_dump(provenance.get("config", {}), sort_keys=False,
                                  default_flow_style=None, width=88)
     template = environment().get_template("report.html.j2")
-    return template.render(t=tables, main=main, swept=swept, fig=fig,
-                           profiles=profiles, prov=provenance, config_yaml=config_yaml,
-                           book_gradients=BOOK_GRADIENTS, laws=laws,
-                           gpt=gpt and {**gpt, "fig": {name: figure(svg)
-                                                       for name, svg in gpt["fig"].items()}})
+    return template.render(
+        t=tables, main=main, swept=swept, fig=fig, profiles=profiles, picker=pick,
+        axis_figures=axes, prov=provenance, config_yaml=config_yaml,
+        book_gradients=BOOK_GRADIENTS, laws=laws, words=headline_words(tables),
+        states=state_rows(tables), book_axes=book_axes_text(tables), base=base,
+        attenuation_shown=overview_variants(variants, base),
+        heatmap_shown=heatmap_variants(variants, base), n_variants=len(variants),
+        smallest_normal=SMALLEST_NORMAL["float32"],
+        gpt=gpt and {**gpt, "fig": {name: figure(svg) for name, svg in gpt["fig"].items()}})
 
 
 def write_report(tables_path, figure_paths, profile_paths, variants, provenance, html_path,
-                 laws_path=None, gpt_path=None, gpt_figures=None):
-    """The report job: tables + figure files + provenance (+ findings) -> report/index.html."""
+                 laws_path=None, axis_paths=None, gpt_path=None, gpt_figures=None):
+    """The report job: tables + figure files + provenance (+ findings) -> report/index.html.
+    axis_paths: {axis: svg path} of the axis-effect figures."""
     def read(path):
         return Path(path).read_bytes() if path else None
 
     figures = {name: read(path) for name, path in figure_paths.items()}
     figures["profiles"] = [(v, read(p), str(p)) for v, p in zip(variants, profile_paths)]
+    figures["axes"] = [(axis, read(p), str(p)) for axis, p in (axis_paths or {}).items()]
     laws = read_json(laws_path) if laws_path else None
     gpt = None
     if gpt_path:  # the GPT section: results/gpt.json and {name: svg path}

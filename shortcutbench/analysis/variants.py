@@ -2,8 +2,9 @@
 
 A *variant* is one value of every axis that is not depth, seed or shortcut
 (width, activation, init, norm, dtype, device); an *arm* is the shortcut
-choice: without, or with a shortcut of scale lambda (x = lambda * x +
-layer(x); the book's is lambda = 1).  numpy only: no pandas, no torch.
+choice: without, or with a shortcut x = lambda * x + alpha * layer(x) (the
+book's is lambda = 1, alpha = 1; alpha is kept as its label, e.g. "1",
+"0.1" or "1/sqrt(depth)").  numpy only: no pandas, no torch.
 """
 
 import numpy as np
@@ -14,7 +15,9 @@ from shortcutbench.core.sweep import seed_runs
 # In the order variants are sorted and labelled.
 VARIANT_AXES = ("width", "activation", "init", "norm", "dtype", "device")
 ARM_AXES = ("shortcut", "shortcut_scale")
+BRANCH_AXIS = "branch_scale"
 BOOK_SCALE = 1.0
+BOOK_BRANCH = "1"
 # The variant the headline is about when the sweep has it: the book's.
 BOOK_VARIANT = {axis: BOOK_CASE[axis] for axis in VARIANT_AXES}
 
@@ -41,8 +44,9 @@ def variant_of(key):
     return {axis: plain(value) for axis, value in zip(VARIANT_AXES, key)}
 
 
-def arm_of(shortcut, scale):
-    return {"shortcut": bool(shortcut), "scale": float(scale) if shortcut else 0.0}
+def arm_of(shortcut, scale, branch=BOOK_BRANCH):
+    return {"shortcut": bool(shortcut), "scale": float(scale) if shortcut else 0.0,
+            "branch": str(branch) if shortcut else BOOK_BRANCH}
 
 
 def variant_sort_key(variant):
@@ -52,9 +56,18 @@ def variant_sort_key(variant):
 
 
 def arm_sort_key(arm):
-    """Without first, then the book's lambda = 1, then the other scales."""
-    return (arm["shortcut"], arm["scale"] != BOOK_SCALE, arm["scale"])
+    """Without first, then the book's lambda = 1 (and alpha = 1), then the
+    other scales."""
+    branch = str(arm.get("branch", BOOK_BRANCH))
+    return (arm["shortcut"], arm["scale"] != BOOK_SCALE, arm["scale"], branch != BOOK_BRANCH,
+            _branch_number(branch), branch)
 
+
+def _branch_number(label):
+    try:
+        return -float(label)
+    except ValueError:
+        return 0.0
 
 
 def variant_label(variant, swept):
@@ -66,13 +79,58 @@ def variant_label(variant, swept):
     return " \u00b7 ".join(parts)
 
 
-def arm_label(shortcut, scale, scales=(BOOK_SCALE,), short=False):
+def branch_text(label):
+    """A branch scale's label for people: '1/sqrt(depth)' -> '1/√depth',
+    '0.7071067811865476' -> '0.707'."""
+    label = str(label)
+    if label == "1/sqrt(depth)":
+        return "1/\u221adepth"
+    try:
+        return f"{float(label):.3g}"
+    except ValueError:
+        return label
+
+
+def arm_label(shortcut, scale, scales=(BOOK_SCALE,), short=False, branch=BOOK_BRANCH,
+              branches=(BOOK_BRANCH,)):
     """'without shortcut', 'with shortcut', or 'with shortcut, λ=0.5' when
-    the sweep has other scales than the book's 1."""
+    the sweep has other scales than the book's 1, and ', α=0.1' when it has
+    other branch scales than the book's 1."""
     word = "" if short else " shortcut"
     if not shortcut:
         return f"without{word}"
-    if list(scales) == [BOOK_SCALE] and scale == BOOK_SCALE:
-        return f"with{word}"
-    return f"with{word}, \u03bb={scale:g}"
+    parts = []
+    if list(scales) != [BOOK_SCALE] or scale != BOOK_SCALE:
+        parts.append(f"\u03bb={scale:g}")
+    branch = str(branch)
+    if [str(b) for b in branches] != [BOOK_BRANCH] or branch != BOOK_BRANCH:
+        parts.append(f"\u03b1={branch_text(branch)}")
+    return ", ".join([f"with{word}", *parts])
 
+
+def arm_key(arm):
+    """An arm dict (shortcut, scale[, branch]) -> a hashable triple."""
+    return (bool(arm["shortcut"]), float(arm["scale"]) if arm["shortcut"] else 0.0,
+            str(arm.get("branch", BOOK_BRANCH)) if arm["shortcut"] else BOOK_BRANCH)
+
+
+
+def overview_variants(variants, base, limit=6):
+    """The variants the overview's many-panel figures (attenuation) show:
+    all of them when there are at most `limit`, else `base` (the headline's)
+    and those that differ from it on one axis only."""
+    variants = sorted(variants, key=variant_sort_key)
+    if len(variants) <= limit or base is None:
+        return variants
+    near = [v for v in variants
+            if sum(v[a] != base[a] for a in VARIANT_AXES) <= 1]
+    return sorted(near, key=lambda v: (v != base, variant_sort_key(v)))
+
+
+def heatmap_variants(variants, base, limit=2):
+    """The variants of the heat map: all of them when there are at most
+    `limit`, else `base` alone."""
+    variants = sorted(variants, key=variant_sort_key)
+    if len(variants) <= limit or base is None:
+        return variants
+    return [base]

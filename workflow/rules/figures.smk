@@ -1,6 +1,8 @@
-# The report's figures, drawn from the aggregated tables in two jobs that run
-# side by side: the gradient profiles, and the overview (headline,
-# attenuation, heat map) from results/tables.json, the numbers the report prints.
+# The report's figures, drawn from the merged results in two jobs that run
+# side by side: the gradient profiles (results/summary.csv, results/lines.csv),
+# and the overview (cell states, axis effects, attenuation, heat map) from
+# results/summary.csv and results/tables.json, the numbers the report prints.
+# Neither reads the tidy records: no figure grows with the number of seeds.
 import itertools
 
 from shortcutbench.core.sweep import device_slug
@@ -31,14 +33,33 @@ PROFILE_STEMS = [
     for v in FIGURE_VARIANTS
 ]
 OVERVIEW_FIGURES = ("headline", "attenuation", "heatmap")
+# The axes beyond depth, seed and the shortcut flag that the main sweep varies:
+# one "axis effects" figure each.
+AXIS_KEYS = {
+    "width": "widths",
+    "activation": "activations",
+    "init": "inits",
+    "norm": "norms",
+    "dtype": "dtypes",
+    "device": "devices",
+    "shortcut_scale": "shortcut_scales",
+    "branch_scale": "branch_scales",
+}
+SWEPT_AXES = [
+    axis
+    for axis, key in AXIS_KEYS.items()
+    if len(SWEEP[key]) > 1
+    and (axis not in ("shortcut_scale", "branch_scale") or True in SWEEP["shortcut"])
+]
+AXIS_STEMS = {axis: f"results/figures/axis/{axis}" for axis in SWEPT_AXES}
 
 
 rule figures_profile:
     """The gradient profile of every variant: mean |grad| per layer, one
     panel per depth, one colour per shortcut arm."""
     input:
-        gradients="results/gradients.csv",
         summary="results/summary.csv",
+        lines="results/lines.csv",
     output:
         svg=[
             report(
@@ -68,10 +89,10 @@ rule figures_profile:
 
 
 rule figures_overview:
-    """The headline pairs, the attenuation with depth and the layer x depth
-    heat map."""
+    """The cell states by depth of the headline's variant, the effect of each
+    swept axis at the deepest depth, the attenuation with depth and the
+    layer x depth heat map."""
     input:
-        gradients="results/gradients.csv",
         summary="results/summary.csv",
         tables="results/tables.json",
     output:
@@ -96,7 +117,18 @@ rule figures_overview:
             subcategory="Overview",
             labels={"figure": "heat map"},
         ),
-        png=[f"results/figures/{name}.png" for name in OVERVIEW_FIGURES],
+        axes=[
+            report(
+                f"{stem}.svg",
+                caption="../report/axis.rst",
+                category="Figures",
+                subcategory="Axis effects",
+                labels={"figure": "axis effect", "axis": axis},
+            )
+            for axis, stem in AXIS_STEMS.items()
+        ],
+        png=[f"results/figures/{name}.png" for name in OVERVIEW_FIGURES]
+        + [f"{stem}.png" for stem in AXIS_STEMS.values()],
     log:
         "logs/figures_overview.log",
     benchmark:
@@ -105,6 +137,7 @@ rule figures_overview:
         "../../environment.yml"
     params:
         stems={name: f"results/figures/{name}" for name in OVERVIEW_FIGURES},
+        axis_stems=AXIS_STEMS,
     script:
         "../../scripts/figures.py"
 

@@ -16,6 +16,7 @@ rule report:
         attenuation="results/figures/attenuation.svg",
         heatmap="results/figures/heatmap.svg",
         profiles=[f"{stem}.svg" for stem in PROFILE_STEMS],
+        axes=[f"{stem}.svg" for stem in AXIS_STEMS.values()],
         laws="results/laws.json",
         training=["results/figures/training.svg"] if TRAINING_JOBS else [],
         # the GPT section (models: [..., gpt]): its numbers, then its figures
@@ -40,6 +41,7 @@ rule report:
         "../../environment.yml"
     params:
         variants=FIGURE_VARIANTS,
+        axes=list(AXIS_STEMS),
         config=config,
         devices=SWEEP["devices"],
         # the measuring jobs behind the report's numbers (the main sweep), and all of them
