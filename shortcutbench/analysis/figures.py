@@ -614,8 +614,10 @@ def axis_figure(summary, states, axis, base, swept=()):
             share = [pts[v]["healthy"][0] / pts[v]["healthy"][1]
                      if v in pts and pts[v].get("healthy") and pts[v]["healthy"][1] else 0.0
                      for v in xs]
-            ax.bar(np.arange(len(xs)) + (i - (len(names) - 1) / 2) * bar, share, width=bar,
-                   color=arms.color(arm), lw=0)
+            at = np.arange(len(xs)) + (i - (len(names) - 1) / 2) * bar
+            ax.bar(at, share, width=bar, color=arms.color(arm), lw=0)
+            # a tick on every bar, so that a share of 0 still shows as measured
+            ax.plot(at, share, "_", color=arms.color(arm), ms=bar * 28, mew=2.5, zorder=3)
         if reference is not None and reference.get("healthy") and reference["healthy"][1]:
             ax.axhline(reference["healthy"][0] / reference["healthy"][1], color=WITHOUT_COLOR,
                        lw=1.5, ls=(0, (4, 2)))
