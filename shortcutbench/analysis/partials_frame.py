@@ -13,9 +13,16 @@ columns from the moments, plus log10 quantiles q05..q95 from the histograms
 and n_subnormal) and lines.csv.  Memory grows with groups, never with seeds.
 """
 
+from __future__ import annotations
+
 import math
+from os import PathLike
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from shortcutbench.core import partials as core
 from shortcutbench.core.files import atomic_write, read_json, write_json
@@ -78,7 +85,7 @@ def only_model(frames, model="mlp"):
     return out
 
 
-def read_partials(path):
+def read_partials(path: PathLike) -> dict[str, pd.DataFrame]:
     """results/{prefix}partials.json -> {table: DataFrame}; the merged file's
     facts (band, n_cells, seeds) are in frames.attrs of each frame."""
     return to_frames(read_json(path))
@@ -143,7 +150,7 @@ def hist_quantiles(hist, qs=QUANTILES, width=core.HIST_BIN):
     return out
 
 
-def summary_frame(layers):
+def summary_frame(layers: pd.DataFrame) -> pd.DataFrame:
     """The layers frame -> summary.csv's frame: per group and layer, over
     seeds, the plain and log10 mean of grad_abs_mean with 95% t-intervals,
     log10 quantiles and the count of subnormal values."""

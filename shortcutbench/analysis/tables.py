@@ -13,6 +13,7 @@ into partial results first.  No torch here.
 """
 
 import math
+from os import PathLike
 
 import numpy as np
 
@@ -439,7 +440,7 @@ def special_cells(data):
     return listings["non_finite"], listings["zero"]
 
 
-def tables(data):
+def tables(data) -> dict:
     """Every number the report prints, as plain JSON-able data, from the
     merged partial results (or a frame of records)."""
     frames = frames_of(data)
@@ -456,15 +457,15 @@ def tables(data):
     }
 
 
-def write_tables(data, path):
+def write_tables(data: dict, path: PathLike) -> None:
     write_json(data, path)
 
 
-def read_tables(path):
+def read_tables(path: PathLike) -> dict:
     return read_json(path)
 
 
-def make_tables(partials_path, tables_path):
+def make_tables(partials_path: PathLike, tables_path: PathLike) -> dict:
     """Rule tables: results/partials.json -> results/tables.json."""
     data = tables(read_json(partials_path))
     write_tables(data, tables_path)

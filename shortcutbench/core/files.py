@@ -6,6 +6,9 @@ import re
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
+from os import PathLike
+from typing import IO, TextIO
 
 
 def _file_mode():
@@ -37,7 +40,7 @@ def _remove_stale_temporaries(directory, prefix):
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="w", **open_kwargs):
+def atomic_write(path: PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
     """Open a temporary file beside `path`; move it over `path` only if the
     block finishes.  A crash or kill never leaves a half-written `path`, and
     the temporary file a kill leaves is removed by the next write of `path`."""
@@ -74,7 +77,7 @@ def _naming(error, path):
 
 
 @contextlib.contextmanager
-def job_log(path):
+def job_log(path: PathLike) -> Iterator[TextIO]:
     """Send a Snakemake job's stderr to its log file, ending with the
     traceback if it fails, so `logs/` says what went wrong; the person
     running snakemake sees one line: the error and where the log is."""
@@ -99,7 +102,7 @@ def job_log(path):
             sys.stderr = saved
 
 
-def write_json(data, path):
+def write_json(data, path: PathLike) -> None:
     """`data` as indented JSON with sorted keys (same data, same bytes),
     written atomically.  NaN and infinity are written as JSON's common
     extension (NaN, Infinity): a measurement may hold them."""
@@ -110,7 +113,7 @@ def write_json(data, path):
         f.write("\n")
 
 
-def read_json(path):
+def read_json(path: PathLike):
     import json
 
     with open(path) as f:

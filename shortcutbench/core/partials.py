@@ -34,16 +34,22 @@ Every table is {"columns": [...], "rows": [[...], ...]}, rows sorted by key:
 numpy only: this runs inside the measuring job (no pandas, no torch).
 """
 
+from __future__ import annotations
+
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
+from os import PathLike
+from typing import Any
 
 import numpy as np
 
 from shortcutbench.core import cell_stats, states
 from shortcutbench.core.book import BOOK_CASE
 from shortcutbench.core.files import atomic_write
-from shortcutbench.core.records import CELL_COLUMNS, CELL_TYPES, COLUMNS
+from shortcutbench.core.records import CELL_COLUMNS, CELL_TYPES, COLUMNS, Record
 from shortcutbench.core.store import CorruptChunk
+from shortcutbench.core.sweep import ChunkParams, cells_of
 
 VERSION = 1
 HIST_BIN = 0.05  # decades per histogram bin
@@ -61,6 +67,13 @@ LINE_COLUMNS = CELL_COLUMNS + ["layer", "param", "grad_abs_mean"]
 KEY_TYPES = {**CELL_TYPES, "layer": int, "param": str}
 
 
+# (n, mean, m2): a count, the mean and the sum of squared deviations of a
+# group's values; combined across chunks exactly (Chan et al.).
+Moments = tuple[int, float, float]
+# A chunk's (or a merged sweep's) partial results: {table name: {"columns":
+# [...], "rows": [[...], ...]}} plus what they were made from.
+Partial = dict[str, Any]
+
 class CorruptPartial(CorruptChunk):
     """A partial result that does not belong to its chunk (or whose records
     file is not the one it was made from); the message names the file."""
@@ -68,7 +81,7 @@ class CorruptPartial(CorruptChunk):
 
 # ---------------------------------------------------------------- moments
 
-def moments(values):
+def moments(values) -> Moments:
     """(n, mean, m2) of the values: m2 = sum of squared deviations."""
     values = np.asarray(values, dtype=float).reshape(-1)
     n = len(values)
@@ -78,7 +91,7 @@ def moments(values):
     return n, mean, float(np.sum((values - mean) ** 2))
 
 
-def combine(a, b):
+def combine(a: Moments, b: Moments) -> Moments:
     """Two moments triples -> the triple of both sets (Chan et al. 1979)."""
     na, ma, m2a = a
     nb, mb, m2b = b
@@ -167,7 +180,8 @@ def _table(columns, rows):
     return {"columns": list(columns), "rows": rows}
 
 
-def chunk_partials(records, band=states.DEFAULT_BAND):
+def chunk_partials(records: Sequence[Record] | Mapping[str, Sequence],
+                   band: float = states.DEFAULT_BAND) -> Partial:
     """One chunk's records (a list of dicts, or columns: a dict of arrays, a
     DataFrame, an Arrow table) -> its partial tables."""
     columns = {name: _column(records, name) for name in COLUMNS}
@@ -385,7 +399,8 @@ def _book(columns):
 
 # ---------------------------------------------------------------- files
 
-def write_partial(partial, path, chunk, cells, records_sha256, band):
+def write_partial(partial: Partial, path: PathLike, chunk: ChunkParams, cells: int,
+                  records_sha256: str, band: float) -> None:
     """results/partials/{chunk}.json: the tables with what they came from."""
     data = {"version": VERSION, "chunk": chunk, "n_cells": cells,
             "records_sha256": records_sha256, "band": band, **partial}
@@ -400,11 +415,11 @@ def _refuse(path, what):
         f"delete it and run snakemake again to re-make it.")
 
 
-def read_partial(path, chunk=None, records_path=None, band=None):
+def read_partial(path: PathLike, chunk: ChunkParams | None = None,
+                 records_path: PathLike | None = None, band: float | None = None) -> dict:
     """A chunk's partial.json, checked: its version, its chunk params equal
     `chunk`, its cell count that of the chunk's cells, its band `band`, and
     the sha256 of the records file equal to the one it was made from."""
-    from shortcutbench.core.sweep import cells_of
 
     try:
         with open(path) as f:
@@ -534,7 +549,7 @@ def empty_tables():
             "lines": LINE_COLUMNS, "special": special_columns(), "book": COLUMNS}
 
 
-def merge_partials(partials):
+def merge_partials(partials: Iterable[Partial]) -> Partial:
     """Partial results (dicts, or a generator of them: each is folded in and
     dropped) -> one partial result of the same form, whose statistics are
     those of all the chunks' records together.  Order does not matter."""

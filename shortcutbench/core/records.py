@@ -1,8 +1,12 @@
-"""What a measurement record is: the columns of results/cells/*.csv and
+"""What a measurement record is: the columns of results/cells/**.parquet and
 results/gradients.csv.  Torch-free, so both sides of the pipeline share it."""
 
 import math
 from dataclasses import dataclass, fields
+
+# One row of results/cells/**.parquet (and results/gradients.csv): a cell's
+# fields, then its layer's statistics, then the cell's results (COLUMNS).
+Record = dict[str, int | float | bool | str]
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ SORT_COLUMNS = ["model", "device", "dtype", "activation", "init", "norm", "width
 BRANCH_RULE = "1/sqrt(depth)"
 
 
-def branch_label(value):
+def branch_label(value: float | str) -> str:
     """A branch scale from the config (a number or "1/sqrt(depth)") -> its
     label: 1 and 1.0 -> "1", 0.1 -> "0.1", the rule as it is."""
     if isinstance(value, str):
@@ -77,13 +81,13 @@ def branch_label(value):
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def branch_value(label, depth):
+def branch_value(label: str, depth: int) -> float:
     """A branch scale's label -> alpha for a network of `depth` layers."""
     if label == BRANCH_RULE:
         return 1 / math.sqrt(depth)
     return float(label)
 
 
-def record_fields(cell):
+def record_fields(cell: "Cell") -> Record:
     """A cell's fields in column order (the start of each of its records)."""
     return {column: getattr(cell, column) for column in CELL_COLUMNS}

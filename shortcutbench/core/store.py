@@ -17,6 +17,8 @@ jobs were asked for (every cell once, one row per layer), for rows read from
 CSV (analysis.merge) or from Parquet (read_chunk here).
 """
 
+from __future__ import annotations
+
 import contextlib
 import csv
 import hashlib
@@ -27,6 +29,12 @@ import os
 import pickle
 import re
 import tempfile
+from collections.abc import Iterable, Sequence
+from os import PathLike
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow
 
 from shortcutbench.core.files import atomic_write
 from shortcutbench.core.records import (
@@ -35,8 +43,9 @@ from shortcutbench.core.records import (
     COLUMNS,
     SORT_COLUMNS,
     VALUE_COLUMNS,
+    Record,
 )
-from shortcutbench.core.sweep import cells_of
+from shortcutbench.core.sweep import ChunkParams, cells_of
 
 # Every column's type: a cell's fields as records.Cell declares them, then
 # the layer's, then the cell's results.
@@ -98,7 +107,7 @@ def _parquet_bytes(table):
     return buffer.getvalue()
 
 
-def write_records(records, path):
+def write_records(records: Sequence[Record], path: PathLike) -> str:
     """Write one chunk's records (dicts with records.COLUMNS, in the order
     given) as one Parquet file, atomically; returns the sha256 (hex) of the
     bytes written."""
@@ -108,7 +117,7 @@ def write_records(records, path):
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_of(path):
+def sha256_of(path: PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -116,7 +125,7 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def verify(path, sha256):
+def verify(path: PathLike, sha256: str) -> None:
     """Raise CorruptChunk (naming the file) unless `path`'s bytes have the
     sha256 the measuring job recorded."""
     try:
@@ -128,7 +137,7 @@ def verify(path, sha256):
                             f"recorded {sha256[:16]}...")
 
 
-def recorded_sha256(partial_path, params=None):
+def recorded_sha256(partial_path: PathLike, params: ChunkParams | None = None) -> str | None:
     """The sha256 a measuring job recorded for its chunk (records_sha256 in
     the chunk's partial.json), or None where there is no partial.json.  A
     partial.json that cannot be read, records no valid digest, or belongs
@@ -150,7 +159,7 @@ def recorded_sha256(partial_path, params=None):
     return sha256
 
 
-def read_records(path, expected_sha256=None):
+def read_records(path: PathLike, expected_sha256: str | None = None) -> pyarrow.Table:
     """A chunk file as an Arrow table with exactly the chunk schema (checked:
     names, types, no nulls, and, if given, the recorded sha256).  Raises
     CorruptChunk naming the file."""
@@ -180,7 +189,8 @@ def cell_keys(table):
     return zip(zip(*columns), table.column("layer").to_pylist())
 
 
-def check_cells(path, cell_layers, chunk_params):
+def check_cells(path: PathLike, cell_layers: Iterable[tuple[tuple, int]],
+                chunk_params: Sequence[ChunkParams]) -> None:
     """Check the rows of a table of records -- given as (cell, layer) per
     row, cell a tuple of CELL_COLUMNS values -- against the cells
     `chunk_params` (a list of chunk params) ask for: every cell there and
@@ -208,7 +218,8 @@ def check_cells(path, cell_layers, chunk_params):
                                 f"one row per layer")
 
 
-def read_chunk(path, params, expected_sha256=None):
+def read_chunk(path: PathLike, params: ChunkParams,
+               expected_sha256: str | None = None) -> pyarrow.Table:
     """One chunk file, checked (its bytes against the recorded sha256 if
     given, its schema, its cells against `params`), as an Arrow table."""
     table = read_records(path, expected_sha256)
@@ -257,7 +268,8 @@ def _merged(runs):
     return heapq.merge(*(_items(run) for run in runs), key=lambda item: item[0])
 
 
-def write_gradients_csv(chunk_paths, chunk_params, path, digests=None):
+def write_gradients_csv(chunk_paths: Sequence[PathLike], chunk_params: Sequence[ChunkParams],
+                        path: PathLike, digests: Sequence[str | None] | None = None) -> int:
     """results/[studies/NAME/]gradients.csv from a sweep's Parquet chunks:
     records.COLUMNS, rows sorted by records.SORT_COLUMNS, the same bytes the
     CSV merge of CSV chunks wrote.  Each chunk is checked before it is used

@@ -26,19 +26,27 @@ of seeds), holding every blocks x shortcut x norm cell of the section's one
 model config (n_heads, vocab_size, context_length, n_tokens, qkv_bias, in
 the chunk's params):
 
-    results/cells/model~gpt/device~cpu/dtype~float32/width~128/seeds~0-4.csv
+    results/cells/model~gpt/device~cpu/dtype~float32/width~128/seeds~0-4.parquet
 
 The MLP's chunk paths are unchanged (no model~ part).  GPT cells belong to
 the main sweep only; studies are the MLP's.
 """
 
+from __future__ import annotations
+
 import itertools
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from shortcutbench.core.gpt import MODEL_KEYS, gpt_mem_mb
 from shortcutbench.core.records import BRANCH_RULE, branch_label
+
+# What a measuring job is handed (Chunk.params(), GPTChunk.params()): plain
+# JSON-able values, which Snakemake also compares to decide a re-run.
+ChunkParams = dict[str, Any]
 
 # The keys of a sweep (the main one or a study) and what the config omits.
 AXES = ("depths", "widths", "seeds", "shortcut", "shortcut_scales", "devices", "activations",
@@ -49,7 +57,7 @@ CHUNK_PATTERN = (r"((studies/[a-z][a-z0-9_]*/)?cells/device~[a-z0-9-]+/dtype~[a-
 PREFIX_PATTERN = r"(studies/[a-z][a-z0-9_]*/)?"
 
 
-def seed_runs(seeds):
+def seed_runs(seeds: Iterable[int]) -> list[tuple[int, int]]:
     """[0, 1, 2, 3, 7, 9, 10] -> [(0, 3), (7, 7), (9, 10)]: runs of consecutive seeds."""
     seeds = sorted(int(s) for s in seeds)
     runs = []
@@ -59,12 +67,12 @@ def seed_runs(seeds):
     return runs
 
 
-def seeds_slug(seeds):
+def seeds_slug(seeds: Iterable[int]) -> str:
     """[0, 1, 2, 3, 7, 9, 10] -> '0-3_7_9-10' (a chunk's file name)."""
     return "_".join(str(a) if a == b else f"{a}-{b}" for a, b in seed_runs(seeds))
 
 
-def parse_seeds_slug(text):
+def parse_seeds_slug(text: str) -> tuple[int, ...]:
     """'0-3_7' -> (0, 1, 2, 3, 7); the inverse of seeds_slug."""
     seeds = []
     for part in text.split("_"):
@@ -73,12 +81,12 @@ def parse_seeds_slug(text):
     return tuple(seeds)
 
 
-def device_slug(device):
+def device_slug(device: str) -> str:
     """'cuda:1' -> 'cuda-1': no colons in paths."""
     return device.replace(":", "-")
 
 
-def study_prefix(study):
+def study_prefix(study: str) -> str:
     """Where a study's files live under results/ (and logs/): '' for the main sweep."""
     return f"studies/{study}/" if study else ""
 
@@ -100,7 +108,7 @@ def branch_labels(values):
                                                    0.0 if label == BRANCH_RULE else float(label))))
 
 
-def cells_of(params):
+def cells_of(params: ChunkParams) -> list[dict[str, Any]]:
     """Every cell of a chunk, from its params, as plain dicts with
     records.Cell's fields, in a fixed order.  The branch scale alpha only
     means something with a shortcut; cells without one record "1".
@@ -138,29 +146,29 @@ class Chunk:
     dtype: str
     activation: str
     width: int
-    seeds: tuple
-    depths: tuple
-    shortcuts: tuple
-    shortcut_scales: tuple
-    inits: tuple
-    norms: tuple
-    branch_scales: tuple = ("1",)
+    seeds: tuple[int, ...]
+    depths: tuple[int, ...]
+    shortcuts: tuple[bool, ...]
+    shortcut_scales: tuple[float, ...]
+    inits: tuple[str, ...]
+    norms: tuple[str, ...]
+    branch_scales: tuple[str, ...] = ("1",)
 
     @property
-    def study_prefix(self):
+    def study_prefix(self) -> str:
         return study_prefix(self.study)
 
     @property
-    def group_path(self):
+    def group_path(self) -> str:
         return (f"{study_prefix(self.study)}cells/device~{device_slug(self.device)}/"
                 f"dtype~{self.dtype}/activation~{self.activation}/width~{self.width}")
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The chunk's id; its records are results/{name}.parquet (core.store)."""
         return f"{self.group_path}/seeds~{seeds_slug(self.seeds)}"
 
-    def params(self):
+    def params(self) -> ChunkParams:
         """What the measuring job needs; also what Snakemake compares to decide a re-run."""
         return {"device": self.device, "dtype": self.dtype, "activation": self.activation,
                 "width": self.width, "seeds": list(self.seeds), "depths": list(self.depths),
@@ -168,7 +176,7 @@ class Chunk:
                 "shortcut_scales": list(self.shortcut_scales), "inits": list(self.inits),
                 "norms": list(self.norms), "branch_scales": list(self.branch_scales)}
 
-    def cells(self):
+    def cells(self) -> list[dict[str, Any]]:
         return cells_of(self.params())
 
 
@@ -188,10 +196,10 @@ class GPTChunk:
     device: str
     dtype: str
     width: int  # emb_dim
-    seeds: tuple
-    blocks: tuple
-    shortcuts: tuple
-    norms: tuple
+    seeds: tuple[int, ...]
+    blocks: tuple[int, ...]
+    shortcuts: tuple[bool, ...]
+    norms: tuple[str, ...]
     n_heads: int
     vocab_size: int
     context_length: int
@@ -268,7 +276,7 @@ def _choose_chunks(wanted, existing, seeds_per_job):
     return sorted(chosen)
 
 
-def study_sweeps(config):
+def study_sweeps(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{study name ('' for the main sweep): its axes}, from a validated config
     whose 'devices' are already expanded."""
     main = {axis: config[axis] for axis in AXES if axis in config}
@@ -278,7 +286,7 @@ def study_sweeps(config):
     return sweeps
 
 
-def plan_chunks(config, results_dir="results"):
+def plan_chunks(config: dict[str, Any], results_dir: str = "results") -> list[AnyChunk]:
     """The chunks that together hold every cell of every sweep in the config."""
     chunks = []
     for study, sweep in study_sweeps(config).items():
@@ -332,7 +340,7 @@ def n_gpt_cells(config):
             * len(gpt["norms"]) * len(gpt["shortcut"]))
 
 
-def n_cells(sweep):
+def n_cells(sweep: dict[str, Any]) -> int:
     """How many cells one sweep (main or study) has."""
     alphas = len(branch_labels(sweep.get("branch_scales", [1])))
     arms = shortcut_variants(sweep["shortcut"], sweep["shortcut_scales"])
@@ -360,3 +368,7 @@ def training_jobs(training):
                                   **{k: training[k] for k in ("steps", "optimizer",
                                                               "learning_rate", "samples")}}
     return jobs
+
+
+# A job of either family.
+AnyChunk = Chunk | GPTChunk

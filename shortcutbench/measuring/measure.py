@@ -13,6 +13,9 @@ import platform
 import socket
 import sys
 import time
+from collections.abc import Sequence
+from os import PathLike
+from typing import TextIO
 
 import torch
 import torch.nn.functional as F
@@ -21,10 +24,10 @@ from shortcutbench.core.devices import torch_device
 from shortcutbench.core.files import write_json
 from shortcutbench.core.host import cpu_name
 from shortcutbench.core.partials import chunk_partials, write_partial
-from shortcutbench.core.records import Cell, branch_value, record_fields
+from shortcutbench.core.records import Cell, Record, branch_value, record_fields
 from shortcutbench.core.states import DEFAULT_BAND
 from shortcutbench.core.store import write_records  # one Parquet file per chunk
-from shortcutbench.core.sweep import cells_of
+from shortcutbench.core.sweep import ChunkParams, cells_of
 from shortcutbench.measuring.model import (
     ExampleDeepNeuralNetwork,
     add_shortcut,
@@ -47,7 +50,7 @@ DTYPES = {
 BATCH_ELEMENTS = 2 ** 22  # gradient entries stacked at once for the statistics
 
 
-def measure_cell(cell):
+def measure_cell(cell: Cell) -> list[Record]:
     """Measure one cell; returns its records, one dict per layer.
 
     Overflow or NaN is data: it shows up as inf/nan values and finite=False.
@@ -142,7 +145,7 @@ def _cosine(a, b):
                                  * torch.linalg.vector_norm(b, dim=1))
 
 
-def measure_cell_book_style(cell):
+def measure_cell_book_style(cell: Cell) -> list[Record]:
     """The same records the book's way: seed, build the nn.Module, forward,
     backward(), then one .item() per number.  The reference that measure_cell
     must equal bit for bit (tests) and beat in speed (benchmarks); CPU only."""
@@ -193,7 +196,7 @@ def configure_torch():
     torch.set_num_threads(1)
 
 
-def measure_cells(cells, progress=sys.stderr):
+def measure_cells(cells: Sequence[Cell], progress: TextIO | None = sys.stderr) -> list[Record]:
     """Measure many cells in this process; returns all their records."""
     configure_torch()
     records = []
@@ -217,8 +220,9 @@ def machine_facts(device):
     return facts
 
 
-def run_chunk(chunk, records_path, machine_path, progress=sys.stderr, partial_path=None,
-              band=DEFAULT_BAND):
+def run_chunk(chunk: ChunkParams, records_path: PathLike, machine_path: PathLike,
+              progress: TextIO | None = sys.stderr, partial_path: PathLike | None = None,
+              band: float = DEFAULT_BAND) -> None:
     """Measure one chunk (sweep.Chunk.params()): its records go to
     `records_path`, where and how it was measured to `machine_path`, and,
     after the records, its partial results (core/partials.py, with the
