@@ -100,7 +100,7 @@ def goal_workflow_vs_floor(scratch, config, target, repeats, label):
 
 
 def measured_cells(output):
-    chunks = re.findall(r"output: results/cells/\S+?/seeds~([0-9_-]+)\.csv", output)
+    chunks = re.findall(r"output: results/cells/\S+?/seeds~([0-9_-]+)\.parquet", output)
     return chunks
 
 
