@@ -10,31 +10,11 @@ import numpy as np
 import pandas as pd
 
 from shortcutbench.core import cell_stats, states
+from shortcutbench.core.partials import combine, moments
 from shortcutbench.core.records import CELL_COLUMNS, COLUMNS
 
 GROUP = [c for c in CELL_COLUMNS if c != "seed"]
 STATISTICS = ("grad_abs_mean", "bias_grad_abs_mean", "output_rms", "grad_stream_cos")
-
-
-def moments(values):
-    """(n, mean, m2) of the values, two-pass."""
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
-        return 0, math.nan, math.nan
-    mean = float(values.mean())
-    return len(values), mean, float(np.sum((values - mean) ** 2))
-
-
-def combine(a, b):
-    """Chan et al.'s parallel combination of two (n, mean, m2)."""
-    (na, ma, qa), (nb, mb, qb) = a, b
-    if na == 0:
-        return b
-    if nb == 0:
-        return a
-    n = na + nb
-    delta = mb - ma
-    return n, ma + delta * nb / n, qa + qb + delta * delta * na * nb / n
 
 
 def usable(values):

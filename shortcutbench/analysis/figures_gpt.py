@@ -118,9 +118,9 @@ def _by_blocks(cells, norm, shortcut):
     return r.sort_values("depth")
 
 
-def collapse_figure(cells):
-    """Mean pairwise cosine of the last block's token outputs against the
-    number of blocks: 1 is token collapse."""
+def _against_blocks(cells, draw, ylabel):
+    """One panel per norm placement, with and without shortcut against the
+    number of blocks: draw(ax, rows, shortcut) draws one arm's line."""
     norms = norms_of(cells)
     fig, axes = _panels(1, len(norms))
     for j, norm in enumerate(norms):
@@ -128,40 +128,36 @@ def collapse_figure(cells):
         for shortcut in (False, True):
             r = _by_blocks(cells, norm, shortcut)
             if len(r):
-                _line(ax, r["depth"], *_plain(r["token_cosine_n"], r["token_cosine_mean"],
-                                              r["token_cosine_m2"]),
-                      arm_colour(shortcut), arm_name(shortcut))
+                draw(ax, r, shortcut)
         ax.set_xscale("log", base=2)
         ax.set_ylim(-0.05, 1.05)
         ax.set_title(NORM_LABELS[norm])
         ax.set_xlabel("blocks")
-    axes[0, 0].set_ylabel("mean cosine between tokens")
+    axes[0, 0].set_ylabel(ylabel)
     axes[0, 0].legend(loc="best", fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def collapse_figure(cells):
+    """Mean pairwise cosine of the last block's token outputs against the
+    number of blocks: 1 is token collapse."""
+    def draw(ax, r, shortcut):
+        _line(ax, r["depth"], *_plain(r["token_cosine_n"], r["token_cosine_mean"],
+                                      r["token_cosine_m2"]),
+              arm_colour(shortcut), arm_name(shortcut))
+
+    return _against_blocks(cells, draw, "mean cosine between tokens")
 
 
 def healthy_figure(cells):
     """The share of healthy cells (core/cell_stats.py: the healthy band over
     the blocks' W_query gradients) against the number of blocks."""
-    norms = norms_of(cells)
-    fig, axes = _panels(1, len(norms))
-    for j, norm in enumerate(norms):
-        ax = axes[0, j]
-        for shortcut in (False, True):
-            r = _by_blocks(cells, norm, shortcut)
-            if len(r):
-                share = r["state_healthy"] / r["n_cells"]
-                ax.plot(r["depth"], share, color=arm_colour(shortcut), lw=1.8, marker="o",
-                        markersize=3.5, label=arm_name(shortcut))
-        ax.set_xscale("log", base=2)
-        ax.set_ylim(-0.05, 1.05)
-        ax.set_title(NORM_LABELS[norm])
-        ax.set_xlabel("blocks")
-    axes[0, 0].set_ylabel("healthy share of seeds")
-    axes[0, 0].legend(loc="best", fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
+    def draw(ax, r, shortcut):
+        ax.plot(r["depth"], r["state_healthy"] / r["n_cells"], color=arm_colour(shortcut),
+                lw=1.8, marker="o", markersize=3.5, label=arm_name(shortcut))
+
+    return _against_blocks(cells, draw, "healthy share of seeds")
 
 
 def norms_figure(cells):
