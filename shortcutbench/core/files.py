@@ -102,14 +102,16 @@ def job_log(path: PathLike) -> Iterator[TextIO]:
             sys.stderr = saved
 
 
-def write_json(data, path: PathLike) -> None:
-    """`data` as indented JSON with sorted keys (same data, same bytes),
-    written atomically.  NaN and infinity are written as JSON's common
-    extension (NaN, Infinity): a measurement may hold them."""
+def write_json(data, path: PathLike, compact: bool = False) -> None:
+    """`data` as JSON (indented with sorted keys; `compact`: no whitespace,
+    keys as given), written atomically; same data, same bytes.  NaN and
+    infinity are written as JSON's common extension (NaN, Infinity): a
+    measurement may hold them."""
     import json
 
+    layout = {"separators": (",", ":")} if compact else {"indent": 1, "sort_keys": True}
     with atomic_write(path) as f:
-        json.dump(data, f, indent=1, sort_keys=True, allow_nan=True, default=str)
+        json.dump(data, f, allow_nan=True, default=str, **layout)
         f.write("\n")
 
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from shortcutbench.core import cell_stats, states
 from shortcutbench.core.book import BOOK_CASE
-from shortcutbench.core.files import atomic_write
+from shortcutbench.core.files import write_json
 from shortcutbench.core.records import CELL_COLUMNS, CELL_TYPES, COLUMNS, Record
 from shortcutbench.core.store import CorruptChunk
 from shortcutbench.core.sweep import ChunkParams, cells_of
@@ -404,9 +404,7 @@ def write_partial(partial: Partial, path: PathLike, chunk: ChunkParams, cells: i
     """results/partials/{chunk}.json: the tables with what they came from."""
     data = {"version": VERSION, "chunk": chunk, "n_cells": cells,
             "records_sha256": records_sha256, "band": band, **partial}
-    with atomic_write(path) as f:
-        json.dump(data, f, allow_nan=True, separators=(",", ":"))
-        f.write("\n")
+    write_json(data, path, compact=True)  # thousands of rows: no indentation
 
 
 def _refuse(path, what):

@@ -220,31 +220,32 @@ def machine_facts(device):
     return facts
 
 
-def run_chunk(chunk: ChunkParams, records_path: PathLike, machine_path: PathLike,
+def run_chunk(params: ChunkParams, records_path: PathLike, machine_path: PathLike,
               progress: TextIO | None = sys.stderr, partial_path: PathLike | None = None,
               band: float = DEFAULT_BAND) -> None:
-    """Measure one chunk (sweep.Chunk.params()): its records go to
-    `records_path`, where and how it was measured to `machine_path`, and,
-    after the records, its partial results (core/partials.py, with the
-    records file's sha256 and the healthy band `band`) to `partial_path`.
-    A GPT chunk (chunk["model"] == "gpt") is measured by measure_gpt."""
+    """Measure one chunk, given by its params (sweep.Chunk.params() or
+    GPTChunk.params()): its records go to `records_path`, where and how it
+    was measured to `machine_path`, and, after the records, its partial
+    results (core/partials.py, with the records file's sha256 and the
+    healthy band `band`) to `partial_path`.  A GPT chunk (params["model"]
+    == "gpt") is measured by measure_gpt."""
     started = time.time()
-    if chunk.get("model", "mlp") == "gpt":
+    if params.get("model", "mlp") == "gpt":
         from shortcutbench.measuring.measure_gpt import measure_gpt_chunk
 
-        cells = cells_of(chunk)
-        records = measure_gpt_chunk(chunk, progress)
+        cells = cells_of(params)
+        records = measure_gpt_chunk(params, progress)
     else:
-        cells = [Cell(**cell) for cell in cells_of(chunk)]
+        cells = [Cell(**cell) for cell in cells_of(params)]
         records = measure_cells(cells, progress)
     # The records file's sha256, recorded in the partial results: every later
     # reader checks the file against it (core.store.verify).
     sha256 = write_records(records, records_path)
-    meta = {"chunk": chunk, "cells": len(cells), "started": started,
-            "seconds": round(time.time() - started, 3), **machine_facts(chunk["device"])}
+    meta = {"chunk": params, "cells": len(cells), "started": started,
+            "seconds": round(time.time() - started, 3), **machine_facts(params["device"])}
     if partial_path is not None:
         t0 = time.perf_counter()
-        write_partial(chunk_partials(records, band), partial_path, chunk, len(cells), sha256,
+        write_partial(chunk_partials(records, band), partial_path, params, len(cells), sha256,
                       band)
         meta["partial_seconds"] = round(time.perf_counter() - t0, 3)
         if progress:
