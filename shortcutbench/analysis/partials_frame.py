@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from shortcutbench.core import partials as core
-from shortcutbench.core.files import atomic_write, read_json, write_json
+from shortcutbench.core.files import atomic_write, write_json
 from shortcutbench.core.records import CELL_COLUMNS
 
 SUMMARY_GROUP = [c for c in CELL_COLUMNS if c != "seed"] + ["layer"]
@@ -87,8 +87,9 @@ def only_model(frames, model="mlp"):
 
 def read_partials(path: PathLike) -> dict[str, pd.DataFrame]:
     """results/{prefix}partials.json -> {table: DataFrame}; the merged file's
-    facts (band, n_cells, seeds) are in frames.attrs of each frame."""
-    return to_frames(read_json(path))
+    facts (band, n_cells, seeds) are in frames.attrs of each frame.  Raises
+    CorruptPartial naming the file if it is not whole."""
+    return to_frames(core.read_merged(path))
 
 
 def partials_of_records(records, band=2.0, chunks=1):

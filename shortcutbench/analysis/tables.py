@@ -36,7 +36,7 @@ from shortcutbench.analysis.variants import (
 )
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
 from shortcutbench.core.files import read_json, write_json
-from shortcutbench.core.partials import LINES
+from shortcutbench.core.partials import LINES, read_merged
 from shortcutbench.core.records import CELL_COLUMNS, Cell
 from shortcutbench.core.states import DEFAULT_BAND, STATES
 
@@ -467,6 +467,6 @@ def read_tables(path: PathLike) -> dict:
 
 def make_tables(partials_path: PathLike, tables_path: PathLike) -> dict:
     """Rule tables: results/partials.json -> results/tables.json."""
-    data = tables(read_json(partials_path))
+    data = tables(read_merged(partials_path))
     write_tables(data, tables_path)
     return data

