@@ -24,6 +24,7 @@ give the same bytes.
 """
 
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -129,11 +130,18 @@ def select(frame, variant):
     return frame[mask]
 
 
-def read_table(path):
+def read_table(path, partials_path=None):
     """results/summary.csv or results/lines.csv, alpha kept as its label:
-    the MLP's rows (the GPT family's figures are analysis/figures_gpt.py's)."""
+    the MLP's rows (the GPT family's figures are analysis/figures_gpt.py's).
+    partials_path: the merged partials.json, whose files_sha256 the file
+    must match (a row removed or a number edited is refused by name)."""
     import pandas as pd
 
+    if partials_path is not None:
+        from shortcutbench.core.store import verify
+
+        recorded = read_json(partials_path).get("files_sha256", {})
+        verify(path, str(recorded.get(Path(path).name)))
     table = pd.read_csv(path, dtype={"branch_scale": str})
     if "model" in table:
         table = table[table["model"] == "mlp"].reset_index(drop=True)
@@ -443,10 +451,10 @@ def profile_figure(summary, lines, variant, swept=(), arms=None):
     return fig
 
 
-def make_profiles(summary_path, lines_path, variants, stems):
+def make_profiles(summary_path, lines_path, variants, stems, partials_path=None):
     """Rule figures_profile: one profile figure per variant."""
-    summary = read_table(summary_path)
-    lines = read_table(lines_path)
+    summary = read_table(summary_path, partials_path)
+    lines = read_table(lines_path, partials_path)
     swept = [axis for axis in VARIANT_AXES if summary[axis].nunique() > 1]
     arms = arms_of(summary)
     for variant, stem in zip(variants, stems):
@@ -772,11 +780,11 @@ def heatmap_figure(summary, variants, swept=(), arms=None):
     return fig
 
 
-def make_overview(summary_path, tables_path, stems, axis_stems=None):
+def make_overview(summary_path, tables_path, stems, axis_stems=None, partials_path=None):
     """The overview figures from results/summary.csv and results/tables.json.
     stems: {"headline"|"attenuation"|"heatmap": path without extension};
     axis_stems: {axis: path without extension} for the axis effects."""
-    summary = read_table(summary_path)
+    summary = read_table(summary_path, partials_path)
     data = read_json(tables_path)
     swept = data["sweep"]["swept"]
     variants = data["sweep"]["variants"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 from shortcutbench.core import partials as core
 from shortcutbench.core.files import atomic_write, write_json
 from shortcutbench.core.records import CELL_COLUMNS
+from shortcutbench.core.store import sha256_of
 
 SUMMARY_GROUP = [c for c in CELL_COLUMNS if c != "seed"] + ["layer"]
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -207,8 +209,11 @@ def merge_sweep(partial_paths, records_paths, chunk_params, band, partials_path,
         merged["gpt_seeds"] = sorted({int(s) for chunk in gpt for s in chunk["seeds"]})
         merged["gpt_config"] = {k: v for k, v in gpt[0].items()
                                 if k not in ("seeds", "device", "dtype")}
-    write_json(merged, partials_path)
     frames = to_frames(merged)
     write_csv(summary_frame(frames["layers"]), summary_path)
     write_csv(frames["lines"], lines_path)
+    # What the figures read, checked there against these (core.store.verify).
+    merged["files_sha256"] = {Path(path).name: sha256_of(path)
+                              for path in (summary_path, lines_path)}
+    write_json(merged, partials_path)
     return merged

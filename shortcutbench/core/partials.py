@@ -399,11 +399,23 @@ def _book(columns):
 
 # ---------------------------------------------------------------- files
 
+def tables_sha256(partial: Partial) -> str:
+    """The sha256 of a partial result's tables as canonical JSON: recorded
+    when they are written, checked when they are read, so that a number
+    edited into the file (the JSON kept valid) is refused."""
+    import hashlib
+
+    text = json.dumps({name: partial[name] for name in TABLES}, sort_keys=True,
+                      allow_nan=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def write_partial(partial: Partial, path: PathLike, chunk: ChunkParams, cells: int,
                   records_sha256: str, band: float) -> None:
     """results/partials/{chunk}.json: the tables with what they came from."""
     data = {"version": VERSION, "chunk": chunk, "n_cells": cells,
-            "records_sha256": records_sha256, "band": band, **partial}
+            "records_sha256": records_sha256, "band": band,
+            "tables_sha256": tables_sha256(partial), **partial}
     write_json(data, path, compact=True)  # thousands of rows: no indentation
 
 
@@ -435,6 +447,9 @@ def read_partial(path: PathLike, chunk: ChunkParams | None = None,
         if data.get("n_cells") != len(cells_of(chunk)):
             raise _refuse(path, f"holds {data.get('n_cells')} cells, expected "
                                 f"{len(cells_of(chunk))}")
+    if data.get("tables_sha256") != tables_sha256(data):
+        raise _refuse(path, "holds numbers other than its measuring job wrote (their sha256 "
+                            "differs from the one recorded with them)")
     if band is not None and data.get("band") != band:
         raise _refuse(path, f"was made with healthy_band {data.get('band')}, not {band}")
     if records_path is not None:

@@ -18,9 +18,10 @@ run snakemake again, as a person would: the chunks, and the files the default
 target reads after them -- a chunk's partial results
 (results/partials/cells/.../seeds~A-B.json, checked by rule merge against its
 chunk), the merged results/partials.json (checked by tables and laws before
-they read it, core.partials.read_merged) and summary.csv.  Two are known
-gaps (xfail, strict): a number edited in a chunk's partial results, the JSON
-kept valid, and a row removed from summary.csv are read unchecked.
+they read it, core.partials.read_merged) and summary.csv.  Two
+checks that close the last gaps: a number edited in a chunk's partial results
+(the JSON kept valid) breaks their recorded tables_sha256, and a row removed
+from summary.csv breaks the sha256 the merge recorded in partials.json.
 """
 
 import csv
@@ -315,13 +316,13 @@ TAMPERS = {
     # tables and laws check the merged partials.json before reading it
     "partials.json truncated mid-line": (lambda results: "partials.json", truncate_mid_line,
                                          None),
-    # Known gaps: files the default target reads with no check of their numbers
+    # a number edited into a chunk's partial results: their tables' sha256,
+    # recorded with them, no longer matches
     "a chunk's partial results, a value edited, JSON kept": (
-        first_partial, edit_a_partial_value,
-        "a chunk's partial.json has no recorded sha256: merge folds an edited number in"),
-    "summary.csv's last row removed": (
-        lambda results: "summary.csv", drop_last_row,
-        "the figures read summary.csv unchecked: a row removed is drawn without it"),
+        first_partial, edit_a_partial_value, None),
+    # the figures check summary.csv and lines.csv against the sha256 the
+    # merge recorded in partials.json
+    "summary.csv's last row removed": (lambda results: "summary.csv", drop_last_row, None),
 }
 
 

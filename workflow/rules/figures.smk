@@ -60,6 +60,8 @@ rule figures_profile:
     input:
         summary="results/summary.csv",
         lines="results/lines.csv",
+        # the sha256 of both, recorded by the merge, checked before drawing
+        partials="results/partials.json",
     output:
         svg=[
             report(
@@ -95,6 +97,8 @@ rule figures_overview:
     input:
         summary="results/summary.csv",
         tables="results/tables.json",
+        # the sha256 of summary.csv, recorded by the merge, checked before drawing
+        partials="results/partials.json",
     output:
         headline=report(
             "results/figures/headline.svg",
