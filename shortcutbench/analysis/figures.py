@@ -140,8 +140,11 @@ def read_table(path, partials_path=None):
     if partials_path is not None:
         from shortcutbench.core.store import verify
 
-        recorded = read_json(partials_path).get("files_sha256", {})
-        verify(path, str(recorded.get(Path(path).name)))
+        recorded = read_json(partials_path).get("files_sha256", {}).get(Path(path).name)
+        if recorded is None:
+            raise ValueError(f"{partials_path} records no sha256 of {path}: it was made by an "
+                             f"older shortcutbench; run snakemake again with --forcerun merge")
+        verify(path, recorded)
     table = pd.read_csv(path, dtype={"branch_scale": str})
     if "model" in table:
         table = table[table["model"] == "mlp"].reset_index(drop=True)

@@ -51,7 +51,9 @@ from shortcutbench.core.records import CELL_COLUMNS, CELL_TYPES, COLUMNS, Record
 from shortcutbench.core.store import CorruptChunk
 from shortcutbench.core.sweep import ChunkParams, cells_of
 
-VERSION = 1
+# The format of a partial result; a job whose format is older is re-run
+# (the measure and merge rules pass it as a param, which Snakemake compares).
+VERSION = 2
 HIST_BIN = 0.05  # decades per histogram bin
 LINES = 50  # single-seed profiles kept per group
 SPECIAL_SEEDS = 20  # seeds listed per group of special cells

@@ -11,6 +11,7 @@ from shortcutbench.core.sweep import (
     training_jobs,
 )
 from shortcutbench.core.devices import is_gpu
+from shortcutbench.core.partials import VERSION as PARTIALS_FORMAT
 from shortcutbench.core.resources import chunk_mem_mb, memory_problem
 
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")

@@ -30,5 +30,7 @@ rule measure:
         chunk=lambda wildcards: CHUNKS[wildcards.chunk].params(),
         # the healthy band of the cell states in the partial results
         healthy_band=SWEEP["healthy_band"],
+        # their format: a newer one re-makes them
+        partials_format=PARTIALS_FORMAT,
     script:
         "../../scripts/measure.py"

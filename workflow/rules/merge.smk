@@ -30,6 +30,8 @@ rule merge:
         # what each chunk's partial results must have been made for
         chunks=lambda wildcards: [c.params() for c in chunks_of(wildcards.prefix)],
         healthy_band=SWEEP["healthy_band"],
+        # the partial results' format: a newer one re-makes the merge
+        partials_format=PARTIALS_FORMAT,
     script:
         "../../scripts/merge.py"
 
