@@ -236,8 +236,8 @@ def test_a_gpu_cell_asks_slurm_for_a_gpu_and_a_cpu_cell_does_not(gpu_run):
     assert cpu_jobs and all("gres/gpu" not in job["tres"] for job in cpu_jobs), cpu_jobs
     # The cpu chunk ran (--keep-going); the cuda one could not.
     assert [job["state"] for job in cpu_jobs] == ["COMPLETED"], cpu_jobs
-    assert list(gpu_run.workdir.glob("results/**/device~cpu/**/*.csv"))
-    assert not list(gpu_run.workdir.glob("results/**/device~cuda/**/*.csv"))
+    assert list(gpu_run.workdir.glob("results/cells/**/device~cpu/**/*.parquet"))
+    assert not list(gpu_run.workdir.glob("results/cells/**/device~cuda/**/*.parquet"))
 
 
 def test_a_job_failing_in_slurm_fails_the_run_naming_the_rule(gpu_run):
