@@ -1,17 +1,13 @@
-"""Device choice: one module, tested without a GPU."""
+"""Device choice, tested without a GPU: the names and `auto` (core/devices.py)
+and the torch half that checks them in a job (measuring/devices.py)."""
 
 import socket
 
 import pytest
 
 from shortcutbench.core import devices
-from shortcutbench.core.devices import (
-    DeviceUnavailable,
-    check_device_name,
-    expand_devices,
-    probe_accelerators,
-    torch_device,
-)
+from shortcutbench.core.devices import check_device_name, expand_devices, probe_accelerators
+from shortcutbench.measuring.devices import DeviceUnavailable, torch_device
 
 
 @pytest.mark.parametrize("name", ["cpu", "cuda", "cuda:0", "cuda:12", "mps", "auto"])

@@ -53,7 +53,7 @@ def test_gpt_config_errors_name_the_key_before_anything_runs(section, key, words
 
 
 def test_the_124m_config_is_reachable():
-    c = config(models=["gpt"], gpt={"blocks": [12], "emb_dim": 768, "n_heads": 12,
+    c = config(models=["mlp", "gpt"], gpt={"blocks": [12], "emb_dim": 768, "n_heads": 12,
                                      "vocab_size": 50257, "context_length": 1024})
     chunk, = [ch for ch in plan_chunks(validate_config(c, SCHEMA), "/nonexistent")
               if ch.params().get("model") == "gpt"]

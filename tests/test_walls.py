@@ -55,3 +55,24 @@ def test_analysis_side_never_loads_torch(module):
     loaded = loaded_after_import(module)
     assert "torch" not in top_level(loaded)
     assert not {name for name in loaded if name.startswith("shortcutbench.measuring")}
+
+
+def imported_names(module):
+    """Top-level packages a module's source imports anywhere, lazily inside a
+    function included: the walls hold for the code, not only at import time."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    source = Path(importlib.util.find_spec(module).origin).read_text()
+    return set(re.findall(r"^\s*(?:import|from)\s+([A-Za-z_]\w*)", source, re.M))
+
+
+@pytest.mark.parametrize("module", modules_of("core"))
+def test_core_source_never_imports_torch_or_pandas(module):
+    assert not imported_names(module) & {"torch", "pandas", "seaborn", "matplotlib"}
+
+
+@pytest.mark.parametrize("module", modules_of("analysis"))
+def test_analysis_source_never_imports_torch(module):
+    assert "torch" not in imported_names(module)

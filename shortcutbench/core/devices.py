@@ -1,9 +1,8 @@
-"""Device choice, in one place.
-
-Two halves.  The torch-free half (`expand_devices`, `probe_accelerators`,
-`check_device_name`) runs where Snakemake builds the DAG: importing torch
-there would cost ~1.7 s on every `snakemake` call.  `torch_device` runs
-inside a measuring job and checks for real that the device exists.
+"""Device names and `auto`, without torch: this runs where Snakemake builds
+the DAG, where importing torch would cost ~1.7 s on every `snakemake` call.
+Its twin on the measuring side, measuring/devices.py's `torch_device`,
+checks inside a measuring job that the device exists; the two are all the
+device-specific code there is.
 
 `auto` means cpu plus every accelerator this host has, found without
 importing torch: CUDA if the installed torch was built with CUDA and an
@@ -17,16 +16,11 @@ import importlib.util
 import os
 import platform
 import re
-import socket
 import sys
 from pathlib import Path
 
 DEVICE_PATTERN = re.compile(r"^(cpu|mps|cuda(:[0-9]+)?)$")
 ALLOWED = "'auto', 'cpu', 'cuda', 'cuda:N' (N = 0, 1, ...) or 'mps'"
-
-
-class DeviceUnavailable(RuntimeError):
-    pass
 
 
 def check_device_name(name):
@@ -90,37 +84,6 @@ def expand_devices(names, accelerators=None):
             candidates = [name]
         expanded.extend(c for c in candidates if c not in expanded)
     return expanded
-
-
-def torch_device(name):
-    """The torch.device for `name`, after checking this host really has it."""
-    import torch
-
-    check_device_name(name)
-    host = socket.gethostname()
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceUnavailable(
-                f"device {name!r} is not available on host {host!r}: torch "
-                f"{torch.__version__} sees no CUDA device (torch.version.cuda="
-                f"{torch.version.cuda}). Run this cell on a GPU node, or remove "
-                f"{name!r} from 'devices' in the config.")
-        index = int(name.split(":")[1]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise DeviceUnavailable(
-                f"device {name!r} is not available on host {host!r}: it has "
-                f"{torch.cuda.device_count()} CUDA device(s). Use cuda:0 .. "
-                f"cuda:{torch.cuda.device_count() - 1}.")
-        return torch.device(name)
-    if name == "mps":
-        if not torch.backends.mps.is_available():
-            raise DeviceUnavailable(
-                f"device 'mps' is not available on host {host!r}: torch sees no "
-                f"Apple-silicon GPU. Remove 'mps' from 'devices' in the config.")
-        return torch.device("mps")
-    raise AssertionError(name)  # check_device_name let an unknown name through
 
 
 def is_gpu(name):

@@ -20,7 +20,6 @@ from typing import TextIO
 import torch
 import torch.nn.functional as F
 
-from shortcutbench.core.devices import torch_device
 from shortcutbench.core.files import write_json
 from shortcutbench.core.host import cpu_name
 from shortcutbench.core.partials import chunk_partials, write_partial
@@ -28,6 +27,7 @@ from shortcutbench.core.records import Cell, Record, branch_value, record_fields
 from shortcutbench.core.states import DEFAULT_BAND
 from shortcutbench.core.store import write_records  # one Parquet file per chunk
 from shortcutbench.core.sweep import ChunkParams, cells_of
+from shortcutbench.measuring.devices import torch_device
 from shortcutbench.measuring.model import (
     ExampleDeepNeuralNetwork,
     add_shortcut,

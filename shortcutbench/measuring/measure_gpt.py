@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from shortcutbench.core.devices import torch_device
 from shortcutbench.core.gpt import check_norm, check_tokens, gpt_config
 from shortcutbench.core.records import COLUMNS
 from shortcutbench.core.sweep import cells_of, gpt_cell_fields
+from shortcutbench.measuring.devices import torch_device
 from shortcutbench.measuring.gpt import GPTModel, layer_norm
 from shortcutbench.measuring.measure import DTYPES, configure_torch
 from shortcutbench.measuring.model import gelu_tanh, linear_init_bounds

@@ -39,7 +39,7 @@ SCHEMA = schema()
 # (and step outside of).  Annotations are harmless.
 UNDERSTOOD = {"type", "properties", "required", "additionalProperties", "propertyNames",
               "items", "minItems", "maxItems", "uniqueItems", "minimum", "maximum",
-              "exclusiveMinimum", "enum", "pattern", "anyOf"}
+              "exclusiveMinimum", "enum", "pattern", "anyOf", "contains", "const"}
 ANNOTATIONS = {"$schema", "$defs", "description", "default", "title", "examples"}
 
 
@@ -109,9 +109,13 @@ def valid(node, full=False):
         return st.text(max_size=8)
     if kind == "array":
         low = node.get("minItems", 0)
-        return st.lists(valid(node["items"], full), min_size=low,
-                        max_size=min(node.get("maxItems", LONGEST_LIST), max(low, LONGEST_LIST)),
-                        unique=node.get("uniqueItems", False))
+        lists = st.lists(valid(node["items"], full), min_size=low,
+                         max_size=min(node.get("maxItems", LONGEST_LIST), max(low, LONGEST_LIST)),
+                         unique=node.get("uniqueItems", False))
+        if "contains" in node:  # the one value the list must hold (a const):
+            must = node["contains"]["const"]  # in place of the first, so still unique
+            lists = lists.map(lambda items: items if must in items else [must, *items[1:]])
+        return lists
     if kind == "object":
         properties = node.get("properties", {})
         required = set(node.get("required", []))
