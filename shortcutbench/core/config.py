@@ -47,6 +47,10 @@ def _explain(error, schema):
             hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(known)}."
             lines.append(f"unknown config key {unknown!r}{where}: {hint}")
         return "\n  ".join(lines)
+    if error.validator == "contains" and "const" in error.schema["contains"]:
+        must = error.schema["contains"]["const"]
+        what = error.schema.get("description", "").strip()
+        return f"config key {key}: {error.instance!r} must include {must!r} ({what})."
     if error.validator == "required":
         return f"{error.message}: add it to the config (see config/config.yaml)."
     top = schema["properties"].get(error.absolute_path[0], {}) if error.absolute_path else {}
@@ -80,8 +84,13 @@ def _errors(config, schema):
         base, {"pattern": _full_pattern},
         type_checker=base.TYPE_CHECKER.redefine_many(
             {"integer": _is_integer, "number": _is_number}))
-    return sorted(strict(schema).iter_errors(config),
-                  key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    errors = list(strict(schema).iter_errors(config))
+    # A list whose item is already named as wrong does not also need "does
+    # not contain mlp": one message per mistake.
+    named = {tuple(e.absolute_path)[:-1] for e in errors if e.absolute_path}
+    errors = [e for e in errors
+              if not (e.validator == "contains" and tuple(e.absolute_path) in named)]
+    return sorted(errors, key=lambda e: (list(map(str, e.absolute_path)), e.message))
 
 
 COMMAND_LINE_HINT = ("Values given with --config are text, converted by the schema's types: "

@@ -277,7 +277,8 @@ def _(draw, config, path, node, value):
 def _(draw, config, path, node, value):
     # YAML reads `5.0` as a float; jsonschema calls 5.0 an integer, but the
     # sweep needs ints (range(depth), the chunk's path seeds~1-4).
-    bad = float(draw(st.integers(max(node.get("minimum", 0), 0), min(node.get("maximum", 99), 99))))
+    low = max(node.get("minimum", 0), 0)
+    bad = float(draw(st.integers(low, min(node.get("maximum", low + 99), low + 99))))
     return Case("whole float for an integer", replaced(config, path, bad), path,
                 [key_path(path) + ":", _type_message(node)])
 
