@@ -209,19 +209,19 @@ class GPTChunk:
     model: str = "gpt"
 
     @property
-    def study_prefix(self):
+    def study_prefix(self) -> str:
         return ""
 
     @property
-    def group_path(self):
+    def group_path(self) -> str:
         return (f"cells/model~gpt/device~{device_slug(self.device)}/dtype~{self.dtype}/"
                 f"width~{self.width}")
 
     @property
-    def name(self):
+    def name(self) -> str:
         return f"{self.group_path}/seeds~{seeds_slug(self.seeds)}"
 
-    def params(self):
+    def params(self) -> ChunkParams:
         return {"model": "gpt", "device": self.device, "dtype": self.dtype,
                 "width": self.width, "seeds": list(self.seeds), "blocks": list(self.blocks),
                 "shortcuts": list(self.shortcuts), "norms": list(self.norms),
@@ -229,10 +229,10 @@ class GPTChunk:
                 "context_length": self.context_length, "n_tokens": self.n_tokens,
                 "qkv_bias": self.qkv_bias}
 
-    def cells(self):
+    def cells(self) -> list[dict[str, Any]]:
         return cells_of(self.params())
 
-    def mem_mb(self):
+    def mem_mb(self) -> int:
         """Megabytes for its largest cell (core.gpt.gpt_mem_mb)."""
         return gpt_mem_mb(max(self.blocks), self.width, self.n_heads, self.vocab_size,
                           self.context_length, self.n_tokens, self.qkv_bias, self.dtype)
