@@ -24,7 +24,6 @@ from shortcutbench.analysis.partials_frame import (
     to_frames,
 )
 from shortcutbench.analysis.variants import (
-    ARM_AXES,
     BOOK_SCALE,
     VARIANT_AXES,
     arm_of,
@@ -67,14 +66,6 @@ def with_all_axes(gradients):
             fill[column] = Cell.__dataclass_fields__[column].default
     return gradients.assign(**fill)
 
-
-
-def select(frame, variant):
-    """The rows of one variant."""
-    mask = np.ones(len(frame), dtype=bool)
-    for axis in VARIANT_AXES:
-        mask &= (frame[axis] == variant[axis]).to_numpy()
-    return frame[mask]
 
 
 # ---------------------------------------------------------------- tables
@@ -259,14 +250,6 @@ def headline_table(data):
     rows.sort(key=order)
     return {"depth": deepest, "rows": rows, "main": 0 if rows else None,
             "main_variant": variant, "book_axes": book_axes}
-
-
-def headline_points(gradients):
-    """The per-seed values behind the headline (for its figure), from
-    records or the lines frame (the 50 smallest seeds of each group)."""
-    deepest = int(gradients["depth"].max())
-    first = gradients[(gradients["depth"] == deepest) & (gradients["layer"] == 0)]
-    return first[list(VARIANT_AXES) + list(ARM_AXES) + ["seed", "grad_abs_mean"]]
 
 
 def book_table(data):
