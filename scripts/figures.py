@@ -6,8 +6,8 @@ with job_log(snakemake.log[0]):
 
     if snakemake.rule == "figures_profile":
         figures.make_profiles(snakemake.input.summary, snakemake.input.lines,
-                              snakemake.params.variants, snakemake.params.stems,
-                              snakemake.input.partials)
+                              snakemake.input.tables, snakemake.params.stem,
+                              snakemake.output.numbers, snakemake.input.partials)
     else:
         figures.make_overview(snakemake.input.summary, snakemake.input.tables,
                               snakemake.params.stems, snakemake.params.axis_stems,

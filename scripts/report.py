@@ -10,8 +10,9 @@ with job_log(snakemake.log[0]):
     provenance.write(facts, snakemake.output.provenance)
     figures = {name: snakemake.input[name] for name in ("headline", "attenuation", "heatmap")}
     figures["training"] = snakemake.input.training[0] if snakemake.input.training else None
+    figures["profile"] = snakemake.input.profile
     render.write_report(snakemake.input.tables, figures, snakemake.input.profiles,
-                        snakemake.params.variants, facts, snakemake.output.html,
+                        facts, snakemake.output.html,
                         snakemake.input.laws,
                         dict(zip(snakemake.params.axes, snakemake.input.axes)),
                         gpt_path=snakemake.input.gpt[0] if snakemake.input.gpt else None,

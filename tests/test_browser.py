@@ -45,8 +45,9 @@ CONFIG = {
     "devices": ["cpu"],
     "activations": ["gelu_tanh", "relu"],
 }
-# headline (states), 2 axis effects, 4 profiles, attenuation, heat map
-N_IMAGES = 9
+# headline (states), 2 axis effects, the headline's profile, attenuation, heat
+# map; the picker draws the other three variants' profiles in the page
+N_IMAGES = 6
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +118,11 @@ def test_report_opens_offline_in_chromium(built, browser_context, tmp_path, widt
         assert seen["requests"] == [index.resolve().as_uri()]
         assert [m.text for m in seen["console"]] == [] and seen["errors"] == []
 
-        # the visible images (one profile: the picker shows one variant) are drawn
+        # the images are drawn
         images = page.eval_on_selector_all(
             "img", "els => els.filter(e => e.offsetParent !== null)"
                    ".map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
-        assert len(images) == N_IMAGES - 3
+        assert len(images) == N_IMAGES
         assert all(done and w > 0 and h > 0 for done, w, h in images), images
 
         text = page.inner_text("body")
@@ -145,22 +146,31 @@ def test_the_picker_shows_the_chosen_variant(built, browser_context):
     index = built / "report" / "index.html"
     page, seen = open_report(browser_context, index, 1280)
     try:
-        visible = ("() => [...document.querySelectorAll('[data-variant]')]"
+        visible = ("() => [...document.querySelectorAll('.variant')]"
                    ".filter(e => !e.hidden).map(e => e.dataset.variant)")
         assert page.is_visible("#picker")
-        assert page.evaluate(visible) == ["3|gelu_tanh"]  # the book's variant first
+        assert page.evaluate(visible) == ["3|gelu_tanh"]  # the book's variant's figure
         page.select_option("select[data-axis=width]", "8")
         page.select_option("select[data-axis=activation]", "relu")
+        # the picked variant is drawn from its numbers: one panel per depth
         assert page.evaluate(visible) == ["8|relu"]
-        shown = page.locator("[data-variant='8|relu'] img")
-        assert shown.is_visible()
-        assert "width 8 · relu" in page.inner_text("[data-variant='8|relu'] figcaption")
-        # loading="lazy": it loads once shown and near the viewport
-        shown.scroll_into_view_if_needed()
-        page.wait_for_function("() => { const e = document.querySelector("
-                               "\"[data-variant='8|relu'] img\"); "
-                               "return e.complete && e.naturalWidth > 0; }", timeout=5000)
+        drawn = page.locator("#profile-drawn svg")
+        assert drawn.is_visible()
+        assert drawn.get_attribute("aria-label") == "Gradient per layer — width 8 · relu"
+        assert page.eval_on_selector_all(
+            "#profile-drawn g.panel text[font-weight=bold]",
+            "els => els.map(e => e.textContent)") == [f"depth {d}" for d in CONFIG["depths"]]
+        box = drawn.bounding_box()
+        assert box["width"] > 600 and box["height"] > 200
+        # lines and bands are drawn where the numbers are finite
+        assert page.eval_on_selector_all("#profile-drawn path", "els => els.length") >= 8
+        assert "width 8 · relu" in page.inner_text("#profile-drawn figcaption")
+        drawn.scroll_into_view_if_needed()
         screenshot(page, Path(str(index.parent)), "report-picker.png")
+        # back to the book's variant: its figure again
+        page.select_option("select[data-axis=width]", "3")
+        page.select_option("select[data-axis=activation]", "gelu_tanh")
+        assert page.evaluate(visible) == ["3|gelu_tanh"]
         # a sortable table sorts: the headline's states by seeds, then back
         page.click("#headline table.sortable thead th:nth-child(1) button")
         assert page.get_attribute("#headline table.sortable thead th:nth-child(1)",
@@ -180,8 +190,8 @@ def test_without_script_the_page_shows_the_books_variant(built, browser_context,
     page, seen = open_report(browser_context, bare, 1280)
     try:
         shown = page.eval_on_selector_all(
-            "[data-variant]", "els => els.filter(e => e.offsetParent !== null)"
-                              ".map(e => e.dataset.variant)")
+            ".variant", "els => els.filter(e => e.offsetParent !== null)"
+                        ".map(e => e.dataset.variant)")
         assert shown == ["3|gelu_tanh"]
         assert not page.is_visible("#picker")
         assert seen["errors"] == []
@@ -232,11 +242,12 @@ def test_report_file_is_self_contained(built):
 
 def test_figures_are_saved_as_svg_and_png(built):
     figures = built / "results" / "figures"
-    for name in ("headline", "attenuation", "heatmap", "axis/width", "axis/activation"):
+    for name in ("headline", "attenuation", "heatmap", "axis/width", "axis/activation",
+                 "profile"):
         assert (figures / f"{name}.svg").stat().st_size > 1000
         assert (figures / f"{name}.png").stat().st_size > 1000
-    assert len(list((figures / "profile").rglob("*.svg"))) == 4
-    assert len(list((figures / "profile").rglob("*.png"))) == 4
+    numbers = json.loads((figures / "profiles.json").read_text())
+    assert len(numbers["variants"]) == 4
 
 
 def test_provenance_is_outside_results(built):

@@ -2,6 +2,7 @@
 alone (summary.csv, lines.csv, tables.json: tests/report_inputs.py builds
 them by hand), saved as SVG and PNG with the same bytes every time."""
 
+import json
 import struct
 import zlib
 
@@ -64,9 +65,8 @@ def drawn(tmp_path_factory):
         stems = {k: root / k for k in ("headline", "attenuation", "heatmap")}
         axis_stems = {axis: root / f"axis-{axis}" for axis in AXES.get(name, [])}
         figures.make_overview(root / "summary.csv", root / "tables.json", stems, axis_stems)
-        variants = data["sweep"]["variants"]
-        figures.make_profiles(root / "summary.csv", root / "lines.csv", variants,
-                              [root / f"profile{i}" for i in range(len(variants))])
+        figures.make_profiles(root / "summary.csv", root / "lines.csv", root / "tables.json",
+                              root / "profile", root / "profiles.json")
         out[name] = root, data
     return out
 
@@ -74,8 +74,7 @@ def drawn(tmp_path_factory):
 @pytest.mark.parametrize("sweep", sorted(SWEEPS))
 def test_every_figure_is_drawn_as_svg_and_png(drawn, sweep):
     root, data = drawn[sweep]
-    stems = ["headline", "attenuation", "heatmap"] + [
-        f"profile{i}" for i in range(len(data["sweep"]["variants"]))] + [
+    stems = ["headline", "attenuation", "heatmap", "profile"] + [
         f"axis-{axis}" for axis in AXES.get(sweep, [])]
     for stem in stems:
         svg = (root / f"{stem}.svg").read_bytes()
@@ -213,3 +212,27 @@ def test_png_text_chunks_reader():
                 + struct.pack(">I", zlib.crc32(kind + data)))
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"tEXt", b"Software\0x") + chunk(b"IEND", b"")
     assert png_text_chunks(png) == [b"Software"]
+
+
+def test_the_pages_numbers_are_the_figures(tmp_path):
+    # what the page's script draws for a picked variant: the same centre line,
+    # bands and at most 50 seeds as profile_figure, in log10 to 3 decimals
+    g = make_gradients(depths=(1, 3), seeds=tuple(range(60)), book=False)
+    summary = contract_summary(g)
+    lines = contract_lines(g)
+    arms = figures.arms_of(summary)
+    numbers = figures.profile_numbers(summary, lines, VARIANT, arms)
+    assert [p["depth"] for p in numbers["panels"]] == [1, 3]
+    panel = numbers["panels"][1]
+    assert [s["arm"] for s in panel["series"]] == [0, 1]  # without, then with shortcut
+    without = panel["series"][0]
+    rows = summary[(summary["depth"] == 3) & ~summary["shortcut"]].sort_values("layer")
+    assert without["centre"] == pytest.approx(rows["log10_mean"].tolist(), abs=5e-4)
+    assert [b[2] for b in without["bands"]] == [0.16, 0.32]  # 60 seeds: quantile bands
+    assert without["bands"][0][0] == pytest.approx(rows["q05"].tolist(), abs=5e-4)
+    assert len(without["lines"]) == 50 and all(len(line) == 3 for line in without["lines"])
+    # a dead seed (gradient 0) has no log10: None, which JSON writes as null
+    g.loc[(g["seed"] == 0) & (g["depth"] == 3), "grad_abs_mean"] = 0.0
+    numbers = figures.profile_numbers(contract_summary(g), contract_lines(g), VARIANT, arms)
+    assert numbers["panels"][1]["series"][0]["lines"][0] == [None, None, None]
+    json.dumps(numbers, allow_nan=False)

@@ -3,6 +3,7 @@ states (issue 12), subnormal marks, verdict styling, the variant picker and
 the SVGs made smaller for the page."""
 
 import copy
+import json
 import re
 
 import pytest
@@ -34,9 +35,11 @@ def made_tables(rows, variants=(VARIANT,)):
 
 
 def page_of(data):
+    numbers = {"arms": [{"label": "without shortcut", "color": "#de8f05"}],
+               "variants": [{"variant": v, "label": str(v), "panels": []}
+                            for v in data["sweep"]["variants"]]}
     figures = {"headline": TINY_SVG, "attenuation": TINY_SVG, "heatmap": TINY_SVG,
-               "profiles": [(v, TINY_SVG, f"p{i}.svg")
-                            for i, v in enumerate(data["sweep"]["variants"])]}
+               "profile": (TINY_SVG, "results/figures/profile.svg"), "profiles": numbers}
     return render.render(data, figures, PROVENANCE)
 
 
@@ -126,11 +129,25 @@ def test_the_picker_shows_the_headline_variant_without_script():
     wide = dict(VARIANT, width=8)
     data = made_tables(BOOK_AT_64, variants=(relu, VARIANT, wide))
     page = page_of(data)
-    blocks = re.findall(r'<div class="variant" data-variant="([^"]*)"( hidden)?>', page)
-    assert blocks == [("3|relu", " hidden"), ("3|gelu_tanh", ""), ("8|gelu_tanh", " hidden")]
+    # the headline's variant's figure shows; the drawn one waits for the script
+    assert re.findall(r'<div class="variant" id="profile-static" data-variant="([^"]*)">',
+                      page) == ["3|gelu_tanh"]
+    assert '<figure class="variant" id="profile-drawn" hidden>' in page
     assert '<div class="picker" id="picker" hidden>' in page
     assert re.search(r'<option value="gelu_tanh" selected>', page)
     assert "<noscript>" in page
+    # every variant's numbers, keyed as the picker keys them
+    embedded = re.search(r'<script type="application/json" id="profile-data">(.*?)</script>',
+                         page, re.S).group(1)
+    assert sorted(json.loads(embedded)["variants"]) == ["3|gelu_tanh", "3|relu", "8|gelu_tanh"]
+
+
+def test_embedded_numbers_cannot_end_their_script():
+    numbers = {"arms": [{"label": "</script><script>alert(1)</script>", "color": "#000"}],
+               "variants": [{"variant": VARIANT, "label": "x", "panels": []}]}
+    text = str(render.profile_script_data(numbers, ["width"]))
+    assert "<" not in text
+    assert json.loads(text)["arms"][0]["label"].startswith("</script>")
 
 
 def test_compact_svg_keeps_the_drawing_and_drops_the_bytes():

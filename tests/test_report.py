@@ -113,9 +113,10 @@ def render(gradients, config=None, svg=TINY_SVG):
     # as the report job reads it, with the issue-11 contract's additions (states, ...)
     data = json.loads(json.dumps(contract_tables(gradients)))
     variants = data["sweep"]["variants"]
+    numbers = {"arms": [], "variants": [{"variant": v, "label": str(v), "panels": []}
+                                        for v in variants]}
     figures = {"headline": svg, "attenuation": svg, "heatmap": svg,
-               "profiles": [(v, svg, f"results/figures/profile/{i}.svg")
-                            for i, v in enumerate(variants)]}
+               "profile": (svg, "results/figures/profile.svg"), "profiles": numbers}
     prov = dict(PROVENANCE, config=config or PROVENANCE["config"])
     return page.render(data, figures, prov)
 
@@ -403,8 +404,7 @@ def test_report_shows_each_finding_with_its_verdict_and_escapes_it():
     laws = json.loads(json.dumps(check_laws(partials)))  # as read from laws.json
     laws[0]["claim"] = "<script>alert(1)</script> claim"
     data = json.loads(json.dumps(report.tables(gradients)))
-    figures = {"headline": TINY_SVG, "attenuation": TINY_SVG, "heatmap": TINY_SVG,
-               "profiles": []}
+    figures = {"headline": TINY_SVG, "attenuation": TINY_SVG, "heatmap": TINY_SVG}
     html = page.render(data, figures, dict(PROVENANCE), laws)
     text = text_of(html)
     assert "What the sweep shows" in text

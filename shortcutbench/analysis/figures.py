@@ -13,8 +13,10 @@ figure and no file grows with the number of seeds:
 Two jobs draw them, side by side on two cores:
 
 * `make_profiles`: the gradient profile (mean |grad| per layer, log y) of
-  every variant (width, activation, init, norm, dtype, device), faceted by
-  depth, one colour per shortcut arm (without; with, per lambda and alpha).
+  the headline's variant, faceted by depth, one colour per shortcut arm
+  (without; with, per lambda and alpha); and every variant's profile as
+  numbers (results/figures/profiles.json) that the page's script draws for
+  the variant a reader picks: drawing 60 variants here cost ~0.25 s each.
 * `make_overview`: the cell states by depth of the headline's variant, the
   effect of each swept axis at the deepest depth, the attenuation with depth
   and the layer x depth heat map.
@@ -41,7 +43,7 @@ from shortcutbench.analysis.variants import (
     variant_label,
     variant_sort_key,
 )
-from shortcutbench.core.files import atomic_write, read_json
+from shortcutbench.core.files import atomic_write, read_json, write_json
 from shortcutbench.core.states import SMALLEST_NORMAL, STATES
 
 # seaborn's colorblind palette: orange without shortcut, blue with the book's
@@ -370,17 +372,11 @@ def _pow10(values):
 MAX_LINES = 50
 
 
-def profile_figure(summary, lines, variant, swept=(), arms=None):
-    """Mean |grad| per layer, one panel per depth.  Per arm: the geometric
-    mean over seeds (thick line); where there are BAND_MIN_SEEDS seeds or
-    more, the seeds' 5-95% (light) and 25-75% (dark) quantile bands, else
-    the 95% t-interval of the mean; at most MAX_LINES single seeds, faint."""
-    from matplotlib.collections import LineCollection
-    from matplotlib.ticker import MaxNLocator
-
-    setup()
+def profile_data(summary, lines, variant):
+    """One variant's profile, as both drawings use it: its depths, and per
+    (depth, arm) the summary's columns by layer ("centres") and at most
+    MAX_LINES single seeds' values, seeds x layers ("seeds")."""
     summ = select(summary, variant)
-    arms = arms or arms_of(summ)
     depths = sorted(int(d) for d in summ["depth"].unique())
     quantiles = all(q in summ.columns for q in QUANTILES)
     centres = {}
@@ -389,11 +385,32 @@ def profile_figure(summary, lines, variant, swept=(), arms=None):
         centres[key] = {c: g[c].to_numpy(dtype=float) for c in
                         ("layer", "n_finite", "log10_mean", "log10_ci95_low", "log10_ci95_high",
                          *(QUANTILES if quantiles else ()))}
-    seeds_of = {}
+    seeds = {}
     for key, g in _groups(select(lines, variant) if lines is not None else None).items():
         g = g.sort_values(["seed", "layer"])
-        values = _positive(g["grad_abs_mean"]).reshape(-1, key[0])
-        seeds_of[key] = values[:MAX_LINES]
+        seeds[key] = _positive(g["grad_abs_mean"]).reshape(-1, key[0])[:MAX_LINES]
+    return depths, centres, seeds
+
+
+def bands_of(line):
+    """The bands around a centre line: where every layer has BAND_MIN_SEEDS
+    seeds or more, the seeds' 5-95% (light) and 25-75% (dark) quantiles,
+    else the 95% t-interval of the mean; as (low column, high column, alpha)."""
+    if "q05" in line and np.nanmin(line["n_finite"]) >= BAND_MIN_SEEDS:
+        return [("q05", "q95", 0.16), ("q25", "q75", 0.32)]
+    return [("log10_ci95_low", "log10_ci95_high", 0.3)]
+
+
+def profile_figure(summary, lines, variant, swept=(), arms=None):
+    """Mean |grad| per layer, one panel per depth.  Per arm: the geometric
+    mean over seeds (thick line); its bands (bands_of); at most MAX_LINES
+    single seeds, faint."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.ticker import MaxNLocator
+
+    setup()
+    arms = arms or arms_of(select(summary, variant))
+    depths, centres, seeds_of = profile_data(summary, lines, variant)
     ncol = 4
     fig, axes = grid(len(depths), ncol, panel=(2.05, 1.45), top=0.95, bottom=0.6,
                      left=0.95, wspace=0.72, hspace=0.62, legend=len(arms))
@@ -420,10 +437,7 @@ def profile_figure(summary, lines, variant, swept=(), arms=None):
             anything |= bool(np.isfinite(centre).any())
             if not np.isfinite(centre).any():
                 continue
-            banded = quantiles and np.nanmin(line["n_finite"]) >= BAND_MIN_SEEDS
-            bands = ([("q05", "q95", 0.16), ("q25", "q75", 0.32)] if banded
-                     else [("log10_ci95_low", "log10_ci95_high", 0.3)])
-            for low, high, shade in bands:
+            for low, high, shade in bands_of(line):
                 lo, hi = _pow10(line[low]), _pow10(line[high])
                 if depth > 1:
                     ax.fill_between(x, lo, hi, color=color, alpha=shade, lw=0, zorder=2)
@@ -454,14 +468,51 @@ def profile_figure(summary, lines, variant, swept=(), arms=None):
     return fig
 
 
-def make_profiles(summary_path, lines_path, variants, stems, partials_path=None):
-    """Rule figures_profile: one profile figure per variant."""
+def _log10_list(values):
+    """log10 values rounded to 3 decimals (0.1% of a value, far finer than
+    a pixel of the drawing), None where not finite."""
+    return [round(float(v), 3) if np.isfinite(v) else None for v in values]
+
+
+def profile_numbers(summary, lines, variant, arms, swept=()):
+    """One variant's profile as numbers for the page's script, which draws
+    it like profile_figure: per depth, per arm (an index into `arms`), the
+    log10 of the centre line, of its bands and of the single seeds."""
+    depths, centres, seeds_of = profile_data(summary, lines, variant)
+    panels = []
+    for depth in depths:
+        series = []
+        for index, arm in enumerate(arms):
+            line = centres.get((depth, arm))
+            values = seeds_of.get((depth, arm), np.empty((0, depth)))
+            if line is None and not len(values):
+                continue
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logged = np.log10(values)
+            series.append({
+                "arm": index,
+                "centre": _log10_list(line["log10_mean"]) if line is not None else [],
+                "bands": [[_log10_list(line[low]), _log10_list(line[high]), shade]
+                          for low, high, shade in bands_of(line)] if line is not None else [],
+                "lines": [_log10_list(v) for v in logged]})
+        panels.append({"depth": depth, "series": series})
+    return {"variant": variant, "label": variant_label(variant, swept), "panels": panels}
+
+
+def make_profiles(summary_path, lines_path, tables_path, stem, json_path, partials_path=None):
+    """Rule figures_profile: the profile figure of the headline's variant
+    (stem.svg, stem.png), and every variant's profile as numbers
+    (json_path), which the page's variant picker draws."""
     summary = read_table(summary_path, partials_path)
     lines = read_table(lines_path, partials_path)
-    swept = [axis for axis in VARIANT_AXES if summary[axis].nunique() > 1]
+    data = read_json(tables_path)
+    swept = data["sweep"]["swept"]
+    variants = data["sweep"]["variants"]
     arms = arms_of(summary)
-    for variant, stem in zip(variants, stems):
-        save(profile_figure(summary, lines, variant, swept, arms), stem)
+    save(profile_figure(summary, lines, base_variant(data, variants), swept, arms), stem)
+    numbers = {"arms": [{"label": arms.label(arm), "color": arms.color(arm)} for arm in arms],
+               "variants": [profile_numbers(summary, lines, v, arms, swept) for v in variants]}
+    write_json(numbers, json_path, compact=True)
 
 
 # ---------------------------------------------------------------- overview

@@ -8,9 +8,11 @@ starts in a fraction of a second.
 The page's words about the headline are made here from the data
 (`headline_words`): what the cells at the deepest depth are (healthy,
 vanished, exploded, dead, non-finite), never a fixed sentence.  Two small
-inline scripts make it easier to read at many axes: a variant picker for the
-per-variant profiles (without script the headline's variant shows) and
-sortable tables.  Nothing is fetched from anywhere.
+inline scripts make it easier to read at many axes: a variant picker, which
+draws the picked variant's gradient profile from its numbers
+(results/figures/profiles.json, embedded; without script the headline's
+variant's figure shows), and sortable tables.  Nothing is fetched from
+anywhere.
 """
 
 import base64
@@ -359,10 +361,9 @@ def book_axes_text(tables):
 
 # ---------------------------------------------------------------- picker
 
-def picker(tables, profiles):
+def picker(tables, variants):
     """The variant picker: one <select> per swept axis, its values, and the
     variant the page shows without script (the headline's)."""
-    variants = [p["variant"] for p in profiles]
     axes = [a for a in VARIANT_AXES if len({str(v[a]) for v in variants}) > 1]
     base = headline_variant(tables)
     if base not in variants and variants:
@@ -375,13 +376,27 @@ def variant_key(variant, axes):
     return "|".join(str(variant[a]) for a in axes)
 
 
+def profile_script_data(numbers, axes):
+    """results/figures/profiles.json for the page's script, keyed as the
+    picker keys a variant, as JSON that is safe inside <script>."""
+    import json
+
+    from markupsafe import Markup
+
+    data = {"arms": numbers["arms"],
+            "variants": {variant_key(v["variant"], axes): v for v in numbers["variants"]}}
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return Markup(text.replace("<", "\\u003c"))
+
+
 def render(tables, figures, provenance, laws=None, gpt=None):
     """The report as one HTML string.
 
     tables: results/tables.json (read_json()).
     figures: {"headline"|"attenuation"|"heatmap"|"training": svg bytes or None,
               "axes": [(axis, svg bytes, svg path), ...],
-              "profiles": [(variant dict, svg bytes, svg path), ...]}.
+              "profile": (svg bytes, svg path) of the headline's variant, or None,
+              "profiles": results/figures/profiles.json (read_json()) or None}.
     provenance: what provenance.gather() returned.
     laws: the findings of results/laws.json (shortcutbench.laws), or None.
     gpt: the GPT section's numbers (results/gpt.json) with "fig": {name: svg
@@ -396,12 +411,14 @@ def render(tables, figures, provenance, laws=None, gpt=None):
 
     fig = {name: figure(figures.get(name))
            for name in ("headline", "attenuation", "heatmap", "training")}
-    profiles = [figure(svg, str(path), variant=v, label=variant_label(v, swept))
-                for v, svg, path in figures.get("profiles", [])]
-    pick = picker(tables, profiles)
-    for p in profiles:
-        p["key"] = variant_key(p["variant"], pick["axes"])
-        p["base"] = p["variant"] == pick["base"]
+    numbers = figures.get("profiles") or {"arms": [], "variants": []}
+    pick = picker(tables, [v["variant"] for v in numbers["variants"]])
+    svg, path = figures.get("profile") or (None, None)
+    profile = figure(svg, path and str(path), variant=pick["base"],
+                     label=variant_label(pick["base"], swept) if pick["base"] else "",
+                     key=variant_key(pick["base"], pick["axes"]) if pick["base"] else "",
+                     n=len(numbers["variants"]),
+                     data=profile_script_data(numbers, pick["axes"]))
     axes = [figure(svg, str(path), axis=axis) for axis, svg, path in figures.get("axes", [])]
     headline = tables["headline"]
     main = headline["rows"][headline["main"]] if headline["rows"] else None
@@ -413,7 +430,7 @@ def render(tables, figures, provenance, laws=None, gpt=None):
                                  default_flow_style=None, width=88)
     template = environment().get_template("report.html.j2")
     return template.render(
-        t=tables, main=main, swept=swept, fig=fig, profiles=profiles, picker=pick,
+        t=tables, main=main, swept=swept, fig=fig, profile=profile, picker=pick,
         axis_figures=axes, prov=provenance, config_yaml=config_yaml,
         book_gradients=BOOK_GRADIENTS, laws=laws, words=headline_words(tables),
         states=state_rows(tables), book_axes=book_axes_text(tables), base=base,
@@ -423,15 +440,19 @@ def render(tables, figures, provenance, laws=None, gpt=None):
         gpt=gpt and {**gpt, "fig": {name: figure(svg) for name, svg in gpt["fig"].items()}})
 
 
-def write_report(tables_path, figure_paths, profile_paths, variants, provenance, html_path,
+def write_report(tables_path, figure_paths, profiles_path, provenance, html_path,
                  laws_path=None, axis_paths=None, gpt_path=None, gpt_figures=None):
     """The report job: tables + figure files + provenance (+ findings) -> report/index.html.
+    figure_paths: {"headline"|"attenuation"|"heatmap"|"training"|"profile": svg path};
+    profiles_path: results/figures/profiles.json, every variant's profile as numbers;
     axis_paths: {axis: svg path} of the axis-effect figures."""
     def read(path):
         return Path(path).read_bytes() if path else None
 
-    figures = {name: read(path) for name, path in figure_paths.items()}
-    figures["profiles"] = [(v, read(p), str(p)) for v, p in zip(variants, profile_paths)]
+    figures = {name: read(path) for name, path in figure_paths.items() if name != "profile"}
+    profile = figure_paths.get("profile")
+    figures["profile"] = (read(profile), str(profile)) if profile else None
+    figures["profiles"] = read_json(profiles_path) if profiles_path else None
     figures["axes"] = [(axis, read(p), str(p)) for axis, p in (axis_paths or {}).items()]
     laws = read_json(laws_path) if laws_path else None
     gpt = None

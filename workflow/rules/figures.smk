@@ -1,37 +1,8 @@
 # The report's figures, drawn from the merged results in two jobs that run
-# side by side: the gradient profiles (results/summary.csv, results/lines.csv),
+# side by side: the gradient profile (results/summary.csv, results/lines.csv),
 # and the overview (cell states, axis effects, attenuation, heat map) from
 # results/summary.csv and results/tables.json, the numbers the report prints.
 # Neither reads the tidy records: no figure grows with the number of seeds.
-import itertools
-
-from shortcutbench.core.sweep import device_slug
-
-# One profile figure per variant: every combination of the axes that are not
-# depth, seed or shortcut (the main sweep's; studies are not in the report).
-FIGURE_VARIANTS = [
-    {
-        "width": width,
-        "activation": activation,
-        "init": init,
-        "norm": norm,
-        "dtype": dtype,
-        "device": device,
-    }
-    for width, activation, init, norm, dtype, device in itertools.product(
-        sorted(SWEEP["widths"]),
-        SWEEP["activations"],
-        SWEEP["inits"],
-        SWEEP["norms"],
-        SWEEP["dtypes"],
-        SWEEP["devices"],
-    )
-]
-PROFILE_STEMS = [
-    f"results/figures/profile/device~{device_slug(v['device'])}/dtype~{v['dtype']}/"
-    f"activation~{v['activation']}/init~{v['init']}/norm~{v['norm']}/width~{v['width']}"
-    for v in FIGURE_VARIANTS
-]
 OVERVIEW_FIGURES = ("headline", "attenuation", "heatmap")
 # The axes beyond depth, seed and the shortcut flag that the main sweep varies:
 # one "axis effects" figure each.
@@ -55,28 +26,27 @@ AXIS_STEMS = {axis: f"results/figures/axis/{axis}" for axis in SWEPT_AXES}
 
 
 rule figures_profile:
-    """The gradient profile of every variant: mean |grad| per layer, one
-    panel per depth, one colour per shortcut arm."""
+    """The gradient profile of the headline's variant (mean |grad| per layer,
+    one panel per depth, one colour per shortcut arm), and every variant's
+    profile as numbers, which the report's variant picker draws."""
     input:
         summary="results/summary.csv",
         lines="results/lines.csv",
-        # the sha256 of both, recorded by the merge, checked before drawing
+        # the headline's variant and the sweep's variants
+        tables="results/tables.json",
+        # the sha256 of summary.csv and lines.csv, recorded by the merge,
+        # checked before drawing
         partials="results/partials.json",
     output:
-        svg=[
-            report(
-                f"{stem}.svg",
-                caption="../report/profile.rst",
-                category="Figures",
-                subcategory="Gradient profile",
-                labels={
-                    "figure": "gradient profile",
-                    **{k: str(v) for k, v in variant.items()},
-                },
-            )
-            for variant, stem in zip(FIGURE_VARIANTS, PROFILE_STEMS)
-        ],
-        png=[f"{stem}.png" for stem in PROFILE_STEMS],
+        svg=report(
+            "results/figures/profile.svg",
+            caption="../report/profile.rst",
+            category="Figures",
+            subcategory="Gradient profile",
+            labels={"figure": "gradient profile"},
+        ),
+        png="results/figures/profile.png",
+        numbers="results/figures/profiles.json",
     log:
         "logs/figures_profile.log",
     benchmark:
@@ -84,8 +54,7 @@ rule figures_profile:
     conda:
         "../../environment.yml"
     params:
-        variants=FIGURE_VARIANTS,
-        stems=PROFILE_STEMS,
+        stem=lambda wildcards, output: os.path.splitext(output.svg)[0],
     script:
         "../../scripts/figures.py"
 

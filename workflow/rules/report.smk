@@ -15,7 +15,9 @@ rule report:
         headline="results/figures/headline.svg",
         attenuation="results/figures/attenuation.svg",
         heatmap="results/figures/heatmap.svg",
-        profiles=[f"{stem}.svg" for stem in PROFILE_STEMS],
+        # the headline's variant's profile, and every variant's as numbers
+        profile="results/figures/profile.svg",
+        profiles="results/figures/profiles.json",
         axes=[f"{stem}.svg" for stem in AXIS_STEMS.values()],
         laws="results/laws.json",
         training=["results/figures/training.svg"] if TRAINING_JOBS else [],
@@ -40,7 +42,6 @@ rule report:
     conda:
         "../../environment.yml"
     params:
-        variants=FIGURE_VARIANTS,
         axes=list(AXIS_STEMS),
         config=config,
         devices=SWEEP["devices"],

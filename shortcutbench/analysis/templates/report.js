@@ -1,23 +1,195 @@
-/* shortcutbench report: the variant picker and sortable tables.  Inline,
-   loads nothing; without it the page shows the headline's variant. */
+/* shortcutbench report: the variant picker, which draws the picked
+   variant's profile, and sortable tables.  Inline, loads nothing; without it
+   the page shows the headline's variant's figure. */
 (function () {
   "use strict";
   var each = function (list, f) { Array.prototype.forEach.call(list, f); };
 
+  /* The picked variant's gradient profile, drawn as SVG from its numbers
+     (#profile-data: results/figures/profiles.json, log10 values) in the
+     layout of the static figure: one panel per depth, thick line = the
+     geometric mean over seeds, shaded = its bands, faint = single seeds. */
+  var NS = "http://www.w3.org/2000/svg";
+  var node = function (name, attrs, parent, text) {
+    var e = document.createElementNS(NS, name);
+    Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (text !== undefined) { e.textContent = text; }
+    if (parent) { parent.appendChild(e); }
+    return e;
+  };
+  var SUPERSCRIPT = "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079";
+  var decade = function (e) {   /* 10 with its exponent as superscript: 10⁻³ */
+    return "10" + String(e).split("").map(function (c) {
+      return c === "-" ? "\u207b" : SUPERSCRIPT[+c];
+    }).join("");
+  };
+  var finite = function (v) { return v !== null && isFinite(v); };
+  var range = function (series) {  /* the finite log10 values' [min, max], or null */
+    var lo = Infinity, hi = -Infinity;
+    var take = function (list) {
+      list.forEach(function (v) { if (finite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); } });
+    };
+    series.forEach(function (s) {
+      take(s.centre);
+      s.bands.forEach(function (b) { take(b[0]); take(b[1]); });
+      s.lines.forEach(take);
+    });
+    return lo <= hi ? [lo, hi] : null;
+  };
+  var runs = function (n, ok) {  /* the runs of consecutive indices where ok(i) */
+    var out = [], run = [];
+    for (var i = 0; i < n; i++) {
+      if (ok(i)) { run.push(i); } else if (run.length) { out.push(run); run = []; }
+    }
+    if (run.length) { out.push(run); }
+    return out;
+  };
+  var path = function (xs, ys, idx) {
+    return idx.map(function (i, k) {
+      return (k ? "L" : "M") + xs(i).toFixed(1) + " " + ys(i).toFixed(1);
+    }).join("");
+  };
+  var xStep = function (depth) {  /* at most 5 integer ticks: 1, 2, 5, 10, 20, ... */
+    var steps = [1, 2, 5];
+    for (var scale = 1; ; scale *= 10) {
+      for (var k = 0; k < 3; k++) {
+        if ((depth - 1) / (steps[k] * scale) <= 4) { return steps[k] * scale; }
+      }
+    }
+  };
+  var COLUMNS = 4, CELL_W = 250, CELL_H = 186, TOP = 64;
+  var PLOT = {left: 62, right: 14, top: 24, height: 120};
+
+  var panel = function (svg, p, arms, x0, y0, first, bottom) {
+    var g = node("g", {"class": "panel"}, svg);
+    var w = CELL_W - PLOT.left - PLOT.right, h = PLOT.height;
+    var left = x0 + PLOT.left, top = y0 + PLOT.top;
+    node("text", {x: left + w / 2, y: y0 + 14, "text-anchor": "middle", "font-weight": "bold"},
+         g, "depth " + p.depth);
+    node("rect", {x: left, y: top, width: w, height: h, fill: "none", stroke: "#bbb"}, g);
+    var yr = range(p.series);
+    if (!yr) {
+      node("text", {x: left + w / 2, y: top + h / 2, "text-anchor": "middle", fill: "#555"},
+           g, "no finite, non-zero gradient");
+      return;
+    }
+    var lo = yr[0], hi = yr[1];
+    if (hi - lo < 1) { lo -= (1 - (hi - lo)) / 2; hi = lo + 1; }
+    var margin = (hi - lo) * 0.06;
+    lo -= margin; hi += margin;
+    var pad = p.depth <= 2 ? 0.5 : 0.03 * p.depth;
+    var xs = function (i) { return left + (i + pad) / (p.depth - 1 + 2 * pad) * w; };
+    var ys = function (v) { return top + (hi - v) / (hi - lo) * h; };
+    var first_e = Math.ceil(lo), last_e = Math.floor(hi);
+    var every = Math.max(1, Math.ceil((last_e - first_e + 1) / 4));
+    for (var e = first_e; e <= last_e; e++) {
+      if ((e - first_e) % every) { continue; }
+      node("line", {x1: left, x2: left + w, y1: ys(e), y2: ys(e), stroke: "#e4e4e4"}, g);
+      node("text", {x: left - 5, y: ys(e) + 4, "text-anchor": "end"}, g, decade(e));
+    }
+    var step = xStep(p.depth);
+    for (var t = 0; t < p.depth; t += step) {
+      node("text", {x: xs(t), y: top + h + 15, "text-anchor": "middle"}, g, String(t));
+    }
+    if (first) {
+      node("text", {x: x0 + 12, y: top + h / 2, "text-anchor": "middle",
+                    transform: "rotate(-90 " + (x0 + 12) + " " + (top + h / 2) + ")"}, g, "mean |grad|");
+    }
+    if (bottom) {
+      node("text", {x: left + w / 2, y: top + h + 33, "text-anchor": "middle"}, g, "layer");
+    }
+    p.series.forEach(function (s) {
+      var color = arms[s.arm].color;
+      var faint = s.lines.length <= 12 ? 0.16 : 0.09;
+      s.lines.forEach(function (line) {
+        if (p.depth === 1) {
+          if (finite(line[0])) {
+            node("circle", {cx: xs(0), cy: ys(line[0]), r: 2, fill: color, "fill-opacity": 0.25}, g);
+          }
+          return;
+        }
+        runs(line.length, function (i) { return finite(line[i]); }).forEach(function (idx) {
+          node("path", {d: path(xs, function (i) { return ys(line[i]); }, idx), fill: "none",
+                        stroke: color, "stroke-opacity": faint, "stroke-width": 0.8}, g);
+        });
+      });
+      s.bands.forEach(function (b) {
+        var low = b[0], high = b[1];
+        var ok = function (i) { return finite(low[i]) && finite(high[i]); };
+        if (p.depth === 1) {
+          if (ok(0)) {
+            node("line", {x1: xs(0), x2: xs(0), y1: ys(low[0]), y2: ys(high[0]), stroke: color,
+                          "stroke-width": 1.5}, g);
+          }
+          return;
+        }
+        runs(low.length, ok).forEach(function (idx) {
+          var back = idx.slice().reverse();
+          var d = path(xs, function (i) { return ys(high[i]); }, idx) +
+                  path(xs, function (i) { return ys(low[i]); }, back).replace(/^M/, "L") + "Z";
+          node("path", {d: d, fill: color, "fill-opacity": b[2], stroke: "none"}, g);
+        });
+      });
+      var c = s.centre;
+      runs(c.length, function (i) { return finite(c[i]); }).forEach(function (idx) {
+        node("path", {d: path(xs, function (i) { return ys(c[i]); }, idx), fill: "none",
+                      stroke: color, "stroke-width": 2}, g);
+        if (p.depth <= 8) {
+          idx.forEach(function (i) {
+            node("circle", {cx: xs(i), cy: ys(c[i]), r: 3, fill: color}, g);
+          });
+        }
+      });
+    });
+  };
+
+  var drawProfile = function (variant, arms) {
+    var n = variant.panels.length, cols = Math.max(1, Math.min(COLUMNS, n));
+    var rows = Math.ceil(n / cols);
+    var width = cols * CELL_W + 8, height = TOP + rows * CELL_H;
+    var title = "Gradient per layer \u2014 " + variant.label;
+    var svg = node("svg", {viewBox: "0 0 " + width + " " + height, width: width, height: height,
+                           role: "img", "aria-label": title, "font-size": 12,
+                           "font-family": "inherit", fill: "#222"});
+    node("text", {x: width / 2, y: 18, "text-anchor": "middle", "font-weight": "bold",
+                  "font-size": 13}, svg, title);
+    /* the legend, centred: a swatch and a label (about 6.9 px a character) per arm */
+    var entry = function (arm) { return 28 + arm.label.length * 6.9 + 24; };
+    var x = (width - arms.reduce(function (sum, arm) { return sum + entry(arm); }, 0)) / 2;
+    arms.forEach(function (arm) {
+      node("line", {x1: x, x2: x + 22, y1: 38, y2: 38, stroke: arm.color, "stroke-width": 2.5}, svg);
+      node("text", {x: x + 28, y: 42}, svg, arm.label);
+      x += entry(arm);
+    });
+    variant.panels.forEach(function (p, i) {
+      var col = i % cols, row = Math.floor(i / cols);
+      panel(svg, p, arms, col * CELL_W, TOP + row * CELL_H, col === 0, i + cols >= n);
+    });
+    return svg;
+  };
+
   var picker = document.getElementById("picker");
-  if (picker) {
+  var dataNode = document.getElementById("profile-data");
+  if (picker && dataNode) {
+    var data = JSON.parse(dataNode.textContent);
     var selects = picker.querySelectorAll("select");
-    var panels = document.querySelectorAll("[data-variant]");
+    var still = document.getElementById("profile-static");
+    var drawn = document.getElementById("profile-drawn");
     var missing = document.getElementById("variant-missing");
     var show = function () {
       var key = Array.prototype.map.call(selects, function (s) { return s.value; }).join("|");
-      var found = false;
-      each(panels, function (panel) {
-        var on = panel.getAttribute("data-variant") === key;
-        panel.hidden = !on;
-        found = found || on;
-      });
-      missing.hidden = found;
+      var variant = data.variants[key];
+      var base = key === still.getAttribute("data-variant");
+      still.hidden = !base;
+      drawn.hidden = base || !variant;
+      missing.hidden = Boolean(variant);
+      if (variant && !base) {
+        var box = drawn.querySelector(".drawn");
+        while (box.firstChild) { box.removeChild(box.firstChild); }
+        box.appendChild(drawProfile(variant, data.arms));
+        drawn.setAttribute("data-variant", key);
+        drawn.querySelector(".variant-label").textContent = variant.label;
+      }
     };
     each(selects, function (s) { s.addEventListener("change", show); });
     picker.hidden = false;
