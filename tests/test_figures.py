@@ -221,7 +221,7 @@ def test_the_pages_numbers_are_the_figures(tmp_path):
     summary = contract_summary(g)
     lines = contract_lines(g)
     arms = figures.arms_of(summary)
-    numbers = figures.profile_numbers(summary, lines, VARIANT, arms)
+    numbers = figures.profile_numbers(figures.profile_data(summary, lines), VARIANT, arms)
     assert [p["depth"] for p in numbers["panels"]] == [1, 3]
     panel = numbers["panels"][1]
     assert [s["arm"] for s in panel["series"]] == [0, 1]  # without, then with shortcut
@@ -233,6 +233,7 @@ def test_the_pages_numbers_are_the_figures(tmp_path):
     assert len(without["lines"]) == 50 and all(len(line) == 3 for line in without["lines"])
     # a dead seed (gradient 0) has no log10: None, which JSON writes as null
     g.loc[(g["seed"] == 0) & (g["depth"] == 3), "grad_abs_mean"] = 0.0
-    numbers = figures.profile_numbers(contract_summary(g), contract_lines(g), VARIANT, arms)
+    profiles = figures.profile_data(contract_summary(g), contract_lines(g))
+    numbers = figures.profile_numbers(profiles, VARIANT, arms)
     assert numbers["panels"][1]["series"][0]["lines"][0] == [None, None, None]
     json.dumps(numbers, allow_nan=False)

@@ -372,24 +372,41 @@ def _pow10(values):
 MAX_LINES = 50
 
 
-def profile_data(summary, lines, variant):
-    """One variant's profile, as both drawings use it: its depths, and per
-    (depth, arm) the summary's columns by layer ("centres") and at most
-    MAX_LINES single seeds' values, seeds x layers ("seeds")."""
-    summ = select(summary, variant)
-    depths = sorted(int(d) for d in summ["depth"].unique())
-    quantiles = all(q in summ.columns for q in QUANTILES)
-    centres = {}
-    for key, g in _groups(summ).items():
-        g = g.sort_values("layer")
-        centres[key] = {c: g[c].to_numpy(dtype=float) for c in
-                        ("layer", "n_finite", "log10_mean", "log10_ci95_low", "log10_ci95_high",
-                         *(QUANTILES if quantiles else ()))}
-    seeds = {}
-    for key, g in _groups(select(lines, variant) if lines is not None else None).items():
-        g = g.sort_values(["seed", "layer"])
-        seeds[key] = _positive(g["grad_abs_mean"]).reshape(-1, key[0])[:MAX_LINES]
-    return depths, centres, seeds
+PROFILE_COLUMNS = ("layer", "n_finite", "log10_mean", "log10_ci95_low", "log10_ci95_high")
+
+
+def variant_tuple(variant):
+    return tuple(variant[axis] for axis in VARIANT_AXES)
+
+
+def profile_data(summary, lines):
+    """Every variant's profile as both drawings use it, in one pass over
+    each table: {variant_tuple: (depths, centres, seeds)}, where per
+    (depth, arm) `centres` holds the summary's columns by layer and `seeds`
+    at most MAX_LINES single seeds' values, seeds x layers."""
+    by = [*VARIANT_AXES, "depth", *ARM_COLUMNS]
+    quantiles = QUANTILES if all(q in summary.columns for q in QUANTILES) else ()
+    out = {}
+
+    def entry(key):
+        n = len(VARIANT_AXES)
+        return out.setdefault(tuple(key[:n]), (set(), {}, {})), int(key[n]), _arm(key[n + 1:])
+
+    # Sorted once, grouped once: positions within a group follow the layers
+    # (and the seeds), and numpy arrays are cut by them, not frames.
+    summ = summary.sort_values([*by, "layer"], kind="stable")
+    columns = {c: summ[c].to_numpy(dtype=float) for c in (*PROFILE_COLUMNS, *quantiles)}
+    for key, rows in summ.groupby(by, sort=False).indices.items():
+        (depths, centres, _), depth, arm = entry(key)
+        depths.add(depth)
+        centres[(depth, arm)] = {c: values[rows] for c, values in columns.items()}
+    if lines is not None and len(lines):
+        lines = lines.sort_values([*by, "seed", "layer"], kind="stable")
+        grads = _positive(lines["grad_abs_mean"])
+        for key, rows in lines.groupby(by, sort=False).indices.items():
+            (_, _, seeds), depth, arm = entry(key)
+            seeds[(depth, arm)] = grads[rows].reshape(-1, depth)[:MAX_LINES]
+    return {v: (sorted(depths), centres, seeds) for v, (depths, centres, seeds) in out.items()}
 
 
 def bands_of(line):
@@ -409,8 +426,11 @@ def profile_figure(summary, lines, variant, swept=(), arms=None):
     from matplotlib.ticker import MaxNLocator
 
     setup()
-    arms = arms or arms_of(select(summary, variant))
-    depths, centres, seeds_of = profile_data(summary, lines, variant)
+    summary = select(summary, variant)
+    arms = arms or arms_of(summary)
+    lines = select(lines, variant) if lines is not None else None
+    depths, centres, seeds_of = profile_data(summary, lines).get(variant_tuple(variant),
+                                                                 ([], {}, {}))
     ncol = 4
     fig, axes = grid(len(depths), ncol, panel=(2.05, 1.45), top=0.95, bottom=0.6,
                      left=0.95, wspace=0.72, hspace=0.62, legend=len(arms))
@@ -474,11 +494,12 @@ def _log10_list(values):
     return [round(float(v), 3) if np.isfinite(v) else None for v in values]
 
 
-def profile_numbers(summary, lines, variant, arms, swept=()):
+def profile_numbers(profiles, variant, arms, swept=()):
     """One variant's profile as numbers for the page's script, which draws
     it like profile_figure: per depth, per arm (an index into `arms`), the
-    log10 of the centre line, of its bands and of the single seeds."""
-    depths, centres, seeds_of = profile_data(summary, lines, variant)
+    log10 of the centre line, of its bands and of the single seeds.
+    profiles: what profile_data returned."""
+    depths, centres, seeds_of = profiles.get(variant_tuple(variant), ([], {}, {}))
     panels = []
     for depth in depths:
         series = []
@@ -510,8 +531,9 @@ def make_profiles(summary_path, lines_path, tables_path, stem, json_path, partia
     variants = data["sweep"]["variants"]
     arms = arms_of(summary)
     save(profile_figure(summary, lines, base_variant(data, variants), swept, arms), stem)
+    profiles = profile_data(summary, lines)
     numbers = {"arms": [{"label": arms.label(arm), "color": arms.color(arm)} for arm in arms],
-               "variants": [profile_numbers(summary, lines, v, arms, swept) for v in variants]}
+               "variants": [profile_numbers(profiles, v, arms, swept) for v in variants]}
     write_json(numbers, json_path, compact=True)
 
 
