@@ -2,7 +2,8 @@
 
 - core imports neither torch nor pandas (it runs where Snakemake builds the DAG);
 - measuring never loads pandas, seaborn, matplotlib, Snakemake or the analysis side;
-- analysis never loads torch (it would pay ~1.7 s of import for nothing).
+- analysis never loads torch (it would pay ~1.7 s of import for nothing);
+- the laws never load scipy.stats (~0.9 s of import, a third of their job).
 """
 
 import pkgutil
@@ -76,3 +77,7 @@ def test_core_source_never_imports_torch_or_pandas(module):
 @pytest.mark.parametrize("module", modules_of("analysis"))
 def test_analysis_source_never_imports_torch(module):
     assert "torch" not in imported_names(module)
+
+
+def test_the_laws_do_not_load_scipy_stats():
+    assert "scipy.stats" not in loaded_after_import("shortcutbench.analysis.laws")
