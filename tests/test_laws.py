@@ -144,7 +144,7 @@ def test_the_spread_is_the_variance_of_the_first_layers_log10(laws, sweep_record
 
 def test_linear_fit_is_scipys_linregress_bit_for_bit():
     """The spread's regression, done without scipy.stats (its import alone
-    costs the laws job ~0.9 s), gives linregress's numbers exactly."""
+    costs the laws job ~0.4 s), gives linregress's numbers exactly."""
     from scipy import stats
 
     rng = np.random.default_rng(0)

@@ -21,7 +21,7 @@ plain network and lambda = 1 the main sweep's shortcut.  Both are tested on
 the measurement itself (tests/test_model.py,
 test_lambda_zero_is_no_shortcut_and_lambda_one_is_the_books_shortcut).
 
-pandas and numpy only (no scipy.stats: ~0.9 s of import, for one regression);
+pandas and numpy only (no scipy.stats: ~0.4 s of import, for one regression);
 the predictions come from shortcutbench.analysis.theory.
 """
 
