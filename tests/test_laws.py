@@ -21,6 +21,7 @@ from shortcutbench.analysis.laws import (
     check_laws,
     format_gap,
     known_reason,
+    linear_fit,
     log_interval,
     training_finding,
     verdict,
@@ -139,6 +140,22 @@ def test_the_spread_is_the_variance_of_the_first_layers_log10(laws, sweep_record
     logs = np.log10(usable(first))
     assert row[cols.index("seeds")] == len(logs)
     assert row[cols.index("var_log10_grad")] == pytest.approx(np.var(logs, ddof=1), rel=1e-12)
+
+
+def test_linear_fit_is_scipys_linregress_bit_for_bit():
+    """The spread's regression, done without scipy.stats (its import alone
+    costs the laws job ~0.4 s), gives linregress's numbers exactly."""
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    x = rng.random(9)
+    for y in (0.3 + 0.1 * x + rng.normal(0, 0.05, 9), rng.random(9), 2 * x + 1,
+              np.full(9, 0.5)):
+        fit = stats.linregress(x, y)
+        ours = linear_fit(x, y)
+        expected = (fit.slope, fit.intercept, fit.rvalue, fit.stderr)
+        assert all(a == b or (math.isnan(a) and math.isnan(b))
+                   for a, b in zip(ours, expected)), (ours, expected)
 
 
 def equal_numbers(a, b, path="laws"):

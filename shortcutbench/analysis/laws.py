@@ -21,13 +21,13 @@ plain network and lambda = 1 the main sweep's shortcut.  Both are tested on
 the measurement itself (tests/test_model.py,
 test_lambda_zero_is_no_shortcut_and_lambda_one_is_the_books_shortcut).
 
-pandas and numpy only; the predictions come from shortcutbench.analysis.theory.
+pandas and numpy only (no scipy.stats: ~0.4 s of import, for one regression);
+the predictions come from shortcutbench.analysis.theory.
 """
 
 import math
 
 import numpy as np
-from scipy import stats
 
 from shortcutbench.analysis import intervals, theory
 from shortcutbench.analysis.partials_frame import only_model
@@ -527,6 +527,23 @@ def norm_finding(partials):
                             + FACTOR_COLUMNS)}
 
 
+def linear_fit(x, y):
+    """Least squares y = intercept + slope x over n > 2 points: (slope,
+    intercept, r, standard error of the slope), by scipy.stats.linregress's
+    own formulas (same bits) without its import."""
+    if np.amax(x) == np.amin(x):
+        raise ValueError("Cannot calculate a linear regression if all x values are identical")
+    ssxm, ssxym, _, ssym = np.cov(x, y, bias=1).flat
+    if ssym == 0.0:  # y constant: no correlation to speak of
+        r = np.nan if ssxym == 0 else 0.0
+    else:
+        r = min(max(ssxym / np.sqrt(ssxm * ssym), -1.0), 1.0)
+    slope = ssxym / ssxm
+    intercept = np.mean(y) - slope * np.mean(x)
+    stderr = np.sqrt((1 - r ** 2) * ssym / ssxm / (len(x) - 2))
+    return slope, intercept, r, stderr
+
+
 def spread_finding(partials):
     name, frames = _varying(partials, "width", at_least=3)
     base = {"key": "spread", "title": "Seed-to-seed spread",
@@ -552,14 +569,14 @@ def spread_finding(partials):
             "at least 3 depth/width pairs with 3+ seeds and shortcut: [false]")}
     x = np.array([r["sum_inv_width"] for r in rows])
     y = np.array([r["var_log10_grad"] for r in rows])
-    fit = stats.linregress(x, y)
-    half = intervals.t975(len(rows) - 2) * fit.stderr
-    r2 = fit.rvalue ** 2
-    grows = fit.slope - half > 0
+    slope, intercept, r, stderr = linear_fit(x, y)
+    half = intervals.t975(len(rows) - 2) * stderr
+    r2 = r ** 2
+    grows = slope - half > 0
     return {**base, "sweep": name,
-            "measured": (f"var(log10 grad of layer 0) = {fit.intercept:.3g} + {fit.slope:.3g} "
-                         f"x sum 1/n (95% CI of the slope {fit.slope - half:.3g}-"
-                         f"{fit.slope + half:.3g}), R^2 = {r2:.2f} over {len(rows)} depth/width "
+            "measured": (f"var(log10 grad of layer 0) = {intercept:.3g} + {slope:.3g} "
+                         f"x sum 1/n (95% CI of the slope {slope - half:.3g}-"
+                         f"{slope + half:.3g}), R^2 = {r2:.2f} over {len(rows)} depth/width "
                          f"pairs, no shortcut"),
             "verdict": ("confirmed" if grows and r2 >= 0.7 else
                         "partly: it grows, but not linearly" if grows else "not confirmed"),

@@ -215,5 +215,5 @@ def merge_sweep(partial_paths, records_paths, chunk_params, band, partials_path,
     # What the figures read, checked there against these (core.store.verify).
     merged["files_sha256"] = {Path(path).name: sha256_of(path)
                               for path in (summary_path, lines_path)}
-    write_json(merged, partials_path)
+    write_json(merged, partials_path, compact=True)  # megabytes, read by programs only
     return merged

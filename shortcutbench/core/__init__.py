@@ -1,1 +1,2 @@
-"""The torch-free, pandas-free core: records, sweep, config, files, devices, book."""
+"""The torch-free, pandas-free core: records, sweep, config, files, devices, book,
+imports."""

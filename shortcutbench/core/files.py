@@ -103,15 +103,19 @@ def job_log(path: PathLike) -> Iterator[TextIO]:
 
 
 def write_json(data, path: PathLike, compact: bool = False) -> None:
-    """`data` as JSON (indented with sorted keys; `compact`: no whitespace,
-    keys as given), written atomically; same data, same bytes.  NaN and
-    infinity are written as JSON's common extension (NaN, Infinity): a
-    measurement may hold them."""
+    """`data` as JSON (indented with sorted keys, for people; `compact`: no
+    whitespace, keys as given, for machines), written atomically; same
+    data, same bytes.  NaN and infinity are written as JSON's common
+    extension (NaN, Infinity): a measurement may hold them."""
     import json
 
-    layout = {"separators": (",", ":")} if compact else {"indent": 1, "sort_keys": True}
     with atomic_write(path) as f:
-        json.dump(data, f, allow_nan=True, default=str, **layout)
+        if compact:
+            # json.dumps without indent runs in C; json.dump to a file is pure
+            # Python, ~3x slower (0.27 s against 0.10 s for a 6 MB partials.json).
+            f.write(json.dumps(data, allow_nan=True, default=str, separators=(",", ":")))
+        else:
+            json.dump(data, f, allow_nan=True, default=str, indent=1, sort_keys=True)
         f.write("\n")
 
 
