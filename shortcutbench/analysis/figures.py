@@ -44,6 +44,7 @@ from shortcutbench.analysis.variants import (
     variant_sort_key,
 )
 from shortcutbench.core.files import atomic_write, read_json, write_json
+from shortcutbench.core.imports import blocked_imports
 from shortcutbench.core.states import SMALLEST_NORMAL, STATES
 
 # seaborn's colorblind palette: orange without shortcut, blue with the book's
@@ -185,22 +186,15 @@ def _import_seaborn():
     """
     if "seaborn" in sys.modules:
         return sys.modules["seaborn"]
-    blocked = [name for name in ("scipy.stats", "scipy.cluster") if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None
     try:
-        import seaborn
+        with blocked_imports("scipy.stats", "scipy.cluster"):
+            import seaborn
+        return seaborn
     except ImportError:
-        seaborn = None
-    finally:
-        for name in blocked:
-            if sys.modules.get(name, 0) is None:
-                del sys.modules[name]
-    if seaborn is None:
         for name in [m for m in sys.modules if m == "seaborn" or m.startswith("seaborn.")]:
             del sys.modules[name]
         import seaborn
-    return seaborn
+        return seaborn
 
 
 _THEMED = []
