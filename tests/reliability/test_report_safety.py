@@ -40,16 +40,24 @@ CSS_REFERENCE = re.compile(r"""url\(\s*['"]?([^'")]*)|@import\s+['"]?([^'";\s]+)
 # What in inline code (a <script> or an on... attribute) loads, sends or
 # points at something, or makes code or markup from strings: network calls,
 # navigation, markup and attributes that load, a string that starts with a
-# scheme or '//', elements other than plain ones created.  A pattern cannot
-# follow obfuscated code, so the report test also pins the page's one script
-# to the package's own report.js.
+# scheme or '//' (but SVG's namespace name, which is never fetched), elements
+# other than plain ones created (SVG shapes, by the SVG namespace, are plain;
+# the names of SVG elements that load or run are found wherever they appear).
+# A pattern cannot follow obfuscated code, so the report test also pins the
+# page's one script to the package's own report.js.
 CODE_REFERENCE = re.compile(
     r"""\b(fetch|XMLHttpRequest|WebSocket|EventSource|sendBeacon|importScripts|import|"""
     r"""Worker|SharedWorker|serviceWorker|RTCPeerConnection|location|open|write|writeln|"""
     r"""eval|Function|innerHTML|outerHTML|insertAdjacentHTML|createContextualFragment|"""
     r"""srcdoc|src|href|srcset|action|formAction|poster|background|cookie)\b"""
-    r"""|\bcreateElement(?:NS)?\s*\(\s*(?!['"](?:button|span|div|option)['"])[^)]*"""
-    r"""|['"`]\s*(?:[a-z][a-z0-9+.-]*:|//)[^'"`]*|url\(""")
+    r"""|\bcreateElement(?:NS)?\s*\(\s*(?!['"](?:button|span|div|option)['"])(?!SVG_NS\s*,)"""
+    r"""[^)]*"""
+    r"""|['"](?:script|iframe|frame|object|embed|foreignObject|image|use)['"]"""
+    r"""|['"`]\s*(?!http://www\.w3\.org/2000/svg['"`])(?:[a-z][a-z0-9+.-]*:|//)[^'"`]*"""
+    r"""|url\(""")
+# A <script> of these types is data, which no browser runs (the page's
+# profile numbers): its text is kept apart from the code.
+DATA_SCRIPT_TYPES = ("application/json",)
 REPORT_JS = (Path(render.__file__).with_name("templates") / "report.js").read_text()
 
 
@@ -61,7 +69,8 @@ class References(html.parser.HTMLParser):
         super().__init__(convert_charrefs=True)
         self.found = []  # (where, value)
         self.code = []  # (where, inline code): <script> bodies, on... attributes
-        self._in_style = self._in_script = False
+        self.data = []  # the text of <script>s that hold data (DATA_SCRIPT_TYPES)
+        self._in_style = self._in_script = self._in_data = False
 
     def handle_starttag(self, tag, attrs):
         for name, value in attrs:
@@ -78,19 +87,22 @@ class References(html.parser.HTMLParser):
             elif tag == "meta" and name == "content" and "url=" in value.lower():
                 self.found.append(("<meta refresh>", value.lower().split("url=", 1)[1]))
         self._in_style = tag == "style"
-        self._in_script = tag == "script"
+        self._in_script = tag == "script" and dict(attrs).get("type") not in DATA_SCRIPT_TYPES
         if self._in_script:
             self.code.append(("<script>", ""))
+        self._in_data = tag == "script" and not self._in_script
 
     def handle_startendtag(self, tag, attrs):
         self.handle_starttag(tag, attrs)
-        self._in_style = self._in_script = False
+        self._in_style = self._in_script = self._in_data = False
 
     def handle_endtag(self, tag):
-        self._in_style = self._in_script = False
+        self._in_style = self._in_script = self._in_data = False
 
     def handle_data(self, data):
-        if self._in_style:
+        if self._in_data:
+            self.data.append(data)
+        elif self._in_style:
             self._css("<style>", data)
         elif self._in_script:
             where, code = self.code[-1]
@@ -144,11 +156,18 @@ def inline_code(document):
 
 
 def assert_only_its_own_script(page):
-    """The page runs one piece of code: the package's report.js, inline."""
+    """The page runs one piece of code: the package's report.js, inline; a
+    second <script>, if any, is the profile numbers, JSON data."""
     code = inline_code(page)
     assert [where for where, _ in code] == ["<script>"], [where for where, _ in code]
     assert code[0][1].strip() == REPORT_JS.strip(), "the page's script is not report.js"
-    assert page.lower().count("<script") == 1
+    scripts = re.findall(r"<script[^>]*>", page, re.I)
+    assert scripts[0] == "<script>" and scripts[1:] in (
+        [], ['<script type="application/json" id="profile-data">']), scripts
+    parser = References()
+    parser.feed(page)
+    for data in parser.data:
+        json.loads(data)  # data, not code
 
 
 def test_the_scanner_finds_what_it_must():
@@ -166,18 +185,23 @@ def test_the_scanner_finds_what_it_must():
       <script>document.body.appendChild(document.createElement("iframe"));</script>
       <script>import("./m.js");</script><img alt="" onerror="location = u">
       <script>document.getElementById("t").innerHTML = "<img>";</script>
+      <script>var e = document.createElementNS(SVG_NS, "script");</script>
+      <script>var n = "http://www.w3.org/2000/svgx";</script>
+      <script type="application/json">{{"src": "not code"}}</script>
       </body></html>"""
     found, _ = external_references(page)
     values = [v for _, v in found]
     for expected in ("https://cdn/x.css", "//evil/a.png", "x.css", "http://x", "app.js",
                      "file:///etc/passwd", "report2.html", "a.png", "http://x/y.png",
                      '"https://evil/c', "sendBeacon", "src", 'createElement("iframe"',
-                     "import", "location", "innerHTML"):
+                     "import", "location", "innerHTML", '"script"',
+                     '"http://www.w3.org/2000/svgx'):
         assert expected in values, expected
     assert "#ok" not in values
     # the page's own script is plain DOM work: nothing in it is found
     assert external_references(f"<script>\n{REPORT_JS}</script>")[0] == []
-    assert [w for w, _ in inline_code(page)] == ["<script>"] * 5 + ["<img onerror>", "<script>"]
+    assert [w for w, _ in inline_code(page)] == (["<script>"] * 5 + ["<img onerror>"]
+                                                 + ["<script>"] * 3)
 
 
 @pytest.mark.slow

@@ -9,9 +9,9 @@
      (#profile-data: results/figures/profiles.json, log10 values) in the
      layout of the static figure: one panel per depth, thick line = the
      geometric mean over seeds, shaded = its bands, faint = single seeds. */
-  var NS = "http://www.w3.org/2000/svg";
+  var SVG_NS = "http://www.w3.org/2000/svg";  /* a name, never fetched */
   var node = function (name, attrs, parent, text) {
-    var e = document.createElementNS(NS, name);
+    var e = document.createElementNS(SVG_NS, name);
     Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
     if (text !== undefined) { e.textContent = text; }
     if (parent) { parent.appendChild(e); }
