@@ -74,15 +74,40 @@ def stage_seconds(workdir):
     return seconds
 
 
+# Snakemake's own cost, apart from any job's work: a workflow of one job that
+# does nothing.  Snakemake 9.27 waits up to 1 s more before it exits: its job
+# rate limiter (--max-jobs-per-timespan, at least 1 s) re-checks by a timer
+# thread that the interpreter waits for.
+ONE_JOB = """
+rule nothing:
+    output: "done"
+    script: "nothing.py"
+"""
+
+
+def snakemake_alone(workdir):
+    """Wall seconds of Snakemake running ONE_JOB from a clean directory."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    (workdir / "Snakefile").write_text(ONE_JOB)
+    (workdir / "nothing.py").write_text("open(snakemake.output[0], 'w').close()\n")
+    started = time.perf_counter()
+    subprocess.run([str(BIN / "snakemake"), "--cores", "2", "-q"], cwd=workdir, env=ENV,
+                   check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def goal_workflow_vs_floor(scratch, config, target, repeats, label):
     cells = n_cells(config)
     print(f"\n== {label}: {cells} cells, {repeats} repeats, 2 cores ==")
-    times = {"workflow": [], "floor (book-style)": [], "floor (measure_cell)": []}
+    times = {"workflow": [], "floor (book-style)": [], "floor (measure_cell)": [],
+             "snakemake alone (1 job)": []}
     stages = []
     for i in range(repeats):
         workdir = scratch / f"{label}-{i}"
         shutil.rmtree(workdir, ignore_errors=True)
         times["workflow"].append(snakemake(workdir, config, *target)[0])
+        times["snakemake alone (1 job)"].append(snakemake_alone(scratch / "one-job"))
         stages.append(stage_seconds(workdir))
         times["floor (book-style)"].append(
             floor(config, "measure_cell_book_style", scratch / "floor.csv"))
