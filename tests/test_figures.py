@@ -237,3 +237,17 @@ def test_the_pages_numbers_are_the_figures(tmp_path):
     numbers = figures.profile_numbers(profiles, VARIANT, arms)
     assert numbers["panels"][1]["series"][0]["lines"][0] == [None, None, None]
     json.dumps(numbers, allow_nan=False)
+
+
+def test_many_variants_get_fewer_lines_on_the_page(monkeypatch):
+    g = make_gradients(depths=(4,), seeds=tuple(range(30)), book=False)
+    profiles = figures.profile_data(contract_summary(g), contract_lines(g))
+    # 2 arms x 30 seeds x 4 layers = 240 values: all of them fit
+    assert figures.page_lines(profiles) == figures.MAX_LINES
+    monkeypatch.setattr(figures, "PAGE_LINE_VALUES", 100)
+    assert figures.page_lines(profiles) == 12  # 2 x 12 x 4 = 96 <= 100
+    arms = figures.arms_of(contract_summary(g))
+    numbers = figures.profile_numbers(profiles, VARIANT, arms, lines=12)
+    assert [len(s["lines"]) for s in numbers["panels"][0]["series"]] == [12, 12]
+    monkeypatch.setattr(figures, "PAGE_LINE_VALUES", 3)
+    assert figures.page_lines(profiles) == 0

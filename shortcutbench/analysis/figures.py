@@ -45,6 +45,7 @@ from shortcutbench.analysis.variants import (
 )
 from shortcutbench.core.files import atomic_write, read_json, write_json
 from shortcutbench.core.imports import blocked_imports
+from shortcutbench.core.partials import LINES
 from shortcutbench.core.states import SMALLEST_NORMAL, STATES
 
 # seaborn's colorblind palette: orange without shortcut, blue with the book's
@@ -363,7 +364,7 @@ def _pow10(values):
 
 # ---------------------------------------------------------------- profile
 
-MAX_LINES = 50
+MAX_LINES = LINES  # the single seeds the partial results keep per group
 
 
 PROFILE_COLUMNS = ("layer", "n_finite", "log10_mean", "log10_ci95_low", "log10_ci95_high")
@@ -488,18 +489,33 @@ def _log10_list(values):
     return [round(float(v), 3) if np.isfinite(v) else None for v in values]
 
 
-def profile_numbers(profiles, variant, arms, swept=()):
+# The single-seed values the page holds at most (~6 bytes each): with many
+# variants, fewer seeds' lines per depth and arm, so that the page stays small.
+PAGE_LINE_VALUES = 300_000
+
+
+def page_lines(profiles):
+    """How many single seeds per (depth, arm) the page gets: MAX_LINES, or
+    fewer where every variant's lines would hold more than PAGE_LINE_VALUES."""
+    shapes = [values.shape for _, _, seeds in profiles.values() for values in seeds.values()]
+    for lines in range(MAX_LINES, 0, -1):
+        if sum(min(n, lines) * depth for n, depth in shapes) <= PAGE_LINE_VALUES:
+            return lines
+    return 0
+
+
+def profile_numbers(profiles, variant, arms, swept=(), lines=MAX_LINES):
     """One variant's profile as numbers for the page's script, which draws
     it like profile_figure: per depth, per arm (an index into `arms`), the
-    log10 of the centre line, of its bands and of the single seeds.
-    profiles: what profile_data returned."""
+    log10 of the centre line, of its bands and of at most `lines` single
+    seeds.  profiles: what profile_data returned."""
     depths, centres, seeds_of = profiles.get(variant_tuple(variant), ([], {}, {}))
     panels = []
     for depth in depths:
         series = []
         for index, arm in enumerate(arms):
             line = centres.get((depth, arm))
-            values = seeds_of.get((depth, arm), np.empty((0, depth)))
+            values = seeds_of.get((depth, arm), np.empty((0, depth)))[:lines]
             if line is None and not len(values):
                 continue
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -526,8 +542,10 @@ def make_profiles(summary_path, lines_path, tables_path, stem, json_path, partia
     arms = arms_of(summary)
     save(profile_figure(summary, lines, base_variant(data, variants), swept, arms), stem)
     profiles = profile_data(summary, lines)
+    shown = page_lines(profiles)
     numbers = {"arms": [{"label": arms.label(arm), "color": arms.color(arm)} for arm in arms],
-               "variants": [profile_numbers(profiles, v, arms, swept) for v in variants]}
+               "lines": shown,
+               "variants": [profile_numbers(profiles, v, arms, swept, shown) for v in variants]}
     write_json(numbers, json_path, compact=True)
 
 

@@ -417,7 +417,7 @@ def render(tables, figures, provenance, laws=None, gpt=None):
     profile = figure(svg, path and str(path), variant=pick["base"],
                      label=variant_label(pick["base"], swept) if pick["base"] else "",
                      key=variant_key(pick["base"], pick["axes"]) if pick["base"] else "",
-                     n=len(numbers["variants"]),
+                     n=len(numbers["variants"]), lines=numbers.get("lines"),
                      data=profile_script_data(numbers, pick["axes"]))
     axes = [figure(svg, str(path), axis=axis) for axis, svg, path in figures.get("axes", [])]
     headline = tables["headline"]
