@@ -44,7 +44,7 @@ ENV = snakemake_environment()
 FLOOR = textwrap.dedent("""
     import sys, itertools
     sys.path.insert(0, {repo!r})
-    from shortcutbench.measuring.measure import {function}, configure_torch, write_records
+    from shortcutbench.measuring.measure import {function}, configure_torch, write_chunk
     from shortcutbench.core.records import Cell
     configure_torch()
     config = {config!r}
@@ -52,7 +52,7 @@ FLOOR = textwrap.dedent("""
     for depth, width, seed, shortcut in itertools.product(
             config["depths"], config["widths"], config["seeds"], config["shortcut"]):
         records += {function}(Cell(depth, width, seed, shortcut))
-    write_records(records, {out!r})
+    write_chunk(records, {out!r})
 """)
 
 

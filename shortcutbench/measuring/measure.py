@@ -25,6 +25,7 @@ from shortcutbench.core.host import cpu_name
 from shortcutbench.core.partials import chunk_partials, write_partial
 from shortcutbench.core.records import Cell, Record, branch_value, record_fields
 from shortcutbench.core.states import DEFAULT_BAND
+from shortcutbench.core.imports import blocked_imports
 from shortcutbench.core.store import write_records  # one Parquet file per chunk
 from shortcutbench.core.sweep import ChunkParams, cells_of
 from shortcutbench.measuring.devices import torch_device
@@ -220,6 +221,17 @@ def machine_facts(device):
     return facts
 
 
+def write_chunk(records, path):
+    """store.write_records with pandas kept out of this process: pyarrow
+    imports pandas (~0.26 s of a measuring job) only to learn that lists
+    are not pandas objects.  pyarrow then takes pandas as absent for such
+    checks for the rest of the process (a pandas Series it is given later
+    converts as a plain sequence): the measuring side never has pandas
+    (tests/test_walls.py).  Returns the file's sha256."""
+    with blocked_imports("pandas"):
+        return write_records(records, path)
+
+
 def run_chunk(params: ChunkParams, records_path: PathLike, machine_path: PathLike,
               progress: TextIO | None = sys.stderr, partial_path: PathLike | None = None,
               band: float = DEFAULT_BAND) -> None:
@@ -240,7 +252,7 @@ def run_chunk(params: ChunkParams, records_path: PathLike, machine_path: PathLik
         records = measure_cells(cells, progress)
     # The records file's sha256, recorded in the partial results: every later
     # reader checks the file against it (core.store.verify).
-    sha256 = write_records(records, records_path)
+    sha256 = write_chunk(records, records_path)
     meta = {"chunk": params, "cells": len(cells), "started": started,
             "seconds": round(time.time() - started, 3), **machine_facts(params["device"])}
     if partial_path is not None:
