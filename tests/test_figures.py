@@ -13,6 +13,7 @@ from report_inputs import contract_lines, contract_summary, write_inputs
 from test_report import make_gradients
 
 from shortcutbench.analysis import figures, render
+from shortcutbench.analysis.variants import headline_variant
 
 VARIANT = {"width": 3, "activation": "gelu_tanh", "init": "pytorch", "norm": "none",
            "dtype": "float32", "device": "cpu"}
@@ -148,7 +149,7 @@ def test_branch_scales_are_labelled_alpha(tmp_path):
 def test_axis_effect_holds_the_other_axes_at_the_headline_variant(drawn):
     root, data = drawn["variants"]
     summary = figures.read_table(root / "summary.csv")
-    base = figures.base_variant(data, data["sweep"]["variants"])
+    base = headline_variant(data)
     assert base["width"] == 3 and base["device"] == "cpu"
     deepest, xs, series, reference = figures.axis_effect(summary, data["states"], "width", base)
     assert deepest == 9 and xs == [3, 32] and reference is None
@@ -162,7 +163,7 @@ def test_axis_effect_holds_the_other_axes_at_the_headline_variant(drawn):
     root, data = drawn["scales"]
     summary = figures.read_table(root / "summary.csv")
     _, xs, series, reference = figures.axis_effect(summary, data["states"], "shortcut_scale",
-                                                   figures.base_variant(data, [VARIANT]))
+                                                   headline_variant(data))
     assert xs == [0.5, 1.0, 1.5] and list(series) == [figures.BOOK_ARM]
     assert reference is not None
 

@@ -38,10 +38,10 @@ from shortcutbench.analysis.variants import (
     arm_label,
     arm_sort_key,
     branch_text,
+    headline_variant,
     heatmap_variants,
     overview_variants,
     variant_label,
-    variant_sort_key,
 )
 from shortcutbench.core.files import atomic_write, read_json, write_json
 from shortcutbench.core.imports import blocked_imports
@@ -347,16 +347,6 @@ def _groups(frame, by=("depth",)):
     return out
 
 
-def base_variant(tables, variants):
-    """The headline's variant (the book's value on every axis that has it),
-    else the first variant."""
-    rows = tables.get("headline", {}).get("rows") or []
-    main = tables.get("headline", {}).get("main")
-    if rows and main is not None:
-        return rows[main]["variant"]
-    return sorted(variants, key=variant_sort_key)[0] if variants else None
-
-
 def _pow10(values):
     with np.errstate(over="ignore", invalid="ignore"):
         return 10.0 ** np.asarray(values, dtype=float)
@@ -540,7 +530,7 @@ def make_profiles(summary_path, lines_path, tables_path, stem, json_path, partia
     swept = data["sweep"]["swept"]
     variants = data["sweep"]["variants"]
     arms = arms_of(summary)
-    save(profile_figure(summary, lines, base_variant(data, variants), swept, arms), stem)
+    save(profile_figure(summary, lines, headline_variant(data), swept, arms), stem)
     profiles = profile_data(summary, lines)
     shown = page_lines(profiles)
     numbers = {"arms": [{"label": arms.label(arm), "color": arms.color(arm)} for arm in arms],
@@ -876,7 +866,7 @@ def make_overview(summary_path, tables_path, stems, axis_stems=None, partials_pa
     data = read_json(tables_path)
     swept = data["sweep"]["swept"]
     variants = data["sweep"]["variants"]
-    base = base_variant(data, variants)
+    base = headline_variant(data)
     arms = arms_of(summary)
     states = data.get("states")
     if states and states.get("rows"):

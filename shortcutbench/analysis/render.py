@@ -28,6 +28,7 @@ from shortcutbench.analysis.variants import (
     arm_label,
     arm_sort_key,
     describe_seeds,
+    headline_variant,
     heatmap_variants,
     overview_variants,
     variant_label,
@@ -229,14 +230,6 @@ def deepest_states(tables):
     rows = [r for r in rows if int(r["depth"]) == deepest]
     return sorted(rows, key=lambda r: (r["variant"] != base, variant_sort_key(r["variant"]),
                                        arm_sort_key(_arm_dict(_row_arm(r)))))
-
-
-def headline_variant(tables):
-    hl = tables.get("headline") or {}
-    if hl.get("rows") and hl.get("main") is not None:
-        return hl["rows"][hl["main"]]["variant"]
-    variants = tables["sweep"].get("variants") or []
-    return sorted(variants, key=variant_sort_key)[0] if variants else None
 
 
 # Which unhealthy state names a mixed arm, on equal counts.

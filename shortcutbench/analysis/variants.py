@@ -134,3 +134,14 @@ def heatmap_variants(variants, base, limit=2):
     if len(variants) <= limit or base is None:
         return variants
     return [base]
+
+
+def headline_variant(tables):
+    """The variant of the headline, the book section, the overview figures
+    and the profile figure (the book's value on every axis that has it:
+    tables.main_choice), from results/tables.json; else the first variant."""
+    headline = tables.get("headline") or {}
+    if headline.get("rows") and headline.get("main") is not None:
+        return headline["rows"][headline["main"]]["variant"]
+    variants = tables["sweep"].get("variants") or []
+    return sorted(variants, key=variant_sort_key)[0] if variants else None

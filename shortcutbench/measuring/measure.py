@@ -22,10 +22,10 @@ import torch.nn.functional as F
 
 from shortcutbench.core.files import write_json
 from shortcutbench.core.host import cpu_name
+from shortcutbench.core.imports import blocked_imports
 from shortcutbench.core.partials import chunk_partials, write_partial
 from shortcutbench.core.records import Cell, Record, branch_value, record_fields
 from shortcutbench.core.states import DEFAULT_BAND
-from shortcutbench.core.imports import blocked_imports
 from shortcutbench.core.store import write_records  # one Parquet file per chunk
 from shortcutbench.core.sweep import ChunkParams, cells_of
 from shortcutbench.measuring.devices import torch_device

@@ -220,8 +220,8 @@ def test_the_scanner_finds_what_it_must():
     for expected in ("https://cdn/x.css", "//evil/a.png", "x.css", "http://x", "app.js",
                      "file:///etc/passwd", "report2.html", "a.png", "http://x/y.png",
                      '"https://evil/c', "sendBeacon", "src", 'createElement("iframe"',
-                     "import", "location", "innerHTML", 'createElementNS(SVG_NS, ["scr", "ipt"].join(""',
-                     '"http://www.w3.org/2000/svgx', "SVG_NS =", 'node("image"', "node(kind",
+                     "import", "location", "innerHTML",
+                     'createElementNS(SVG_NS, ["scr", "ipt"].join(""', '"http://www.w3.org/2000/svgx', "SVG_NS =", 'node("image"', "node(kind",
                      "{onload:", 'setAttribute("on', "fetch"):
         assert expected in values, expected
     assert "#ok" not in values
