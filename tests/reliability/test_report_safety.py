@@ -221,7 +221,8 @@ def test_the_scanner_finds_what_it_must():
                      "file:///etc/passwd", "report2.html", "a.png", "http://x/y.png",
                      '"https://evil/c', "sendBeacon", "src", 'createElement("iframe"',
                      "import", "location", "innerHTML",
-                     'createElementNS(SVG_NS, ["scr", "ipt"].join(""', '"http://www.w3.org/2000/svgx', "SVG_NS =", 'node("image"', "node(kind",
+                     'createElementNS(SVG_NS, ["scr", "ipt"].join(""',
+                     '"http://www.w3.org/2000/svgx', "SVG_NS =", 'node("image"', "node(kind",
                      "{onload:", 'setAttribute("on', "fetch"):
         assert expected in values, expected
     assert "#ok" not in values
