@@ -158,8 +158,8 @@ def read_table(path, partials_path=None):
 RC = {
     # Same data -> same bytes: a fixed salt for the SVG's ids, no dates.
     "svg.hashsalt": "shortcutbench",
-    # Text as text, not as glyph paths: half the size of a figure (the page
-    # holds one per variant), selectable; the font list ends in sans-serif.
+    # Text as text, not as glyph paths: half the size of a figure, and
+    # selectable; the font list ends in sans-serif.
     "svg.fonttype": "none",
     "figure.dpi": 100,
     "savefig.dpi": 150,
@@ -334,18 +334,6 @@ def _sci(x):
 
 
 # ---------------------------------------------------------------- helpers
-
-def _groups(frame, by=("depth",)):
-    """{(group values..., arm triple): sub-frame} over `by` and the arm columns."""
-    out = {}
-    if frame is None or not len(frame):
-        return out
-    for key, g in frame.groupby(list(by) + list(ARM_COLUMNS), sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        head = tuple(int(k) if isinstance(k, (np.integer,)) else k for k in key[:len(by)])
-        out[(*head, _arm(key[len(by):]))] = g
-    return out
-
 
 def _pow10(values):
     with np.errstate(over="ignore", invalid="ignore"):

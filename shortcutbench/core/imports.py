@@ -30,7 +30,9 @@ def blocked_imports(*names: str) -> Iterator[None]:
     """Within the block, importing any of `names` (or a submodule) that is
     not loaded yet raises ModuleNotFoundError; after it, they import as
     usual.  A finder, not None in sys.modules: Cython code (pyarrow's)
-    takes None found in sys.modules for the module itself."""
+    takes None found in sys.modules for the module itself.  The finder is
+    the process's: another thread importing a blocked name meanwhile is
+    refused too, so block only around work no other thread imports for."""
     refuse = _Refuse([name for name in names if name not in sys.modules])
     sys.meta_path.insert(0, refuse)
     try:

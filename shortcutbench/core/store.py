@@ -171,7 +171,8 @@ def read_records(path: PathLike, expected_sha256: str | None = None) -> pyarrow.
     try:
         # One file, read by pyarrow's file reader: pq.read_table would load
         # pyarrow.dataset, and with it pandas (~0.45 s a job, for nothing).
-        table = pq.ParquetFile(path, page_checksum_verification=True).read()
+        with pq.ParquetFile(path, page_checksum_verification=True) as chunk:
+            table = chunk.read()
     except (pa.ArrowException, OSError) as error:
         raise corrupt(path, f"cannot be read as Parquet ({error})") from None
     if table.schema.remove_metadata() != schema().remove_metadata():

@@ -98,6 +98,8 @@
     if (bottom) {
       node("text", {x: left + w / 2, y: top + h + 33, "text-anchor": "middle"}, g, "layer");
     }
+    /* as the static figure stacks them: every arm's single seeds, then
+       every arm's bands, then every arm's centre line on top */
     p.series.forEach(function (s) {
       var color = arms[s.arm].color;
       var faint = s.lines.length <= 12 ? 0.16 : 0.09;
@@ -113,6 +115,9 @@
                         stroke: color, "stroke-opacity": faint, "stroke-width": 0.8}, g);
         });
       });
+    });
+    p.series.forEach(function (s) {
+      var color = arms[s.arm].color;
       s.bands.forEach(function (b) {
         var low = b[0], high = b[1];
         var ok = function (i) { return finite(low[i]) && finite(high[i]); };
@@ -130,7 +135,9 @@
           node("path", {d: d, fill: color, "fill-opacity": b[2], stroke: "none"}, g);
         });
       });
-      var c = s.centre;
+    });
+    p.series.forEach(function (s) {
+      var color = arms[s.arm].color, c = s.centre;
       runs(c.length, function (i) { return finite(c[i]); }).forEach(function (idx) {
         node("path", {d: path(xs, function (i) { return ys(c[i]); }, idx), fill: "none",
                       stroke: color, "stroke-width": 2}, g);
@@ -143,27 +150,47 @@
     });
   };
 
+  /* about how wide a text is drawn at the figure's 12 px */
+  var textWidth = function (text, size) { return text.length * (size || 12) * 0.58; };
+  var LEGEND_COLUMNS = 3, LEGEND_ROW = 20, MIN_WIDTH = 720;
+
   var drawProfile = function (variant, arms) {
     var n = variant.panels.length, cols = Math.max(1, Math.min(COLUMNS, n));
-    var rows = Math.ceil(n / cols);
-    var width = cols * CELL_W + 8, height = TOP + rows * CELL_H;
+    var rows = Math.max(1, Math.ceil(n / cols));
     var title = "Gradient per layer \u2014 " + variant.label;
+    /* the legend: a swatch and a label per arm, LEGEND_COLUMNS to a row, centred */
+    var entry = function (arm) { return 28 + textWidth(arm.label) + 24; };
+    var legendRows = [];
+    for (var a = 0; a < arms.length; a += LEGEND_COLUMNS) {
+      legendRows.push(arms.slice(a, a + LEGEND_COLUMNS));
+    }
+    var widest = Math.max.apply(null, legendRows.map(function (row) {
+      return row.reduce(function (sum, arm) { return sum + entry(arm); }, 0);
+    }).concat([textWidth(title, 13) + 20, MIN_WIDTH, cols * CELL_W + 8]));
+    var width = Math.ceil(widest), left = (width - (cols * CELL_W + 8)) / 2;
+    var top = TOP + (legendRows.length - 1) * LEGEND_ROW;
+    var height = top + rows * CELL_H;
     var svg = node("svg", {viewBox: "0 0 " + width + " " + height, width: width, height: height,
                            role: "img", "aria-label": title, "font-size": 12,
                            "font-family": "inherit", fill: "#222"});
     node("text", {x: width / 2, y: 18, "text-anchor": "middle", "font-weight": "bold",
                   "font-size": 13}, svg, title);
-    /* the legend, centred: a swatch and a label (about 6.9 px a character) per arm */
-    var entry = function (arm) { return 28 + arm.label.length * 6.9 + 24; };
-    var x = (width - arms.reduce(function (sum, arm) { return sum + entry(arm); }, 0)) / 2;
-    arms.forEach(function (arm) {
-      node("line", {x1: x, x2: x + 22, y1: 38, y2: 38, stroke: arm.color, "stroke-width": 2.5}, svg);
-      node("text", {x: x + 28, y: 42}, svg, arm.label);
-      x += entry(arm);
+    legendRows.forEach(function (row, r) {
+      var y = 38 + r * LEGEND_ROW;
+      var x = (width - row.reduce(function (sum, arm) { return sum + entry(arm); }, 0)) / 2;
+      row.forEach(function (arm) {
+        node("line", {x1: x, x2: x + 22, y1: y, y2: y, stroke: arm.color, "stroke-width": 2.5}, svg);
+        node("text", {x: x + 28, y: y + 4}, svg, arm.label);
+        x += entry(arm);
+      });
     });
+    if (!n) {
+      node("text", {x: width / 2, y: top + CELL_H / 2, "text-anchor": "middle", fill: "#555"},
+           svg, "No finite, non-zero gradient in this variant");
+    }
     variant.panels.forEach(function (p, i) {
       var col = i % cols, row = Math.floor(i / cols);
-      panel(svg, p, arms, col * CELL_W, TOP + row * CELL_H, col === 0, i + cols >= n);
+      panel(svg, p, arms, left + col * CELL_W, top + row * CELL_H, col === 0, i + cols >= n);
     });
     return svg;
   };
@@ -178,7 +205,8 @@
     var missing = document.getElementById("variant-missing");
     var show = function () {
       var key = Array.prototype.map.call(selects, function (s) { return s.value; }).join("|");
-      var variant = data.variants[key];
+      var variant = Object.prototype.hasOwnProperty.call(data.variants, key) ?
+        data.variants[key] : null;
       var base = key === still.getAttribute("data-variant");
       still.hidden = !base;
       drawn.hidden = base || !variant;
