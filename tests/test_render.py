@@ -173,3 +173,15 @@ def test_healthy_only_where_most_seeds_are():
                         "32: 2 of 5 seeds exploded, 2 healthy, 1 dead.")
     assert words[2] == ("Healthiest at depth 32, though most of its seeds are not: with "
                         "shortcut (2 of 5 seeds).")
+
+
+@pytest.mark.parametrize("lines, words", [(12, "at most 12 single seeds per depth and arm"),
+                                          (0, "no single seeds: too many variants")])
+def test_the_drawn_profile_says_how_many_seeds_it_holds(lines, words):
+    data = made_tables(BOOK_AT_64, variants=(VARIANT, dict(VARIANT, activation="relu")))
+    numbers = {"arms": [], "lines": lines,
+               "variants": [{"variant": v, "label": str(v), "panels": []}
+                            for v in data["sweep"]["variants"]]}
+    figures = {"headline": TINY_SVG, "attenuation": TINY_SVG, "heatmap": TINY_SVG,
+               "profile": (TINY_SVG, "results/figures/profile.svg"), "profiles": numbers}
+    assert words in text_of(render.render(data, figures, PROVENANCE))

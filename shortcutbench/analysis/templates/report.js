@@ -150,8 +150,8 @@
     });
   };
 
-  /* about how wide a text is drawn at the figure's 12 px */
-  var textWidth = function (text, size) { return text.length * (size || 12) * 0.58; };
+  /* about how wide a text is drawn at the figure's 12 px (generous: wide glyphs) */
+  var textWidth = function (text, size) { return text.length * (size || 12) * 0.62; };
   var LEGEND_COLUMNS = 3, LEGEND_ROW = 20, MIN_WIDTH = 720;
 
   var drawProfile = function (variant, arms) {
