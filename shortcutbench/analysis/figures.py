@@ -391,19 +391,20 @@ def bands_of(line):
     return [("log10_ci95_low", "log10_ci95_high", 0.3)]
 
 
-def profile_figure(summary, lines, variant, swept=(), arms=None):
+def profile_figure(summary, lines, variant, swept=(), arms=None, profiles=None):
     """Mean |grad| per layer, one panel per depth.  Per arm: the geometric
     mean over seeds (thick line); its bands (bands_of); at most MAX_LINES
-    single seeds, faint."""
+    single seeds, faint.  profiles: what profile_data returned, if the
+    caller has it; else this variant's rows are grouped here."""
     from matplotlib.collections import LineCollection
     from matplotlib.ticker import MaxNLocator
 
     setup()
-    summary = select(summary, variant)
-    arms = arms or arms_of(summary)
-    lines = select(lines, variant) if lines is not None else None
-    depths, centres, seeds_of = profile_data(summary, lines).get(variant_tuple(variant),
-                                                                 ([], {}, {}))
+    if profiles is None:
+        profiles = profile_data(select(summary, variant),
+                                select(lines, variant) if lines is not None else None)
+    arms = arms or arms_of(select(summary, variant))
+    depths, centres, seeds_of = profiles.get(variant_tuple(variant), ([], {}, {}))
     ncol = 4
     fig, axes = grid(len(depths), ncol, panel=(2.05, 1.45), top=0.95, bottom=0.6,
                      left=0.95, wspace=0.72, hspace=0.62, legend=len(arms))
@@ -518,8 +519,8 @@ def make_profiles(summary_path, lines_path, tables_path, stem, json_path, partia
     swept = data["sweep"]["swept"]
     variants = data["sweep"]["variants"]
     arms = arms_of(summary)
-    save(profile_figure(summary, lines, headline_variant(data), swept, arms), stem)
     profiles = profile_data(summary, lines)
+    save(profile_figure(summary, lines, headline_variant(data), swept, arms, profiles), stem)
     shown = page_lines(profiles)
     numbers = {"arms": [{"label": arms.label(arm), "color": arms.color(arm)} for arm in arms],
                "lines": shown,
