@@ -17,25 +17,24 @@ band)` a whole chunk at once (cells x layers arrays), with the same numbers
 (cell_values is cell_values_many on one cell, and cells are computed one
 depth at a time, so a cell's numbers do not depend on its chunk).
 
-GPT cells (records.Cell.model == "gpt", one record per named parameter,
-layer -1 for the embeddings, 0..blocks-1 per block, blocks for the final norm
-and the head) get the same values from the per-block series of
-`trf_blocks.{i}.att.W_query.weight`'s mean |grad| (gpt_values_many):
+Every other family's cells (one record per named parameter, `layer` the
+block it belongs to, -1 outside every block) get the same values from their
+gradient profile, read with the family's layout (core/families.py):
+`profile_matrix` gives each cell's mean |grad| per layer of the profile (the
+layer's profile parameter, or the element-weighted mean over all the
+block's parameters), `family_values_many` the values:
 
-- first_grad: block 0's W_query; last_grad: the last block's; attenuation
-  first / last; factor: the per-block factor fitted over all blocks (two or
-  more); stream_growth and stream_max: of the residual stream leaving each
-  block, relative to the embeddings' RMS; token_cosine: the cell's token
-  collapse (mean pairwise cosine of the last block's token outputs), a
-  PLAIN value (NaN for the MLP).  bias_factor and cos_mid are NaN.
-- state: the healthy band (states.classify) over the blocks' W_query
-  gradients, each against the last block's (the GPT's "last hidden
-  layer"): vanished or exploded when some block's lies more than `band`
-  decades below or above it, exploded too when the stream leaving some
-  block (or the logits) has an RMS above 10^band times the embeddings'.
-  The head's weight gradient counts for zero and finiteness only, as the
-  MLP's output layer; the loss stands in for the MLP's output (never 0:
-  no GPT cell is "dead").
+- first_grad: the profile's first layer; last_grad: its last; attenuation
+  first / last; factor: the per-layer factor fitted over the layers of the
+  band (the family's `fit` groups give each its own intercept: the ResNet's
+  stages); stream_growth and stream_max: of the residual stream leaving each
+  layer relative to the input's (families whose records carry it: the
+  GPT's embeddings); token_cosine: the GPT's token collapse, a PLAIN value
+  (NaN elsewhere).  bias_factor and cos_mid are the MLP's (NaN).
+- state: the healthy band (states.classify) over the profile's layers, each
+  against the last one before the family's head; the head counts for zero
+  and finiteness only, as the MLP's output layer; the loss stands in for the
+  MLP's output (a cell is "dead" only if its loss is exactly 0).
 
 The fit of a per-layer factor lives here too (fit_layer_factor), so that the
 measured factors and mean field's predicted ones (analysis/theory.py) come
@@ -48,7 +47,7 @@ import math
 
 import numpy as np
 
-from shortcutbench.core import states
+from shortcutbench.core import families, states
 from shortcutbench.core.records import CELL_COLUMNS, branch_value
 
 # The per-cell values, each a float (NaN where the cell has none).
@@ -56,10 +55,6 @@ from shortcutbench.core.records import CELL_COLUMNS, branch_value
 LOG_VALUES = ("first_grad", "last_grad", "attenuation", "factor", "bias_factor",
               "stream_growth", "stream_max")
 PLAIN_VALUES = ("cos_mid", "token_cosine")
-# The GPT family's per-block parameter whose gradient gives its state and
-# first_grad (block 0's), and the one its head is.
-GPT_STATE_PARAM = "att.W_query.weight"
-GPT_HEAD_PARAM = "out_head.weight"
 # Where cos_mid reads cos(dL/dx_l, x_l): layers 10-30, past the start, before the end.
 MID_LAYERS = (10, 30)
 
@@ -84,21 +79,36 @@ def fit_layer_factor(values, layers=None):
     return float(10.0 ** (-slope))
 
 
-def fit_slopes(values, n_fit):
+def fit_slopes(values, n_fit, groups=None):
     """Per row of a cells x layers array: the least-squares slope of log10
     of its usable (finite, > 0) values against the layer index, over its
-    first n_fit[i] layers; NaN where fewer than two values are usable."""
+    first n_fit[i] layers; NaN where fewer than two values are usable.
+    groups: per layer, the group whose own intercept it gets (one slope for
+    all), -1 to leave the layer out; None: one straight line."""
     values = np.asarray(values, dtype=float)
     n_cells, n_layers = values.shape
     x = np.arange(n_layers, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         mask = (x < np.asarray(n_fit)[:, None]) & np.isfinite(values) & (values > 0)
+        if groups is not None:
+            groups = np.asarray(groups)
+            mask &= groups >= 0
         y = np.where(mask, np.log10(np.where(mask, values, 1.0)), 0.0)
         n = mask.sum(axis=1)
-        xbar = np.where(mask, x, 0.0).sum(axis=1) / n
-        ybar = y.sum(axis=1) / n
-        dx = np.where(mask, x - xbar[:, None], 0.0)
-        dy = np.where(mask, y - ybar[:, None], 0.0)
+        if groups is None:
+            xbar = np.where(mask, x, 0.0).sum(axis=1) / n
+            ybar = y.sum(axis=1) / n
+            dx = np.where(mask, x - xbar[:, None], 0.0)
+            dy = np.where(mask, y - ybar[:, None], 0.0)
+        else:
+            dx, dy = np.zeros(values.shape), np.zeros(values.shape)
+            for g in np.unique(groups[groups >= 0]):
+                in_g = mask & (groups == g)
+                m = np.maximum(in_g.sum(axis=1), 1)
+                xbar = np.where(in_g, x, 0.0).sum(axis=1) / m
+                ybar = np.where(in_g, y, 0.0).sum(axis=1) / m
+                dx = np.where(in_g, x - xbar[:, None], dx)
+                dy = np.where(in_g, y - ybar[:, None], dy)
         slope = (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1)
     return np.where(n >= 2, slope, np.nan)
 
@@ -221,15 +231,6 @@ def cell_bounds(layer):
     return starts, depths
 
 
-def chunk_values(columns, band=states.DEFAULT_BAND):
-    """cell_values_many for core/partials.py: "state" as indices into
-    states.STATES, ready to be counted."""
-    values = cell_values_many(columns, band)
-    index = {name: i for i, name in enumerate(states.STATES)}
-    values["state"] = np.array([index[s] for s in values["state"]], dtype=np.int64)
-    return values
-
-
 def cell_values(cell_records, band=states.DEFAULT_BAND):
     """One cell's values: {name: float} for LOG_VALUES and PLAIN_VALUES, and
     "state" (a name from states.STATES).  cell_records: its records (dicts
@@ -244,67 +245,122 @@ def cell_values(cell_records, band=states.DEFAULT_BAND):
             "state": str(values["state"][0])}
 
 
-def gpt_values_many(columns, starts, band=states.DEFAULT_BAND):
-    """The per-cell values of every GPT cell of a chunk's records (columns
-    as for cell_values_many; each cell's rows together, in layer order, its
-    rows starting at `starts`).  Returns what cell_values_many returns."""
+def profile_matrix(columns, starts, layout):
+    """Each cell's gradient profile: {depth: (cell indices, layers, values,
+    streams)}, from a chunk's records of one family (columns as for
+    cell_values_many, each cell's rows together, starting at `starts`);
+    values and streams are cells x layers arrays.  A layer's value is its
+    profile parameter's mean |grad|, or, where the layout names none, the
+    mean over every element of the layer's parameters (their mean |grad|
+    weighted by numel; one parameter: its own); its stream is the
+    output_rms its first row records.  Every cell of a depth must have the
+    same profile layers."""
     n_rows = len(np.asarray(columns["layer"]))
     starts = np.asarray(starts, dtype=np.intp)
+    counts = np.diff(np.append(starts, n_rows))
+    cell_of_row = np.repeat(np.arange(len(starts)), counts)
+    layer = np.asarray(columns["layer"], dtype=np.intp)
+    names = np.asarray(columns["param"]).astype(str)
+    unique, inverse = np.unique(names, return_inverse=True)
+    picked = np.array([layout.is_profile(name) for name in unique], dtype=bool)
+    rows = picked[inverse.reshape(-1)] & (layer >= 0)
+    grad = np.asarray(columns["grad_abs_mean"], dtype=float)
+    numel = np.asarray(columns["numel"], dtype=float)
+    rms = np.asarray(columns["output_rms"], dtype=float)
+    depth = np.asarray(columns["depth"], dtype=np.intp)[starts]
+    out = {}
+    for d in np.unique(depth):
+        cells = np.flatnonzero(depth == d)
+        in_d = np.flatnonzero(rows & np.isin(cell_of_row, cells))
+        layers = np.unique(layer[in_d])
+        key = (np.searchsorted(cells, cell_of_row[in_d]) * len(layers)
+               + np.searchsorted(layers, layer[in_d]))
+        size = len(cells) * len(layers)
+        count = np.bincount(key, minlength=size)
+        if not np.all(count > 0):
+            raise ValueError(f"a {d}-deep cell lacks some of its depth's profile layers "
+                             f"{layers.tolist()}")
+        with np.errstate(invalid="ignore", over="ignore"):
+            single = np.bincount(key, grad[in_d], minlength=size)
+            weighted = (np.bincount(key, grad[in_d] * numel[in_d], minlength=size)
+                        / np.bincount(key, numel[in_d], minlength=size))
+        value = np.where(count == 1, single, weighted).reshape(len(cells), len(layers))
+        _, first = np.unique(key, return_index=True)  # keys 0 .. size-1, each present
+        stream = rms[in_d][first].reshape(len(cells), len(layers))
+        out[int(d)] = (cells, layers, value, stream)
+    return out
+
+
+def family_values_many(columns, starts, band=states.DEFAULT_BAND):
+    """The per-cell values of a chunk's cells of one family other than the
+    MLP (one record per parameter, each cell's rows together, starting at
+    `starts`), read with the family's layout.  Returns what
+    cell_values_many returns, and "profile": {depth: (cells, layers,
+    values)} (profile_matrix)."""
+    columns = {name: np.asarray(values) for name, values in columns.items()}
+    n_rows = len(columns["layer"])
+    starts = np.asarray(starts, dtype=np.intp)
     n_cells = len(starts)
+    models = np.unique(columns["model"][starts].astype(str))
+    if len(models) != 1:
+        raise ValueError(f"a chunk's records hold one model family, not {', '.join(models)}")
+    layout = families.layout(str(models[0]))
     counts = np.diff(np.append(starts, n_rows))
     cell_of_row = np.repeat(np.arange(n_cells), counts)
-    param = np.asarray(columns["param"]).astype(str)
-    grad = np.asarray(columns["grad_abs_mean"], dtype=float)
-    rms = np.asarray(columns["output_rms"], dtype=float)
-    layer = np.asarray(columns["layer"], dtype=np.intp)
-    query = np.char.endswith(param, "." + GPT_STATE_PARAM) & np.char.startswith(
-        param, "trf_blocks.")
-    head = param == GPT_HEAD_PARAM
-    blocks = np.asarray(columns["depth"], dtype=np.intp)[starts]
-    finite = np.logical_and.reduceat(np.asarray(columns["finite"], dtype=bool), starts)
-    loss = np.asarray(columns["loss"], dtype=float)[starts]
-    cosine = np.asarray(columns["token_cosine"], dtype=float)[starts]
-    embedding_rms = rms[starts]  # layer -1 comes first
-    head_grad = np.full(n_cells, np.nan)
-    head_grad[cell_of_row[head]] = grad[head]
-    head_rms = np.full(n_cells, np.nan)
-    head_rms[cell_of_row[head]] = rms[head]
+    names = columns["param"].astype(str)
+    layer = columns["layer"].astype(np.intp)
+    grad = columns["grad_abs_mean"].astype(float)
+    rms = columns["output_rms"].astype(float)
+    finite = np.logical_and.reduceat(columns["finite"].astype(bool), starts)
+    loss = columns["loss"].astype(float)[starts]
+    unique, inverse = np.unique(names, return_inverse=True)
+    is_head = np.array([layout.is_head(n) for n in unique], dtype=bool)[inverse.reshape(-1)]
+    head_grad, head_rms, input_rms = (np.full(n_cells, np.nan) for _ in range(3))
+    head_grad[cell_of_row[is_head]] = grad[is_head]
+    head_rms[cell_of_row[is_head]] = rms[is_head]
+    inputs = np.flatnonzero(layer == -1)  # the stream's start: its first row per cell
+    _, first = np.unique(cell_of_row[inputs], return_index=True)
+    input_rms[cell_of_row[inputs[first]]] = rms[inputs[first]]
 
     values = {name: np.full(n_cells, np.nan) for name in LOG_VALUES + PLAIN_VALUES}
-    values["token_cosine"] = cosine
+    values["token_cosine"] = columns["token_cosine"].astype(float)[starts]
     values["state"] = np.empty(n_cells, dtype=object)
-    for b in np.unique(blocks):
-        pick = np.flatnonzero(blocks == b)
-        rows = query & np.isin(cell_of_row, pick)
-        if rows.sum() != len(pick) * b or not np.array_equal(
-                layer[rows].reshape(len(pick), b), np.broadcast_to(np.arange(b), (len(pick), b))):
-            raise ValueError(f"a GPT cell of {b} blocks lacks one W_query row per block")
-        wq = grad[rows].reshape(len(pick), b)
-        stream = rms[rows].reshape(len(pick), b)
-        fit = np.full(len(pick), b)
-        values["first_grad"][pick] = wq[:, 0]
-        values["last_grad"][pick] = wq[:, -1]
+    profiles = profile_matrix(columns, starts, layout)
+    for d, (pick, layers, profile, stream) in profiles.items():
+        n = len(layers)
+        head_inside = layout.head is not None and bool(is_head[np.isin(cell_of_row, pick)
+                                                               & (layer == layers[-1])].any())
+        band_layers = n - 1 if head_inside else n
+        if layout.head is not None and not head_inside:
+            grad_matrix = np.column_stack([profile, head_grad[pick]])
+        else:
+            grad_matrix = profile
+        if not layout.stream:
+            stream = None
+        fit = np.full(len(pick), band_layers)
+        groups = (np.asarray(layout.fit(d))[layers] if layout.fit is not None else None)
+        first, last = profile[:, 0], profile[:, -1]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            first, last = wq[:, 0], wq[:, -1]
             ok = np.isfinite(first) & (first > 0) & np.isfinite(last) & (last > 0)
+            values["first_grad"][pick] = first
+            values["last_grad"][pick] = last
             values["attenuation"][pick] = np.where(ok, first / np.where(ok, last, 1.0), np.nan)
-            values["factor"][pick] = 10.0 ** -fit_slopes(wq, fit)
-            values["stream_growth"][pick] = 10.0 ** fit_slopes(stream, fit)
-            values["stream_max"][pick] = stream.max(axis=1) / embedding_rms[pick]
-        state = states.classify(
-            np.column_stack([wq, head_grad[pick]]), loss[pick],
-            np.column_stack([stream, head_rms[pick]]), embedding_rms[pick],
-            depth=np.full(len(pick), b + 1), band=band, finite=finite[pick])
+            values["factor"][pick] = 10.0 ** -fit_slopes(profile, fit, groups)
+            if stream is not None:
+                values["stream_growth"][pick] = 10.0 ** fit_slopes(stream, fit)
+                values["stream_max"][pick] = stream.max(axis=1) / input_rms[pick]
+        if stream is not None and layout.head is not None and not head_inside:
+            stream = np.column_stack([stream, head_rms[pick]])
+        state = states.classify(grad_matrix, loss[pick], stream, input_rms[pick],
+                                depth=np.full(len(pick), grad_matrix.shape[1]), band=band,
+                                finite=finite[pick], head=layout.head is not None)
         values["state"][pick] = np.asarray(states.STATES)[state]
     values["state"] = values["state"].astype(str)
-    per_cell = {c: np.asarray(columns[c])[starts] for c in CELL_COLUMNS}
-    return {**per_cell, **values}
+    per_cell = {c: columns[c][starts] for c in CELL_COLUMNS}
+    return {**per_cell, **values, "profile": profiles}
 
 
-def gpt_chunk_values(columns, starts, band=states.DEFAULT_BAND):
-    """gpt_values_many for core/partials.py: "state" as indices into
-    states.STATES."""
-    values = gpt_values_many(columns, starts, band)
+def state_indices(values):
+    """values["state"] (names) as indices into states.STATES, ready to be counted."""
     index = {name: i for i, name in enumerate(states.STATES)}
-    values["state"] = np.array([index[s] for s in values["state"]], dtype=np.int64)
-    return values
+    return np.array([index[s] for s in values["state"]], dtype=np.int64)

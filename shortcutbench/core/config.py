@@ -20,6 +20,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from shortcutbench.core import families, resnet
 from shortcutbench.core import gpt as gpt_family
 from shortcutbench.core.devices import expand_devices
 
@@ -47,16 +48,29 @@ def _explain(error, schema):
             hint = f"did you mean {close[0]!r}?" if close else f"allowed keys: {', '.join(known)}."
             lines.append(f"unknown config key {unknown!r}{where}: {hint}")
         return "\n  ".join(lines)
-    if error.validator == "contains" and "const" in error.schema["contains"]:
-        must = error.schema["contains"]["const"]
-        what = error.schema.get("description", "").strip()
-        return f"config key {key}: {error.instance!r} must include {must!r} ({what})."
     if error.validator == "required":
-        return f"{error.message}: add it to the config (see config/config.yaml)."
+        return f"config key {key}: {error.message}; add it to the config."
     top = schema["properties"].get(error.absolute_path[0], {}) if error.absolute_path else {}
     description = error.schema.get("description") or top.get("description")
     hint = f" ({description.strip()})" if description else ""
     return f"config key {key}: {error.message}{hint}."
+
+
+def _explanations(errors, schema):
+    """One line per mistake: the MLP's missing axes (the schema's if/then)
+    in one line, every other error in its own."""
+    missing = [e.message.split("'")[1] for e in errors
+               if e.validator == "required" and not e.absolute_path]
+    lines = [_explain(e, schema) for e in errors
+             if not (e.validator == "required" and not e.absolute_path)]
+    if missing:
+        names = " and ".join(", ".join(repr(m) for m in missing).rsplit(", ", 1))
+        verb = "is" if len(missing) == 1 else "are"
+        lines.insert(0, f"{names} {verb} required: the book's MLP (models lists mlp, as it "
+                        f"does by default) is swept over depths, widths and seeds; add "
+                        f"{'it' if len(missing) == 1 else 'them'} to the config (see "
+                        f"config/config.yaml), or leave mlp out of models.")
+    return lines
 
 
 def _is_integer(checker, value):
@@ -85,11 +99,6 @@ def _errors(config, schema):
         type_checker=base.TYPE_CHECKER.redefine_many(
             {"integer": _is_integer, "number": _is_number}))
     errors = list(strict(schema).iter_errors(config))
-    # A list whose item is already named as wrong does not also need "does
-    # not contain mlp": one message per mistake.
-    named = {tuple(e.absolute_path)[:-1] for e in errors if e.absolute_path}
-    errors = [e for e in errors
-              if not (e.validator == "contains" and tuple(e.absolute_path) in named)]
     return sorted(errors, key=lambda e: (list(map(str, e.absolute_path)), e.message))
 
 
@@ -194,12 +203,15 @@ def validate_config(config, schema_path, file_config=None):
         config.update(coerced)
     errors = _errors(config, schema)
     if errors:
-        lines = "\n  ".join(_explain(e, schema) for e in errors)
+        lines = "\n  ".join(_explanations(errors, schema))
         hint = f"\n{COMMAND_LINE_HINT}" if typed_on_command_line else ""
         raise ConfigError(f"Invalid config; nothing was run.\n  {lines}\n"
                           f"The schema is {schema_path}.{hint}")
     validate(config, schema_path, set_default=True)
-    _check_gpt(config, schema_path)
+    problem = family_problem(config)
+    if problem:
+        raise ConfigError(f"Invalid config; nothing was run.\n  config key {problem}\n"
+                          f"The schema is {schema_path}.")
     sweep = dict(config)
     sweep["devices"] = expand_devices(config["devices"])
     sweep["studies"] = {
@@ -207,19 +219,52 @@ def validate_config(config, schema_path, file_config=None):
                **({"devices": expand_devices(axes["devices"])} if "devices" in axes else {})}
         for name, axes in config["studies"].items()
     }
-    if "devices" in config.get("gpt", {}):
-        sweep["gpt"] = {**config["gpt"], "devices": expand_devices(config["gpt"]["devices"])}
+    for section in ("gpt", "resnet"):
+        if "devices" in config.get(section, {}):
+            sweep[section] = {**config[section],
+                              "devices": expand_devices(config[section]["devices"])}
+    sweep["families"] = {
+        name: {**family, **({"devices": expand_devices(family["devices"])}
+                            if "devices" in family else {})}
+        for name, family in config["families"].items()
+    }
     return sweep
 
 
-def _check_gpt(config, schema_path):
-    """What the schema cannot check of the gpt section (core/gpt.py): one
-    line naming the key and the fix.  Checked whenever the section is
-    there, so that a mistake shows before `gpt` is added to `models`."""
-    if "gpt" not in config:
-        return
+def family_problem(config):
+    """What the schema cannot check of the families: 'key: what is wrong
+    and the fix', or None.  A section is checked whenever it is there, so
+    that a mistake shows before its family is added to `models`."""
+    for name in config["models"]:
+        if name not in families.SHIPPED and name not in config["families"]:
+            return (f"models: {name!r} is neither a shipped family ({', '.join(families.SHIPPED)})"
+                    f" nor one of your own; describe it under families.{name} (factory, depths, "
+                    f"seeds, blocks), or fix the name")
+    for name in config["families"]:
+        if name in families.SHIPPED:
+            return (f"families.{name}: {name!r} is the name of a shipped family "
+                    f"({', '.join(families.SHIPPED)}); give your family another name")
+    if config["studies"] and families.MLP not in config["models"]:
+        return ("studies: studies are further sweeps of the MLP; add mlp to models, or remove "
+                "studies")
     try:
-        gpt_family.check_section(config["gpt"])
+        if "gpt" in config:
+            gpt_family.check_section(config["gpt"])
     except ValueError as error:
-        raise ConfigError(f"Invalid config; nothing was run.\n  config key gpt.{error}\n"
-                          f"The schema is {schema_path}.") from None
+        return f"gpt.{error}"
+    for depth in config.get("resnet", {}).get("depths", []):
+        try:
+            resnet.blocks_per_stage(depth)
+        except ValueError as error:
+            return f"resnet.{error}"
+    for name, family in config["families"].items():
+        try:
+            pattern = re.compile(family["blocks"])
+        except re.error as error:
+            return (f"families.{name}.blocks: {family['blocks']!r} is not a regular expression "
+                    f"({error}); write one whose first group is the block's number, e.g. "
+                    f"'blocks\\.(\\d+)\\.'")
+        if pattern.groups < 1:
+            return (f"families.{name}.blocks: {family['blocks']!r} has no group; put the "
+                    f"block's number in parentheses, e.g. 'blocks\\.(\\d+)\\.'")
+    return None

@@ -26,6 +26,7 @@ a margin.
 
 import math
 
+NAME = "gpt"
 NORMS = ("pre_layernorm", "post_layernorm", "none")
 
 GPT_CONFIG_124M = {

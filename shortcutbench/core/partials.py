@@ -20,6 +20,10 @@ Every table is {"columns": [...], "rows": [[...], ...]}, rows sorted by key:
            n, n_finite, mean, m2 (finite values), n_pos, log10_mean,
            log10_m2 (usable values: finite, > 0), n_zero, n_subnormal; and a
            histogram of log10 grad_abs_mean.
+- blocks:  per CELL_COLUMNS minus seed and layer of the family's gradient
+           profile (core/cell_stats.py; the MLP's: every layer's weight):
+           n, n_finite, n_zero and log10 moments (log10_n, log10_mean,
+           log10_m2) of the layer's profile value.
 - cells:   per CELL_COLUMNS minus seed: n_cells, the count of each state,
            and moments of every per-cell value of core/cell_stats.py.
 - pairs:   per CELL_COLUMNS minus seed and the arm, and the with-arm's
@@ -45,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from shortcutbench.core import cell_stats, states
+from shortcutbench.core.arms import ARM_COLUMNS
 from shortcutbench.core.book import BOOK_CASE
 from shortcutbench.core.files import write_json
 from shortcutbench.core.records import CELL_COLUMNS, CELL_TYPES, COLUMNS, Record
@@ -53,20 +58,21 @@ from shortcutbench.core.sweep import ChunkParams, cells_of
 
 # The format of a partial result; a job whose format is older is re-run
 # (the measure and merge rules pass it as a param, which Snakemake compares).
-VERSION = 2
+VERSION = 3
 HIST_BIN = 0.05  # decades per histogram bin
 LINES = 50  # single-seed profiles kept per group
 SPECIAL_SEEDS = 20  # seeds listed per group of special cells
-STATISTICS = ("grad_abs_mean", "bias_grad_abs_mean", "output_rms", "grad_stream_cos")
-ARM_COLUMNS = ("shortcut", "shortcut_scale", "branch_scale")
-TABLES = ("layers", "cells", "pairs", "lines", "special", "book")
+STATISTICS = ("grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms",
+              "grad_stream_cos")
+TABLES = ("layers", "blocks", "cells", "pairs", "lines", "special", "book")
 
 GROUP = [c for c in CELL_COLUMNS if c != "seed"]  # a cell without its seed
 LAYER_KEY = GROUP + ["layer", "param"]
+BLOCK_KEY = GROUP + ["layer"]
 PAIR_KEY = [c for c in GROUP if c not in ARM_COLUMNS] + ["shortcut_scale", "branch_scale"]
 # lines: one row per cell, its layer, param and grad_abs_mean as lists
 LINE_COLUMNS = CELL_COLUMNS + ["layer", "param", "grad_abs_mean"]
-KEY_TYPES = {**CELL_TYPES, "layer": int, "param": str}
+KEY_TYPES = {**CELL_TYPES, "layer": int, "param": str, "numel": int}
 
 
 # (n, mean, m2): a count, the mean and the sum of squared deviations of a
@@ -130,8 +136,8 @@ def _log10(values, mask):
 
 # ---------------------------------------------------------------- records
 
-# Columns records made before the GPT family may lack, and their values there.
-ADDED_COLUMNS = {"model": "mlp", "token_cosine": math.nan}
+# Columns records made before some families existed may lack, and their values there.
+ADDED_COLUMNS = {"model": "mlp", "token_cosine": math.nan, "numel": 0}
 
 
 def _column(records, name):
@@ -195,29 +201,42 @@ def chunk_partials(records: Sequence[Record] | Mapping[str, Sequence],
     if not np.array_equal(order, np.arange(len(order))):
         columns = {name: values[order] for name, values in columns.items()}
     models = np.unique(columns["model"])
-    if "gpt" in models:
-        # GPT cells: one row per parameter, layers -1..blocks; a cell's rows
-        # are those of one cell code (the MLP's start at layer 0).
-        if len(models) > 1:
-            raise ValueError("a chunk's records hold one model family, not "
-                             f"{', '.join(models.tolist())}")
+    if len(models) > 1:
+        raise ValueError("a chunk's records hold one model family, not "
+                         f"{', '.join(models.tolist())}")
+    if models[0] != "mlp":
+        # One row per parameter, layers -1 and up: a cell's rows are those of
+        # one cell code (the MLP's start at layer 0).
         code = cell_code[order]
         starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
         depths = np.diff(np.append(starts, len(code)))
-        values = cell_stats.gpt_chunk_values(columns, starts, band)
+        values = cell_stats.family_values_many(columns, starts, band)
+        profile = _flat_profile(values.pop("profile"))
     else:
         starts, depths = cell_stats.cell_bounds(columns["layer"])
-        values = cell_stats.chunk_values(columns, band)
+        values = cell_stats.cell_values_many(columns, band)
+        profile = (np.repeat(np.arange(len(starts)), depths), columns["layer"],
+                   columns["grad_abs_mean"])
+    values["state"] = cell_stats.state_indices(values)
     cell_of_row = np.repeat(np.arange(len(starts)), depths)
     cells = {name: columns[name][starts] for name in CELL_COLUMNS + ["output", "finite"]}
     return {
         "layers": _layers(columns),
+        "blocks": _blocks(cells, *profile),
         "cells": _cells(cells, values),
         "pairs": _pairs(cells, values),
         "lines": _lines(columns, cells, cell_of_row),
         "special": _special(columns, cells, cell_of_row),
         "book": _book(columns),
     }
+
+
+def _flat_profile(profiles):
+    """profile_matrix's {depth: (cells, layers, values, streams)} -> (cell,
+    layer, value) per point."""
+    parts = [(np.repeat(cells, len(layers)), np.tile(layers, len(cells)), values.reshape(-1))
+             for cells, layers, values, _ in profiles.values()]
+    return tuple(np.concatenate(p) for p in zip(*parts))
 
 
 def layer_columns():
@@ -263,10 +282,29 @@ def _histograms(group, values, n_groups):
     return hists
 
 
+def block_columns():
+    return BLOCK_KEY + ["n", "n_finite", "n_zero", "log10_n", "log10_mean", "log10_m2"]
+
+
+def _blocks(cells, cell, layer, value):
+    """Per group and profile layer: counts and log10 moments of the
+    layer's profile value (core/cell_stats.py)."""
+    keys = {name: cells[name][cell] for name in GROUP}
+    keys["layer"] = np.asarray(layer, dtype=np.int64)
+    value = np.asarray(value, dtype=float)
+    group, first = _index(_codes(keys, BLOCK_KEY))
+    n_groups = len(first)
+    ok = usable(value)
+    out = _key_rows(keys, BLOCK_KEY, first) + [
+        np.bincount(group, minlength=n_groups).tolist(),
+        np.bincount(group, np.isfinite(value), minlength=n_groups).astype(int).tolist(),
+        np.bincount(group, value == 0, minlength=n_groups).astype(int).tolist()]
+    out += [x.tolist() for x in _group_moments(group, _log10(value, ok), ok, n_groups)]
+    return _table(block_columns(), [list(row) for row in zip(*out)])
+
+
 def cell_columns():
     names = GROUP + ["n_cells"] + [f"state_{s.replace('-', '_')}" for s in states.STATES]
-    for name in _state_values()[1:]:
-        names += [f"{name}_{s.replace('-', '_')}" for s in states.STATES]
     for v in cell_stats.LOG_VALUES:
         names += [f"log10_{v}_n", f"log10_{v}_mean", f"log10_{v}_m2"]
     for v in cell_stats.PLAIN_VALUES:
@@ -274,19 +312,14 @@ def cell_columns():
     return names
 
 
-def _state_values():
-    return tuple(getattr(cell_stats, "STATE_VALUES", ("state",)))
-
-
 def _cells(cells, values):
     group, first = _index(_codes(cells, GROUP))
     n_groups = len(first)
     out = _key_rows(cells, GROUP, first) + [np.bincount(group, minlength=n_groups).tolist()]
     k = len(states.STATES)
-    for name in _state_values():
-        counts = np.bincount(group * k + np.asarray(values[name], dtype=np.int64),
-                             minlength=n_groups * k).reshape(n_groups, k)
-        out += counts.T.tolist()
+    counts = np.bincount(group * k + np.asarray(values["state"], dtype=np.int64),
+                         minlength=n_groups * k).reshape(n_groups, k)
+    out += counts.T.tolist()
     for name in cell_stats.LOG_VALUES:
         v = np.asarray(values[name], dtype=float)
         ok = usable(v)
@@ -517,10 +550,11 @@ class _Merger:
         elif name == "book":
             self.key = list(range(len(names)))
         else:
-            key = {"layers": LAYER_KEY, "cells": GROUP, "pairs": PAIR_KEY,
-                   "special": GROUP + ["kind"]}[name]
+            key = {"layers": LAYER_KEY, "blocks": BLOCK_KEY, "cells": GROUP,
+                   "pairs": PAIR_KEY, "special": GROUP + ["kind"]}[name]
             self.key = [names.index(c) for c in key]
-        self.triples = _moment_triples(names) if name in ("layers", "cells", "pairs") else []
+        self.triples = (_moment_triples(names) if name in ("layers", "blocks", "cells", "pairs")
+                        else [])
         moment = {i for t in self.triples for i in t}
         self.lists = [i for i, c in enumerate(names) if c in ("seeds", "excluded_seeds")]
         self.hists = [i for i, c in enumerate(names) if c.endswith("_hist")]
@@ -582,7 +616,8 @@ class _Merger:
 
 
 def empty_tables():
-    return {"layers": layer_columns(), "cells": cell_columns(), "pairs": pair_columns(),
+    return {"layers": layer_columns(), "blocks": block_columns(), "cells": cell_columns(),
+            "pairs": pair_columns(),
             "lines": LINE_COLUMNS, "special": special_columns(), "book": COLUMNS}
 
 

@@ -25,10 +25,11 @@ class Cell:
     comes last here, so that positional Cell(...) calls keep their meaning;
     in the columns it follows shortcut_scale.
 
-    model is the family: "mlp" (the book's section 4.4 network, every cell
-    of this class) or "gpt" (its GPTModel; measured from
-    measuring/measure_gpt.GPTCell, whose records carry depth = blocks and
-    width = emb_dim).  It also comes last here, and first in the columns.
+    model is the family (core/families.py): "mlp", the book's section 4.4
+    network, for every cell of this class; the other families' cells are
+    plain dicts with these fields (sweep.family_cells), whose depth is the
+    family's (the GPT's blocks, the ResNet's weighted layers).  It also comes
+    last here, and first in the columns.
     """
     depth: int
     width: int
@@ -44,17 +45,18 @@ class Cell:
     model: str = "mlp"
 
 
-MODELS = ("mlp", "gpt")
 _FIELDS = [f.name for f in fields(Cell)]
 CELL_COLUMNS = ["model"] + [c for c in _FIELDS if c not in ("branch_scale", "model")]
 CELL_COLUMNS.insert(CELL_COLUMNS.index("shortcut_scale") + 1, "branch_scale")
 CELL_TYPES = {f.name: f.type for f in fields(Cell)}  # int, float, bool or str
-# Per layer: the book's statistic (mean |grad| of the weight) and a few more;
+# Per parameter (the MLP: per layer, its weight): the layer it belongs to
+# (the family's block index; -1 for parameters outside every block), its
+# name, its element count, the book's statistic (mean |grad|) and a few more;
 # output_rms is the RMS of what leaves the layer (shortcut included), x_l;
 # grad_stream_cos is cos(dL/dx_l, x_l), the gradient's alignment with that
 # stream (mean field assumes ~0; NaN where either vector is zero).
-LAYER_COLUMNS = ["layer", "param", "grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms",
-                 "grad_stream_cos"]
+LAYER_COLUMNS = ["layer", "param", "numel", "grad_abs_mean", "grad_l2", "bias_grad_abs_mean",
+                 "output_rms", "grad_stream_cos"]
 # Per cell, repeated on each of its layers' rows.  token_cosine is the GPT
 # family's token collapse (mean pairwise cosine of the last block's token
 # outputs), NaN for the MLP; output is the MLP's, NaN for the GPT.

@@ -53,9 +53,9 @@ def cell_mem_mb(depth, width, dtype="float32"):
 
 def chunk_mem_mb(chunk):
     """The estimated peak memory (MB) of a measuring job (a sweep.Chunk or
-    sweep.GPTChunk): that of its biggest cell."""
-    if getattr(chunk, "model", "mlp") == "gpt":
-        return chunk.mem_mb()  # core.gpt.gpt_mem_mb
+    sweep.FamilyChunk): that of its biggest cell."""
+    if chunk.model != "mlp":
+        return chunk.mem_mb()  # core.families.mem_mb
     return cell_mem_mb(max(chunk.depths), chunk.width, chunk.dtype)
 
 
@@ -93,8 +93,9 @@ def too_big(sweeps, limit_mb):
 def memory_problem(sweeps, max_mem_mb=None, chunks=()):
     """A message naming the cell that cannot fit, its estimate, the limit
     and the fix, or None if every cell fits.  The limit is `max_mem_mb`
-    (the config key) or this machine's memory.  `chunks`: planned GPT
-    chunks (sweep.GPTChunk), checked by their own estimate."""
+    (the config key) or this machine's memory.  `chunks`: planned chunks;
+    every family's but the MLP's (sweep.FamilyChunk) are checked by their
+    own estimate."""
     limit, source = max_mem_mb, "max_mem_mb in the config"
     if limit is None:
         limit, source = machine_mem_mb(), "this machine's memory; set max_mem_mb to change it"
@@ -102,13 +103,17 @@ def memory_problem(sweeps, max_mem_mb=None, chunks=()):
             return None
     for chunk in chunks:
         estimate = chunk_mem_mb(chunk)
-        if getattr(chunk, "model", "mlp") == "gpt" and estimate > limit:
-            return (f"config key max_mem_mb: the GPT cell of {max(chunk.blocks)} blocks, "
-                    f"emb_dim {chunk.width} ({chunk.dtype}) would need ~{estimate:,} MB of "
-                    f"memory (shortcutbench/core/gpt.py's gpt_mem_mb), more than the "
-                    f"{limit:,} MB allowed ({source}). Nothing was run. Fix: fewer blocks or a "
-                    f"smaller gpt.emb_dim / vocab_size, or set max_mem_mb to what one job may "
-                    f"use where the measuring jobs run.")
+        if chunk.model != "mlp" and estimate > limit:
+            section = chunk.model if chunk.model in ("gpt", "resnet") else f"families.{chunk.model}"
+            fix = {"gpt": "fewer gpt.blocks or a smaller gpt.emb_dim / vocab_size",
+                   "resnet": "smaller resnet.depths or resnet.batch_size"}.get(
+                chunk.model, f"smaller families.{chunk.model}.depths or options")
+            return (f"config key max_mem_mb: the {chunk.model} cell of depth "
+                    f"{max(chunk.depths)} ({chunk.dtype}) would need ~{estimate:,} MB of "
+                    f"memory (shortcutbench/core/families.py's mem_mb), more than the "
+                    f"{limit:,} MB allowed ({source}). Nothing was run. Fix: {fix} in "
+                    f"{section}, or set max_mem_mb to what one job may use where the "
+                    f"measuring jobs run.")
     worst = too_big(sweeps, limit)
     if worst is None:
         return None

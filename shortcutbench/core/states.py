@@ -110,12 +110,14 @@ def branch_alpha(depth, width, shortcut, alpha, n_layers=None):
 
 
 def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, finite=None,
-             alpha=None):
+             alpha=None, head=True):
     """Each cell's state as an index into STATES.
 
     grad:       cells x layers, mean |grad| of each layer's weight
-    output:     cells, the network's output
-    output_rms: cells x layers, RMS of the stream leaving each layer
+    output:     cells, the network's output (a family without one: its loss)
+    output_rms: cells x layers, RMS of the stream leaving each layer, or
+                None where the family's records carry no stream (no stream
+                test)
     in_rms:     cells (or a scalar), RMS of the input (input_rms(width))
     depth:      cells, each cell's number of layers (columns past it are
                 ignored: NaN padding); default: every column counts
@@ -123,31 +125,41 @@ def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, fi
     finite:     cells, an extra finiteness flag (the records' `finite`)
     alpha:      cells x layers, what each layer's gradient is divided by
                 (branch_alpha()); default 1
+    head:       the last layer is the output layer, out of the band (the
+                MLP's width -> 1 layer, the GPT's and the ResNet's heads);
+                False: every layer is in the band, the last one its reference
     """
     grad = np.atleast_2d(np.asarray(grad, dtype=float))
-    output_rms = np.atleast_2d(np.asarray(output_rms, dtype=float))
     output = np.asarray(output, dtype=float).reshape(-1)
     n_cells, n_layers = grad.shape
     depth = (np.full(n_cells, n_layers) if depth is None
              else np.asarray(depth, dtype=np.intp).reshape(-1))
     layer = np.arange(n_layers)
     valid = layer < depth[:, None]
-    hidden = layer < np.maximum(depth - 1, 1)[:, None]  # the band's layers; depth 1: layer 0
+    if head:  # the band's layers; depth 1: layer 0
+        hidden = layer < np.maximum(depth - 1, 1)[:, None]
+        last = np.maximum(depth - 2, 0)
+    else:
+        hidden, last = valid, depth - 1
     in_rms = np.broadcast_to(np.asarray(in_rms, dtype=float), (n_cells,))
     high, low = 10.0 ** band, 10.0 ** -band
 
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         scaled = grad if alpha is None else grad / np.asarray(alpha, dtype=float)
-        reference = scaled[np.arange(n_cells), np.maximum(depth - 2, 0)][:, None]
-        non_finite = (~np.isfinite(output)
-                      | np.any(valid & ~np.isfinite(grad), axis=1)
-                      | np.any(valid & ~np.isfinite(output_rms), axis=1))
+        reference = scaled[np.arange(n_cells), last][:, None]
+        non_finite = ~np.isfinite(output) | np.any(valid & ~np.isfinite(grad), axis=1)
+        if output_rms is not None:
+            output_rms = np.atleast_2d(np.asarray(output_rms, dtype=float))
+            non_finite |= np.any(valid & ~np.isfinite(output_rms), axis=1)
+            stream_high = np.any(valid & (output_rms > high * in_rms[:, None]), axis=1)
+        else:
+            stream_high = np.zeros(n_cells, dtype=bool)
         if finite is not None:
             non_finite |= ~np.asarray(finite, dtype=bool).reshape(-1)
         dead = output == 0
         # (a zero reference is a zero gradient: vanished, not everything above it)
         exploded = ((np.any(hidden & (scaled > high * reference), axis=1) & (reference[:, 0] > 0))
-                    | np.any(valid & (output_rms > high * in_rms[:, None]), axis=1))
+                    | stream_high)
         vanished = (np.any(hidden & (scaled < low * reference), axis=1)
                     | np.any(valid & (grad == 0), axis=1))
 

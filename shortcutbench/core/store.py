@@ -49,8 +49,8 @@ from shortcutbench.core.sweep import ChunkParams, cells_of
 
 # Every column's type: a cell's fields as records.Cell declares them, then
 # the layer's, then the cell's results.
-COLUMN_TYPES = {**CELL_TYPES, "layer": int, "param": str, **{c: float for c in VALUE_COLUMNS},
-                "finite": bool}
+COLUMN_TYPES = {**CELL_TYPES, "layer": int, "param": str, "numel": int,
+                **{c: float for c in VALUE_COLUMNS}, "finite": bool}
 assert set(COLUMN_TYPES) == set(COLUMNS)
 
 # The writer's settings, fixed (chosen by measurement on a 1,400-cell,
@@ -197,10 +197,10 @@ def check_cells(path: PathLike, cell_layers: Iterable[tuple[tuple, int]],
     """Check the rows of a table of records -- given as (cell, layer) per
     row, cell a tuple of CELL_COLUMNS values -- against the cells
     `chunk_params` (a list of chunk params) ask for: every cell there and
-    none other, exactly one row per layer (a GPT cell: rows for layers -1,
-    the embeddings, to depth, the final norm and head, one per parameter).
-    Truncation anywhere loses a row and is caught; raises CorruptChunk
-    naming the file."""
+    none other; an MLP cell has exactly one row per layer, any other
+    family's cell one row per parameter, as many as every cell of the same
+    depth and norm.  Truncation anywhere loses a row and is caught; raises
+    CorruptChunk naming the file."""
     layers = {}
     for cell, layer in cell_layers:
         layers.setdefault(cell, []).append(layer)
@@ -210,15 +210,18 @@ def check_cells(path: PathLike, cell_layers: Iterable[tuple[tuple, int]],
         missing, extra = len(expected - set(layers)), len(set(layers) - expected)
         raise corrupt(path, f"holds {len(layers)} cells, expected {len(expected)} "
                             f"({missing} missing, {extra} not asked for)")
-    depth_at, model_at = CELL_COLUMNS.index("depth"), CELL_COLUMNS.index("model")
+    at = {name: CELL_COLUMNS.index(name) for name in ("model", "depth", "norm")}
+    rows_of = {}
     for cell, seen in layers.items():
-        if cell[model_at] == "gpt":  # one row per parameter: embeddings, blocks, head
-            if sorted(set(seen)) != list(range(-1, cell[depth_at] + 1)):
-                raise corrupt(path, f"cell {dict(zip(CELL_COLUMNS, cell))} lacks the rows of "
-                                    f"some of its blocks")
-        elif sorted(seen) != list(range(cell[depth_at])):
-            raise corrupt(path, f"cell {dict(zip(CELL_COLUMNS, cell))} does not have exactly "
-                                f"one row per layer")
+        if cell[at["model"]] == "mlp":
+            if sorted(seen) != list(range(cell[at["depth"]])):
+                raise corrupt(path, f"cell {dict(zip(CELL_COLUMNS, cell))} does not have "
+                                    f"exactly one row per layer")
+            continue
+        shape = tuple(cell[at[name]] for name in ("model", "depth", "norm"))
+        if rows_of.setdefault(shape, sorted(seen)) != sorted(seen):
+            raise corrupt(path, f"cell {dict(zip(CELL_COLUMNS, cell))} has other rows than "
+                                f"the cells of its depth (one per parameter)")
 
 
 def read_chunk(path: PathLike, params: ChunkParams,

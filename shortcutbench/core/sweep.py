@@ -20,16 +20,14 @@ seeds 0-9 adds the chunk `seeds~10` instead of re-measuring `seeds~0-10`.
 A chunk's numbers do not depend on which chunk a cell was measured in (every
 cell is seeded on its own), so the final tables are the same bytes either way.
 
-The GPT family (`models: [..., gpt]`, the config's `gpt:` section) has its
-own chunks, grouped by model config: one per (device, dtype, emb_dim, block
-of seeds), holding every blocks x shortcut x norm cell of the section's one
-model config (n_heads, vocab_size, context_length, n_tokens, qkv_bias, in
-the chunk's params):
+Every other model family (core/families.py: the book's GPT, He et al.'s
+ResNet, the user's own) has chunks of its own (FamilyChunk), one per
+(device, dtype, block of seeds), holding every depth x norm x shortcut cell
+of the family's one model config:
 
-    results/cells/model~gpt/device~cpu/dtype~float32/width~128/seeds~0-4.parquet
+    results/cells/model~gpt/device~cpu/dtype~float32/seeds~0-4.parquet
 
-The MLP's chunk paths are unchanged (no model~ part).  GPT cells belong to
-the main sweep only; studies are the MLP's.
+The MLP's chunk paths have no model~ part.  Studies are the MLP's.
 """
 
 from __future__ import annotations
@@ -38,13 +36,13 @@ import itertools
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from shortcutbench.core.gpt import MODEL_KEYS, gpt_mem_mb
+from shortcutbench.core import families
 from shortcutbench.core.records import BRANCH_RULE, branch_label
 
-# What a measuring job is handed (Chunk.params(), GPTChunk.params()): plain
+# What a measuring job is handed (Chunk.params(), FamilyChunk.params()): plain
 # JSON-able values, which Snakemake also compares to decide a re-run.
 ChunkParams = dict[str, Any]
 
@@ -53,7 +51,7 @@ AXES = ("depths", "widths", "seeds", "shortcut", "shortcut_scales", "devices", "
         "inits", "norms", "dtypes", "branch_scales")
 CHUNK_PATTERN = (r"((studies/[a-z][a-z0-9_]*/)?cells/device~[a-z0-9-]+/dtype~[a-z0-9]+/"
                  r"activation~[a-z_]+/width~[0-9]+/seeds~[0-9_-]+"
-                 r"|cells/model~gpt/device~[a-z0-9-]+/dtype~[a-z0-9]+/width~[0-9]+/seeds~[0-9_-]+)")
+                 r"|cells/model~[a-z][a-z0-9_]*/device~[a-z0-9-]+/dtype~[a-z0-9]+/seeds~[0-9_-]+)")
 PREFIX_PATTERN = r"(studies/[a-z][a-z0-9_]*/)?"
 
 
@@ -111,21 +109,11 @@ def branch_labels(values):
 def cells_of(params: ChunkParams) -> list[dict[str, Any]]:
     """Every cell of a chunk, from its params, as plain dicts with
     records.Cell's fields, in a fixed order.  The branch scale alpha only
-    means something with a shortcut; cells without one record "1".
-
-    A GPT chunk's cells (params["model"] == "gpt") have the same fields:
-    depth = blocks, width = emb_dim, in the order seed, blocks, norm,
-    shortcut (without first); gpt_cell_fields() adds the model config that
-    measure_gpt.GPTCell needs."""
-    if params.get("model", "mlp") == "gpt":
-        return [
-            {"model": "gpt", "depth": blocks, "width": params["width"], "seed": seed,
-             "shortcut": shortcut, "shortcut_scale": 1.0 if shortcut else 0.0,
-             "branch_scale": "1", "activation": "gelu_tanh", "init": "pytorch", "norm": norm,
-             "device": params["device"], "dtype": params["dtype"]}
-            for seed in params["seeds"] for blocks in params["blocks"]
-            for norm in params["norms"] for shortcut in params["shortcuts"]
-        ]
+    means something with a shortcut; cells without one record "1".  A family
+    chunk's cells (params["model"] names a family other than the MLP) are
+    family_cells'."""
+    if params.get("model", families.MLP) != families.MLP:
+        return family_cells(params)
     alphas = branch_labels(params.get("branch_scales", [1]))
     return [
         {"model": "mlp", "depth": depth, "width": params["width"], "seed": seed,
@@ -136,6 +124,23 @@ def cells_of(params: ChunkParams) -> list[dict[str, Any]]:
         for init in params["inits"] for norm in params["norms"]
         for shortcut, scale in shortcut_variants(params["shortcuts"], params["shortcut_scales"])
         for alpha in (alphas if shortcut else ("1",))
+    ]
+
+
+def family_cells(params: ChunkParams) -> list[dict[str, Any]]:
+    """Every cell of a family chunk, in the order seed, depth, norm, shortcut
+    (without first).  A cell without shortcut records lambda 0, one with
+    lambda 1; alpha is the MLP's knob: "1".  Width, activation, init (and
+    norm, where the family has no norm axis) are its model config's
+    (families.cell_fields)."""
+    fields = families.cell_fields(params["model"], params["options"])
+    return [
+        {"model": params["model"], "depth": depth, "width": fields["width"], "seed": seed,
+         "shortcut": shortcut, "shortcut_scale": 1.0 if shortcut else 0.0, "branch_scale": "1",
+         "activation": fields["activation"], "init": fields["init"], "norm": norm,
+         "device": params["device"], "dtype": params["dtype"]}
+        for seed in params["seeds"] for depth in params["depths"]
+        for norm in params["norms"] for shortcut in params["shortcuts"]
     ]
 
 
@@ -153,6 +158,7 @@ class Chunk:
     inits: tuple[str, ...]
     norms: tuple[str, ...]
     branch_scales: tuple[str, ...] = ("1",)
+    model = families.MLP
 
     @property
     def study_prefix(self) -> str:
@@ -180,33 +186,21 @@ class Chunk:
         return cells_of(self.params())
 
 
-def gpt_cell_fields(cell, params):
-    """A GPT chunk's cell (cells_of) -> measure_gpt.GPTCell's fields."""
-    return {"blocks": cell["depth"], "emb_dim": cell["width"], "n_heads": params["n_heads"],
-            "vocab_size": params["vocab_size"], "context_length": params["context_length"],
-            "n_tokens": params["n_tokens"], "seed": cell["seed"], "shortcut": cell["shortcut"],
-            "norm": cell["norm"], "qkv_bias": params["qkv_bias"], "device": cell["device"],
-            "dtype": cell["dtype"]}
-
-
 @dataclass(frozen=True)
-class GPTChunk:
-    """One job of the GPT family: every blocks x shortcut x norm cell of one
-    model config, for a block of seeds, at one (device, dtype, emb_dim)."""
+class FamilyChunk:
+    """One measuring job of a model family other than the MLP
+    (core/families.py): every depth x norm x shortcut cell of its one model
+    config (`options`), for a block of seeds, on one device in one dtype."""
+    model: str
     device: str
     dtype: str
-    width: int  # emb_dim
     seeds: tuple[int, ...]
-    blocks: tuple[int, ...]
+    depths: tuple[int, ...]
     shortcuts: tuple[bool, ...]
     norms: tuple[str, ...]
-    n_heads: int
-    vocab_size: int
-    context_length: int
-    n_tokens: int
-    qkv_bias: bool
+    options: dict[str, Any] = field(hash=False, compare=False)
+    mem: int = 0  # megabytes its biggest cell needs (families.mem_mb)
     study: str = ""
-    model: str = "gpt"
 
     @property
     def study_prefix(self) -> str:
@@ -214,28 +208,24 @@ class GPTChunk:
 
     @property
     def group_path(self) -> str:
-        return (f"cells/model~gpt/device~{device_slug(self.device)}/dtype~{self.dtype}/"
-                f"width~{self.width}")
+        return f"cells/model~{self.model}/device~{device_slug(self.device)}/dtype~{self.dtype}"
 
     @property
     def name(self) -> str:
+        """The chunk's id; its records are results/{name}.parquet (core.store)."""
         return f"{self.group_path}/seeds~{seeds_slug(self.seeds)}"
 
     def params(self) -> ChunkParams:
-        return {"model": "gpt", "device": self.device, "dtype": self.dtype,
-                "width": self.width, "seeds": list(self.seeds), "blocks": list(self.blocks),
+        return {"model": self.model, "device": self.device, "dtype": self.dtype,
+                "seeds": list(self.seeds), "depths": list(self.depths),
                 "shortcuts": list(self.shortcuts), "norms": list(self.norms),
-                "n_heads": self.n_heads, "vocab_size": self.vocab_size,
-                "context_length": self.context_length, "n_tokens": self.n_tokens,
-                "qkv_bias": self.qkv_bias}
+                "options": self.options}
 
     def cells(self) -> list[dict[str, Any]]:
-        return cells_of(self.params())
+        return family_cells(self.params())
 
     def mem_mb(self) -> int:
-        """Megabytes for its largest cell (core.gpt.gpt_mem_mb)."""
-        return gpt_mem_mb(max(self.blocks), self.width, self.n_heads, self.vocab_size,
-                          self.context_length, self.n_tokens, self.qkv_bias, self.dtype)
+        return self.mem
 
 
 def _existing_seed_sets(group_dir):
@@ -278,7 +268,9 @@ def _choose_chunks(wanted, existing, seeds_per_job):
 
 def study_sweeps(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{study name ('' for the main sweep): its axes}, from a validated config
-    whose 'devices' are already expanded."""
+    whose 'devices' are already expanded: the MLP's sweeps, none without it."""
+    if families.MLP not in config.get("models", [families.MLP]):
+        return {}
     main = {axis: config[axis] for axis in AXES if axis in config}
     sweeps = {"": main}
     for name, overrides in sorted(config.get("studies", {}).items()):
@@ -286,8 +278,11 @@ def study_sweeps(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return sweeps
 
 
-def plan_chunks(config: dict[str, Any], results_dir: str = "results") -> list[AnyChunk]:
-    """The chunks that together hold every cell of every sweep in the config."""
+def plan_chunks(config: dict[str, Any], results_dir: str = "results",
+                checks: dict[str, Any] | None = None) -> list[AnyChunk]:
+    """The chunks that together hold every cell of every sweep in the config:
+    the MLP's, then every other family's.  checks: {user family: what its
+    check measured} (its memory estimate comes from there)."""
     chunks = []
     for study, sweep in study_sweeps(config).items():
         inner = dict(depths=tuple(sorted(sweep["depths"])),
@@ -301,43 +296,34 @@ def plan_chunks(config: dict[str, Any], results_dir: str = "results") -> list[An
             existing = _existing_seed_sets(os.path.join(results_dir, probe.group_path))
             for seeds in _choose_chunks(sweep["seeds"], existing, config["seeds_per_job"]):
                 chunks.append(Chunk(study, device, dtype, activation, width, seeds, **inner))
-    if "gpt" in config.get("models", ["mlp"]):
-        chunks += plan_gpt_chunks(config, results_dir)
-    return chunks
+    return chunks + plan_family_chunks(config, results_dir, checks)
 
 
-def gpt_section(config):
-    """The validated config's gpt section, with its devices and dtypes (the
-    top level's where it names none)."""
-    gpt = dict(config["gpt"])
-    gpt["devices"] = gpt.get("devices") or config["devices"]
-    gpt["dtypes"] = gpt.get("dtypes") or config["dtypes"]
-    return gpt
-
-
-def plan_gpt_chunks(config, results_dir="results"):
-    """The GPT family's chunks: one per (device, dtype, emb_dim, block of
-    seeds), every blocks x shortcut x norm cell in each."""
-    gpt = gpt_section(config)
-    inner = dict(blocks=tuple(sorted(gpt["blocks"])), shortcuts=tuple(sorted(gpt["shortcut"])),
-                 norms=tuple(sorted(gpt["norms"])),
-                 **{k: gpt[k] for k in MODEL_KEYS if k != "emb_dim"})
+def plan_family_chunks(config: dict[str, Any], results_dir: str = "results",
+                       checks: dict[str, Any] | None = None) -> list[FamilyChunk]:
+    """Every family's chunks but the MLP's: one per (device, dtype, block of
+    seeds) of its section."""
     chunks = []
-    for device, dtype in itertools.product(gpt["devices"], gpt["dtypes"]):
-        probe = GPTChunk(device, dtype, gpt["emb_dim"], (), **inner)
-        existing = _existing_seed_sets(os.path.join(results_dir, probe.group_path))
-        for seeds in _choose_chunks(gpt["seeds"], existing, config["seeds_per_job"]):
-            chunks.append(GPTChunk(device, dtype, gpt["emb_dim"], seeds, **inner))
+    for name, section in families.sections(config).items():
+        inner = dict(depths=tuple(sorted(section["depths"])),
+                     shortcuts=tuple(sorted(section["shortcut"])),
+                     norms=families.norms_of(name, section),
+                     options=families.options_of(name, section))
+        for device, dtype in itertools.product(section["devices"], section["dtypes"]):
+            probe = FamilyChunk(name, device, dtype, (), **inner)
+            existing = _existing_seed_sets(os.path.join(results_dir, probe.group_path))
+            mem = families.mem_mb(name, section, dtype, (checks or {}).get(name))
+            for seeds in _choose_chunks(section["seeds"], existing, section["seeds_per_job"]):
+                chunks.append(FamilyChunk(name, device, dtype, seeds, mem=mem, **inner))
     return chunks
 
 
-def n_gpt_cells(config):
-    """How many GPT cells the config has (0 without the family)."""
-    if "gpt" not in config.get("models", ["mlp"]):
-        return 0
-    gpt = gpt_section(config)
-    return (len(gpt["devices"]) * len(gpt["dtypes"]) * len(gpt["seeds"]) * len(gpt["blocks"])
-            * len(gpt["norms"]) * len(gpt["shortcut"]))
+def n_family_cells(config: dict[str, Any], name: str) -> int:
+    """How many cells one family other than the MLP has in the config."""
+    section = families.sections(config)[name]
+    return (len(section["devices"]) * len(section["dtypes"]) * len(section["seeds"])
+            * len(section["depths"]) * len(families.norms_of(name, section))
+            * len(section["shortcut"]))
 
 
 def n_cells(sweep: dict[str, Any]) -> int:
@@ -370,5 +356,5 @@ def training_jobs(training):
     return jobs
 
 
-# A job of either family.
-AnyChunk = Chunk | GPTChunk
+# A measuring job of any family.
+AnyChunk = Chunk | FamilyChunk
