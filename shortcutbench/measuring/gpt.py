@@ -16,18 +16,37 @@ the book's weights.  The knobs (their defaults are the book's model):
   The final norm is applied under both placements: at initialisation
   LN(LN(x)) is LN(x) up to eps, so post-LN's head is the book's head.
 
+`GPTFamily` is the family's side of the measurement contract
+(measuring/family.py).  A cell (issue 13's measurement):
+
+1. torch.manual_seed(seed) right before GPTModel(cfg); eval mode, so dropout
+   is off;
+2. input ids arange(n_tokens) % vocab_size as a batch of one, targets the next
+   id, (arange(n_tokens) + 1) % vocab_size;
+3. loss = cross_entropy(logits.flatten(0, 1), targets.flatten()), one
+   backward pass;
+4. per named parameter its gradient's mean |grad| and L2 norm, its layer (the
+   block index for trf_blocks.{i}.*, -1 for the embeddings, the number of
+   blocks for the final norm and the output head) and the RMS of the
+   residual stream leaving that layer; per cell the token collapse (mean
+   pairwise cosine of the last block's token outputs).
+
 This module imports torch and never pandas, seaborn or Snakemake.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from shortcutbench.core.gpt import (  # noqa: F401 (the config lives in core, torch-free)
     GPT_CONFIG_124M,
+    NAME,
     NORMS,
     check_norm,
+    check_tokens,
     gpt_config,
 )
+from shortcutbench.measuring.family import Family, rms
 from shortcutbench.measuring.model import GELU
 
 
@@ -160,3 +179,69 @@ class GPTModel(nn.Module):
         if self.norm != "none":
             x = self.final_norm(x)
         return self.out_head(x)
+
+
+def token_ids(n_tokens, vocab_size, device=None):
+    """Input ids (1, n_tokens) and the next-token targets (1, n_tokens)."""
+    positions = torch.arange(n_tokens, device=device)
+    return (positions % vocab_size).unsqueeze(0), ((positions + 1) % vocab_size).unsqueeze(0)
+
+
+def token_cosine(block_output):
+    """Mean cosine similarity between distinct tokens' vectors, in float64:
+    1 when every token is the same vector (token collapse)."""
+    tokens = block_output.reshape(-1, block_output.shape[-1]).double()
+    unit = tokens / torch.linalg.vector_norm(tokens, dim=1, keepdim=True)
+    cosines = unit @ unit.T
+    n = tokens.shape[0]
+    return (cosines.sum() - cosines.diagonal().sum()) / (n * (n - 1))
+
+
+class GPTFamily(Family):
+    """The book's GPT through the measurement contract: `depth` is the
+    number of blocks, `norm` the norm placement, `options` the model config
+    (core/gpt.py's MODEL_KEYS)."""
+
+    name = NAME
+    mode = "eval"
+
+    def build(self, depth, shortcut, norm, options):
+        cfg = gpt_config(depth, options["emb_dim"], options["n_heads"], options["vocab_size"],
+                         options["context_length"], options["qkv_bias"])
+        check_tokens(options["n_tokens"], options["context_length"])
+        model = GPTModel(cfg, shortcut, norm)
+        ids, targets = token_ids(options["n_tokens"], options["vocab_size"])
+
+        def loss_fn(logits):
+            return F.cross_entropy(logits.flatten(0, 1), targets.to(logits.device).flatten())
+
+        return model, (ids,), loss_fn
+
+    def layer_of(self, name, depth):
+        if name.startswith("trf_blocks."):
+            return int(name.split(".")[1])
+        if name.startswith(("tok_emb.", "pos_emb.")):
+            return -1
+        return depth
+
+    def watch(self, model, depth):
+        """The residual stream leaving the embeddings (layer -1) and each
+        block, the logits (layer `depth`), and the token collapse of the last
+        block's output."""
+        streams = {}
+
+        def keep(layer):
+            def hook(module, inputs, output):
+                streams[layer] = output
+            return hook
+
+        model.drop_emb.register_forward_hook(keep(-1))
+        for i, block in enumerate(model.trf_blocks):
+            block.register_forward_hook(keep(i))
+
+        def seen(logits):
+            streams[depth] = logits
+            return ({layer: rms(out) for layer, out in streams.items()},
+                    {"token_cosine": token_cosine(streams[depth - 1])})
+
+        return seen

@@ -1,9 +1,14 @@
-"""One cell of the sweep -> one record per layer.
+"""One chunk of cells -> its records, its partial results, its machine facts.
 
-A cell is one network (depth, width, seed, shortcut, activation) on one device
-in one dtype.  Its measurement is the book's `print_gradients`: one forward
-pass on the sample input, MSE loss against zero, one backward pass, then the
-mean |gradient| of every layer's weight, plus a few more statistics.
+`run_chunk` is the measuring job: the MLP's chunks are measured here, the
+book's way made fast; every other family's through the contract of
+measuring/family.py.
+
+An MLP cell is one network (depth, width, seed, shortcut, activation, ...)
+on one device in one dtype.  Its measurement is the book's
+`print_gradients`: one forward pass on the sample input, MSE loss against
+zero, one backward pass, then the mean |gradient| of every layer's weight,
+plus a few more statistics; one record per layer.
 
 This module imports torch and never pandas, seaborn or Snakemake.
 """
@@ -29,6 +34,7 @@ from shortcutbench.core.states import DEFAULT_BAND
 from shortcutbench.core.store import write_records  # one Parquet file per chunk
 from shortcutbench.core.sweep import ChunkParams, cells_of
 from shortcutbench.measuring.devices import torch_device
+from shortcutbench.measuring.family import DTYPES, configure_torch, measure_chunk
 from shortcutbench.measuring.model import (
     ExampleDeepNeuralNetwork,
     add_shortcut,
@@ -39,14 +45,6 @@ from shortcutbench.measuring.model import (
     reinitialize_,
     sample_input,
 )
-
-DTYPES = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
-
 
 BATCH_ELEMENTS = 2 ** 22  # gradient entries stacked at once for the statistics
 
@@ -108,6 +106,7 @@ def measure_cell(cell: Cell) -> list[Record]:
             **cell_fields,
             "layer": i,
             "param": f"layers.{i}.0.weight",
+            "numel": cell.width * (cell.width if i < cell.depth - 1 else 1),
             "grad_abs_mean": grad_abs_mean,
             "grad_l2": grad_l2,
             "bias_grad_abs_mean": bias_grad_abs_mean,
@@ -175,6 +174,7 @@ def measure_cell_book_style(cell: Cell) -> list[Record]:
     for i, layer in enumerate(model.layers):
         weight_grad, bias_grad = layer[0].weight.grad, layer[0].bias.grad
         record = {**record_fields(cell), "layer": i, "param": f"layers.{i}.0.weight",
+                  "numel": weight_grad.numel(),
                   "grad_abs_mean": weight_grad.abs().mean().item(),
                   "grad_l2": torch.linalg.vector_norm(weight_grad, dtype=torch.float64).item(),
                   "bias_grad_abs_mean": bias_grad.abs().mean().item(),
@@ -189,12 +189,6 @@ def measure_cell_book_style(cell: Cell) -> list[Record]:
     for record in records:
         record.update(loss=loss_value, output=output_value, token_cosine=math.nan, finite=finite)
     return records
-
-
-def configure_torch():
-    """One intra-op thread: the same bytes every run, and no oversubscription
-    when Snakemake runs one measuring job per core."""
-    torch.set_num_threads(1)
 
 
 def measure_cells(cells: Sequence[Cell], progress: TextIO | None = sys.stderr) -> list[Record]:
@@ -236,20 +230,17 @@ def run_chunk(params: ChunkParams, records_path: PathLike, machine_path: PathLik
               progress: TextIO | None = sys.stderr, partial_path: PathLike | None = None,
               band: float = DEFAULT_BAND) -> None:
     """Measure one chunk, given by its params (sweep.Chunk.params() or
-    GPTChunk.params()): its records go to `records_path`, where and how it
+    FamilyChunk.params()): its records go to `records_path`, where and how it
     was measured to `machine_path`, and, after the records, its partial
     results (core/partials.py, with the records file's sha256 and the
-    healthy band `band`) to `partial_path`.  A GPT chunk (params["model"]
-    == "gpt") is measured by measure_gpt."""
+    healthy band `band`) to `partial_path`.  The MLP's chunks are measured
+    here; every other family's through measuring/family.py."""
     started = time.time()
-    if params.get("model", "mlp") == "gpt":
-        from shortcutbench.measuring.measure_gpt import measure_gpt_chunk
-
-        cells = cells_of(params)
-        records = measure_gpt_chunk(params, progress)
+    cells = cells_of(params)
+    if params.get("model", "mlp") == "mlp":
+        records = measure_cells([Cell(**cell) for cell in cells], progress)
     else:
-        cells = [Cell(**cell) for cell in cells_of(params)]
-        records = measure_cells(cells, progress)
+        records = measure_chunk(params, progress)
     # The records file's sha256, recorded in the partial results: every later
     # reader checks the file against it (core.store.verify).
     sha256 = write_chunk(records, records_path)

@@ -1,0 +1,216 @@
+"""The contract every model family is measured through, and its runner.
+
+A family (the book's GPT, He et al.'s ResNet, the user's own module; the
+book's MLP too, which also has a faster path of its own) tells the
+measurement three things:
+
+- `build(depth, shortcut, norm, options)`: one cell's model, its inputs (a
+  tuple of tensors, any random ones drawn after the model) and its loss
+  function of the model's output;
+- `layer_of(name, depth)`: the layer (block) a parameter belongs to, -1 for
+  parameters outside every block;
+- `mode`: "eval" or "train" (BatchNorm on batch statistics).
+
+and may add statistics of its own through one hook, `watch(model, depth)`:
+forward hooks that record the residual stream's RMS per layer and per-cell
+values (the GPT's token collapse).
+
+For each cell the runner (measure_cell):
+
+1. calls torch.manual_seed(seed), then build(...), on the CPU in float32, so
+   that every device and dtype starts from the same numbers;
+2. moves the model and its inputs to the cell's device and dtype, sets the
+   mode, computes loss_fn(model(*inputs)) and one backward pass;
+3. writes one record per named_parameters() entry: its layer, its name, its
+   element count, the mean |grad| in the parameter's dtype (the book's
+   statistic), the L2 norm in float64, and what the hook recorded.
+   A parameter that gets no gradient (a LayerNorm that is not applied) has
+   a zero gradient.  Overflow or NaN is data: finite = False.
+
+This module imports torch and never pandas, seaborn or Snakemake.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import torch
+
+from shortcutbench.core.records import COLUMNS, Record
+from shortcutbench.core.sweep import ChunkParams, family_cells
+from shortcutbench.measuring.devices import torch_device
+
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+SMALL = 2 ** 14  # gradients with fewer entries are stacked for their statistics
+
+# What a watch hook gives back once the model has run: the stream's RMS per
+# layer ({layer: 0-d tensor}) and per-cell values ({column: 0-d tensor}).
+Watched = tuple[dict[int, torch.Tensor], dict[str, torch.Tensor]]
+
+
+class Family:
+    """A model family, as the measurement sees it.  Subclasses set `name`
+    and `mode` and implement build() and layer_of(); watch() is optional."""
+
+    name = ""
+    mode = "eval"
+
+    def build(self, depth: int, shortcut: bool, norm: str,
+              options: dict[str, Any]) -> tuple[torch.nn.Module, tuple, Callable]:
+        raise NotImplementedError
+
+    def layer_of(self, name: str, depth: int) -> int:
+        raise NotImplementedError
+
+    def watch(self, model: torch.nn.Module, depth: int) -> Callable[[Any], Watched] | None:
+        """Register forward hooks on the model; return a function that, given
+        the model's output, gives what they saw.  None: nothing to watch."""
+        return None
+
+
+def family_of(name: str, options: dict[str, Any]) -> Family:
+    """The family a chunk names: a shipped one, else the user's own."""
+    if name == "gpt":
+        from shortcutbench.measuring.gpt import GPTFamily
+
+        return GPTFamily()
+    if name == "resnet":
+        from shortcutbench.measuring.resnet import ResNetFamily
+
+        return ResNetFamily()
+    if name == "mlp":
+        from shortcutbench.measuring.model import MLPFamily
+
+        return MLPFamily()
+    from shortcutbench.measuring.user_family import UserFamily
+
+    return UserFamily(name, options)
+
+
+def to_cell(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """An input on the cell's device; floating-point inputs in its dtype
+    (token ids and labels keep theirs)."""
+    if tensor.is_floating_point():
+        return tensor.to(device, dtype)
+    return tensor.to(device)
+
+
+def measure_cell(family: Family, cell: dict[str, Any], options: dict[str, Any]) -> list[Record]:
+    """Measure one cell (a dict of records.Cell's fields) of `family`;
+    returns its records, one per named parameter, in records.COLUMNS order."""
+    device, dtype = torch_device(cell["device"]), DTYPES[cell["dtype"]]
+    torch.manual_seed(cell["seed"])
+    model, inputs, loss_fn = family.build(cell["depth"], cell["shortcut"], cell["norm"], options)
+    model = model.to(device, dtype)
+    inputs = tuple(to_cell(x, device, dtype) for x in inputs)
+    model.train(family.mode == "train")
+    seen = family.watch(model, cell["depth"])
+    output = model(*inputs)
+    loss = loss_fn(output)
+    loss.backward()
+
+    names, parameters = zip(*model.named_parameters())
+    with torch.no_grad():
+        streams, extra = seen(output) if seen else ({}, {})
+        rms_layers = sorted(streams)
+        # One table for every number, brought to Python in one .tolist():
+        # (mean |grad|, L2) per parameter, the stream's RMS per layer, the
+        # family's per-cell values, the loss.
+        table = torch.empty(2 * len(names) + len(rms_layers) + len(extra) + 1,
+                            dtype=torch.float64, device=device)
+        order, groups = [], {}
+        for k, p in enumerate(parameters):
+            shape = p.shape
+            groups.setdefault(shape if p.numel() < SMALL else k, []).append(k)
+        for group in groups.values():
+            start = 2 * len(order)
+            grad_statistics([_grad(parameters[k]) for k in group],
+                            table[start:start + 2 * len(group)])
+            order.extend(group)
+        at = 2 * len(order)
+        for layer in rms_layers:
+            table[at] = streams[layer]
+            at += 1
+        for column in extra:
+            table[at] = extra[column]
+            at += 1
+        table[at] = loss.detach()
+        values = table.tolist()
+
+    statistics = {k: values[2 * i:2 * i + 2] for i, k in enumerate(order)}
+    output_rms = dict(zip(rms_layers, values[2 * len(order):]))
+    extras = dict(zip(extra, values[2 * len(order) + len(rms_layers):]))
+    loss_value = values[-1]
+    finite = all(math.isfinite(v) for v in values)
+    fields = {c: cell[c] for c in COLUMNS if c in cell}
+    records = []
+    for k, name in enumerate(names):
+        layer = family.layer_of(name, cell["depth"])
+        grad_abs_mean, grad_l2 = statistics[k]
+        records.append({
+            **fields, "layer": layer, "param": name, "numel": parameters[k].numel(),
+            "grad_abs_mean": grad_abs_mean, "grad_l2": grad_l2, "bias_grad_abs_mean": math.nan,
+            "output_rms": output_rms.get(layer, math.nan), "grad_stream_cos": math.nan,
+            "loss": loss_value, "output": math.nan,
+            "token_cosine": extras.get("token_cosine", math.nan), "finite": finite})
+    return [{column: record[column] for column in COLUMNS} for record in records]
+
+
+def _grad(parameter: torch.Tensor) -> torch.Tensor:
+    # A parameter the loss does not reach (a LayerNorm that is not applied)
+    # has no gradient: it is zero.
+    return parameter.grad if parameter.grad is not None else torch.zeros_like(parameter)
+
+
+def grad_statistics(grads: list[torch.Tensor], out: torch.Tensor) -> None:
+    """Write (mean |grad|, L2 norm) per gradient, interleaved, into `out`,
+    for gradients of one shape.  The mean in the gradient's dtype (the
+    book's statistic), the norm in float64, where a finite gradient's square
+    cannot overflow.  Stacked, the reductions give the same floats as one
+    gradient at a time (tests/test_family.py)."""
+    if len(grads) == 1:
+        out[0] = grads[0].abs().mean()
+        out[1] = torch.linalg.vector_norm(grads[0], dtype=torch.float64)
+        return
+    stacked = torch.stack(grads)
+    dims = tuple(range(1, stacked.dim()))
+    out[0::2] = stacked.abs().mean(dim=dims)
+    out[1::2] = torch.linalg.vector_norm(stacked, dim=dims, dtype=torch.float64)
+
+
+def rms(tensor: torch.Tensor) -> torch.Tensor:
+    """The RMS of a tensor, in float64."""
+    return tensor.double().square().mean().sqrt()
+
+
+def configure_torch() -> None:
+    """One intra-op thread: the same bytes every run, and no oversubscription
+    when Snakemake runs one measuring job per core."""
+    torch.set_num_threads(1)
+
+
+def measure_chunk(params: ChunkParams, progress: TextIO | None = sys.stderr) -> list[Record]:
+    """Measure every cell of a family chunk (sweep.FamilyChunk.params()) in
+    this process; returns their records, cell after cell in family_cells'
+    order."""
+    configure_torch()
+    family = family_of(params["model"], params["options"])
+    cells = family_cells(params)
+    records = []
+    started = time.perf_counter()
+    step = max(1, len(cells) // 10)
+    for n, cell in enumerate(cells, 1):
+        records.extend(measure_cell(family, cell, params["options"]))
+        if progress and (n % step == 0 or n == len(cells)):
+            print(f"measured {n}/{len(cells)} {params['model']} cells in "
+                  f"{time.perf_counter() - started:.1f} s", file=progress, flush=True)
+    return records

@@ -1,0 +1,270 @@
+"""A family of the user's own, given by config alone:
+
+    models: [mine]
+    families:
+      mine:
+        factory: my_models:build        # module:function
+        depths: [2, 4, 8]
+        seeds: [0, 1, 2]
+        options: {width: 16}            # keyword arguments of the factory
+        blocks: 'blocks\\.(\\d+)\\.'       # a parameter's name -> its block (first group)
+        mode: eval                      # or train (BatchNorm on batch statistics)
+
+`build(depth=depth, shortcut=shortcut, **options)` returns (model, inputs,
+loss_fn); the measurement contract (measuring/family.py) does the rest.  The
+module is imported from the run's working directory (snakemake -d) first,
+then from PYTHONPATH.
+
+`check(name, section, workdir)` is what the workflow runs before any job
+(in a process of its own: the workflow's process never imports torch or the
+user's code): the factory imports and builds at the smallest depth with the
+options, the result has the contract's shape, a forward and backward pass
+run, two builds from the same seed are the same, and `blocks` matches a
+parameter.  Each failure is a FamilyError whose message names the config key
+and the fix.  It also counts the parameters and what autograd keeps for
+backward at the largest depth (on torch's meta device: no memory, no time),
+for the chunks' memory estimate.
+
+    python -m shortcutbench.measuring.user_family < request.json
+
+reads {"name", "section", "workdir"} and prints {"ok": true, ...facts} or
+{"ok": false, "error": message}.
+
+This module imports torch and never pandas, seaborn or Snakemake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from shortcutbench.measuring.family import Family
+
+
+class FamilyError(ValueError):
+    """A user family that cannot be measured; the message names the key and the fix."""
+
+
+def load_factory(spec: str, workdir: str, key: str = "factory") -> Callable:
+    """'module:function' -> the function, the module imported from
+    `workdir` first, then from PYTHONPATH.  `key` names the config key in errors."""
+    module_name, _, function = spec.partition(":")
+    if workdir not in sys.path:
+        sys.path.insert(0, workdir)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.split(".")[0] == error.name.split(".")[0]:
+            raise FamilyError(
+                f"{key}: no module {module_name!r} in the run's working directory ({workdir}) "
+                f"or on PYTHONPATH; put {module_name.replace('.', '/')}.py there, or fix the "
+                f"name") from None
+        raise FamilyError(f"{key}: importing {module_name!r} failed: {_said(error)}; install "
+                          f"what it needs, or fix the module") from None
+    except Exception as error:  # the user's module may raise anything
+        raise FamilyError(f"{key}: importing {module_name!r} raised {_said(error)}; fix the "
+                          f"module") from None
+    build = getattr(module, function, None)
+    if not callable(build):
+        where = getattr(module, "__file__", module_name)
+        raise FamilyError(f"{key}: module {module_name!r} ({where}) has no function "
+                          f"{function!r}; name the function that builds the model")
+    return build
+
+
+def _said(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def block_of(pattern: str) -> Callable[[str], int]:
+    """A parameter's name -> its block: the first group of `pattern`
+    (re.search) as an integer, -1 where the pattern does not match."""
+    compiled = re.compile(pattern)
+
+    def layer(name: str) -> int:
+        match = compiled.search(name)
+        return int(match.group(1)) if match else -1
+
+    return layer
+
+
+class UserFamily(Family):
+    """A user family through the measurement contract."""
+
+    def __init__(self, name: str, options: dict[str, Any], workdir: str | None = None):
+        self.name = name
+        self.mode = options.get("mode", "eval")
+        self.factory = load_factory(options["factory"], workdir or os.getcwd(),
+                                    key=f"families.{name}.factory")
+        self.block = block_of(options["blocks"])
+
+    def build(self, depth, shortcut, norm, options):
+        return self.factory(depth=depth, shortcut=shortcut, **options["options"])
+
+    def layer_of(self, name, depth):
+        return self.block(name)
+
+
+# ---------------------------------------------------------------- the check
+
+def _built(key: str, call: str, result: Any) -> tuple[torch.nn.Module, tuple, Callable]:
+    """The factory's result, checked against the contract's shape."""
+    if not (isinstance(result, tuple | list) and len(result) == 3):
+        raise FamilyError(f"{key}.factory: {call} must return (model, inputs, loss_fn); it "
+                          f"returned {type(result).__name__}")
+    model, inputs, loss_fn = result
+    if not isinstance(model, torch.nn.Module):
+        raise FamilyError(f"{key}.factory: {call} returned a {type(model).__name__} as the "
+                          f"model; return a torch.nn.Module")
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    if not (isinstance(inputs, tuple | list) and all(isinstance(x, torch.Tensor)
+                                                     for x in inputs)):
+        raise FamilyError(f"{key}.factory: {call} returned inputs that are not a tuple of "
+                          f"tensors; return (x,) or (x, y, ...), the model's arguments")
+    if not callable(loss_fn):
+        raise FamilyError(f"{key}.factory: {call} returned a loss_fn that is not callable; "
+                          f"return a function of the model's output")
+    return model, tuple(inputs), loss_fn
+
+
+def _call_text(depth, shortcut, options):
+    args = ", ".join([f"depth={depth}", f"shortcut={shortcut}",
+                      *(f"{k}={v!r}" for k, v in options.items())])
+    return f"build({args})"
+
+
+def _run(key, family, depth, shortcut, options, seed, count_saved=False):
+    """Build and run one cell as the measurement does; returns the model
+    and the bytes autograd kept for backward."""
+    call = _call_text(depth, shortcut, options)
+    torch.manual_seed(seed)
+    try:
+        result = family.factory(depth=depth, shortcut=shortcut, **options)
+    except Exception as error:
+        raise FamilyError(f"{key}.factory: {call} raised {_said(error)}; fix the factory or "
+                          f"{key}.options") from None
+    model, inputs, loss_fn = _built(key, call, result)
+    model.train(family.mode == "train")
+    saved = [0]
+
+    def pack(tensor):
+        saved[0] += tensor.numel() * tensor.element_size()
+        return tensor
+
+    hooks = (torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t) if count_saved
+             else contextlib.nullcontext())
+    try:
+        with hooks:
+            loss = loss_fn(model(*inputs))
+        if not (isinstance(loss, torch.Tensor) and loss.numel() == 1
+                and loss.is_floating_point()):
+            raise FamilyError(f"{key}.factory: the loss_fn of {call} returned "
+                              f"{type(loss).__name__} {getattr(loss, 'shape', '')}; return one "
+                              f"floating-point number as a tensor (e.g. a mean)")
+        if loss.device.type != "meta":
+            loss.backward()
+    except FamilyError:
+        raise
+    except Exception as error:
+        raise FamilyError(f"{key}: running the model of {call} (forward, loss, backward) "
+                          f"raised {_said(error)}; fix the factory") from None
+    return model, saved[0]
+
+
+def _check_options(key, factory, depth, options):
+    try:
+        inspect.signature(factory).bind(depth=depth, shortcut=True, **options)
+    except TypeError as error:
+        raise FamilyError(f"{key}.options: the factory does not take these keyword "
+                          f"arguments ({error}); it is {factory.__name__}"
+                          f"{inspect.signature(factory)}: change {key}.options or the "
+                          f"factory") from None
+    except ValueError:  # no signature to read (a builtin): the call will tell
+        pass
+
+
+def check(name: str, section: dict[str, Any], workdir: str) -> dict[str, Any]:
+    """Check a user family before any job runs (see the module's doc);
+    returns what it measured: {"parameters", "parameter_bytes",
+    "saved_bytes", "blocks"} at the largest depth (blocks: the block
+    indices found at the smallest).  Raises FamilyError."""
+    key = f"families.{name}"
+    options = dict(section.get("options") or {})
+    family = UserFamily.__new__(UserFamily)
+    family.name, family.mode = name, section.get("mode", "eval")
+    family.factory = load_factory(section["factory"], workdir, key=f"{key}.factory")
+    family.block = block_of(section["blocks"])
+    seed, smallest, largest = min(section["seeds"]), min(section["depths"]), max(section["depths"])
+    _check_options(key, family.factory, smallest, options)
+    shortcuts = sorted(section.get("shortcut", [False, True]))
+    for shortcut in shortcuts:
+        model, saved_small = _run(key, family, smallest, shortcut, options, seed, True)
+    names = [n for n, _ in model.named_parameters()]
+    if not names:
+        raise FamilyError(f"{key}.factory: the model of {_call_text(smallest, shortcut, options)}"
+                          f" has no parameters; there is no gradient to measure")
+    blocks = sorted({family.block(n) for n in names} - {-1})
+    if not blocks:
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        raise FamilyError(f"{key}.blocks: {section['blocks']!r} matches none of the model's "
+                          f"parameter names ({shown}); write a pattern whose first group is "
+                          f"the block's number, e.g. 'blocks\\.(\\d+)\\.'")
+    again, _ = _run(key, family, smallest, shortcuts[-1], options, seed)
+    if any(not torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters())):
+        raise FamilyError(f"{key}.factory: two builds after the same torch.manual_seed gave "
+                          f"different weights, so no result could be reproduced; draw every "
+                          f"random number from torch's global generator (not numpy's, "
+                          f"Python's or the clock)")
+    parameters, parameter_bytes, saved = _largest(key, family, largest, shortcuts[-1], options,
+                                                  seed)
+    if saved is None:  # the meta device could not run it: scale the smallest cell's
+        saved = saved_small * largest / smallest
+    return {"parameters": parameters, "parameter_bytes": parameter_bytes,
+            "saved_bytes": int(saved), "blocks": blocks}
+
+
+def _largest(key, family, depth, shortcut, options, seed):
+    """Parameters, their bytes and the bytes autograd keeps at the largest
+    depth, on the meta device (shapes only); saved is None where the model
+    cannot run there (a data-dependent op)."""
+    try:
+        with torch.device("meta"):
+            model, saved = _run(key, family, depth, shortcut, options, seed, True)
+    except FamilyError:
+        with torch.device("meta"):
+            torch.manual_seed(seed)
+            try:
+                model = family.factory(depth=depth, shortcut=shortcut, **options)[0]
+            except Exception as error:
+                raise FamilyError(f"{key}.factory: {_call_text(depth, shortcut, options)} "
+                                  f"raised {_said(error)} at the largest depth; fix the "
+                                  f"factory or {key}.depths") from None
+        saved = None
+    parameters = sum(p.numel() for p in model.parameters())
+    return parameters, sum(p.numel() * p.element_size() for p in model.parameters()), saved
+
+
+def main() -> None:
+    request = json.load(sys.stdin)
+    # What the user's module prints goes to stderr: stdout carries the answer.
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            answer = {"ok": True, **check(request["name"], request["section"],
+                                          request["workdir"])}
+        except FamilyError as error:
+            answer = {"ok": False, "error": str(error)}
+    print(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    main()
