@@ -1,14 +1,16 @@
-"""Snakemake job: the report's figures (see shortcutbench.analysis.figures)."""
+"""Snakemake job: the MLP's figures: the headline variant's gradient profile
+and every variant's as numbers (analysis/profile_figure.py), or the overview
+(analysis/overview_figures.py)."""
 from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log[0]):
-    from shortcutbench.analysis import figures
-
     if snakemake.rule == "figures_profile":
-        figures.make_profiles(snakemake.input.summary, snakemake.input.lines,
-                              snakemake.input.tables, snakemake.params.stem,
-                              snakemake.output.numbers, snakemake.input.partials)
+        from shortcutbench.analysis.profile_figure import make_profiles
+
+        make_profiles(snakemake.input.summary, snakemake.input.lines, snakemake.input.tables,
+                      snakemake.params.stem, snakemake.output.numbers, snakemake.input.partials)
     else:
-        figures.make_overview(snakemake.input.summary, snakemake.input.tables,
-                              snakemake.params.stems, snakemake.params.axis_stems,
-                              snakemake.input.partials)
+        from shortcutbench.analysis.overview_figures import make_overview
+
+        make_overview(snakemake.input.summary, snakemake.input.tables, snakemake.params.stems,
+                      snakemake.params.axis_stems, snakemake.input.partials)

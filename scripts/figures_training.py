@@ -1,7 +1,7 @@
-"""Snakemake job: the training runs' figure (see shortcutbench.figures)."""
+"""Snakemake job: the training runs' figure (analysis/training_figure.py)."""
 from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log[0]):
-    from shortcutbench.analysis import figures
+    from shortcutbench.analysis.training_figure import make_training
 
-    figures.make_training(snakemake.input[0], snakemake.params.stem)
+    make_training(snakemake.input[0], snakemake.params.stem)

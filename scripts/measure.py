@@ -1,4 +1,4 @@
-"""Snakemake job: measure one chunk of cells (see shortcutbench.sweep)."""
+"""Snakemake job: measure one chunk of cells (shortcutbench.measuring.measure.run_chunk)."""
 from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log.run) as log:

@@ -1,4 +1,6 @@
-"""Snakemake job: tables, figures and provenance -> report/index.html."""
+"""Snakemake job: every family's numbers and figures, the findings, the
+MLP's tables and figures (where it ran) and the provenance ->
+report/index.html (shortcutbench.analysis.render)."""
 from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log[0]):
@@ -8,13 +10,11 @@ with job_log(snakemake.log[0]):
                               snakemake.params.main_chunks, snakemake.params.logs,
                               snakemake.params.repo, all_chunks=snakemake.params.chunks)
     provenance.write(facts, snakemake.output.provenance)
-    figures = {name: snakemake.input[name] for name in ("headline", "attenuation", "heatmap")}
-    figures["training"] = snakemake.input.training[0] if snakemake.input.training else None
-    figures["profile"] = snakemake.input.profile
-    render.write_report(snakemake.input.tables, figures, snakemake.input.profiles,
-                        facts, snakemake.output.html,
-                        snakemake.input.laws,
+    # The MLP's sections, where models lists mlp (the rule's named inputs).
+    names = ("tables", "headline", "attenuation", "heatmap", "profile", "profiles")
+    mlp = ({name: getattr(snakemake.input, name) for name in names}
+           if hasattr(snakemake.input, "tables") else None)
+    render.write_report(snakemake.output.html, facts, snakemake.input.families,
+                        snakemake.params.family_stems, snakemake.input.laws, mlp,
                         dict(zip(snakemake.params.axes, snakemake.input.axes)),
-                        gpt_path=snakemake.input.gpt[0] if snakemake.input.gpt else None,
-                        gpt_figures=dict(zip(("profile", "collapse", "healthy", "norms"),
-                                             snakemake.input.gpt[1:])))
+                        snakemake.input.training[0] if snakemake.input.training else None)

@@ -1,9 +1,10 @@
 """What the sweep shows: the laws behind the book's printout, measured.
 
-Each finding is a claim from the literature, its source, our measured number
-with a 95% CI over seeds, the mean-field prediction where there is one, and a
-verdict.  A finding looks for the sweep (main or study) that varies what it
-needs (inits, shortcut scales, norms, widths), so studies can be named freely;
+Each finding (analysis/findings.py's Finding) is a claim from the literature
+with its sources (analysis/claims.yaml), our measured number with a 95% CI
+over seeds, the mean-field prediction where there is one, and a verdict.  A
+finding looks for the sweep (main or study) that varies what it needs
+(inits, shortcut scales, norms, widths), so studies can be named freely;
 where no sweep has it, the finding says what to add to the config.
 
 The laws read partial results, never the records: per sweep, the merged
@@ -30,6 +31,17 @@ import math
 import numpy as np
 
 from shortcutbench.analysis import intervals, theory
+from shortcutbench.analysis.family_laws import family_findings
+from shortcutbench.analysis.findings import (
+    CLOSE,
+    Finding,
+    Verdict,
+    compare,
+    gap,
+    not_measured,
+    summarise,
+    verdict_text,
+)
 from shortcutbench.analysis.partials_frame import only_model
 from shortcutbench.analysis.variants import plain
 from shortcutbench.core import states
@@ -38,7 +50,6 @@ from shortcutbench.core.files import write_json
 from shortcutbench.core.records import CELL_COLUMNS, branch_label
 
 CONFIG_COLUMNS = [c for c in CELL_COLUMNS if c not in ("seed", "depth")]
-CLOSE = 0.10  # outside the CI but within 10% of the prediction: "close", never "agrees"
 
 
 def log_interval(values):
@@ -104,36 +115,6 @@ def predicted_factor(row, statistic="abs"):
     return math.nan if value is None else value
 
 
-def gap(measured, predicted):
-    """The signed relative gap of the measured value from the prediction:
-    measured / predicted - 1 (-0.022 is 2.2% below it)."""
-    return measured / predicted - 1
-
-
-def format_gap(value):
-    """-0.0217 -> '\u22122.2%', 0.14 -> '+14%': two significant digits, a true minus."""
-    percent = 100 * value
-    text = f"{percent:+.0f}%" if abs(percent) >= 9.95 else f"{percent:+.1f}%"
-    return text.replace("-", "\u2212")
-
-
-def verdict(predicted, low, high, gmean, reason=None):
-    """'agrees' only where the prediction lies inside the measurement's 95% CI
-    (bounds included).  Otherwise the signed gap of measured vs predicted:
-    'close (\u22122.2%)' within CLOSE, 'differs (+14%)' beyond, each followed by
-    `reason` (the gap's known cause) when one is given:
-    'close (\u22122.2%; finite-width bias ...)'.  A missing CI (one seed) never
-    agrees."""
-    if not math.isfinite(predicted) or not math.isfinite(gmean):
-        return "no prediction" if not math.isfinite(predicted) else "no data"
-    if math.isfinite(low) and math.isfinite(high) and low <= predicted <= high:
-        return "agrees"
-    g = gap(gmean, predicted)
-    lower, upper = sorted((predicted * (1 - CLOSE), predicted * (1 + CLOSE)))
-    word = "close" if lower <= gmean <= upper else "differs"
-    return f"{word} ({format_gap(g)}{'; ' + reason if reason else ''})"
-
-
 # The known causes of a gap between a measured factor and mean field's.
 FINITE_WIDTH = "finite-width bias of log-averages, Hanin 2018"
 ALIGNMENT = ("mean field assumes the gradient independent of the stream; measured, it is "
@@ -173,9 +154,10 @@ def deepest_groups(cells):
 def factor_rows(cells, by, column="factor", reason=known_reason):
     """Per configuration at its deepest swept depth: measured factor over
     seeds (geometric mean, 95% CI, from the group's log10 moments; `seeds`
-    counts those with a factor), predicted factor, verdict (with
-    `reason(row, gap)`'s known cause of a gap).  Each row keeps its group's
-    frame row as `group` (not a table column)."""
+    counts those with a factor), predicted factor, verdict (findings.compare
+    as `outcome`, and as `verdict` the words with `reason(row, gap)`'s known
+    cause of a gap).  Each row keeps its group's frame row as `group` (not a
+    table column)."""
     rows = []
     for _, group in deepest_groups(cells).iterrows():
         n, gmean, low, high = group_log(group, column)
@@ -183,10 +165,11 @@ def factor_rows(cells, by, column="factor", reason=known_reason):
                      predicted_factor(group, "bias") if column == "bias_factor" else math.nan)
         why = (reason(group, gap(gmean, predicted))
                if reason and math.isfinite(predicted) and math.isfinite(gmean) else None)
+        outcome = compare(predicted, low, high, gmean)
         rows.append({**{c: plain(group[c]) for c in by + ["depth"]},
                      "seeds": n, "measured": gmean, "ci_low": low, "ci_high": high,
-                     "predicted": predicted,
-                     "verdict": verdict(predicted, low, high, gmean, why), "group": group})
+                     "predicted": predicted, "outcome": outcome,
+                     "verdict": verdict_text(outcome, predicted, gmean, why), "group": group})
     return rows
 
 
@@ -204,19 +187,8 @@ def _varying(partials, column, at_least=2):
 
 
 def _summarise(rows):
-    """One word for many rows' verdicts: 'agrees' only if every prediction lies
-    inside its CI; 'close' if every row agrees or is close; 'differs' if none
-    agrees or is close; 'partly' otherwise."""
-    verdicts = [r["verdict"] for r in rows if r["verdict"] not in ("no prediction", "no data")]
-    if not verdicts:
-        return "no prediction"
-    if all(v == "agrees" for v in verdicts):
-        return "agrees"
-    if all(v.startswith(("agrees", "close")) for v in verdicts):
-        return "close"
-    if all(v.startswith("differs") for v in verdicts):
-        return "differs"
-    return "partly"
+    """One verdict for many factor rows' (findings.summarise)."""
+    return summarise([r["outcome"] for r in rows])
 
 
 def _row_verdicts(rows, label):
@@ -232,21 +204,14 @@ def attenuation_finding(partials):
     plain = [r for r in rows if not r["shortcut"]]
     wide = [r for r in plain if r["width"] >= 16]
     narrow = [r for r in plain if r["width"] < 16]
-    return {
-        "key": "attenuation",
-        "title": "Attenuation per layer",
-        "claim": ("Without shortcuts the back-propagated gradient shrinks by a constant "
-                  "factor per layer, sqrt(chi_1) with chi_1 = sigma_w^2 E[phi'(h)^2] "
-                  "(sigma_w^2 = 1/3 for PyTorch's nn.Linear); the weight gradient also "
-                  "carries its layer's input scale, which the prediction includes."),
-        "source": "Schoenholz et al. 2017, Deep Information Propagation; Glorot & Bengio 2010",
-        "measured": _factor_sentence(plain),
-        "verdict": _attenuation_verdict(wide, narrow),
-        "table": _table(rows, ["width", "activation", "shortcut"] + FACTOR_COLUMNS),
-    }
+    # The claim is mean field's, which holds for wide layers: they decide.
+    return Finding("attenuation", _summarise(wide or narrow),
+                   detail=_attenuation_detail(wide, narrow), measured=_factor_sentence(plain),
+                   sweep="main",
+                   table=_table(rows, ["width", "activation", "shortcut"] + FACTOR_COLUMNS))
 
 
-def _attenuation_verdict(wide, narrow):
+def _attenuation_detail(wide, narrow):
     """The summary word of the wide rows (where mean field should hold) and of
     the narrow ones (where it need not), each followed by its rows' verdicts:
     never 'agrees' while a row's prediction lies outside its CI."""
@@ -268,31 +233,23 @@ def _factor_sentence(rows):
 
 def init_finding(partials):
     name, frames = _varying(partials, "init")
-    base = {"key": "init", "title": "Initialisation",
-            "claim": ("The initialisation sets sigma_w^2 (1/3 for PyTorch's default, 1 for "
-                      "Xavier on square layers, 2 for Kaiming with the ReLU gain) and with it "
-                      "chi_1: larger sigma_w^2 means slower decay of the gradient with depth."),
-            "source": "Glorot & Bengio 2010; He et al. 2015; Schoenholz et al. 2017"}
     if frames is None:
-        return {**base, **_missing("inits: [pytorch, xavier_uniform, kaiming_normal]")}
+        return not_measured("init", "a study with inits: [pytorch, xavier_uniform, "
+                                    "kaiming_normal]")
     rows = factor_rows(frames["cells"], ["width", "init", "shortcut"])
     plain = [r for r in rows if not r["shortcut"]]
     order = sorted(plain, key=lambda r: theory.weight_variance(r["init"], 2, 2)[0])
     increasing = all(a["measured"] <= b["measured"] for a, b in zip(order, order[1:])
                      if a["width"] == b["width"])
-    return {**base, "sweep": name,
-            "measured": "; ".join(f"{r['init']} (width {r['width']}): {r['measured']:.3g} per layer"
-                                  f" (95% CI {r['ci_low']:.3g}-{r['ci_high']:.3g}; "
-                                  f"predicted {r['predicted']:.3g})" for r in plain),
-            "verdict": (f"{_summarise(plain)}; the factor grows with sigma_w^2 as predicted"
-                        if increasing else f"{_summarise(plain)}; the ordering by sigma_w^2 "
-                                           f"does not hold"),
-            "table": _table(rows, ["width", "init", "shortcut"] + FACTOR_COLUMNS)}
-
-
-def _missing(what):
-    return {"measured": "not swept", "verdict": "not measured",
-            "missing": f"add a study with {what} to the config", "table": None}
+    return Finding(
+        "init", _summarise(plain) if increasing else Verdict.DIFFERS, sweep=name,
+        detail=(f"{_summarise(plain)}; the factor grows with sigma_w^2 as predicted"
+                if increasing else f"{_summarise(plain)}; the ordering by sigma_w^2 does not "
+                                   f"hold"),
+        measured="; ".join(f"{r['init']} (width {r['width']}): {r['measured']:.3g} per layer"
+                           f" (95% CI {r['ci_low']:.3g}-{r['ci_high']:.3g}; "
+                           f"predicted {r['predicted']:.3g})" for r in plain),
+        table=_table(rows, ["width", "init", "shortcut"] + FACTOR_COLUMNS))
 
 
 def _direction(low, high):
@@ -307,21 +264,9 @@ def _direction(low, high):
 
 def scale_finding(partials):
     name, frames = _varying(partials, "shortcut_scale", at_least=3)
-    base = {"key": "shortcut_scale", "title": "Shortcut scale",
-            "claim": ("Scaling the skip path, x_{l+1} = lambda x_l + f(x_l), is not the "
-                      "literature's fix.  Backward, dL/dx gains sqrt(lambda^2 + gamma "
-                      "E[phi'^2]) per layer: lambda well below 1 vanishes, lambda = 1 keeps "
-                      "dL/dx from vanishing only because the stream's variance grows with "
-                      "depth (an unscaled x + f(x) explodes at default init), and lambda > 1 "
-                      "explodes faster.  The accepted fixes scale the residual branch, "
-                      "x + alpha f(x) with alpha ~ 1/sqrt(depth), or normalise (the "
-                      "branch_scale and norm findings).  lambda = 0 is the plain network and "
-                      "lambda = 1 the book's shortcut."),
-            "source": ("He et al. 2016, Identity Mappings in Deep Residual Networks; Hanin & "
-                       "Rolnick 2018; Fixup, Zhang et al. 2019; SkipInit, De & Smith 2020")}
     if frames is None:
-        return {**base,
-                **_missing("shortcut: [false, true] and shortcut_scales: [0, 0.5, 0.9, 1, 1.1]")}
+        return not_measured("shortcut_scale", "a study with shortcut: [false, true] and "
+                                              "shortcut_scales: [0, 0.5, 0.9, 1, 1.1]")
     cells = frames["cells"]
     cells = cells[cells["branch_scale"] == "1"]
     rows = factor_rows(cells, ["width", "shortcut", "shortcut_scale"])
@@ -349,46 +294,39 @@ def scale_finding(partials):
     checks = ("(lambda = 0 is the plain network and lambda = 1 the book's shortcut bit for "
               "bit: tests/test_model.py)")
     if with_shortcut and not wrong and unit_grows:
-        word = "confirmed"
+        word = Verdict.CONFIRMED
     elif with_shortcut and (not wrong or unit_grows):
-        word = "partly"
+        word = Verdict.PARTLY
     else:
-        word = "not confirmed"
-    return {**base, "sweep": name,
-            "measured": "; ".join(
-                f"lambda {r['shortcut_scale']:g}: dL/dx (bias gradient) {r['bias_measured']:.3g} "
-                f"per layer (95% CI {r['bias_ci_low']:.3g}-{r['bias_ci_high']:.3g}; predicted "
-                f"{r['bias_predicted']:.3g}), stream x{r['stream_growth']:.3g} per layer, "
-                f"{r['healthy_share']:.0%} healthy at depth {r['depth']}"
-                for r in with_shortcut) + ". " + checks,
-            "verdict": (f"{word}: " + ", ".join(f"lambda {r['shortcut_scale']:g} {r['direction']}"
-                                                for r in with_shortcut)
-                        + ("; at lambda = 1 the stream grows "
-                           + ", ".join(f"x{r['stream_growth']:.3g}" for r in unit)
-                           + " per layer" if unit else "")
-                        + ("; against the prediction: "
-                           + ", ".join(f"lambda {r['shortcut_scale']:g}" for r in wrong)
-                           if wrong else "")),
-            "table": _table(rows, ["width", "shortcut", "shortcut_scale", "he_path",
-                                   "bias_measured", "bias_ci_low", "bias_ci_high",
-                                   "bias_predicted", "bias_verdict", "direction",
-                                   "stream_growth", "healthy_share"] + FACTOR_COLUMNS)}
+        word = Verdict.NOT_CONFIRMED
+    return Finding(
+        "shortcut_scale", word, sweep=name,
+        measured="; ".join(
+            f"lambda {r['shortcut_scale']:g}: dL/dx (bias gradient) {r['bias_measured']:.3g} "
+            f"per layer (95% CI {r['bias_ci_low']:.3g}-{r['bias_ci_high']:.3g}; predicted "
+            f"{r['bias_predicted']:.3g}), stream x{r['stream_growth']:.3g} per layer, "
+            f"{r['healthy_share']:.0%} healthy at depth {r['depth']}"
+            for r in with_shortcut) + ". " + checks,
+        detail=(", ".join(f"lambda {r['shortcut_scale']:g} {r['direction']}"
+                          for r in with_shortcut)
+                + ("; at lambda = 1 the stream grows "
+                   + ", ".join(f"x{r['stream_growth']:.3g}" for r in unit)
+                   + " per layer" if unit else "")
+                + ("; against the prediction: "
+                   + ", ".join(f"lambda {r['shortcut_scale']:g}" for r in wrong)
+                   if wrong else "")),
+        table=_table(rows, ["width", "shortcut", "shortcut_scale", "he_path", "bias_measured",
+                            "bias_ci_low", "bias_ci_high", "bias_predicted", "bias_verdict",
+                            "direction", "stream_growth", "healthy_share"] + FACTOR_COLUMNS))
 
 
 def shortcut_finding(partials):
     """The book's shortcut (lambda = alpha = 1) against mean field, and where
     mean field misses: the gradient's alignment with the stream."""
-    base = {"key": "shortcut", "title": "The shortcut against mean field",
-            "claim": ("With x + f(x) mean field predicts the stream's growth (forward) and "
-                      "the gradient's per-layer gain sqrt(1 + gamma E[phi'^2]) (backward), "
-                      "assuming the gradient independent of the stream: cos(dL/dx_l, x_l) "
-                      "~ +-1/sqrt(width)."),
-            "source": ("Schoenholz et al. 2017 (gradient independence); He et al. 2016; "
-                       "Yang & Schoenholz 2017, Mean Field Residual Networks")}
     main = partials["main"]["cells"]
     cells = main[main["shortcut"] & (main["shortcut_scale"] == 1) & (main["branch_scale"] == "1")]
     if cells.empty:
-        return {**base, **_missing("shortcut: [true]")}
+        return not_measured("shortcut", "shortcut: [true]")
     layers = partials["main"]["layers"]
     rows = factor_rows(cells, ["width", "activation"])
     for r in rows:
@@ -409,7 +347,7 @@ def shortcut_finding(partials):
                                              stream["output_rms_log10_m2"])
         r["stream_rms_measured"] = 10.0 ** mean if n else math.nan
     reach = [r for r in rows if r["depth"] > MID_LAYERS[0] and r["cos_seeds"]]
-    misses = [r for r in rows if not r["verdict"].startswith("agrees")]
+    misses = [r for r in rows if r["outcome"] != Verdict.AGREES]
     where = "; ".join(
         f"width {r['width']}, depth {r['depth']}: factor {r['measured']:.3g} measured, "
         f"{r['predicted']:.3g} predicted ({r['verdict']}); stream RMS before the last layer "
@@ -426,34 +364,23 @@ def shortcut_finding(partials):
              "gradient aligns with that offset stream, so the cross term 2 <g, W^T delta> "
              "that gradient independence sets to zero is positive, and the gradient gains "
              "more per layer than predicted.")
-    return {**base, "sweep": "main",
-            "measured": where + ". " + why,
-            "verdict": (f"{_summarise(rows)}: "
-                        + _row_verdicts(rows, lambda r: f"width {r['width']}")
-                        + ("; mean field's independence fails: cos(g, x) "
-                           + ", ".join(f"{r['cos_mid']:.2f} at width {r['width']}" for r in reach)
-                           if reach and misses else "")),
-            "table": _table(rows, ["width", "activation"] + FACTOR_COLUMNS
-                            + ["cos_seeds", "cos_mid", "cos_ci_low", "cos_ci_high",
-                               "cos_if_independent", "stream_rms_measured",
-                               "stream_rms_predicted", "stream_offset_predicted"])}
+    return Finding(
+        "shortcut", _summarise(rows), sweep="main", measured=where + ". " + why,
+        detail=(_row_verdicts(rows, lambda r: f"width {r['width']}")
+                + ("; mean field's independence fails: cos(g, x) "
+                   + ", ".join(f"{r['cos_mid']:.2f} at width {r['width']}" for r in reach)
+                   if reach and misses else "")),
+        table=_table(rows, ["width", "activation"] + FACTOR_COLUMNS
+                     + ["cos_seeds", "cos_mid", "cos_ci_low", "cos_ci_high",
+                        "cos_if_independent", "stream_rms_measured", "stream_rms_predicted",
+                        "stream_offset_predicted"]))
 
 
 def branch_scale_finding(partials, band=states.DEFAULT_BAND):
     name, frames = _varying(partials, "branch_scale")
-    base = {"key": "branch_scale", "title": "Scaling the residual branch",
-            "claim": ("At default init an unscaled x + f(x) grows its variance with depth and "
-                      "explodes; scaling the residual branch, x + alpha f(x) with alpha ~ "
-                      "1/sqrt(depth), keeps the stream and the gradient of the same order at "
-                      "any depth.  Mean field: forward q_x <- q_x + 2 alpha m_x E[phi] + "
-                      "alpha^2 E[phi^2], backward gain 1 + alpha^2 gamma E[phi'^2] per layer "
-                      "(assuming the gradient independent of the stream, which it is not for "
-                      "GELU: the shortcut finding)."),
-            "source": ("Hanin & Rolnick 2018; Fixup, Zhang et al. 2019; SkipInit, De & Smith "
-                       "2020")}
     if frames is None:
-        return {**base, **_missing(
-            "shortcut: [true] and branch_scales: [1, 0.7071067811865476, \"1/sqrt(depth)\", 0.1]")}
+        return not_measured("branch_scale", "a study with shortcut: [true] and branch_scales: "
+                                            "[1, 0.7071067811865476, \"1/sqrt(depth)\", 0.1]")
     cells = frames["cells"]
     cells = cells[cells["shortcut"]]
     rows = factor_rows(cells, ["width", "shortcut_scale", "branch_scale"])
@@ -477,54 +404,50 @@ def branch_scale_finding(partials, band=states.DEFAULT_BAND):
     fails = unit and all(r["share_exploded"] + r["share_dead"] > 0 for r in unit)
     holds = scaled and all(r["share_exploded"] + r["share_dead"] + r["share_non_finite"] == 0
                            and r["stream_max"] <= 10 ** band for r in scaled)
-    word = ("confirmed" if fails and holds else "partly" if fails or holds else "not confirmed")
+    word = (Verdict.CONFIRMED if fails and holds else Verdict.PARTLY if fails or holds
+            else Verdict.NOT_CONFIRMED)
     def label(r):
         return f"alpha {r['branch_scale']}"
     rule = "".join(f" ({r['share_healthy']:.0%} healthy at depth {r['depth']})" for r in scaled)
-    return {**base, "sweep": name,
-            "measured": "; ".join(
-                f"alpha {r['branch_scale']}, depth {r['depth']}: {r['share_healthy']:.0%} healthy, "
-                f"{r['share_vanished']:.0%} vanished, {r['share_exploded']:.0%} exploded, "
-                f"{r['share_dead']:.0%} dead; stream up to x{r['stream_max']:.3g} the "
-                f"input's RMS" for r in deepest.values())
-                + ". Per-layer factor: " + _row_verdicts(rows, label),
-            "verdict": (f"{word}: at the deepest depth alpha = 1 "
-                        + ("explodes or dies" if fails else "does not explode")
-                        + ", alpha = 1/sqrt(depth) "
-                        + ("keeps the stream within the band" if holds else
-                           "is not measured" if not scaled else "does not stay bounded")
-                        + rule
-                        + f"; mean field {_summarise(rows)} ("
-                        + _row_verdicts(rows, label) + ")"),
-            "table": _table(rows, ["width", "shortcut_scale", "branch_scale"] + FACTOR_COLUMNS),
-            "states": _table(shares, ["width", "shortcut_scale", "branch_scale", "depth", "seeds"]
-                             + [f"share_{s.replace('-', '_')}" for s in states.STATES]
-                             + ["stream_max"])}
+    return Finding(
+        "branch_scale", word, sweep=name,
+        measured="; ".join(
+            f"alpha {r['branch_scale']}, depth {r['depth']}: {r['share_healthy']:.0%} healthy, "
+            f"{r['share_vanished']:.0%} vanished, {r['share_exploded']:.0%} exploded, "
+            f"{r['share_dead']:.0%} dead; stream up to x{r['stream_max']:.3g} the "
+            f"input's RMS" for r in deepest.values())
+        + ". Per-layer factor: " + _row_verdicts(rows, label),
+        detail=("at the deepest depth alpha = 1 "
+                + ("explodes or dies" if fails else "does not explode")
+                + ", alpha = 1/sqrt(depth) "
+                + ("keeps the stream within the band" if holds else
+                   "is not measured" if not scaled else "does not stay bounded")
+                + rule + f"; mean field {_summarise(rows)} (" + _row_verdicts(rows, label) + ")"),
+        table=_table(rows, ["width", "shortcut_scale", "branch_scale"] + FACTOR_COLUMNS),
+        tables={"states": _table(shares, ["width", "shortcut_scale", "branch_scale", "depth",
+                                          "seeds"]
+                                 + [f"share_{s.replace('-', '_')}" for s in states.STATES]
+                                 + ["stream_max"])})
 
 
 def norm_finding(partials):
     name, frames = _varying(partials, "norm")
-    base = {"key": "norm", "title": "Normalisation",
-            "claim": ("Pre-LayerNorm (x + f(LN(x)), as in GPT blocks) keeps the gradient of "
-                      "every layer of the same order at any depth, so the per-layer factor "
-                      "stays near 1 and the first layer still learns."),
-            "source": "Xiong et al. 2020, On Layer Normalization in the Transformer Architecture"}
     if frames is None:
-        return {**base, **_missing("norms: [none, pre_layernorm]")}
+        return not_measured("norm", "a study with norms: [none, pre_layernorm]")
     rows = factor_rows(frames["cells"], ["width", "norm", "shortcut"])
     for r in rows:
         r["first_layer_grad"] = group_log(r["group"], "first_grad")[1]
     pre = [r for r in rows if r["norm"] == "pre_layernorm" and r["shortcut"]]
     ok = pre and all(0.8 <= r["measured"] <= 1.25 for r in pre)
-    return {**base, "sweep": name,
-            "measured": "; ".join(f"{r['norm']}, shortcut {r['shortcut']}: {r['measured']:.3g} "
-                                  f"per layer (95% CI {r['ci_low']:.3g}-{r['ci_high']:.3g}), "
-                                  f"first layer {r['first_layer_grad']:.3g} at depth {r['depth']}"
-                                  for r in rows),
-            "verdict": ("confirmed: with pre-LayerNorm and a shortcut the factor stays within "
-                        "0.8-1.25" if ok else "not confirmed"),
-            "table": _table(rows, ["width", "norm", "shortcut", "first_layer_grad"]
-                            + FACTOR_COLUMNS)}
+    return Finding(
+        "norm", Verdict.CONFIRMED if ok else Verdict.NOT_CONFIRMED, sweep=name,
+        detail=("with pre-LayerNorm and a shortcut the factor stays within 0.8-1.25" if ok
+                else "with pre-LayerNorm and a shortcut the factor leaves 0.8-1.25"),
+        measured="; ".join(f"{r['norm']}, shortcut {r['shortcut']}: {r['measured']:.3g} "
+                           f"per layer (95% CI {r['ci_low']:.3g}-{r['ci_high']:.3g}), "
+                           f"first layer {r['first_layer_grad']:.3g} at depth {r['depth']}"
+                           for r in rows),
+        table=_table(rows, ["width", "norm", "shortcut", "first_layer_grad"] + FACTOR_COLUMNS))
 
 
 def linear_fit(x, y):
@@ -546,14 +469,8 @@ def linear_fit(x, y):
 
 def spread_finding(partials):
     name, frames = _varying(partials, "width", at_least=3)
-    base = {"key": "spread", "title": "Seed-to-seed spread",
-            "claim": ("The variance of log|gradient| across initialisations grows roughly "
-                      "linearly with the sum of reciprocal widths, sum_l 1/n_l = (depth-1)/width "
-                      "(proved for ReLU; narrow nets fluctuate strongly with depth)."),
-            "source": ("Hanin 2018, Which Neural Net Architectures Give Rise to Exploding and "
-                       "Vanishing Gradients?")}
     if frames is None:
-        return {**base, **_missing("widths: [3, 8, 32, 128]")}
+        return not_measured("spread", "a study with widths: [3, 8, 32, 128]")
     layers = frames["layers"]
     first = layers[(layers["layer"] == 0) & ~layers["shortcut"].astype(bool)]
     rows = []
@@ -565,31 +482,30 @@ def spread_finding(partials):
             rows.append({"depth": int(depth), "width": int(width), "seeds": n,
                          "sum_inv_width": (depth - 1) / width, "var_log10_grad": m2 / (n - 1)})
     if len(rows) < 3:
-        return {**base, **_missing(
-            "at least 3 depth/width pairs with 3+ seeds and shortcut: [false]")}
+        return not_measured("spread", "a study with at least 3 depth/width pairs with 3+ seeds "
+                                      "and shortcut: [false]")
     x = np.array([r["sum_inv_width"] for r in rows])
     y = np.array([r["var_log10_grad"] for r in rows])
     slope, intercept, r, stderr = linear_fit(x, y)
     half = intervals.t975(len(rows) - 2) * stderr
     r2 = r ** 2
     grows = slope - half > 0
-    return {**base, "sweep": name,
-            "measured": (f"var(log10 grad of layer 0) = {intercept:.3g} + {slope:.3g} "
-                         f"x sum 1/n (95% CI of the slope {slope - half:.3g}-"
-                         f"{slope + half:.3g}), R^2 = {r2:.2f} over {len(rows)} depth/width "
-                         f"pairs, no shortcut"),
-            "verdict": ("confirmed" if grows and r2 >= 0.7 else
-                        "partly: it grows, but not linearly" if grows else "not confirmed"),
-            "table": _table(rows, ["depth", "width", "seeds", "sum_inv_width", "var_log10_grad"])}
+    word = (Verdict.CONFIRMED if grows and r2 >= 0.7 else
+            Verdict.PARTLY if grows else Verdict.NOT_CONFIRMED)
+    return Finding(
+        "spread", word, sweep=name,
+        detail=("the variance grows linearly with sum 1/n" if word == Verdict.CONFIRMED else
+                "it grows, but not linearly" if grows else "it does not grow with sum 1/n"),
+        measured=(f"var(log10 grad of layer 0) = {intercept:.3g} + {slope:.3g} "
+                  f"x sum 1/n (95% CI of the slope {slope - half:.3g}-"
+                  f"{slope + half:.3g}), R^2 = {r2:.2f} over {len(rows)} depth/width "
+                  f"pairs, no shortcut"),
+        table=_table(rows, ["depth", "width", "seeds", "sum_inv_width", "var_log10_grad"]))
 
 
 def training_finding(training):
-    base = {"key": "training", "title": "Learning, not just one step",
-            "claim": ("Shortcuts make deep networks easier to train: with them the loss of a "
-                      "deep network falls where without them it stalls."),
-            "source": "He et al. 2016 (Deep Residual Learning); the book, ch. 4.4"}
     if training is None or training.empty:
-        return {**base, **_missing("a training section with enabled: true")}
+        return not_measured("training", "a training section with enabled: true")
     losses = training[training["kind"] == "loss"]
     run = ["depth", "width", "seed", "shortcut", "activation", "norm"]
     last = losses[losses["index"] == losses.groupby(run)["index"].transform("max")]
@@ -626,32 +542,37 @@ def training_finding(training):
         r.setdefault("verdict", "")
     deepest = max(r["depth"] for r in rows)
     at_depth = [v for d, _, v, _, _ in verdicts if d == deepest]
-    return {**base,
-            "measured": "; ".join(f"depth {d}, norm {n}: final loss {ours:.3g} with shortcut, "
-                                  f"{theirs:.3g} without ({v})"
-                                  for d, n, v, ours, theirs in verdicts),
-            "verdict": (f"at depth {deepest}: " + ("confirmed" if at_depth and all(
-                v == "shortcut lower" for v in at_depth) else "partly" if "shortcut lower"
-                in at_depth else "not confirmed") + " (final loss, geometric mean over seeds)"),
-            "table": _table(rows, ["depth", "width", "activation", "norm", "shortcut", "runs",
-                                   "diverged", "start_loss", "final_loss", "ci_low", "ci_high",
-                                   "verdict"])}
+    word = (Verdict.CONFIRMED if at_depth and all(v == "shortcut lower" for v in at_depth)
+            else Verdict.PARTLY if "shortcut lower" in at_depth else Verdict.NOT_CONFIRMED)
+    return Finding(
+        "training", word, detail=f"at depth {deepest} (final loss, geometric mean over seeds)",
+        measured="; ".join(f"depth {d}, norm {n}: final loss {ours:.3g} with shortcut, "
+                           f"{theirs:.3g} without ({v})" for d, n, v, ours, theirs in verdicts),
+        table=_table(rows, ["depth", "width", "activation", "norm", "shortcut", "runs",
+                            "diverged", "start_loss", "final_loss", "ci_low", "ci_high",
+                            "verdict"]))
 
 
-def check_laws(partials, training=None, band=states.DEFAULT_BAND):
-    """Every law's finding, in the report's order.
+def check_laws(partials, training=None, band=states.DEFAULT_BAND) -> list[Finding]:
+    """Every law's finding, in the report's order: the MLP's where it ran,
+    then the other families' (analysis/family_laws.py).
     partials: {'main': the main sweep's partial results, study name: its},
     each {'cells': frame, 'layers': frame, ...} as read_partials gives them.
     band: the config's healthy_band (the cells' states were classified with
     it in the measuring jobs; the branch_scale finding bounds the stream by
     it)."""
     # The laws are the MLP's: the GPT family's cells are left out.
+    everything = partials
     partials = {name: {key: _labelled(frame) for key, frame in only_model(
         {k: frames[k] for k in ("cells", "layers")}, "mlp").items()}
                 for name, frames in partials.items()}
-    return [attenuation_finding(partials), shortcut_finding(partials), init_finding(partials),
-            scale_finding(partials), branch_scale_finding(partials, band),
-            norm_finding(partials), spread_finding(partials), training_finding(training)]
+    findings = []
+    if not partials["main"]["cells"].empty:  # the MLP ran
+        findings += [attenuation_finding(partials), shortcut_finding(partials),
+                     init_finding(partials), scale_finding(partials),
+                     branch_scale_finding(partials, band), norm_finding(partials),
+                     spread_finding(partials), training_finding(training)]
+    return findings + family_findings(everything["main"])
 
 
 def write_laws(partials_paths, training_path, out_path, band=states.DEFAULT_BAND, read=None):
@@ -665,6 +586,6 @@ def write_laws(partials_paths, training_path, out_path, band=states.DEFAULT_BAND
         from shortcutbench.analysis.partials_frame import read_partials as read
     partials = {name: read(path) for name, path in partials_paths.items()}
     training = pd.read_csv(training_path) if training_path else None
-    result = check_laws(partials, training, band)
+    result = [finding.to_json() for finding in check_laws(partials, training, band)]
     write_json(result, out_path)
     return result

@@ -73,9 +73,9 @@ def to_frames(merged):
 
 
 def only_model(frames, model="mlp"):
-    """The frames with one model family's rows (records.MODELS): the MLP's
-    tables and laws never see the GPT's cells, nor the GPT section the
-    MLP's.  Frames without a model column are the MLP's."""
+    """The frames with one model family's rows (core/families.py): the MLP's
+    tables and laws never see another family's cells, nor a family's
+    section another's.  Frames without a model column are the MLP's."""
     out = {}
     for name, frame in frames.items():
         if "model" in frame.columns:
@@ -201,14 +201,12 @@ def merge_sweep(partial_paths, records_paths, chunk_params, band, partials_path,
     if not (len(partial_paths) == len(records_paths) == len(chunk_params)):
         raise ValueError("one partial.json and one records file per chunk")
     merged = core.merge_partials(_checked(partial_paths, records_paths, chunk_params, band))
-    seeds = sorted({int(s) for chunk in chunk_params for s in chunk["seeds"]
-                    if chunk.get("model", "mlp") == "mlp"})
-    merged["seeds"] = seeds
-    gpt = [chunk for chunk in chunk_params if chunk.get("model", "mlp") == "gpt"]
-    if gpt:  # the GPT family's seeds, and its one model config
-        merged["gpt_seeds"] = sorted({int(s) for chunk in gpt for s in chunk["seeds"]})
-        merged["gpt_config"] = {k: v for k, v in gpt[0].items()
-                                if k not in ("seeds", "device", "dtype")}
+    # Each family's seeds ("seeds": the MLP's, which the MLP's tables read).
+    seeds = {}
+    for chunk in chunk_params:
+        seeds.setdefault(chunk.get("model", "mlp"), set()).update(int(s) for s in chunk["seeds"])
+    merged["family_seeds"] = {model: sorted(s) for model, s in sorted(seeds.items())}
+    merged["seeds"] = merged["family_seeds"].get("mlp", [])
     frames = to_frames(merged)
     write_csv(summary_frame(frames["layers"]), summary_path)
     write_csv(frames["lines"], lines_path)

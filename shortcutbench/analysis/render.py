@@ -21,12 +21,7 @@ import re
 from pathlib import Path
 
 from shortcutbench.analysis.variants import (
-    BOOK_BRANCH,
-    BOOK_SCALE,
     VARIANT_AXES,
-    arm_key,
-    arm_label,
-    arm_sort_key,
     describe_seeds,
     headline_variant,
     heatmap_variants,
@@ -34,6 +29,9 @@ from shortcutbench.analysis.variants import (
     variant_label,
     variant_sort_key,
 )
+from shortcutbench.analysis.words import STATE_VERBS, breakdown, dominant_state
+from shortcutbench.core import arms
+from shortcutbench.core.arms import BOOK, BOOK_BRANCH, BOOK_SCALE
 from shortcutbench.core.book import BOOK_GRADIENTS
 from shortcutbench.core.files import atomic_write, read_json
 from shortcutbench.core.states import SMALLEST_NORMAL, STATES
@@ -168,40 +166,12 @@ def environment():
     )
     env.filters.update(num=fmt_num, full=fmt_full, times=fmt_times, decades=fmt_decades,
                        seeds=describe_seeds)
-    env.globals.update(variant_label=variant_label, arm_label=arm_label, finite=_finite,
-                       verdict_class=verdict_class, label_arm=label_arm)
+    env.globals.update(variant_label=variant_label, finite=_finite,
+                       label_arm=label_arm)
     return env
 
 
-def verdict_class(verdict):
-    """pass / neutral / fail for a finding's verdict (laws.py's words):
-    "agrees" passes, "close (...)" is neutral, "differs (...)" fails."""
-    if verdict.startswith(("agrees", "confirmed")):
-        return "pass"
-    if verdict.startswith(("differs", "not confirmed")):
-        return "fail"
-    return "neutral"
-
-
 # ---------------------------------------------------------------- headline
-
-# What a state does to the network, as a verb phrase.
-STATE_VERBS = {"healthy": "stays healthy", "vanished": "loses its gradient (vanished)",
-               "exploded": "explodes", "dead": "dies (its output is exactly 0)",
-               "non-finite": "overflows (non-finite)"}
-# Past participles for a breakdown: "19 of 30 seeds exploded, 11 dead".
-STATE_SHORT = {"healthy": "healthy", "vanished": "vanished", "exploded": "exploded",
-               "dead": "dead", "non-finite": "non-finite"}
-
-
-def _row_arm(row):
-    return arm_key({"shortcut": row["shortcut"], "scale": row["scale"],
-                    "branch": row.get("branch", BOOK_BRANCH)})
-
-
-def _arm_dict(arm):
-    return {"shortcut": arm[0], "scale": arm[1], "branch": arm[2]}
-
 
 def sweep_arms(tables):
     """(scales, branches) of the sweep's shortcut arms, for the labels."""
@@ -214,8 +184,9 @@ def sweep_arms(tables):
 
 
 def label_arm(tables, arm, short=False):
+    """An arm's label as the sweep's arms call for (core/arms.label)."""
     scales, branches = sweep_arms(tables)
-    return arm_label(arm[0], arm[1], scales, short=short, branch=arm[2], branches=branches)
+    return arms.label(arms.of(arm), scales, branches, short=short)
 
 
 def deepest_states(tables):
@@ -229,43 +200,13 @@ def deepest_states(tables):
     base = headline_variant(tables)
     rows = [r for r in rows if int(r["depth"]) == deepest]
     return sorted(rows, key=lambda r: (r["variant"] != base, variant_sort_key(r["variant"]),
-                                       arm_sort_key(_arm_dict(_row_arm(r)))))
-
-
-# Which unhealthy state names a mixed arm, on equal counts.
-UNHEALTHY_ORDER = ("exploded", "non-finite", "vanished", "dead")
-
-
-def _dominant(counts):
-    """The state that describes an arm: healthy only when most of its seeds
-    are (more than half); otherwise the most common unhealthy state (ties:
-    exploded, non-finite, vanished, dead)."""
-    n = sum(counts.values())
-    if n and counts.get("healthy", 0) * 2 > n:
-        return "healthy"
-    return max(UNHEALTHY_ORDER, key=lambda s: (counts.get(s, 0), -UNHEALTHY_ORDER.index(s)))
-
-
-def _breakdown(counts, n, first=None):
-    """'19 of 30 seeds exploded, 11 dead': the states by count, `first`
-    (the state the sentence names) leading."""
-    parts = [(counts.get(s, 0), s) for s in STATES if counts.get(s, 0)]
-    parts.sort(key=lambda p: (p[1] != first, -p[0], STATES.index(p[1])))
-    if not parts:
-        return f"{n} seeds"
-    if len(parts) == 1:
-        if n == 1:
-            return f"its one seed {STATE_SHORT[parts[0][1]]}"
-        return f"all {n} seeds {STATE_SHORT[parts[0][1]]}"
-    words = [f"{k} of {n} seeds {STATE_SHORT[s]}" if i == 0 else f"{k} {STATE_SHORT[s]}"
-             for i, (k, s) in enumerate(parts)]
-    return ", ".join(words)
+                                       arms.of(r).sort_key()))
 
 
 def _subject(tables, arm):
     if not arm[0]:
         return "Without a shortcut, the network"
-    if arm == (True, BOOK_SCALE, BOOK_BRANCH):
+    if arm == BOOK:
         return "With the book\u2019s shortcut (x + f(x)), the network"
     label = label_arm(tables, arm, short=True)
     detail = label.split(", ", 1)[1] if ", " in label else ""
@@ -286,10 +227,10 @@ def headline_words(tables):
     for row in rows:
         if row["variant"] != base or not row["n"]:
             continue
-        arm = _row_arm(row)
-        state = _dominant(row["counts"])
+        arm = arms.of(row)
+        state = dominant_state(row["counts"])
         sentences.append(f"{_subject(tables, arm)} {STATE_VERBS[state]} at depth {deepest}: "
-                         f"{_breakdown(row['counts'], row['n'], state)}.")
+                         f"{breakdown(row['counts'], row['n'], state)}.")
     scored = [(r["counts"].get("healthy", 0) / r["n"], r) for r in rows if r["n"]]
     best = max((share for share, _ in scored), default=0.0)
     several = len({tuple(sorted(r["variant"].items())) for r in rows}) > 1
@@ -301,7 +242,7 @@ def headline_words(tables):
     winners = [r for share, r in scored if share == best]
     named = []
     for r in winners[:3]:
-        who = label_arm(tables, _row_arm(r))
+        who = label_arm(tables, arms.of(r))
         if several:
             who = f"{variant_label(r['variant'], swept)}, {who}"
         named.append(f"{who} ({r['counts'].get('healthy', 0)} of {r['n']} seeds)")
@@ -324,11 +265,11 @@ def state_rows(tables):
                                    SMALLEST_NORMAL["float32"])
         g = r.get("first_gmean")
         out.append({
-            "variant": r["variant"], "book": r["variant"] == base, "arm": _row_arm(r),
+            "variant": r["variant"], "book": r["variant"] == base, "arm": arms.of(r),
             "depth": r["depth"], "n": n,
             "counts": [(s, r["counts"].get(s, 0), r["counts"].get(s, 0) / n if n else 0.0)
                        for s in STATES],
-            "dominant": _dominant(r["counts"]),
+            "dominant": dominant_state(r["counts"]),
             "gmean": g, "subnormal": _finite(g) and 0 < g < tiny,
             "n_subnormal": r.get("first_subnormal", 0)})
     return out
@@ -382,76 +323,165 @@ def profile_script_data(numbers, axes):
     return Markup(text.replace("<", "\\u003c"))
 
 
-def render(tables, figures, provenance, laws=None, gpt=None):
-    """The report as one HTML string.
+def _figure(svg, path=None, **extra):
+    """A figure for the page: its data: URI, its size, its file's path."""
+    path = path and str(path)
+    if not svg:
+        return {"uri": None, "size": None, "path": path, **extra}
+    return {"uri": svg_data_uri(svg), "size": svg_size(svg), "path": path, **extra}
 
-    tables: results/tables.json (read_json()).
-    figures: {"headline"|"attenuation"|"heatmap"|"training": svg bytes or None,
+
+def mlp_context(tables, figures):
+    """What the MLP's sections (templates/mlp.html.j2) are rendered with.
+    figures: {"headline"|"attenuation"|"heatmap": svg bytes,
               "axes": [(axis, svg bytes, svg path), ...],
-              "profile": (svg bytes, svg path) of the headline's variant, or None,
-              "profiles": results/figures/profiles.json (read_json()) or None}.
-    provenance: what provenance.gather() returned.
-    laws: the findings of results/laws.json (shortcutbench.laws), or None.
-    gpt: the GPT section's numbers (results/gpt.json) with "fig": {name: svg
-         bytes} of analysis/figures_gpt.FIGURES, or None (no GPT section).
-    """
+              "profile": (svg bytes, svg path) of the headline's variant,
+              "profiles": results/figures/profiles.json (read_json())}."""
     swept = tables["sweep"]["swept"]
-
-    def figure(svg, path=None, **extra):
-        if not svg:
-            return {"uri": None, "size": None, "path": path, **extra}
-        return {"uri": svg_data_uri(svg), "size": svg_size(svg), "path": path, **extra}
-
-    fig = {name: figure(figures.get(name))
-           for name in ("headline", "attenuation", "heatmap", "training")}
     numbers = figures.get("profiles") or {"arms": [], "variants": []}
     pick = picker(tables, [v["variant"] for v in numbers["variants"]])
     svg, path = figures.get("profile") or (None, None)
-    profile = figure(svg, path and str(path), variant=pick["base"],
-                     label=variant_label(pick["base"], swept) if pick["base"] else "",
-                     key=variant_key(pick["base"], pick["axes"]) if pick["base"] else "",
-                     n=len(numbers["variants"]), lines=numbers.get("lines"),
-                     data=profile_script_data(numbers, pick["axes"]))
-    axes = [figure(svg, str(path), axis=axis) for axis, svg, path in figures.get("axes", [])]
+    profile = _figure(svg, path, variant=pick["base"],
+                      label=variant_label(pick["base"], swept) if pick["base"] else "",
+                      key=variant_key(pick["base"], pick["axes"]) if pick["base"] else "",
+                      n=len(numbers["variants"]), lines=numbers.get("lines"),
+                      data=profile_script_data(numbers, pick["axes"]))
     headline = tables["headline"]
-    main = headline["rows"][headline["main"]] if headline["rows"] else None
     variants = tables["sweep"].get("variants") or []
     base = headline_variant(tables)
+    return {
+        "t": tables, "swept": swept, "profile": profile, "picker": pick,
+        "main": headline["rows"][headline["main"]] if headline["rows"] else None,
+        "mlp_fig": {name: _figure(figures.get(name))
+                    for name in ("headline", "attenuation", "heatmap")},
+        "axis_figures": [_figure(svg, path, axis=axis)
+                         for axis, svg, path in figures.get("axes", [])],
+        "words": headline_words(tables), "states": state_rows(tables),
+        "book_axes": book_axes_text(tables), "base": base,
+        "attenuation_shown": overview_variants(variants, base),
+        "heatmap_shown": heatmap_variants(variants, base), "n_variants": len(variants),
+        "book_gradients": BOOK_GRADIENTS, "smallest_normal": SMALLEST_NORMAL["float32"]}
+
+
+# ---------------------------------------------------------------- families
+
+def family_context(family, figures):
+    """A family's entry of results/families.json, ready for
+    templates/family.html.j2: its figures ({name: (svg bytes, path)}), its
+    template in families/ (a shipped family's introduction and hook), the
+    rows at its deepest depth with their labels and ratios."""
+    from shortcutbench.analysis.families import at_depth
+
+    f = dict(family)
+    found = [arms.of(a) for a in f["arms"]]
+    scales = sorted({a.scale for a in found if a.shortcut}) or [BOOK_SCALE]
+    branches = sorted({a.branch for a in found if a.shortcut}) or [BOOK_BRANCH]
+
+    def arm_text(arm):
+        return arms.label(arms.of(arm), scales, branches, short=True)
+
+    def label(variant):
+        return f["labels"][f["variants"].index(variant)]
+
+    ratios = {(tuple(sorted(r["variant"].items())), arms.of(r["arm"]), r["depth"]): r
+              for r in f["ratios"]}
+    deepest = [{**r, "label": label(r["variant"]), "arm_label": arm_text(r["arm"]),
+                "ratio": ratios.get((tuple(sorted(r["variant"].items())), arms.of(r["arm"]),
+                                     r["depth"]))}
+               for r in f["states"] if r["depth"] == f["deepest"]]
+    deepest.sort(key=lambda r: (r["variant"] != f["main"], f["variants"].index(r["variant"]),
+                                arms.of(r["arm"]).sort_key()))
+    template = f"families/{f['name']}.html.j2"
+    f.update(fig={name: _figure(svg, path) for name, (svg, path) in figures.items()},
+             template=template if (TEMPLATES / template).exists() else None,
+             at_deepest=at_depth(f["name"], f["deepest"]),
+             main_label=label(f["main"]) if f["main"] else "", deepest_rows=deepest)
+    return f
+
+
+def overview_rows(families):
+    """The headline table: every family's main variant at its deepest
+    depth, one row per arm."""
+    rows = []
+    for f in families:
+        for r in f["deepest_rows"]:
+            if r["variant"] != f["main"]:
+                continue
+            ratio = r["ratio"] or {}
+            rows.append({"title": f["title"], "depth": f["deepest"], "arm": r["arm"],
+                         "arm_label": r["arm_label"], "n": r["n"],
+                         "healthy": r["counts"]["healthy"], "share": r["healthy"] or 0.0,
+                         "dominant": r["dominant"], "first": r["first"]["gmean"],
+                         "ratio": ratio.get("ratio"), "low": ratio.get("low"),
+                         "high": ratio.get("high")})
+    return rows
+
+
+def contents(families, has_mlp):
+    """The page's sections, in order, as (id, title): numbered by position."""
+    toc = [("headline", "Headline")]
+    if has_mlp:
+        toc += [("mlp", "The book\u2019s MLP"), ("book", "The book, reproduced"),
+                ("axes", "Axis effects"), ("profile", "Gradient profile"),
+                ("attenuation", "Attenuation"), ("heatmap", "Heat map"), ("devices", "Devices"),
+                ("nonfinite", "Non-finite cells")]
+    toc += [(f"family-{f['name']}", f["title"]) for f in families if f["name"] != "mlp"]
+    toc += [("laws", "What the sweep shows"), ("provenance", "Config & provenance")]
+    return toc
+
+
+def render(provenance, families, family_figures, laws=None, mlp=None, training=None):
+    """The report as one HTML string.
+
+    provenance: what provenance.gather() returned.
+    families: results/families.json (read_json()), every family's numbers.
+    family_figures: {family: {figure: (svg bytes, svg path)}}.
+    laws: the findings of results/laws.json (analysis/laws.py), or None.
+    mlp: the MLP's sections (models lists mlp): {"tables": results/tables.json,
+         "figures": mlp_context's figures}, or None.
+    training: the training figure's svg bytes, or None.
+    """
+    fams = [family_context(f, family_figures.get(f["name"], {}))
+            for f in families["families"]]
+    toc = contents(fams, mlp is not None)
     import yaml
 
     config_yaml = yaml.safe_dump(provenance.get("config", {}), sort_keys=False,
                                  default_flow_style=None, width=88)
+    context = mlp_context(mlp["tables"], mlp["figures"]) if mlp else {"t": None}
     template = environment().get_template("report.html.j2")
     return template.render(
-        t=tables, main=main, swept=swept, fig=fig, profile=profile, picker=pick,
-        axis_figures=axes, prov=provenance, config_yaml=config_yaml,
-        book_gradients=BOOK_GRADIENTS, laws=laws, words=headline_words(tables),
-        states=state_rows(tables), book_axes=book_axes_text(tables), base=base,
-        attenuation_shown=overview_variants(variants, base),
-        heatmap_shown=heatmap_variants(variants, base), n_variants=len(variants),
-        smallest_normal=SMALLEST_NORMAL["float32"],
-        gpt=gpt and {**gpt, "fig": {name: figure(svg) for name, svg in gpt["fig"].items()}})
+        **context, families=fams, overview=overview_rows(fams),
+        n_cells=sum(f["n_cells"] for f in fams), band=families.get("band", 2),
+        toc=toc, num={key: i for i, (key, _) in enumerate(toc, 1)},
+        states_order=STATES, prov=provenance, config_yaml=config_yaml, laws=laws,
+        family_titles={f["name"]: f["title"] for f in fams},
+        fig={"training": _figure(training)})
 
 
-def write_report(tables_path, figure_paths, profiles_path, provenance, html_path,
-                 laws_path=None, axis_paths=None, gpt_path=None, gpt_figures=None):
-    """The report job: tables + figure files + provenance (+ findings) -> report/index.html.
-    figure_paths: {"headline"|"attenuation"|"heatmap"|"training"|"profile": svg path};
-    profiles_path: results/figures/profiles.json, every variant's profile as numbers;
-    axis_paths: {axis: svg path} of the axis-effect figures."""
+def write_report(html_path, provenance, families_path, family_stems, laws_path=None,
+                 mlp=None, axis_paths=None, training_path=None):
+    """The report job: every family's numbers and figures, the findings,
+    the MLP's tables and figures (where it ran) and the provenance ->
+    report/index.html.
+    family_stems: {family: {figure: path without extension}};
+    mlp: {"tables"|"headline"|"attenuation"|"heatmap"|"profile"|"profiles": path}
+         or None; axis_paths: {axis: svg path} of the MLP's axis figures."""
     def read(path):
         return Path(path).read_bytes() if path else None
 
-    figures = {name: read(path) for name, path in figure_paths.items() if name != "profile"}
-    profile = figure_paths.get("profile")
-    figures["profile"] = (read(profile), str(profile)) if profile else None
-    figures["profiles"] = read_json(profiles_path) if profiles_path else None
-    figures["axes"] = [(axis, read(p), str(p)) for axis, p in (axis_paths or {}).items()]
-    laws = read_json(laws_path) if laws_path else None
-    gpt = None
-    if gpt_path:  # the GPT section: results/gpt.json and {name: svg path}
-        gpt = {**read_json(gpt_path), "fig": {n: read(p) for n, p in gpt_figures.items()}}
-    html = render(read_json(tables_path), figures, provenance, laws, gpt)
+    family_figures = {name: {figure: (read(f"{stem}.svg"), f"{stem}.svg")
+                             for figure, stem in stems.items()}
+                      for name, stems in family_stems.items()}
+    sections = None
+    if mlp:
+        figures = {name: read(mlp[name]) for name in ("headline", "attenuation", "heatmap")}
+        figures["profile"] = (read(mlp["profile"]), str(mlp["profile"]))
+        figures["profiles"] = read_json(mlp["profiles"])
+        figures["axes"] = [(axis, read(p), str(p)) for axis, p in (axis_paths or {}).items()]
+        sections = {"tables": read_json(mlp["tables"]), "figures": figures}
+    html = render(provenance, read_json(families_path), family_figures,
+                  read_json(laws_path) if laws_path else None, sections, read(training_path))
     with atomic_write(html_path, encoding="utf-8") as f:
         f.write(html)
     return html

@@ -24,15 +24,14 @@ from shortcutbench.analysis.partials_frame import (
     to_frames,
 )
 from shortcutbench.analysis.variants import (
-    BOOK_SCALE,
     VARIANT_AXES,
-    arm_of,
-    arm_sort_key,
     describe_seeds,
     plain,
     variant_of,
     variant_sort_key,
 )
+from shortcutbench.core import arms
+from shortcutbench.core.arms import ARM_COLUMNS, BOOK_BRANCH, BOOK_SCALE
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
 from shortcutbench.core.files import read_json, write_json
 from shortcutbench.core.partials import LINES, read_merged
@@ -40,8 +39,6 @@ from shortcutbench.core.records import CELL_COLUMNS, Cell
 from shortcutbench.core.states import DEFAULT_BAND, STATES
 
 CELL_AXES = tuple(CELL_COLUMNS)
-BOOK_BRANCH = "1"
-ARM_KEY = ["shortcut", "shortcut_scale", "branch_scale"]
 
 def read_records(path):
     """A table of records (results/gradients.csv, a summary) as pandas reads
@@ -85,17 +82,6 @@ def frames_of(data, band=DEFAULT_BAND):
     return only_model(to_frames(data), "mlp")  # the GPT family has its own section
 
 
-def arm_dict(shortcut, scale, branch):
-    """An arm with its branch scale alpha's label ("1": the book's)."""
-    return {**arm_of(shortcut, scale), "branch": str(branch) if shortcut else BOOK_BRANCH}
-
-
-def arm_key(arm):
-    """Without first, then lambda 1 and alpha 1 (the book's), then the others."""
-    return (*arm_sort_key(arm), arm.get("branch", BOOK_BRANCH) != BOOK_BRANCH,
-            arm.get("branch", BOOK_BRANCH))
-
-
 def _gmean(log10_mean, n):
     return 10.0 ** float(log10_mean) if n else math.nan
 
@@ -127,8 +113,7 @@ def _axes(frames):
 
 
 def _arms(frame):
-    arms = {(bool(f), float(s), str(b)) for f, s, b in frame[ARM_KEY].itertuples(index=False)}
-    return sorted((arm_dict(*a) for a in arms), key=arm_key)
+    return [a.as_dict() for a in arms.ordered(frame[list(ARM_COLUMNS)].itertuples(index=False))]
 
 
 def sweep_facts(data):
@@ -136,13 +121,13 @@ def sweep_facts(data):
     frames = frames_of(data)
     cells, special = frames["cells"], frames["special"]
     axes = _axes(frames)
-    arms = _arms(cells)
+    found = _arms(cells)
     variants = cells[list(VARIANT_AXES)].drop_duplicates()
     return {
         "axes": axes,
-        "arms": arms,
-        "scales": sorted({a["scale"] for a in arms if a["shortcut"]}),
-        "branches": sorted({a["branch"] for a in arms if a["shortcut"]},
+        "arms": found,
+        "scales": sorted({a["scale"] for a in found if a["shortcut"]}),
+        "branches": sorted({a["branch"] for a in found if a["shortcut"]},
                            key=lambda b: (b != BOOK_BRANCH, b)),
         "swept": [axis for axis in VARIANT_AXES if len(axes[axis]) > 1],
         "n_cells": int(cells["n_cells"].sum()),
@@ -155,7 +140,7 @@ def sweep_facts(data):
     }
 
 
-def main_choice(axes, arms):
+def main_choice(axes, sweep_arms):
     """The headline's main row: the book's value on every axis the sweep
     includes it (for width 3, else the smallest), and the axes where that
     value was chosen among others (book_axes)."""
@@ -168,7 +153,7 @@ def main_choice(axes, arms):
                 book_axes.append(axis)
         else:
             variant[axis] = values[0]
-    withs = [a for a in arms if a["shortcut"]]
+    withs = [a for a in sweep_arms if a["shortcut"]]
     scales = sorted({a["scale"] for a in withs})
     branches = sorted({a["branch"] for a in withs})
     scale = BOOK_SCALE if BOOK_SCALE in scales else (scales[0] if scales else None)
@@ -192,7 +177,7 @@ def headline_table(data):
     cells, layers, pairs, special = (frames[k] for k in ("cells", "layers", "pairs", "special"))
     deepest = int(cells["depth"].max())
     axes = list(VARIANT_AXES)
-    key = axes + ARM_KEY
+    key = axes + list(ARM_COLUMNS)
     # Plain dicts of the few columns used, not pandas rows: reading a wide
     # frame row by row (itertuples, .loc, .iloc) cost ~0.5 s at 60 variants.
     first = layers.loc[(layers["depth"] == deepest) & (layers["layer"] == 0),
@@ -210,12 +195,12 @@ def headline_table(data):
         arm = (bool(r["shortcut"]), float(r["shortcut_scale"]), str(r["branch_scale"]))
         by_variant.setdefault(tuple(r[a] for a in axes), {})[arm] = r
     rows = []
-    for vkey, arms in sorted(by_variant.items()):
-        without = next((r for (f, _, _), r in arms.items() if not f), None)
-        withs = sorted(((s, b) for f, s, b in arms if f),
+    for vkey, by_arm in sorted(by_variant.items()):
+        without = next((r for (f, _, _), r in by_arm.items() if not f), None)
+        withs = sorted(((s, b) for f, s, b in by_arm if f),
                        key=lambda a: (a[0] != BOOK_SCALE, a[0], a[1] != BOOK_BRANCH, a[1]))
         for scale, branch in withs or [(None, None)]:
-            with_ = arms.get((True, scale, branch)) if scale is not None else None
+            with_ = by_arm.get((True, scale, branch)) if scale is not None else None
             row = {"variant": variant_of(vkey), "depth": deepest, "scale": scale,
                    "branch": branch, "n_seeds": int(n_seeds[vkey]),
                    "flags": [f for f, v in ((False, without), (True, with_)) if v is not None]}
@@ -305,11 +290,11 @@ def _group_rows(frame):
     """Rows of a per-group frame as (variant, depth, arm, row)."""
     for r in frame.to_dict("records"):
         yield ({axis: plain(r[axis]) for axis in VARIANT_AXES}, int(r["depth"]),
-               arm_dict(bool(r["shortcut"]), r["shortcut_scale"], r["branch_scale"]), r)
+               arms.of(r).as_dict(), r)
 
 
 def _by_variant_arm_depth(row):
-    return (variant_sort_key(row["variant"]), arm_key(row), row["depth"])
+    return (variant_sort_key(row["variant"]), arms.of(row).sort_key(), row["depth"])
 
 
 def attenuation_table(data):
@@ -424,7 +409,8 @@ def special_cells(data):
             "of": total.get(tuple(r[c] for c in group), int(r["n"])),
             "seeds": _seeds_text(seeds, int(r["n"])), "output_zero": bool(r["output_zero"])})
     for rows in listings.values():
-        rows.sort(key=lambda r: (variant_sort_key(r["variant"]), r["depth"], arm_key(r)))
+        rows.sort(key=lambda r: (variant_sort_key(r["variant"]), r["depth"],
+                                 arms.of(r).sort_key()))
     return listings["non_finite"], listings["zero"]
 
 

@@ -1,10 +1,8 @@
 """The report's vocabulary, shared by the tables, the figures and the page.
 
-A *variant* is one value of every axis that is not depth, seed or shortcut
-(width, activation, init, norm, dtype, device); an *arm* is the shortcut
-choice: without, or with a shortcut x = lambda * x + alpha * layer(x) (the
-book's is lambda = 1, alpha = 1; alpha is kept as its label, e.g. "1",
-"0.1" or "1/sqrt(depth)").  numpy only: no pandas, no torch.
+A *variant* is one value of every axis that is not depth, seed or the
+shortcut arm (width, activation, init, norm, dtype, device); the arm is
+core/arms.py's.  numpy only: no pandas, no torch.
 """
 
 import numpy as np
@@ -14,10 +12,6 @@ from shortcutbench.core.sweep import seed_runs
 
 # In the order variants are sorted and labelled.
 VARIANT_AXES = ("width", "activation", "init", "norm", "dtype", "device")
-ARM_AXES = ("shortcut", "shortcut_scale")
-BRANCH_AXIS = "branch_scale"
-BOOK_SCALE = 1.0
-BOOK_BRANCH = "1"
 # The variant the headline is about when the sweep has it: the book's.
 BOOK_VARIANT = {axis: BOOK_CASE[axis] for axis in VARIANT_AXES}
 
@@ -44,30 +38,10 @@ def variant_of(key):
     return {axis: plain(value) for axis, value in zip(VARIANT_AXES, key)}
 
 
-def arm_of(shortcut, scale, branch=BOOK_BRANCH):
-    return {"shortcut": bool(shortcut), "scale": float(scale) if shortcut else 0.0,
-            "branch": str(branch) if shortcut else BOOK_BRANCH}
-
-
 def variant_sort_key(variant):
     """The book's variant first, then by width, activation, init, norm, dtype, device."""
     return (variant != BOOK_VARIANT, *(str(variant[a]).zfill(12) if a == "width"
                                       else str(variant[a]) for a in VARIANT_AXES))
-
-
-def arm_sort_key(arm):
-    """Without first, then the book's lambda = 1 (and alpha = 1), then the
-    other scales."""
-    branch = str(arm.get("branch", BOOK_BRANCH))
-    return (arm["shortcut"], arm["scale"] != BOOK_SCALE, arm["scale"], branch != BOOK_BRANCH,
-            _branch_number(branch), branch)
-
-
-def _branch_number(label):
-    try:
-        return -float(label)
-    except ValueError:
-        return 0.0
 
 
 def variant_label(variant, swept):
@@ -77,42 +51,6 @@ def variant_label(variant, swept):
         if axis in swept:
             parts.append(str(variant[axis]))
     return " \u00b7 ".join(parts)
-
-
-def branch_text(label):
-    """A branch scale's label for people: '1/sqrt(depth)' -> '1/√depth',
-    '0.7071067811865476' -> '0.707'."""
-    label = str(label)
-    if label == "1/sqrt(depth)":
-        return "1/\u221adepth"
-    try:
-        return f"{float(label):.3g}"
-    except ValueError:
-        return label
-
-
-def arm_label(shortcut, scale, scales=(BOOK_SCALE,), short=False, branch=BOOK_BRANCH,
-              branches=(BOOK_BRANCH,)):
-    """'without shortcut', 'with shortcut', or 'with shortcut, λ=0.5' when
-    the sweep has other scales than the book's 1, and ', α=0.1' when it has
-    other branch scales than the book's 1."""
-    word = "" if short else " shortcut"
-    if not shortcut:
-        return f"without{word}"
-    parts = []
-    if list(scales) != [BOOK_SCALE] or scale != BOOK_SCALE:
-        parts.append(f"\u03bb={scale:g}")
-    branch = str(branch)
-    if [str(b) for b in branches] != [BOOK_BRANCH] or branch != BOOK_BRANCH:
-        parts.append(f"\u03b1={branch_text(branch)}")
-    return ", ".join([f"with{word}", *parts])
-
-
-def arm_key(arm):
-    """An arm dict (shortcut, scale[, branch]) -> a hashable triple."""
-    return (bool(arm["shortcut"]), float(arm["scale"]) if arm["shortcut"] else 0.0,
-            str(arm.get("branch", BOOK_BRANCH)) if arm["shortcut"] else BOOK_BRANCH)
-
 
 
 def overview_variants(variants, base, limit=6):

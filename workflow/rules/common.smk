@@ -2,6 +2,7 @@
 import sys
 
 from shortcutbench.core.config import ConfigError, read_config_files, validate_config
+from shortcutbench.core.families import MLP, check_user_families, figures_of
 from shortcutbench.core.sweep import (
     CHUNK_PATTERN,
     PREFIX_PATTERN,
@@ -17,8 +18,16 @@ from shortcutbench.core.resources import chunk_mem_mb, memory_problem
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 try:
     SWEEP = validate_config(config, SCHEMA, file_config=read_config_files(CONFIG_FILES))
+    # A family of the user's own is built and run once, in a process of its
+    # own, before any job: each problem named with its config key.
+    try:
+        CHECKS = check_user_families(SWEEP, os.getcwd())
+    except ValueError as error:
+        raise ConfigError(
+            f"Invalid config; nothing was run.\n  config key {error}"
+        ) from None
     # Memory known before a job runs: a cell that cannot fit is refused here.
-    CHUNKS = {chunk.name: chunk for chunk in plan_chunks(SWEEP, "results")}
+    CHUNKS = {chunk.name: chunk for chunk in plan_chunks(SWEEP, "results", CHECKS)}
     MEMORY_PROBLEM = memory_problem(
         study_sweeps(SWEEP), SWEEP.get("max_mem_mb"), CHUNKS.values()
     )
@@ -30,6 +39,17 @@ except ConfigError as error:
 TRAINING_JOBS = training_jobs(SWEEP["training"]) if "training" in SWEEP else {}
 # '' for the main sweep (results/), 'studies/NAME/' for each study.
 PREFIXES = [study_prefix(name) for name in ["", *sorted(SWEEP["studies"])]]
+# The model families to measure; the MLP's tables, figures and studies only
+# where it is one of them.
+MODELS = SWEEP["models"]
+HAS_MLP = MLP in MODELS
+# Every family's figures (analysis/family_figures.py and its hook's).
+FAMILY_STEMS = {
+    name: {
+        figure: f"results/figures/family/{name}/{figure}" for figure in figures_of(name)
+    }
+    for name in MODELS
+}
 
 
 wildcard_constraints:
@@ -57,5 +77,5 @@ localrules:
     figures_overview,
     figures_profile,
     figures_training,
-    figures_gpt,
+    families,
     report,

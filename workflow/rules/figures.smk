@@ -19,7 +19,8 @@ AXIS_KEYS = {
 SWEPT_AXES = [
     axis
     for axis, key in AXIS_KEYS.items()
-    if len(SWEEP[key]) > 1
+    if HAS_MLP
+    and len(SWEEP[key]) > 1
     and (axis not in ("shortcut_scale", "branch_scale") or True in SWEEP["shortcut"])
 ]
 AXIS_STEMS = {axis: f"results/figures/axis/{axis}" for axis in SWEPT_AXES}
@@ -141,30 +142,39 @@ rule figures_training:
         "../../scripts/figures_training.py"
 
 
-# The GPT family's section (models: [..., gpt]): its figures and numbers.
-GPT_FIGURES = ("profile", "collapse", "healthy", "norms")
-GPT_STEMS = {name: f"results/figures/gpt/{name}" for name in GPT_FIGURES}
-HAS_GPT = "gpt" in SWEEP["models"]
+# Every family's numbers and figures, alike (the MLP's too), plus what a
+# family's hook adds (the GPT's token collapse).
 
 
-rule figures_gpt:
-    """The GPT section: per-block profiles of W_query, out_proj and
-    ff.layers.0, token collapse, healthy share and norm placement against
-    blocks, and the numbers the section prints (results/gpt.json)."""
+rule families:
+    """Every family's section: its cell states, the healthy share and the
+    first layer's gradient against depth, the gradient per layer at the
+    deepest depth, with against without shortcut (results/families.json),
+    and its figures (results/figures/family/NAME/)."""
     input:
         partials="results/partials.json",
     output:
-        svg=[f"{stem}.svg" for stem in GPT_STEMS.values()],
-        png=[f"{stem}.png" for stem in GPT_STEMS.values()],
-        numbers="results/gpt.json",
+        numbers="results/families.json",
+        svg=[
+            f"{stem}.svg" for stems in FAMILY_STEMS.values() for stem in stems.values()
+        ],
+        png=[
+            f"{stem}.png" for stems in FAMILY_STEMS.values() for stem in stems.values()
+        ],
     log:
-        "logs/figures_gpt.log",
+        "logs/families.log",
     benchmark:
-        "logs/benchmark/figures_gpt.tsv"
+        "logs/benchmark/families.tsv"
     conda:
         "../../environment.yml"
     params:
-        stems=GPT_STEMS,
-        gpt=SWEEP.get("gpt", {}),
+        names=MODELS,
+        stems=FAMILY_STEMS,
+        # each family's config section, shown in the report as it ran
+        sections={
+            name: SWEEP["families"].get(name) or SWEEP.get(name, {})
+            for name in MODELS
+            if name != MLP
+        },
     script:
-        "../../scripts/figures_gpt.py"
+        "../../scripts/families.py"

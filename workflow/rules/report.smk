@@ -7,26 +7,36 @@
 report: "../report/workflow.rst"
 
 
+# What the MLP's sections are made from, when models lists mlp.
+MLP_REPORT_INPUTS = (
+    {
+        "tables": "results/tables.json",
+        "headline": "results/figures/headline.svg",
+        "attenuation": "results/figures/attenuation.svg",
+        "heatmap": "results/figures/heatmap.svg",
+        # the headline's variant's profile, and every variant's as numbers
+        "profile": "results/figures/profile.svg",
+        "profiles": "results/figures/profiles.json",
+    }
+    if HAS_MLP
+    else {}
+)
+
+
 rule report:
     """The self-contained HTML report, report/index.html, and how it was
     made (report/provenance.json)."""
     input:
-        tables="results/tables.json",
-        headline="results/figures/headline.svg",
-        attenuation="results/figures/attenuation.svg",
-        heatmap="results/figures/heatmap.svg",
-        # the headline's variant's profile, and every variant's as numbers
-        profile="results/figures/profile.svg",
-        profiles="results/figures/profiles.json",
+        # the MLP's sections (models: [mlp, ...])
+        **MLP_REPORT_INPUTS,
         axes=[f"{stem}.svg" for stem in AXIS_STEMS.values()],
         laws="results/laws.json",
         training=["results/figures/training.svg"] if TRAINING_JOBS else [],
-        # the GPT section (models: [..., gpt]): its numbers, then its figures
-        gpt=(
-            ["results/gpt.json", *[f"{stem}.svg" for stem in GPT_STEMS.values()]]
-            if HAS_GPT
-            else []
-        ),
+        # every family's numbers and figures
+        families="results/families.json",
+        family_figures=[
+            f"{stem}.svg" for stems in FAMILY_STEMS.values() for stem in stems.values()
+        ],
     output:
         html=report(
             "report/index.html",
@@ -43,6 +53,7 @@ rule report:
         "../../environment.yml"
     params:
         axes=list(AXIS_STEMS),
+        family_stems=FAMILY_STEMS,
         config=config,
         devices=SWEEP["devices"],
         # the measuring jobs behind the report's numbers (the main sweep), and all of them

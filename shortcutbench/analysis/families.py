@@ -1,0 +1,208 @@
+"""Every model family through one path: the numbers of its report section.
+
+From the merged partial results of the main sweep (results/partials.json),
+the rows of one family (`model`), for any family alike -- the book's MLP
+and GPT, He et al.'s ResNet, the user's own:
+
+- states: per variant, shortcut arm and depth, the cells in each state
+  (core/states.py, the healthy band over the family's profile layers), the
+  share of healthy ones, the first and last profile layer's gradient
+  (geometric mean over seeds, 95% t-interval);
+- ratios: the first layer's gradient with each shortcut arm over without,
+  paired by seed, per variant and depth;
+- profiles: at the deepest depth, per variant and arm, the gradient per
+  profile layer (core/cell_stats.py's profile: the layer's profile
+  parameter, or the element-weighted mean over a user block);
+- words: what the main variant does at the deepest depth, per arm.
+
+A variant is one value of every axis but depth, seed and the arm
+(analysis/variants.py); a family's main variant is the book's where it has
+one (the MLP's book case, the GPT's pre-LN), else its first.  A family may
+add numbers and figures of its own through one hook
+(analysis/family_hooks.py).  No torch; the user's module is never imported.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from shortcutbench.analysis import intervals
+from shortcutbench.analysis.partials_frame import only_model
+from shortcutbench.analysis.variants import (
+    BOOK_VARIANT,
+    VARIANT_AXES,
+    plain,
+    variant_of,
+    variant_sort_key,
+)
+from shortcutbench.analysis.words import STATE_VERBS, breakdown, dominant_state
+from shortcutbench.core import arms, families
+from shortcutbench.core.arms import ARM_COLUMNS
+from shortcutbench.core.states import STATES
+
+TITLES = {families.MLP: "The book\u2019s MLP (chapter 4.4)",
+          families.GPT: "The book\u2019s GPT (chapter 4)",
+          families.RESNET: "He et al.\u2019s CIFAR ResNet"}
+# What a family's depth counts.
+DEPTH_NAMES = {families.MLP: "layers", families.GPT: "blocks", families.RESNET: "layers"}
+# The variant a family's section leads with, where the sweep has it.
+MAIN_VARIANTS = {families.MLP: BOOK_VARIANT, families.GPT: {"norm": "pre_layernorm"}}
+STATE_KEYS = {s: f"state_{s.replace('-', '_')}" for s in STATES}
+
+
+def title(name: str) -> str:
+    return TITLES.get(name, f"Your family \u201c{name}\u201d")
+
+
+def depth_name(name: str) -> str:
+    return DEPTH_NAMES.get(name, "depth")
+
+
+def at_depth(name: str, depth: int) -> str:
+    """'at 64 layers', 'at 32 blocks', 'at depth 8'."""
+    word = depth_name(name)
+    return f"at depth {depth}" if word == "depth" else f"at {depth} {word}"
+
+
+def _number(x: Any) -> float | None:
+    """A float for JSON; None where it is not finite."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _log_interval(n, mean, m2) -> dict[str, Any]:
+    n, centre, low, high, _ = intervals.log10_moments_interval(n, mean, m2)
+    return {"n": n, "gmean": _number(centre), "low": _number(low), "high": _number(high)}
+
+
+def _variant(row) -> dict[str, Any]:
+    return {axis: plain(row[axis]) for axis in VARIANT_AXES}
+
+
+def variants_of(cells) -> list[dict[str, Any]]:
+    keys = cells[list(VARIANT_AXES)].drop_duplicates().itertuples(index=False)
+    return sorted((variant_of(k) for k in keys), key=variant_sort_key)
+
+
+def main_variant(name: str, variants: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The family's book variant where the sweep has it, else its first."""
+    wanted = MAIN_VARIANTS.get(name, {})
+    for variant in variants:
+        if all(variant.get(axis) == value for axis, value in wanted.items()):
+            return variant
+    return variants[0] if variants else None
+
+
+def swept_axes(variants: list[dict[str, Any]]) -> list[str]:
+    return [a for a in VARIANT_AXES if len({str(v[a]) for v in variants}) > 1]
+
+
+def variant_text(variant: dict[str, Any], swept: list[str]) -> str:
+    """The swept axes' values: 'width 3', 'pre_layernorm', 'width 32 · relu';
+    'every cell' where nothing but depth, seed and the arm varies."""
+    parts = [f"width {variant[a]}" if a == "width" else str(variant[a]) for a in swept]
+    return " \u00b7 ".join(parts) if parts else "every cell"
+
+
+def state_rows(cells) -> list[dict[str, Any]]:
+    """Per variant, arm and depth: the states, the healthy share, and the
+    first and last profile layer's gradient."""
+    rows = []
+    for r in cells.to_dict("records"):
+        n = int(r["n_cells"])
+        counts = {s: int(r[STATE_KEYS[s]]) for s in STATES}
+        rows.append({
+            "variant": _variant(r), "arm": arms.of(r).as_dict(), "depth": int(r["depth"]),
+            "n": n, "counts": counts, "healthy": counts["healthy"] / n if n else None,
+            "dominant": dominant_state(counts),
+            "first": _log_interval(r["log10_first_grad_n"], r["log10_first_grad_mean"],
+                                   r["log10_first_grad_m2"]),
+            "last": _log_interval(r["log10_last_grad_n"], r["log10_last_grad_mean"],
+                                  r["log10_last_grad_m2"])})
+    rows.sort(key=lambda r: (variant_sort_key(r["variant"]), arms.of(r["arm"]).sort_key(),
+                             r["depth"]))
+    return rows
+
+
+def ratio_rows(pairs) -> list[dict[str, Any]]:
+    """Per variant, shortcut arm and depth: the first layer's gradient with
+    over without, paired by seed (geometric mean, 95% t-interval); seeds
+    where either is 0 or not finite are counted, not used."""
+    rows = []
+    for r in pairs.to_dict("records"):
+        ratio = _log_interval(r["n_usable"], r["log10_ratio_mean"], r["log10_ratio_m2"])
+        rows.append({"variant": _variant(r), "depth": int(r["depth"]),
+                     "arm": arms.arm(True, r["shortcut_scale"], r["branch_scale"]).as_dict(),
+                     "pairs": int(r["n_pairs"]), "n": ratio["n"], "ratio": ratio["gmean"],
+                     "low": ratio["low"], "high": ratio["high"],
+                     "excluded": int(r["n_pairs"]) - ratio["n"]})
+    rows.sort(key=lambda r: (variant_sort_key(r["variant"]), arms.of(r["arm"]).sort_key(),
+                             r["depth"]))
+    return rows
+
+
+def profile_rows(blocks, depth: int) -> list[dict[str, Any]]:
+    """At `depth`, per variant and arm: the profile layers and the gradient
+    of each (geometric mean over seeds, 95% t-interval)."""
+    rows = []
+    at = blocks[blocks["depth"] == depth]
+    for _, group in at.groupby(list(VARIANT_AXES) + list(ARM_COLUMNS), sort=False):
+        group = group.sort_values("layer")
+        points = [_log_interval(n, m, m2) for n, m, m2 in zip(
+            group["log10_n"], group["log10_mean"], group["log10_m2"])]
+        first = group.iloc[0]
+        rows.append({"variant": _variant(first), "arm": arms.of(first).as_dict(),
+                     "depth": depth, "layers": [int(x) for x in group["layer"]],
+                     "centre": [p["gmean"] for p in points], "low": [p["low"] for p in points],
+                     "high": [p["high"] for p in points],
+                     "n": [int(x) for x in group["n"]], "zero": [int(x) for x in group["n_zero"]]})
+    rows.sort(key=lambda r: (variant_sort_key(r["variant"]), arms.of(r["arm"]).sort_key()))
+    return rows
+
+
+def words(name: str, states: list[dict[str, Any]], variant, deepest: int) -> list[str]:
+    """What the main variant does at the deepest depth, one sentence per arm."""
+    found = arms.ordered(r["arm"] for r in states)
+    scales = sorted({a.scale for a in found if a.shortcut}) or [arms.BOOK_SCALE]
+    branches = sorted({a.branch for a in found if a.shortcut}) or [arms.BOOK_BRANCH]
+    sentences = []
+    for r in states:
+        if r["variant"] != variant or r["depth"] != deepest or not r["n"]:
+            continue
+        arm = arms.of(r["arm"])
+        subject = ("Without shortcuts" if not arm.shortcut
+                   else "With " + arms.label(arm, scales, branches).removeprefix("with "))
+        sentences.append(f"{subject}, the network {STATE_VERBS[r['dominant']]} "
+                         f"{at_depth(name, deepest)}: "
+                         f"{breakdown(r['counts'], r['n'], r['dominant'])}.")
+    return sentences
+
+
+def family_numbers(frames: dict, name: str, section: dict[str, Any] | None = None,
+                   seeds: list[int] | None = None) -> dict[str, Any]:
+    """One family's numbers (see the module's doc), from the merged partial
+    results' frames (analysis/partials_frame.read_partials); `section`: its
+    config section, shown as it ran."""
+    mine = only_model(frames, name)
+    cells, pairs, blocks = mine["cells"], mine["pairs"], mine["blocks"]
+    if cells.empty:
+        raise ValueError(f"the merged partial results hold no {name} cells; is {name} in the "
+                         f"config's models?")
+    variants = variants_of(cells)
+    swept = swept_axes(variants)
+    main = main_variant(name, variants)
+    deepest = int(cells["depth"].max())
+    states = state_rows(cells)
+    return {
+        "name": name, "title": title(name), "depth_name": depth_name(name),
+        "section": section or {}, "seeds": seeds or [],
+        "n_cells": int(cells["n_cells"].sum()),
+        "depths": sorted(int(d) for d in cells["depth"].unique()), "deepest": deepest,
+        "variants": variants, "swept": swept, "main": main,
+        "labels": [variant_text(v, swept) for v in variants],
+        "arms": [a.as_dict() for a in arms.ordered(r["arm"] for r in states)],
+        "states": states, "ratios": ratio_rows(pairs),
+        "profiles": profile_rows(blocks, deepest),
+        "words": words(name, states, main, deepest),
+    }

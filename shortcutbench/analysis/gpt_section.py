@@ -1,0 +1,92 @@
+"""The GPT family's hook (analysis/family_hooks.py): token collapse.
+
+Every family gets the same numbers and figures (analysis/families.py,
+analysis/family_figures.py); the book's GPT adds its own statistic, the
+token collapse: the mean pairwise cosine between the last block's token
+outputs (1: every token leaves the model as the same vector), measured per
+cell by its watch hook (measuring/gpt.py) and averaged over seeds from the
+merged partial results' cells table (plain mean, 95% t-interval).  No torch.
+"""
+
+import numpy as np
+
+from shortcutbench.analysis import intervals
+from shortcutbench.analysis.partials_frame import only_model
+from shortcutbench.analysis.style import Arms, grid, header, setup
+from shortcutbench.core import arms as arm_forms
+
+NORM_ORDER = ("pre_layernorm", "post_layernorm", "none")
+NORM_LABELS = {"pre_layernorm": "pre-LN (the book\u2019s)", "post_layernorm": "post-LN",
+               "none": "no LayerNorm"}
+FIGURES = ("collapse",)
+
+
+def norms_of(cells):
+    present = set(cells["norm"])
+    return [n for n in NORM_ORDER if n in present]
+
+
+def _cosine(row):
+    n, mean, _, low, high = intervals.moments_interval(
+        row["token_cosine_n"], row["token_cosine_mean"], row["token_cosine_m2"])
+    return {"n": n, "mean": _number(mean), "low": _number(low), "high": _number(high)}
+
+
+def _number(x):
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def collapse_rows(cells):
+    """Per norm placement, arm and number of blocks: the mean cosine
+    between tokens."""
+    rows = [{"norm": r["norm"], "arm": arm_forms.of(r).as_dict(), "depth": int(r["depth"]),
+             **_cosine(r)} for r in cells.to_dict("records")]
+    return sorted(rows, key=lambda r: (NORM_ORDER.index(r["norm"]),
+                                       arm_forms.of(r["arm"]).sort_key(), r["depth"]))
+
+
+def collapse_figure(rows, title):
+    """The mean cosine between tokens against blocks, one panel per norm
+    placement, one line per arm."""
+    setup()
+    norms = [n for n in NORM_ORDER if any(r["norm"] == n for r in rows)]
+    arms = Arms(r["arm"] for r in rows)
+    fig, axes = grid(len(norms), 3, panel=(2.9, 2.1), top=1.0, bottom=0.65, left=1.0,
+                     wspace=0.8, hspace=0.75, legend=len(arms))
+    for ax, norm in zip(axes, norms):
+        for arm in arms:
+            sel = [r for r in rows if r["norm"] == norm and arm_forms.of(r["arm"]) == arm]
+            x = np.array([r["depth"] for r in sel], dtype=float)
+            y, lo, hi = (np.array([np.nan if r[k] is None else r[k] for r in sel], dtype=float)
+                         for k in ("mean", "low", "high"))
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            if ok.sum() > 1:
+                ax.fill_between(x[ok], lo[ok], hi[ok], color=arms.color(arm), alpha=0.22, lw=0)
+            ax.plot(x, y, color=arms.color(arm), lw=1.8, marker="o", markersize=3.5)
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(NORM_LABELS[norm])
+        ax.set_xlabel("blocks")
+    axes[0].set_ylabel("mean cosine between tokens")
+    header(fig, f"{title}: token collapse against blocks", arms)
+    return fig
+
+
+def gpt_extra(frames, numbers):
+    """The hook: the collapse table and, at the deepest block count of the
+    book's norm placement, the finding in numbers; and the collapse figure."""
+    cells = only_model(frames, "gpt")["cells"]
+    rows = collapse_rows(cells)
+    deepest = numbers["deepest"]
+    at = {(r["norm"], r["arm"]["shortcut"]): r for r in rows if r["depth"] == deepest}
+    norm = next((n for n in NORM_ORDER if (n, False) in at and (n, True) in at), None)
+    finding = None
+    if norm is not None:
+        without, with_ = at[(norm, False)]["mean"], at[(norm, True)]["mean"]
+        if without is not None and with_ is not None:
+            finding = {"norm": norm, "label": NORM_LABELS[norm], "blocks": deepest,
+                       "without": without, "with": with_,
+                       "collapse": without > 0.99 and with_ < 0.9}
+    return ({"collapse": rows, "finding": finding, "norm_labels": NORM_LABELS},
+            {"collapse": collapse_figure(rows, numbers["title"])})
