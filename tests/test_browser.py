@@ -36,7 +36,9 @@ AXE = NODE_MODULES / "axe-core" / "axe.min.js"
 
 # Holds the book's case; small enough for seconds.  Two widths and two
 # activations: four variants behind the picker, two axis-effect figures.
-# Without studies or training: the target below is the report alone.
+# Every other family too, tiny: the GPT, the ResNet and the example family
+# of one's own (examples/highway).  Without studies or training: the
+# target below is the report alone.
 CONFIG = {
     "depths": [1, 2, 5, 12],
     "widths": [3, 8],
@@ -44,15 +46,25 @@ CONFIG = {
     "shortcut": [False, True],
     "devices": ["cpu"],
     "activations": ["gelu_tanh", "relu"],
+    "models": ["mlp", "gpt", "resnet", "highway"],
+    "gpt": {"blocks": [1, 2], "emb_dim": 16, "n_heads": 2, "vocab_size": 32,
+            "context_length": 16, "n_tokens": 8, "seeds": [0, 1]},
+    "resnet": {"depths": [8], "seeds": [0, 1], "batch_size": 4},
+    "families": {"highway": {"factory": "highway:build", "depths": [2, 4], "seeds": [0, 1],
+                             "options": {"width": 8, "batch": 4},
+                             "blocks": r"blocks\.(\d+)\."}},
 }
-# headline (states), 2 axis effects, the headline's profile, attenuation, heat
-# map; the picker draws the other three variants' profiles in the page
-N_IMAGES = 6
+# The MLP's: headline (states), 2 axis effects, the headline's profile,
+# attenuation, heat map (the picker draws the other three variants' profiles
+# in the page); the other three families' three each, and the GPT's token
+# collapse.
+N_IMAGES = 6 + 3 * 3 + 1
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("report")
+    shutil.copy(REPO / "examples" / "highway" / "highway.py", workdir / "highway.py")
     snakemake(workdir, CONFIG, "report/index.html")
     return workdir
 
@@ -172,8 +184,8 @@ def test_the_picker_shows_the_chosen_variant(built, browser_context):
         page.select_option("select[data-axis=activation]", "gelu_tanh")
         assert page.evaluate(visible) == ["3|gelu_tanh"]
         # a sortable table sorts: the headline's states by seeds, then back
-        page.click("#headline table.sortable thead th:nth-child(1) button")
-        assert page.get_attribute("#headline table.sortable thead th:nth-child(1)",
+        page.click("#mlp table.sortable thead th:nth-child(1) button")
+        assert page.get_attribute("#mlp table.sortable thead th:nth-child(1)",
                                   "aria-sort") == "ascending"
         assert seen["blocked"] == [], f"requests left the file: {seen['blocked']}"
         assert [m.text for m in seen["console"]] == [] and seen["errors"] == []
@@ -264,4 +276,5 @@ def test_snakemake_report_zip(built):
         assert archive.testzip() is None
     assert any(n.endswith("report.html") for n in names)
     assert any(n.endswith("index.html") for n in names)
-    assert sum(n.endswith(".svg") for n in names) == N_IMAGES
+    # and the MLP's family figures, which its own sections stand for on the page
+    assert sum(n.endswith(".svg") for n in names) == N_IMAGES + 3

@@ -65,8 +65,19 @@ def test_bad_config_is_refused_naming_key_and_allowed_form(change, words):
 
 def test_a_missing_required_key_is_named():
     config = {k: v for k, v in SMALL_CONFIG.items() if k != "widths"}
-    with pytest.raises(ConfigError, match="'widths' is a required property"):
+    with pytest.raises(ConfigError, match="'widths' is required: the book's MLP"):
         check(config)
+
+
+def test_the_mlps_keys_are_required_only_with_the_mlp():
+    config = {k: v for k, v in SMALL_CONFIG.items() if k not in ("depths", "widths", "seeds")}
+    with pytest.raises(ConfigError) as error:
+        check(config)  # models defaults to [mlp]
+    message = str(error.value)
+    assert "'depths', 'seeds' and 'widths' are required" in message
+    assert message.count("required") == 1  # one message for one mistake
+    assert "or leave mlp out of models" in message
+    check({**config, "models": ["resnet"]})  # no MLP: none of them needed
 
 
 def test_every_error_is_reported_at_once():

@@ -12,8 +12,10 @@ import pytest
 from report_inputs import contract_lines, contract_summary, write_inputs
 from test_report import make_gradients
 
-from shortcutbench.analysis import figures, render
+from shortcutbench.analysis import merged_tables, overview_figures, render, style
+from shortcutbench.analysis import profile_figure as profile_module
 from shortcutbench.analysis.variants import headline_variant
+from shortcutbench.core import arms as arm_forms
 
 VARIANT = {"width": 3, "activation": "gelu_tanh", "init": "pytorch", "norm": "none",
            "dtype": "float32", "device": "cpu"}
@@ -65,9 +67,11 @@ def drawn(tmp_path_factory):
         data = write_inputs(gradients_of(**kwargs), root)
         stems = {k: root / k for k in ("headline", "attenuation", "heatmap")}
         axis_stems = {axis: root / f"axis-{axis}" for axis in AXES.get(name, [])}
-        figures.make_overview(root / "summary.csv", root / "tables.json", stems, axis_stems)
-        figures.make_profiles(root / "summary.csv", root / "lines.csv", root / "tables.json",
-                              root / "profile", root / "profiles.json")
+        overview_figures.make_overview(root / "summary.csv", root / "tables.json", stems,
+                                       axis_stems)
+        profile_module.make_profiles(root / "summary.csv", root / "lines.csv",
+                                     root / "tables.json", root / "profile",
+                                     root / "profiles.json")
         out[name] = root, data
     return out
 
@@ -89,11 +93,11 @@ def test_every_figure_is_drawn_as_svg_and_png(drawn, sweep):
 
 def test_the_same_data_give_the_same_bytes(drawn, tmp_path):
     root, data = drawn["non-finite"]
-    summary = figures.read_table(root / "summary.csv")
-    lines = figures.read_table(root / "lines.csv")
+    summary = merged_tables.read_table(root / "summary.csv")
+    lines = merged_tables.read_table(root / "lines.csv")
     for i in range(2):
-        figures.save(figures.heatmap_figure(summary, [VARIANT]), tmp_path / f"heat{i}")
-        figures.save(figures.profile_figure(summary, lines, VARIANT), tmp_path / f"prof{i}")
+        style.save(overview_figures.heatmap_figure(summary, [VARIANT]), tmp_path / f"heat{i}")
+        style.save(profile_module.profile_figure(summary, lines, VARIANT), tmp_path / f"prof{i}")
     for stem in ("heat", "prof"):
         for ext in ("svg", "png"):
             assert (tmp_path / f"{stem}0.{ext}").read_bytes() == \
@@ -104,9 +108,9 @@ def test_the_same_data_give_the_same_bytes(drawn, tmp_path):
 
 def test_profile_panels_follow_the_depths(drawn):
     root, _ = drawn["plain"]
-    summary = figures.read_table(root / "summary.csv")
-    lines = figures.read_table(root / "lines.csv")
-    fig = figures.profile_figure(summary, lines, VARIANT)
+    summary = merged_tables.read_table(root / "summary.csv")
+    lines = merged_tables.read_table(root / "lines.csv")
+    fig = profile_module.profile_figure(summary, lines, VARIANT)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["depth 1", "depth 2", "depth 5", "depth 12"]
     assert all(ax.get_yscale() == "log" for ax in fig.axes)
@@ -116,55 +120,57 @@ def test_profile_panels_follow_the_depths(drawn):
 
 def test_scales_get_their_own_colours(drawn):
     root, data = drawn["scales"]
-    fig = figures.attenuation_figure(data["attenuation"], data["sweep"]["variants"])
+    fig = overview_figures.attenuation_figure(data["attenuation"], data["sweep"]["variants"])
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["without shortcut", "with shortcut, λ=1", "with shortcut, λ=0.5",
                       "with shortcut, λ=1.5"]
-    arms = figures.arms_of(figures.read_table(root / "summary.csv"))
+    arms = merged_tables.arms_of(merged_tables.read_table(root / "summary.csv"))
     colours = {arms.color((True, s, "1")) for s in (0.5, 1.0, 1.5)}
-    assert len(colours) == 3 and figures.WITHOUT_COLOR not in colours
-    assert arms.color((True, 1.0, "1")) == figures.WITH_COLOR
+    assert len(colours) == 3 and style.WITHOUT_COLOR not in colours
+    assert arms.color((True, 1.0, "1")) == style.WITH_COLOR
 
 
 def test_branch_scales_are_labelled_alpha(tmp_path):
     g = gradients_of(depths=(2, 6), branches=("1", "0.1", "1/sqrt(depth)"))
     contract_summary(g).to_csv(tmp_path / "summary.csv", index=False)
     contract_lines(g).to_csv(tmp_path / "lines.csv", index=False)
-    summary = figures.read_table(tmp_path / "summary.csv")
-    arms = figures.arms_of(summary)
+    summary = merged_tables.read_table(tmp_path / "summary.csv")
+    arms = merged_tables.arms_of(summary)
     assert [arms.label(a) for a in arms] == [
         "without shortcut", "with shortcut, α=1", "with shortcut, α=0.1",
         "with shortcut, α=1/\u221adepth"]
     assert len({arms.color(a) for a in arms}) == 4
-    fig = figures.profile_figure(summary, figures.read_table(tmp_path / "lines.csv"), VARIANT)
+    lines = merged_tables.read_table(tmp_path / "lines.csv")
+    fig = profile_module.profile_figure(summary, lines, VARIANT)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [arms.label(a) for a in arms]
     # alpha's axis effect: one series with lambda 1, the sweep without shortcut as reference
-    _, xs, series, reference = figures.axis_effect(summary, None, "branch_scale", VARIANT)
-    assert xs == ["1", "0.1", "1/sqrt(depth)"] and list(series) == [figures.BOOK_ARM]
+    _, xs, series, reference = overview_figures.axis_effect(summary, None, "branch_scale", VARIANT)
+    assert xs == ["1", "0.1", "1/sqrt(depth)"] and list(series) == [arm_forms.BOOK]
     assert reference is not None
-    figures.save(figures.axis_figure(summary, None, "branch_scale", VARIANT), tmp_path / "a")
+    style.save(overview_figures.axis_figure(summary, None, "branch_scale", VARIANT), tmp_path / "a")
     assert (tmp_path / "a.svg").stat().st_size > 1000
 
 
 def test_axis_effect_holds_the_other_axes_at_the_headline_variant(drawn):
     root, data = drawn["variants"]
-    summary = figures.read_table(root / "summary.csv")
+    summary = merged_tables.read_table(root / "summary.csv")
     base = headline_variant(data)
     assert base["width"] == 3 and base["device"] == "cpu"
-    deepest, xs, series, reference = figures.axis_effect(summary, data["states"], "width", base)
+    deepest, xs, series, reference = overview_figures.axis_effect(summary, data["states"],
+                                                                  "width", base)
     assert deepest == 9 and xs == [3, 32] and reference is None
-    assert set(series) == {figures.WITHOUT_ARM, figures.BOOK_ARM}
-    point = series[figures.BOOK_ARM][32]
+    assert set(series) == {arm_forms.WITHOUT, arm_forms.BOOK}
+    point = series[arm_forms.BOOK][32]
     row = summary[(summary["depth"] == 9) & (summary["layer"] == 0) & (summary["width"] == 32)
                   & (summary["device"] == "cpu") & summary["shortcut"]]
     assert point["gmean"] == pytest.approx(10 ** row["log10_mean"].item())
     assert point["healthy"] == (2, 2)  # two seeds, both healthy
     # lambda: one series with alpha 1, the sweep without shortcut as a reference
     root, data = drawn["scales"]
-    summary = figures.read_table(root / "summary.csv")
-    _, xs, series, reference = figures.axis_effect(summary, data["states"], "shortcut_scale",
-                                                   headline_variant(data))
-    assert xs == [0.5, 1.0, 1.5] and list(series) == [figures.BOOK_ARM]
+    summary = merged_tables.read_table(root / "summary.csv")
+    _, xs, series, reference = overview_figures.axis_effect(
+        summary, data["states"], "shortcut_scale", headline_variant(data))
+    assert xs == [0.5, 1.0, 1.5] and list(series) == [arm_forms.BOOK]
     assert reference is not None
 
 
@@ -173,7 +179,7 @@ def test_profiles_draw_bands_and_at_most_50_seeds(tmp_path):
     summary = contract_summary(g)
     lines = contract_lines(g)
     assert lines.groupby(["shortcut"])["seed"].nunique().tolist() == [50, 50]
-    fig = figures.profile_figure(summary, lines, VARIANT)
+    fig = profile_module.profile_figure(summary, lines, VARIANT)
     ax = fig.axes[0]
     from matplotlib.collections import LineCollection, PolyCollection
 
@@ -194,7 +200,7 @@ def test_heatmap_marks_subnormal_means(tmp_path):
         return 1e-40 if layer == 0 and not cell["shortcut"] else 0.1
     g = make_gradients(depths=(2, 4), seeds=(1, 2), value=value, book=False)
     summary = contract_summary(g)
-    fig = figures.heatmap_figure(summary, [VARIANT])
+    fig = overview_figures.heatmap_figure(summary, [VARIANT])
     dots = [c for ax in fig.axes for c in ax.collections
             if type(c).__name__ == "PathCollection"]
     assert len(dots) == 1 and len(dots[0].get_offsets()) == 2  # layer 0 at depths 2 and 4
@@ -202,9 +208,9 @@ def test_heatmap_marks_subnormal_means(tmp_path):
 
 
 def test_power_of_ten_labels_are_plain_text():
-    assert figures.power_of_ten(1e-40) == "10\u207b\u2074\u2070"
-    assert figures.power_of_ten(1.0) == "10\u2070"
-    assert figures.power_of_ten(3e5) == ""
+    assert style.power_of_ten(1e-40) == "10\u207b\u2074\u2070"
+    assert style.power_of_ten(1.0) == "10\u2070"
+    assert style.power_of_ten(3e5) == ""
 
 
 def test_png_text_chunks_reader():
@@ -221,8 +227,9 @@ def test_the_pages_numbers_are_the_figures(tmp_path):
     g = make_gradients(depths=(1, 3), seeds=tuple(range(60)), book=False)
     summary = contract_summary(g)
     lines = contract_lines(g)
-    arms = figures.arms_of(summary)
-    numbers = figures.profile_numbers(figures.profile_data(summary, lines), VARIANT, arms)
+    arms = merged_tables.arms_of(summary)
+    profiles = profile_module.profile_data(summary, lines)
+    numbers = profile_module.profile_numbers(profiles, VARIANT, arms)
     assert [p["depth"] for p in numbers["panels"]] == [1, 3]
     panel = numbers["panels"][1]
     assert [s["arm"] for s in panel["series"]] == [0, 1]  # without, then with shortcut
@@ -234,21 +241,21 @@ def test_the_pages_numbers_are_the_figures(tmp_path):
     assert len(without["lines"]) == 50 and all(len(line) == 3 for line in without["lines"])
     # a dead seed (gradient 0) has no log10: None, which JSON writes as null
     g.loc[(g["seed"] == 0) & (g["depth"] == 3), "grad_abs_mean"] = 0.0
-    profiles = figures.profile_data(contract_summary(g), contract_lines(g))
-    numbers = figures.profile_numbers(profiles, VARIANT, arms)
+    profiles = profile_module.profile_data(contract_summary(g), contract_lines(g))
+    numbers = profile_module.profile_numbers(profiles, VARIANT, arms)
     assert numbers["panels"][1]["series"][0]["lines"][0] == [None, None, None]
     json.dumps(numbers, allow_nan=False)
 
 
 def test_many_variants_get_fewer_lines_on_the_page(monkeypatch):
     g = make_gradients(depths=(4,), seeds=tuple(range(30)), book=False)
-    profiles = figures.profile_data(contract_summary(g), contract_lines(g))
+    profiles = profile_module.profile_data(contract_summary(g), contract_lines(g))
     # 2 arms x 30 seeds x 4 layers = 240 values: all of them fit
-    assert figures.page_lines(profiles) == figures.MAX_LINES
-    monkeypatch.setattr(figures, "PAGE_LINE_VALUES", 100)
-    assert figures.page_lines(profiles) == 12  # 2 x 12 x 4 = 96 <= 100
-    arms = figures.arms_of(contract_summary(g))
-    numbers = figures.profile_numbers(profiles, VARIANT, arms, lines=12)
+    assert profile_module.page_lines(profiles) == profile_module.MAX_LINES
+    monkeypatch.setattr(profile_module, "PAGE_LINE_VALUES", 100)
+    assert profile_module.page_lines(profiles) == 12  # 2 x 12 x 4 = 96 <= 100
+    arms = merged_tables.arms_of(contract_summary(g))
+    numbers = profile_module.profile_numbers(profiles, VARIANT, arms, lines=12)
     assert [len(s["lines"]) for s in numbers["panels"][0]["series"]] == [12, 12]
-    monkeypatch.setattr(figures, "PAGE_LINE_VALUES", 3)
-    assert figures.page_lines(profiles) == 0
+    monkeypatch.setattr(profile_module, "PAGE_LINE_VALUES", 3)
+    assert profile_module.page_lines(profiles) == 0

@@ -1,25 +1,26 @@
-"""The book's GPT and one GPT cell's measurement: the book's numbers, and
-the fast measurement equal to the plain nn.Module one bit for bit."""
+"""The book's GPT and one GPT cell's measurement through the family contract:
+the book's numbers, and the measurement equal to a plain nn.Module reference
+(seed, build, forward, backward(), one .item() per number) bit for bit."""
 
 import itertools
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from shortcutbench.measuring import measure_gpt
-from shortcutbench.measuring.gpt import GPT_CONFIG_124M, NORMS, GPTModel, gpt_config
-from shortcutbench.measuring.measure import configure_torch
-from shortcutbench.measuring.measure_gpt import (
-    GPTCell,
-    init_gpt_parameters,
-    measure_gpt_cell,
-    measure_gpt_cell_reference,
+from shortcutbench.core.records import COLUMNS
+from shortcutbench.measuring import family as runner
+from shortcutbench.measuring.family import DTYPES, configure_torch
+from shortcutbench.measuring.gpt import (
+    GPT_CONFIG_124M,
+    NORMS,
+    GPTFamily,
+    GPTModel,
+    gpt_config,
+    token_cosine,
+    token_ids,
 )
-
-RECORD_KEYS = ["model", "depth", "width", "seed", "shortcut", "shortcut_scale", "activation",
-               "init", "norm", "device", "dtype", "layer", "param", "grad_abs_mean", "grad_l2",
-               "output_rms", "loss", "token_cosine", "finite"]
 
 # The book's ch. 4 printout of GPTModel(GPT_CONFIG_124M)(batch) after
 # torch.manual_seed(123): the first and last three logits of every token.
@@ -34,14 +35,64 @@ BOOK_LOGITS = [
      [1.0558, 1.0318, -0.2800, 0.6936, 0.3205, -0.3178],
      [-0.1565, 0.3926, 0.3288, 1.2630, -0.1858, 0.0388]],
 ]
+SMALL = {"blocks": 3, "emb_dim": 32, "n_heads": 4, "vocab_size": 64, "context_length": 16,
+         "n_tokens": 12, "seed": 0, "shortcut": True, "norm": "pre_layernorm",
+         "qkv_bias": False, "dtype": "float32"}
+MODEL_KEYS = ("emb_dim", "n_heads", "vocab_size", "context_length", "n_tokens", "qkv_bias")
 
 
 def small_cell(**changes):
-    """A GPT small enough for milliseconds a cell."""
-    fields = {"blocks": 3, "emb_dim": 32, "n_heads": 4, "vocab_size": 64,
-              "context_length": 16, "n_tokens": 12, "seed": 0, "shortcut": True,
-              "norm": "pre_layernorm"}
-    return GPTCell(**{**fields, **changes})
+    """A GPT small enough for milliseconds a cell, as (cell fields, options)."""
+    c = {**SMALL, **changes}
+    cell = {"model": "gpt", "depth": c["blocks"], "width": c["emb_dim"], "seed": c["seed"],
+            "shortcut": c["shortcut"], "shortcut_scale": 1.0 if c["shortcut"] else 0.0,
+            "branch_scale": "1", "activation": "gelu_tanh", "init": "pytorch",
+            "norm": c["norm"], "device": "cpu", "dtype": c["dtype"]}
+    return cell, {k: c[k] for k in MODEL_KEYS}
+
+
+def measure(cell_options):
+    cell, options = cell_options
+    return runner.measure_cell(GPTFamily(), cell, options)
+
+
+def reference(cell_options):
+    """The plain way, written out here: seed, GPTModel, eval, forward with
+    hooks on the embeddings and blocks, cross-entropy against the next id,
+    backward(), then one .item() per number."""
+    cell, o = cell_options
+    blocks = cell["depth"]
+    cfg = gpt_config(blocks, o["emb_dim"], o["n_heads"], o["vocab_size"], o["context_length"],
+                     o["qkv_bias"])
+    torch.manual_seed(cell["seed"])
+    model = GPTModel(cfg, cell["shortcut"], cell["norm"]).to(DTYPES[cell["dtype"]])
+    model.eval()
+    streams = {}
+    model.drop_emb.register_forward_hook(lambda m, i, out: streams.__setitem__(-1, out))
+    for b, block in enumerate(model.trf_blocks):
+        block.register_forward_hook(lambda m, i, out, b=b: streams.__setitem__(b, out))
+    ids, targets = token_ids(o["n_tokens"], o["vocab_size"])
+    logits = model(ids)
+    streams[blocks] = logits
+    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    loss.backward()
+    with torch.no_grad():
+        rms = {k: v.double().square().mean().sqrt().item() for k, v in streams.items()}
+        cosine = token_cosine(streams[blocks - 1]).item()
+        records = []
+        for name, p in model.named_parameters():
+            grad = p.grad if p.grad is not None else torch.zeros_like(p)
+            layer = (int(name.split(".")[1]) if name.startswith("trf_blocks.") else
+                     -1 if name.startswith(("tok_emb.", "pos_emb.")) else blocks)
+            records.append({"param": name, "layer": layer, "numel": p.numel(),
+                            "grad_abs_mean": grad.abs().mean().item(),
+                            "grad_l2": torch.linalg.vector_norm(grad,
+                                                                dtype=torch.float64).item(),
+                            "output_rms": rms[layer], "loss": loss.item(),
+                            "token_cosine": cosine})
+    values = [v for r in records for v in (r["grad_abs_mean"], r["grad_l2"], r["output_rms"])]
+    finite = all(math.isfinite(v) for v in values + [loss.item(), cosine])
+    return [{**r, "finite": finite} for r in records]
 
 
 @pytest.fixture(autouse=True)
@@ -50,17 +101,16 @@ def one_thread():
     configure_torch()
 
 
-def same_records(fast, reference):
-    """Equal bit for bit (NaN equal to NaN), key order included."""
-    assert len(fast) == len(reference)
-    for a, b in zip(fast, reference):
-        assert list(a) == list(b)
-        for key in a:
-            if isinstance(a[key], float) and math.isnan(a[key]):
-                assert math.isnan(b[key]), (a["param"], key)
+def same_records(measured, expected):
+    """Every key of the reference's records equal bit for bit (NaN equal to NaN)."""
+    assert len(measured) == len(expected)
+    for a, b in zip(measured, expected):
+        for key in b:
+            if isinstance(b[key], float) and math.isnan(b[key]):
+                assert math.isnan(a[key]), (b["param"], key)
             else:
                 assert a[key] == b[key] and type(a[key]) is type(b[key]), \
-                    (a["param"], key, a[key], b[key])
+                    (b["param"], key, a[key], b[key])
 
 
 def test_124m_parameter_count():
@@ -100,24 +150,13 @@ def test_without_shortcut_the_parameters_are_the_same(norm):
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(with_shortcut, without))
 
 
-@pytest.mark.parametrize("qkv_bias", [False, True])
-def test_drawn_parameters_are_the_modules(qkv_bias):
-    cfg = gpt_config(2, 32, 4, 64, 16, qkv_bias)
-    torch.manual_seed(9)
-    module = dict(GPTModel(cfg).named_parameters())
-    torch.manual_seed(9)
-    drawn = init_gpt_parameters(cfg)
-    assert list(drawn) == list(module)
-    assert all(torch.equal(drawn[name], module[name]) for name in module)
-
-
 CASES = list(itertools.product([False, True], NORMS, [0, 123]))
 
 
 @pytest.mark.parametrize("shortcut, norm, seed", CASES)
 def test_measurement_equals_the_reference_bit_for_bit(shortcut, norm, seed):
     cell = small_cell(shortcut=shortcut, norm=norm, seed=seed)
-    same_records(measure_gpt_cell(cell), measure_gpt_cell_reference(cell))
+    same_records(measure(cell), reference(cell))
 
 
 @pytest.mark.parametrize("changes", [
@@ -130,30 +169,32 @@ def test_measurement_equals_the_reference_bit_for_bit(shortcut, norm, seed):
 ])
 def test_measurement_equals_the_reference_on_other_cells(changes):
     cell = small_cell(**changes)
-    same_records(measure_gpt_cell(cell), measure_gpt_cell_reference(cell))
+    same_records(measure(cell), reference(cell))
 
 
 def test_records_layout():
     cell = small_cell(seed=3)
-    records = measure_gpt_cell(cell)
-    assert all(list(r) == RECORD_KEYS for r in records)
+    records = measure(cell)
+    assert all(list(r) == COLUMNS for r in records)
     torch.manual_seed(0)
-    names = [n for n, _ in GPTModel(cell.config()).named_parameters()]
+    names = [n for n, _ in GPTModel(gpt_config(3, 32, 4, 64, 16)).named_parameters()]
     assert [r["param"] for r in records] == names
     layers = {r["param"]: r["layer"] for r in records}
     assert layers["tok_emb.weight"] == layers["pos_emb.weight"] == -1
     assert layers["trf_blocks.2.ff.layers.0.weight"] == 2
-    assert layers["final_norm.scale"] == layers["out_head.weight"] == cell.blocks
+    assert layers["final_norm.scale"] == layers["out_head.weight"] == 3
     first = records[0]
     assert (first["model"], first["depth"], first["width"], first["shortcut_scale"]) == \
         ("gpt", 3, 32, 1.0)
-    assert measure_gpt_cell(small_cell(shortcut=False))[0]["shortcut_scale"] == 0.0
+    assert first["numel"] == 64 * 32 and first["branch_scale"] == "1"
+    assert math.isnan(first["output"]) and math.isnan(first["bias_grad_abs_mean"])
+    assert measure(small_cell(shortcut=False))[0]["shortcut_scale"] == 0.0
     assert all(r["finite"] for r in records)
     assert len({r["loss"] for r in records}) == len({r["token_cosine"] for r in records}) == 1
 
 
 def test_unapplied_norms_have_zero_gradient():
-    records = measure_gpt_cell(small_cell(norm="none"))
+    records = measure(small_cell(norm="none"))
     norm_rows = [r for r in records if r["param"].endswith((".scale", ".shift"))]
     assert norm_rows and all(r["grad_abs_mean"] == r["grad_l2"] == 0.0 for r in norm_rows)
     assert all(r["grad_abs_mean"] > 0 for r in records if r not in norm_rows)
@@ -163,37 +204,33 @@ def test_token_collapse_without_shortcuts():
     """The issue's case: 48 blocks of emb 128 (4 heads, vocab 512), seed 123.
     Without shortcuts every token leaves the top block as the same vector,
     and block 0's W_query gradient all but vanishes; with them, neither."""
-    def measure(shortcut):
-        records = measure_gpt_cell(GPTCell(48, 128, 4, 512, 64, 64, 123, shortcut))
+    def collapse(shortcut):
+        records = measure(small_cell(blocks=48, emb_dim=128, vocab_size=512, context_length=64,
+                                     n_tokens=64, seed=123, shortcut=shortcut))
         w_query = next(r["grad_abs_mean"] for r in records
                        if r["param"] == "trf_blocks.0.att.W_query.weight")
         return records[0]["token_cosine"], w_query
 
-    (cos_without, w_without), (cos_with, w_with) = measure(False), measure(True)
+    (cos_without, w_without), (cos_with, w_with) = collapse(False), collapse(True)
     assert cos_without > 0.999 and w_without < 1e-15
     assert cos_with == pytest.approx(0.37, abs=0.02) and w_with == pytest.approx(1.4e-4, rel=0.05)
 
 
 def test_overflow_is_recorded_not_raised(monkeypatch):
     """An inf among the weights (as an overflowing dtype would make) comes
-    back as finite=False from both measurements, alike."""
-    def poisoned(draw):
-        def wrapper(*args, **kwargs):
-            result = draw(*args, **kwargs)
-            weights = result.tok_emb.weight if isinstance(result, GPTModel) \
-                else result["tok_emb.weight"]
-            with torch.no_grad():
-                weights[0, 0] = math.inf
-            return result
-        return wrapper
+    back as finite=False from the measurement and the reference alike."""
+    original = GPTModel.__init__
 
-    monkeypatch.setattr(measure_gpt, "init_gpt_parameters",
-                        poisoned(measure_gpt.init_gpt_parameters))
-    monkeypatch.setattr(measure_gpt, "GPTModel", poisoned(GPTModel))
+    def poisoned(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        with torch.no_grad():
+            self.tok_emb.weight[0, 0] = math.inf
+
+    monkeypatch.setattr(GPTModel, "__init__", poisoned)
     cell = small_cell()
-    fast, reference = measure_gpt_cell(cell), measure_gpt_cell_reference(cell)
-    assert not any(r["finite"] for r in fast)
-    same_records(fast, reference)
+    measured = measure(cell)
+    assert not any(r["finite"] for r in measured)
+    same_records(measured, reference(cell))
 
 
 @pytest.mark.parametrize("changes, key", [
@@ -203,13 +240,10 @@ def test_overflow_is_recorded_not_raised(monkeypatch):
     ({"blocks": 0}, "blocks"),
     ({"vocab_size": 0}, "vocab_size"),
     ({"norm": "layernorm"}, "norm"),
-    ({"dtype": "float8"}, "dtype"),
 ])
 def test_bad_configs_name_the_key(changes, key):
-    cell = small_cell(**changes)
-    for measure in (measure_gpt_cell, measure_gpt_cell_reference):
-        with pytest.raises(ValueError, match=f"^{key}:"):
-            measure(cell)
+    with pytest.raises(ValueError, match=f"^{key}:"):
+        measure(small_cell(**changes))
 
 
 @pytest.mark.slow
@@ -218,7 +252,9 @@ def test_124m_gradients_per_block():
     flat over the 12 blocks (6.2e-5 to 4.7e-5, as the issue measured);
     without them it falls by two orders of magnitude."""
     def w_query(shortcut):
-        records = measure_gpt_cell(GPTCell(12, 768, 12, 50257, 1024, 64, 123, shortcut))
+        records = measure(small_cell(blocks=12, emb_dim=768, n_heads=12, vocab_size=50257,
+                                     context_length=1024, n_tokens=64, seed=123,
+                                     shortcut=shortcut))
         return [r["grad_abs_mean"] for r in records if r["param"].endswith("W_query.weight")]
 
     with_shortcut, without = w_query(True), w_query(False)
@@ -229,16 +265,14 @@ def test_124m_gradients_per_block():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_batched_statistics_equal_one_tensor_at_a_time(dtype):
-    """measure_gpt_cell stacks same-shaped gradients and reduces them in one
-    op; the floats must be those of reducing each tensor alone."""
+    """The runner stacks same-shaped gradients and reduces them in one op;
+    the floats must be those of reducing each tensor alone."""
     generator = torch.Generator().manual_seed(0)
     for shape in [(1,), (7,), (512,), (3072,), (16383,), (31, 45), (64, 64), (1, 64, 768)]:
         tensors = [torch.randn(shape, generator=generator).to(dtype) for _ in range(3)]
         out = torch.empty(6, dtype=torch.float64)
-        measure_gpt._grad_statistics(tensors, out)
+        runner.grad_statistics(tensors, out)
         alone = [v for t in tensors
                  for v in (t.abs().mean().item(),
                            torch.linalg.vector_norm(t, dtype=torch.float64).item())]
         assert out.tolist() == alone
-        rms = measure_gpt._rms(torch.stack(tensors)).tolist()
-        assert rms == [t.double().square().mean().sqrt().item() for t in tensors]

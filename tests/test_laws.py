@@ -14,17 +14,21 @@ import pytest
 from partials_builder import build_partials, merge_partials, moments, usable
 
 from shortcutbench.analysis import intervals
+from shortcutbench.analysis.findings import (
+    Verdict,
+    compare,
+    format_gap,
+    summarise,
+    verdict_text,
+)
 from shortcutbench.analysis.laws import (
     FINITE_WIDTH,
-    _attenuation_verdict,
-    _summarise,
+    _attenuation_detail,
     check_laws,
-    format_gap,
     known_reason,
     linear_fit,
     log_interval,
     training_finding,
-    verdict,
     write_laws,
 )
 from shortcutbench.core import cell_stats
@@ -67,7 +71,12 @@ def partials(sweep_records):
 
 @pytest.fixture(scope="module")
 def laws(partials):
-    return check_laws(partials)
+    return [finding.to_json() for finding in check_laws(partials)]
+
+
+def verdict(predicted, low, high, measured, reason=None):
+    """A factor row's verdict in words, as laws.factor_rows writes it."""
+    return verdict_text(compare(predicted, low, high, measured), predicted, measured, reason)
 
 
 def by_key(result):
@@ -79,7 +88,8 @@ def test_every_finding_has_claim_source_number_and_verdict(laws):
     assert set(result) == {"attenuation", "shortcut", "init", "shortcut_scale", "branch_scale",
                            "norm", "spread", "training"}
     for key, finding in result.items():
-        assert finding["claim"] and finding["source"] and finding["verdict"], key
+        assert finding["claim"] and finding["sources"] and finding["verdict"], key
+        assert finding["outcome"] == Verdict(finding["verdict"]).outcome
     assert result["training"]["verdict"] == "not measured"
     assert "training" in result["training"]["missing"]
 
@@ -112,7 +122,7 @@ def test_the_lambda_checks_moved_to_the_model_tests(laws):
     finding = by_key(laws)["shortcut_scale"]
     assert "tests/test_model.py" in finding["measured"]
     assert "bit for bit" in finding["measured"]
-    assert finding["verdict"].startswith(("confirmed", "partly"))
+    assert finding["verdict"] in ("confirmed", "partly")
 
 
 def test_findings_find_their_sweep_by_what_varies(laws):
@@ -124,7 +134,7 @@ def test_findings_find_their_sweep_by_what_varies(laws):
 
 
 def test_a_missing_study_says_what_to_add(partials):
-    result = by_key(check_laws({"main": partials["main"]}))
+    result = by_key(f.to_json() for f in check_laws({"main": partials["main"]}))
     for key in ("init", "shortcut_scale", "branch_scale", "norm", "spread"):
         assert result[key]["verdict"] == "not measured"
         assert result[key]["missing"].startswith("add a study with")
@@ -189,7 +199,7 @@ def test_laws_from_two_chunks_equal_laws_from_one(sweep_records, laws):
         merged[name] = merge_partials(
             build_partials([r for r in recs if r["seed"] in low]),
             build_partials([r for r in recs if r["seed"] not in low]))
-    equal_numbers(laws, check_laws(merged))
+    equal_numbers(laws, [f.to_json() for f in check_laws(merged)])
 
 
 def test_write_laws_reads_partials_and_training(tmp_path, partials):
@@ -230,8 +240,8 @@ def test_training_verdicts_compare_twins():
                         norm="none", optimizer="adam", learning_rate=0.01, steps=1)
             rows += [{**base, "kind": "loss", "index": 0, "value": 1.0},
                      {**base, "kind": "loss", "index": 1, "value": final * jitter}]
-    finding = training_finding(pd.DataFrame(rows))
-    assert finding["verdict"].startswith("at depth 8: confirmed")
+    finding = training_finding(pd.DataFrame(rows)).to_json()
+    assert finding["verdict"] == "confirmed" and finding["detail"].startswith("at depth 8")
     assert finding["measured"].startswith("depth 8, norm none: final loss 0.1 with shortcut, "
                                           "0.5 without (shortcut lower)")
 
@@ -279,12 +289,15 @@ def test_a_verdict_carries_its_known_reason():
 
 
 def test_a_summary_never_agrees_while_a_row_is_outside():
-    rows = [{"width": 32, "verdict": verdict(0.2945, 0.2861, 0.2900, 0.2881, FINITE_WIDTH)},
-            {"width": 64, "verdict": "agrees"}]
-    assert _summarise(rows) == "close"
-    assert _summarise(rows[1:]) == "agrees"
-    assert _summarise(rows + [{"width": 3, "verdict": "differs (+30%)"}]) == "partly"
-    text = _attenuation_verdict(rows, [{"width": 3, "verdict": "differs (\u221230%)"}])
+    rows = [{"width": 32, "outcome": Verdict.CLOSE,
+             "verdict": verdict(0.2945, 0.2861, 0.2900, 0.2881, FINITE_WIDTH)},
+            {"width": 64, "outcome": Verdict.AGREES, "verdict": "agrees"}]
+    assert summarise([r["outcome"] for r in rows]) == Verdict.CLOSE
+    assert summarise([Verdict.AGREES]) == Verdict.AGREES
+    assert summarise([r["outcome"] for r in rows] + [Verdict.DIFFERS]) == Verdict.PARTLY
+    assert summarise([Verdict.DIFFERS, Verdict.NO_PREDICTION]) == Verdict.DIFFERS
+    text = _attenuation_detail(rows, [{"width": 3, "outcome": Verdict.DIFFERS,
+                                       "verdict": "differs (\u221230%)"}])
     assert not text.startswith("agrees")
     assert text.startswith("close where mean field holds (width >= 16): width 32: close")
     assert "differs at width < 16" in text

@@ -8,9 +8,10 @@ import re
 
 import pytest
 from report_inputs import contract_tables
-from test_report import PROVENANCE, TINY_SVG, make_gradients, text_of
+from test_report import PROVENANCE, TINY_SVG, make_gradients, page_html, text_of
 
 from shortcutbench.analysis import render
+from shortcutbench.analysis.findings import Finding, Verdict
 from shortcutbench.core.states import STATES
 
 VARIANT = {"width": 3, "activation": "gelu_tanh", "init": "pytorch", "norm": "none",
@@ -34,13 +35,13 @@ def made_tables(rows, variants=(VARIANT,)):
     return data
 
 
-def page_of(data):
+def page_of(data, laws=None):
     numbers = {"arms": [{"label": "without shortcut", "color": "#de8f05"}],
                "variants": [{"variant": v, "label": str(v), "panels": []}
                             for v in data["sweep"]["variants"]]}
     figures = {"headline": TINY_SVG, "attenuation": TINY_SVG, "heatmap": TINY_SVG,
                "profile": (TINY_SVG, "results/figures/profile.svg"), "profiles": numbers}
-    return render.render(data, figures, PROVENANCE)
+    return page_html(data, figures, PROVENANCE, laws)
 
 
 # The book's network at depth 64, width 3 (issue 12's facts, rounded).
@@ -114,14 +115,18 @@ def test_the_headline_says_which_axes_take_the_books_values():
     assert text.startswith("the book\u2019s value on every axis the sweep includes "
                            "(activation gelu_tanh, init pytorch, norm none")
     assert text.endswith("where the sweep lacks the book\u2019s value: width 3")
-    assert "This headline and section 2 are about the book\u2019s variant" in text_of(
+    assert "This section and section 3 are about the book\u2019s variant" in text_of(
         page_of(data))
 
 
-@pytest.mark.parametrize("verdict, css", [("agrees", "pass"), ("close (\u22122.2%)", "neutral"),
-                                          ("differs (14%: alignment)", "fail")])
-def test_verdicts_are_styled_by_their_words(verdict, css):
-    assert render.verdict_class(verdict) == css
+@pytest.mark.parametrize("verdict, css", [
+    ("agrees", "pass"), ("confirmed", "pass"), ("close", "neutral"), ("partly", "neutral"),
+    ("not measured", "neutral"), ("differs", "fail"), ("not confirmed", "fail")])
+def test_verdicts_are_styled_by_their_value(verdict, css):
+    assert Verdict(verdict).outcome == css
+    finding = Finding("attenuation", Verdict(verdict), detail="(the detail)").to_json()
+    page = page_of(made_tables(BOOK_AT_64), laws=[finding])
+    assert f'<span class="badge {css}">{verdict}</span>' in page
 
 
 def test_the_picker_shows_the_headline_variant_without_script():
@@ -184,4 +189,4 @@ def test_the_drawn_profile_says_how_many_seeds_it_holds(lines, words):
                             for v in data["sweep"]["variants"]]}
     figures = {"headline": TINY_SVG, "attenuation": TINY_SVG, "heatmap": TINY_SVG,
                "profile": (TINY_SVG, "results/figures/profile.svg"), "profiles": numbers}
-    assert words in text_of(render.render(data, figures, PROVENANCE))
+    assert words in text_of(page_html(data, figures, PROVENANCE))

@@ -15,11 +15,12 @@ import pytest
 from report_inputs import contract_tables
 from scipy import stats
 
-from shortcutbench.analysis import provenance
+from shortcutbench.analysis import families, provenance
 from shortcutbench.analysis import render as page
 from shortcutbench.analysis import tables as report
 from shortcutbench.analysis.variants import describe_seeds
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS
+from shortcutbench.core.families import FIGURES as FAMILY_FIGURE_NAMES
 from shortcutbench.core.records import COLUMNS
 
 BOOK_CELL = {**BOOK_CASE, "init": "pytorch", "norm": "none"}
@@ -109,6 +110,26 @@ TINY_SVG = (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width
             b'height="36pt" viewBox="0 0 72 36"><rect width="72" height="36"/></svg>')
 
 
+def families_of(gradients):
+    """results/families.json of hand-made records: the MLP's numbers, as rule
+    families computes them from the partial results."""
+    frames = report.frames_of(gradients)
+    return json.loads(json.dumps({"band": 2.0,
+                                  "families": [families.family_numbers(frames, "mlp")]}))
+
+
+FAMILY_FIGURES = {"mlp": {name: (TINY_SVG, f"results/figures/family/mlp/{name}.svg")
+                          for name in FAMILY_FIGURE_NAMES}}
+
+
+def page_html(tables, figures, provenance, laws=None, gradients=None):
+    """The page from the MLP's tables and figures, and every family's numbers
+    (those of `gradients`, else a small default sweep's)."""
+    numbers = families_of(make_gradients() if gradients is None else gradients)
+    return page.render(provenance, numbers, FAMILY_FIGURES, laws,
+                       {"tables": tables, "figures": figures})
+
+
 def render(gradients, config=None, svg=TINY_SVG):
     # as the report job reads it, with the issue-11 contract's additions (states, ...)
     data = json.loads(json.dumps(contract_tables(gradients)))
@@ -118,7 +139,7 @@ def render(gradients, config=None, svg=TINY_SVG):
     figures = {"headline": svg, "attenuation": svg, "heatmap": svg,
                "profile": (svg, "results/figures/profile.svg"), "profiles": numbers}
     prov = dict(PROVENANCE, config=config or PROVENANCE["config"])
-    return page.render(data, figures, prov)
+    return page_html(data, figures, prov, gradients=gradients)
 
 
 def text_of(page):
@@ -331,7 +352,10 @@ def test_strings_from_the_config_are_escaped():
 def test_figures_are_inline_with_their_size():
     page = render(make_gradients())
     images = re.findall(r"<img [^>]*>", page)
-    assert len(images) == 4  # headline, one profile, attenuation, heat map
+    # the MLP's headline, one profile, attenuation and heat map; its family
+    # figures are drawn (results/figures/family/mlp/) but the MLP's own
+    # sections show what they show
+    assert len(images) == 4
     for tag in images:
         assert 'src="data:image/svg+xml;base64,' in tag
         assert 'width="96" height="48"' in tag and 'alt="' in tag
@@ -359,14 +383,14 @@ def test_provenance_reads_logs_of_this_sweep_only(tmp_path):
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     bench = tmp_path / "logs" / "benchmark"
     for name, s in [(f"measure/{chunk}", 3.5), ("measure/cells/old/seeds~9", 9.0),
-                    ("figures_profile", 1.25), ("report", 0.5), ("aggregate/aggregate", 0.75)]:
+                    ("figures_profile", 1.25), ("report", 0.5), ("families", 0.75)]:
         path = bench / f"{name}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(header + f"{s}\t0:00:03\t150.5\t300\t1\t1\t0\t0\t50\t2.25\n")
     facts = provenance.gather({"depths": [1]}, ["cpu"], [chunk, "cells/missing/seeds~3"],
                                str(tmp_path / "logs"), str(tmp_path))
     assert [(j["rule"], j["s"]) for j in facts["jobs"]] == [
-        ("measure", 3.5), ("aggregate", 0.75), ("figures_profile", 1.25)]
+        ("measure", 3.5), ("families", 0.75), ("figures_profile", 1.25)]
     assert facts["stale_benchmarks"] == 1
     assert facts["missing_machine_files"] == ["cells/missing/seeds~3"]
     assert facts["machines"][0]["cpu"] == "Some CPU" and facts["machines"][0]["cells"] == 8
@@ -386,7 +410,7 @@ def test_provenance_of_this_checkout():
 
 def test_analysis_modules_never_import_torch():
     code = ("import sys; import shortcutbench.analysis.tables, shortcutbench.analysis.provenance, "
-            "shortcutbench.analysis.figures; shortcutbench.analysis.figures.setup(); "
+            "shortcutbench.analysis.style; shortcutbench.analysis.style.setup(); "
             "shortcutbench.analysis.provenance.package_versions(); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -401,11 +425,13 @@ def test_report_shows_each_finding_with_its_verdict_and_escapes_it():
 
     gradients = make_gradients(depths=(1, 5, 12), seeds=(122, 123, 124))
     partials = {"main": build_partials(gradients.to_dict("records"))}
-    laws = json.loads(json.dumps(check_laws(partials)))  # as read from laws.json
+    laws = json.loads(json.dumps([f.to_json() for f in check_laws(partials)]))  # laws.json
     laws[0]["claim"] = "<script>alert(1)</script> claim"
-    data = json.loads(json.dumps(report.tables(gradients)))
-    figures = {"headline": TINY_SVG, "attenuation": TINY_SVG, "heatmap": TINY_SVG}
-    html = page.render(data, figures, dict(PROVENANCE), laws)
+    data = json.loads(json.dumps(contract_tables(gradients)))
+    numbers = {"arms": [], "variants": []}
+    figures = {"headline": TINY_SVG, "attenuation": TINY_SVG, "heatmap": TINY_SVG,
+               "profile": (TINY_SVG, "results/figures/profile.svg"), "profiles": numbers}
+    html = page_html(data, figures, dict(PROVENANCE), laws, gradients)
     text = text_of(html)
     assert "What the sweep shows" in text
     for finding in laws:

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shortcutbench.analysis import merge
 from shortcutbench.core import store
 from shortcutbench.core.records import COLUMNS, SORT_COLUMNS, Cell
 from shortcutbench.core.sweep import cells_of
@@ -92,10 +91,6 @@ def test_the_schema_is_fixed_and_values_come_back_exactly(measured, tmp_path):
         [[repr(r[c]) for c in COLUMNS] for r in records]
 
 
-def test_corrupt_chunk_is_one_class_for_csv_and_parquet():
-    assert merge.CorruptChunk is store.CorruptChunk
-
-
 def refused(call, path, *words):
     with pytest.raises(store.CorruptChunk) as error:
         call()
@@ -154,7 +149,7 @@ def test_gradients_csv_from_parquet_has_the_bytes_of_the_csv_merge(measured, tmp
     assert n == sum(map(len, measured)) == expected.count(b"\n") - 1
     assert (tmp_path / "new.csv").read_bytes() == expected
     # and the checked CSV reader takes it as the merge's table
-    assert merge.check_gradients(tmp_path / "new.csv", CHUNKS) == n
+    assert store.check_gradients_csv(tmp_path / "new.csv", CHUNKS) == n
     # merged in passes when there are more chunks than files held open
     monkeypatch.setattr(store, "MERGE_FAN_IN", 2)
     store.write_gradients_csv(parquet_chunks, CHUNKS, tmp_path / "passes.csv")

@@ -1,4 +1,6 @@
-"""results/gradients.csv -> results/summary.csv, with pandas.
+"""A table of records summarised over seeds the plain way, with pandas (the
+tests' reference for the merge's summary.csv), and the training runs' tables
+concatenated (rule training_table).
 
 Per everything-but-seed x layer: how the book's statistic (mean |grad| of the
 layer's weight) varies over seeds.  No torch here.
@@ -38,12 +40,6 @@ def summary_table(gradients):
 def write_csv(frame, path):
     with atomic_write(path, newline="") as f:
         frame.to_csv(f, index=False, lineterminator="\n")
-
-
-def summarize(gradients_path, summary_path):
-    from shortcutbench.analysis.tables import read_records
-
-    write_csv(summary_table(read_records(gradients_path)), summary_path)
 
 
 def concatenate_tables(paths, out_path):

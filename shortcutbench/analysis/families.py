@@ -171,8 +171,9 @@ def words(name: str, states: list[dict[str, Any]], variant, deepest: int) -> lis
         if r["variant"] != variant or r["depth"] != deepest or not r["n"]:
             continue
         arm = arms.of(r["arm"])
+        knobs = arms.label(arm, scales, branches).partition(", ")[2]  # "λ=0.5, α=0.1"
         subject = ("Without shortcuts" if not arm.shortcut
-                   else "With " + arms.label(arm, scales, branches).removeprefix("with "))
+                   else "With shortcuts" + (f" ({knobs})" if knobs else ""))
         sentences.append(f"{subject}, the network {STATE_VERBS[r['dominant']]} "
                          f"{at_depth(name, deepest)}: "
                          f"{breakdown(r['counts'], r['n'], r['dominant'])}.")

@@ -417,6 +417,31 @@ def overview_rows(families):
     return rows
 
 
+# The top-level keys that sweep the MLP alone (the other families take
+# their devices, dtypes and seeds_per_job from the top level where their
+# sections name none).
+MLP_KEYS = ("depths", "widths", "seeds", "shortcut", "shortcut_scales", "branch_scales",
+            "activations", "inits", "norms", "studies")
+
+
+def config_as_run(config):
+    """The validated config without the sections of families that did not
+    run: their defaults say nothing about this run."""
+    models = config.get("models", ["mlp"])
+    shown = {}
+    for key, value in config.items():
+        if key in ("gpt", "resnet") and key not in models:
+            continue
+        if key in MLP_KEYS and "mlp" not in models:
+            continue
+        if key == "families":
+            value = {name: family for name, family in value.items() if name in models}
+            if not value:
+                continue
+        shown[key] = value
+    return shown
+
+
 def contents(families, has_mlp):
     """The page's sections, in order, as (id, title): numbered by position."""
     toc = [("headline", "Headline")]
@@ -446,7 +471,7 @@ def render(provenance, families, family_figures, laws=None, mlp=None, training=N
     toc = contents(fams, mlp is not None)
     import yaml
 
-    config_yaml = yaml.safe_dump(provenance.get("config", {}), sort_keys=False,
+    config_yaml = yaml.safe_dump(config_as_run(provenance.get("config", {})), sort_keys=False,
                                  default_flow_style=None, width=88)
     context = mlp_context(mlp["tables"], mlp["figures"]) if mlp else {"t": None}
     template = environment().get_template("report.html.j2")

@@ -33,20 +33,12 @@ from shortcutbench.analysis.variants import (
 from shortcutbench.core import arms
 from shortcutbench.core.arms import ARM_COLUMNS, BOOK_BRANCH, BOOK_SCALE
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
-from shortcutbench.core.files import read_json, write_json
+from shortcutbench.core.files import write_json
 from shortcutbench.core.partials import LINES, read_merged
 from shortcutbench.core.records import CELL_COLUMNS, Cell
 from shortcutbench.core.states import DEFAULT_BAND, STATES
 
 CELL_AXES = tuple(CELL_COLUMNS)
-
-def read_records(path):
-    """A table of records (results/gradients.csv, a summary) as pandas reads
-    it, with branch_scale kept as its label ("1", not the number 1)."""
-    import pandas as pd
-
-    return with_all_axes(pd.read_csv(path, dtype={"branch_scale": str}))
-
 
 def with_all_axes(gradients):
     """The frame with every cell column, filling the ones an older file or a
@@ -433,10 +425,6 @@ def tables(data) -> dict:
 
 def write_tables(data: dict, path: PathLike) -> None:
     write_json(data, path)
-
-
-def read_tables(path: PathLike) -> dict:
-    return read_json(path)
 
 
 def make_tables(partials_path: PathLike, tables_path: PathLike) -> dict:

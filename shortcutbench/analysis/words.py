@@ -33,7 +33,7 @@ def breakdown(counts, n, first=None):
     if len(parts) == 1:
         if n == 1:
             return f"its one seed {parts[0][1]}"
-        return f"all {n} seeds {parts[0][1]}"
+        return f"{'both' if n == 2 else f'all {n}'} seeds {parts[0][1]}"
     words = [f"{k} of {n} seeds {s}" if i == 0 else f"{k} {s}"
              for i, (k, s) in enumerate(parts)]
     return ", ".join(words)

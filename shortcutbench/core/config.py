@@ -99,6 +99,12 @@ def _errors(config, schema):
         type_checker=base.TYPE_CHECKER.redefine_many(
             {"integer": _is_integer, "number": _is_number}))
     errors = list(strict(schema).iter_errors(config))
+    # An entry whose name is refused needs no further message about its
+    # content: one message per mistake.
+    refused = {(*e.absolute_path, e.instance) for e in errors
+               if "propertyNames" in e.relative_schema_path}
+    errors = [e for e in errors
+              if not any(tuple(e.absolute_path)[:len(r)] == r for r in refused)]
     return sorted(errors, key=lambda e: (list(map(str, e.absolute_path)), e.message))
 
 

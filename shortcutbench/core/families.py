@@ -135,7 +135,7 @@ def sections(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     the MLP, with devices, dtypes and seeds_per_job filled in from the top
     level where the section names none, and `depths` (the GPT's blocks)."""
     out = {}
-    for name in config["models"]:
+    for name in config.get("models", [MLP]):
         if name == MLP:
             continue
         section = dict(config[SECTIONS[name]] if name in SECTIONS

@@ -19,7 +19,7 @@ IMAGE = (3, 32, 32)
 # He et al.'s Table 6: the depths and their parameter counts.
 HE_DEPTHS = (20, 32, 44, 56, 110)
 TORCH_MB = 300          # a measuring job with torch imported (measured ~220 MB)
-SAVED_PER_ACTIVATION = 3.2  # tensors autograd keeps per conv output (measured 3.1)
+SAVED_PER_ACTIVATION = 3.6  # what autograd keeps per conv output (measured 3.1-3.4)
 PEAK_PER_PARAMETER_BYTE = 2.2
 
 
@@ -81,7 +81,7 @@ def mem_mb(depth: int, batch_size: int, dtype_bytes: int = 4) -> int:
     """Megabytes a measuring job of cells up to `depth` needs: torch, what
     autograd keeps of each conv's output for the batch, and the weights and
     their gradients (measured at 110 layers: 400 MB for a batch of 16, 852 MB
-    for 64; this asks 540 and 1,150)."""
+    for 64; this asks 557 and 1,281)."""
     size = max(dtype_bytes, 4)
     saved = SAVED_PER_ACTIVATION * activations_per_image(depth) * batch_size * size
     weights = PEAK_PER_PARAMETER_BYTE * n_parameters(depth) * size

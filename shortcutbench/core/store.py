@@ -13,8 +13,8 @@ records that digest (partial.json's records_sha256); verify() checks it, so a
 believable number edited into a chunk is refused, naming the file.
 
 check_cells() is the one check of a table of records against the cells its
-jobs were asked for (every cell once, one row per layer), for rows read from
-CSV (analysis.merge) or from Parquet (read_chunk here).
+jobs were asked for (every cell once, its rows), for rows read from Parquet
+(read_chunk) or from results/gradients.csv (check_gradients_csv).
 """
 
 from __future__ import annotations
@@ -311,3 +311,71 @@ def write_gradients_csv(chunk_paths: Sequence[PathLike], chunk_params: Sequence[
                 f.write(text)
                 rows += text.count("\n")
         return rows
+
+
+# ------------------------------------------------ results/gradients.csv, checked
+
+# How each identity column is read back: the cell's own field types, plus layer.
+KEY_TYPES = {**CELL_TYPES, "layer": int, "numel": int}
+
+
+def _typed(row, path, line):
+    """The row's identity fields as Python values; checks every field."""
+    typed = {}
+    try:
+        for column, kind in KEY_TYPES.items():
+            if kind is bool:
+                if row[column] not in ("True", "False"):
+                    raise ValueError
+                typed[column] = row[column] == "True"
+            else:
+                typed[column] = kind(row[column])
+        for column in VALUE_COLUMNS:
+            float(row[column])
+    except ValueError:
+        raise corrupt(path, f"line {line}: column {column!r} holds {row[column]!r}, "
+                         f"which is not a valid {'True/False' if kind is bool else 'value'}"
+                   ) from None
+    if row["finite"] not in ("True", "False"):
+        raise corrupt(path, f"line {line}: column 'finite' is {row['finite']!r}, not True/False")
+    return typed
+
+
+def _read_csv(path, chunk_params):
+    """results/gradients.csv as (typed keys, fields as written) per row,
+    checked against the cells `chunk_params` (a list of chunk params) ask
+    for: right header, every field of every line readable, every cell there
+    and none other, the rows each cell should have.  Truncation anywhere
+    loses a row and is caught; raises CorruptChunk naming the file."""
+    try:
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header != COLUMNS:
+                raise corrupt(path, f"has header {header}, expected {COLUMNS}")
+            rows = []
+            for line, fields in enumerate(reader, start=2):
+                if len(fields) != len(COLUMNS):
+                    raise corrupt(path, f"line {line} has {len(fields)} fields, "
+                                     f"expected {len(COLUMNS)}")
+                row = dict(zip(COLUMNS, fields))
+                rows.append((_typed(row, path, line), fields))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise corrupt(path, f"cannot be read as CSV ({e})") from None
+    # The same check as a Parquet chunk's (check_cells).
+    check_cells(path, ((tuple(typed[c] for c in CELL_COLUMNS), typed["layer"])
+                       for typed, _ in rows), chunk_params)
+    return rows
+
+
+def check_gradients_csv(path: PathLike, chunk_params: Sequence[ChunkParams]) -> int:
+    """Check results/[studies/NAME/]gradients.csv (rule gradients_csv) before
+    a program reads it: every cell of its chunks (`chunk_params`), the rows
+    each cell should have, rows in write_gradients_csv's order.  A file
+    truncated or edited by hand after it was written is named and refused.
+    Returns the number of rows."""
+    rows = _read_csv(path, chunk_params)
+    keys = [tuple(typed[c] for c in SORT_COLUMNS) for typed, _ in rows]
+    if keys != sorted(keys):
+        raise corrupt(path, "has its rows out of order")
+    return len(rows)

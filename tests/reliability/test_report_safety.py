@@ -297,8 +297,12 @@ def test_no_config_string_can_carry_markup(counts):
     nothing from the config can bring markup into the report."""
     places = list(string_places(schema()))
     assert places
+    # A complete family of the user's own named "x", so that a value put
+    # into one of its keys is the config's one mistake.
+    base = workflow_config(families={"x": {"factory": "my_models:build", "depths": [1],
+                                           "seeds": [0], "blocks": r"blocks\.(\d+)\."}})
     for path, kind in places:
-        config = put(workflow_config(), path, PAYLOAD, kind)
+        config = put(base, path, PAYLOAD, kind)
         with pytest.raises(ConfigError) as error:
             validate_config(config, str(SCHEMA_PATH))
         # Refused for the markup, not for a config this test built wrong.
@@ -349,6 +353,12 @@ def test_markup_in_the_machine_files_renders_as_text(reference, tmp_path, counts
 
 
 @pytest.mark.slow
+def render_page(workdir, tables, figures, provenance):
+    """The page of a finished run, the MLP's tables and figures as given."""
+    families = json.loads((workdir / "results" / "families.json").read_text())
+    return render.render(provenance, families, {}, None, {"tables": tables, "figures": figures})
+
+
 def test_markup_in_every_provenance_string_renders_as_text(reference, counts):
     """On the renderer: every string of the provenance -- config, git
     subject, hosts, versions -- carries `<script>`."""
@@ -358,7 +368,7 @@ def test_markup_in_every_provenance_string_renders_as_text(reference, counts):
     figures = {name: (results / "figures" / f"{name}.svg").read_bytes()
                for name in ("headline", "attenuation", "heatmap")}
     figures["profiles"] = []
-    page = render.render(tables, figures, provenance)
+    page = render_page(reference.workdir, tables, figures, provenance)
     escaped = assert_escaped(page, least=3)
     counts.add("report", renderer_injected_strings_escaped=escaped)
 
@@ -379,7 +389,7 @@ def test_a_page_with_many_variants_runs_only_report_js(reference, counts):
     numbers["variants"].append(other)
     figures["profiles"] = numbers
     provenance = json.loads((reference.workdir / "report" / "provenance.json").read_text())
-    page = render.render(tables, figures, provenance)
+    page = render_page(reference.workdir, tables, figures, provenance)
     assert 'id="profile-data"' in page and 'id="picker"' in page
     assert_only_its_own_script(page)
     assert external_references(page)[0] == []

@@ -8,7 +8,7 @@ Two kinds of intermediate tables:
   measuring job recorded in the chunk's partial.json, their schema, and the
   cells the chunk was asked for;
 * results/gradients.csv, made from the chunks on request (rule
-  gradients_csv), checked (analysis.merge.check_gradients) against the cells
+  gradients_csv), checked (core.store.check_gradients_csv) against the cells
   of all chunks.
 
 In-process tests truncate the tables at every line boundary (CSV) and at
@@ -34,10 +34,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shortcutbench.analysis.merge import CorruptChunk, check_gradients
 from shortcutbench.core import store
 from shortcutbench.core.records import COLUMNS, Cell
-from shortcutbench.core.store import read_chunk, write_gradients_csv, write_records
+from shortcutbench.core.store import (
+    CorruptChunk,
+    read_chunk,
+    write_gradients_csv,
+    write_records,
+)
+from shortcutbench.core.store import check_gradients_csv as check_gradients
 from shortcutbench.core.sweep import cells_of
 from shortcutbench.measuring.measure import measure_cells
 

@@ -156,7 +156,15 @@ rule families:
     output:
         numbers="results/families.json",
         svg=[
-            f"{stem}.svg" for stems in FAMILY_STEMS.values() for stem in stems.values()
+            report(
+                f"{stem}.svg",
+                caption="../report/family.rst",
+                category="Families",
+                subcategory=name,
+                labels={"family": name, "figure": figure},
+            )
+            for name, stems in FAMILY_STEMS.items()
+            for figure, stem in stems.items()
         ],
         png=[
             f"{stem}.png" for stems in FAMILY_STEMS.values() for stem in stems.values()
