@@ -1,2 +1,3 @@
-"""The analysis side (pandas, seaborn, Jinja2): merge, summaries, laws,
-figures and the report.  Never imports torch."""
+"""The analysis side (pandas, seaborn, Jinja2): the merged partial results,
+every family's numbers, the findings, figures and the report.  Never imports
+torch, nor a user's own family."""

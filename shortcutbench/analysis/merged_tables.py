@@ -38,7 +38,7 @@ def select(frame, variant):
 
 def read_table(path, partials_path=None):
     """results/summary.csv or results/lines.csv, alpha kept as its label:
-    the MLP's rows (the GPT family's figures are analysis/figures_gpt.py's).
+    the MLP's rows (every family's figures are analysis/family_figures.py's).
     partials_path: the merged partials.json, whose files_sha256 the file
     must match (a row removed or a number edited is refused by name)."""
     import pandas as pd

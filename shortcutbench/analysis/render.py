@@ -1,13 +1,16 @@
 """The report a person reads: one self-contained HTML page (Jinja2).
 
-`render(tables, figures, provenance, laws)` fills the template in
-templates/ with results/tables.json, the figures (inlined as data: URIs) and
-the provenance.  It needs neither pandas nor matplotlib, so the report job
+`render(provenance, families, family_figures, laws, mlp)` fills the templates
+in templates/: every family's numbers (results/families.json) and figures,
+the findings (results/laws.json), the MLP's sections (results/tables.json
+and its figures) where the MLP ran, and the provenance; figures are inlined
+as data: URIs.  It needs neither pandas nor matplotlib, so the report job
 starts in a fraction of a second.
 
-The page's words about the headline are made here from the data
-(`headline_words`): what the cells at the deepest depth are (healthy,
-vanished, exploded, dead, non-finite), never a fixed sentence.  Two small
+The page's words are made from the data (`headline_words` for the MLP's
+section, analysis/families.py's for every family): what the cells at the
+deepest depth are (healthy, vanished, exploded, dead, non-finite), never a
+fixed sentence.  Two small
 inline scripts make it easier to read at many axes: a variant picker, which
 draws the picked variant's gradient profile from its numbers
 (results/figures/profiles.json, embedded; without script the headline's

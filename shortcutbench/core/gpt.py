@@ -6,7 +6,7 @@ n_tokens (the measured sequence length), qkv_bias -- swept over `blocks` (the
 family's depth axis), seeds, shortcut flags and norm placements.  The checks
 the schema cannot make (emb_dim divisible by n_heads, 2 <= n_tokens <=
 context_length) live here, once: the config check (core/config.py) runs them
-before any job, and the model (measuring/gpt.py, measuring/measure_gpt.py)
+before any job, and the model (measuring/gpt.py)
 runs them before it builds anything.  Each error names the key and the fix.
 
 The book's GPT_CONFIG_124M is reachable by config:
