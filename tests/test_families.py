@@ -215,7 +215,8 @@ def test_a_user_block_is_the_element_weighted_mean_of_its_parameters():
     columns = {"layer": [-1, 0, 0, 1, 1], "param": ["emb", "blocks.0.a", "blocks.0.b",
                                                     "blocks.1.a", "blocks.1.b"],
                "grad_abs_mean": [9.0, 1.0, 4.0, 0.1, 0.1], "numel": [5, 3, 1, 2, 2],
-               "depth": [2] * 5, "output_rms": [math.nan] * 5}
+               "depth": [2] * 5, "shortcut": [True] * 5, "norm": ["-"] * 5,
+               "output_rms": [math.nan] * 5}
     (cells, layers, values, _), = cell_stats.profile_matrix(columns, [0], layout).values()
     assert layers.tolist() == [0, 1]
     assert values[0].tolist() == [(1.0 * 3 + 4.0 * 1) / 4, 0.1]
@@ -277,6 +278,8 @@ def write_module(workdir, body):
      ["does not take these keyword arguments", "colour"]),
     ({"blocks": r"layers\.(\d+)\."}, None, "families.t.blocks",
      ["matches none of the model's parameter names", "blocks.0.transform.weight"]),
+    ({"blocks": r"(\w+)\.\d+\."}, None, "families.t.blocks",
+     ["the first group of", "is 'blocks' in the parameter", "not a block's number"]),
     ({"factory": "broken:build", "options": {}}, """
         def build(depth, shortcut):
             raise RuntimeError("out of ideas")

@@ -64,7 +64,7 @@ def own_family(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("own_family")
     (workdir / "highway.py").write_text(TRACKER + (EXAMPLE / "highway.py").read_text())
     snakemake(workdir, {"models": ["highway"], "devices": ["cpu"],
-                        "families": {"highway": HIGHWAY}})
+                        "families": {"highway": HIGHWAY}}, "all", "results/gradients.csv")
     return workdir
 
 
@@ -99,6 +99,9 @@ def test_a_user_family_gets_the_full_study_from_config_alone(own_family, monkeyp
     assert layers["blocks.5.gate.weight"] == 5 and layers["head.weight"] == -1
     html = (own_family / "report" / "index.html").read_text()
     assert '<section id="family-highway">' in html and "highway:build" in html
+    # the plain net has no gates: a cell's rows are those of its arm's architecture
+    with open(own_family / "results" / "gradients.csv") as f:
+        assert sum(1 for _ in f) - 1 == len(rows)
     numbers = json.loads((own_family / "results" / "families.json").read_text())
     assert numbers["families"][0]["name"] == "highway"
 

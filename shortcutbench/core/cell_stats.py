@@ -246,15 +246,15 @@ def cell_values(cell_records, band=states.DEFAULT_BAND):
 
 
 def profile_matrix(columns, starts, layout):
-    """Each cell's gradient profile: {depth: (cell indices, layers, values,
-    streams)}, from a chunk's records of one family (columns as for
-    cell_values_many, each cell's rows together, starting at `starts`);
-    values and streams are cells x layers arrays.  A layer's value is its
+    """Each cell's gradient profile: {(depth, shortcut, norm): (cell
+    indices, layers, values, streams)}, from a chunk's records of one family
+    (columns as for cell_values_many, each cell's rows together, starting at
+    `starts`); values and streams are cells x layers arrays.  A layer's value is its
     profile parameter's mean |grad|, or, where the layout names none, the
     mean over every element of the layer's parameters (their mean |grad|
     weighted by numel; one parameter: its own); its stream is the
-    output_rms its first row records.  Every cell of a depth must have the
-    same profile layers."""
+    output_rms its first row records.  Cells of one depth, shortcut flag and
+    norm have one architecture: the same profile layers."""
     n_rows = len(np.asarray(columns["layer"]))
     starts = np.asarray(starts, dtype=np.intp)
     counts = np.diff(np.append(starts, n_rows))
@@ -268,9 +268,12 @@ def profile_matrix(columns, starts, layout):
     numel = np.asarray(columns["numel"], dtype=float)
     rms = np.asarray(columns["output_rms"], dtype=float)
     depth = np.asarray(columns["depth"], dtype=np.intp)[starts]
+    shortcut = np.asarray(columns["shortcut"]).astype(bool)[starts]
+    norm = np.asarray(columns["norm"]).astype(str)[starts]
     out = {}
-    for d in np.unique(depth):
-        cells = np.flatnonzero(depth == d)
+    shapes = sorted({(int(d), bool(f), str(n)) for d, f, n in zip(depth, shortcut, norm)})
+    for d, f, n in shapes:
+        cells = np.flatnonzero((depth == d) & (shortcut == f) & (norm == n))
         in_d = np.flatnonzero(rows & np.isin(cell_of_row, cells))
         layers = np.unique(layer[in_d])
         key = (np.searchsorted(cells, cell_of_row[in_d]) * len(layers)
@@ -278,8 +281,8 @@ def profile_matrix(columns, starts, layout):
         size = len(cells) * len(layers)
         count = np.bincount(key, minlength=size)
         if not np.all(count > 0):
-            raise ValueError(f"a {d}-deep cell lacks some of its depth's profile layers "
-                             f"{layers.tolist()}")
+            raise ValueError(f"a cell of depth {d} lacks some of the profile layers "
+                             f"{layers.tolist()} its siblings have")
         with np.errstate(invalid="ignore", over="ignore"):
             single = np.bincount(key, grad[in_d], minlength=size)
             weighted = (np.bincount(key, grad[in_d] * numel[in_d], minlength=size)
@@ -287,7 +290,7 @@ def profile_matrix(columns, starts, layout):
         value = np.where(count == 1, single, weighted).reshape(len(cells), len(layers))
         _, first = np.unique(key, return_index=True)  # keys 0 .. size-1, each present
         stream = rms[in_d][first].reshape(len(cells), len(layers))
-        out[int(d)] = (cells, layers, value, stream)
+        out[(d, f, n)] = (cells, layers, value, stream)
     return out
 
 
@@ -295,8 +298,8 @@ def family_values_many(columns, starts, band=states.DEFAULT_BAND):
     """The per-cell values of a chunk's cells of one family other than the
     MLP (one record per parameter, each cell's rows together, starting at
     `starts`), read with the family's layout.  Returns what
-    cell_values_many returns, and "profile": {depth: (cells, layers,
-    values)} (profile_matrix)."""
+    cell_values_many returns, and "profile": profile_matrix's {(depth,
+    shortcut, norm): (cells, layers, values, streams)}."""
     columns = {name: np.asarray(values) for name, values in columns.items()}
     n_rows = len(columns["layer"])
     starts = np.asarray(starts, dtype=np.intp)
@@ -326,7 +329,7 @@ def family_values_many(columns, starts, band=states.DEFAULT_BAND):
     values["token_cosine"] = columns["token_cosine"].astype(float)[starts]
     values["state"] = np.empty(n_cells, dtype=object)
     profiles = profile_matrix(columns, starts, layout)
-    for d, (pick, layers, profile, stream) in profiles.items():
+    for (d, _, _), (pick, layers, profile, stream) in profiles.items():
         n = len(layers)
         head_inside = layout.head is not None and bool(is_head[np.isin(cell_of_row, pick)
                                                                & (layer == layers[-1])].any())

@@ -198,8 +198,8 @@ def check_cells(path: PathLike, cell_layers: Iterable[tuple[tuple, int]],
     row, cell a tuple of CELL_COLUMNS values -- against the cells
     `chunk_params` (a list of chunk params) ask for: every cell there and
     none other; an MLP cell has exactly one row per layer, any other
-    family's cell one row per parameter, as many as every cell of the same
-    depth and norm.  Truncation anywhere loses a row and is caught; raises
+    family's cell one row per parameter, the same layers as every cell of
+    its depth, norm and shortcut flag.  Truncation anywhere loses a row and is caught; raises
     CorruptChunk naming the file."""
     layers = {}
     for cell, layer in cell_layers:
@@ -210,7 +210,8 @@ def check_cells(path: PathLike, cell_layers: Iterable[tuple[tuple, int]],
         missing, extra = len(expected - set(layers)), len(set(layers) - expected)
         raise corrupt(path, f"holds {len(layers)} cells, expected {len(expected)} "
                             f"({missing} missing, {extra} not asked for)")
-    at = {name: CELL_COLUMNS.index(name) for name in ("model", "depth", "norm")}
+    shape_of = ("model", "depth", "norm", "shortcut")  # what fixes a cell's parameters
+    at = {name: CELL_COLUMNS.index(name) for name in shape_of}
     rows_of = {}
     for cell, seen in layers.items():
         if cell[at["model"]] == "mlp":
@@ -218,10 +219,10 @@ def check_cells(path: PathLike, cell_layers: Iterable[tuple[tuple, int]],
                 raise corrupt(path, f"cell {dict(zip(CELL_COLUMNS, cell))} does not have "
                                     f"exactly one row per layer")
             continue
-        shape = tuple(cell[at[name]] for name in ("model", "depth", "norm"))
+        shape = tuple(cell[at[name]] for name in shape_of)
         if rows_of.setdefault(shape, sorted(seen)) != sorted(seen):
             raise corrupt(path, f"cell {dict(zip(CELL_COLUMNS, cell))} has other rows than "
-                                f"the cells of its depth (one per parameter)")
+                                f"the cells of its depth and arm (one per parameter)")
 
 
 def read_chunk(path: PathLike, params: ChunkParams,

@@ -85,14 +85,22 @@ def _said(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def block_of(pattern: str) -> Callable[[str], int]:
+def block_of(pattern: str, key: str = "blocks") -> Callable[[str], int]:
     """A parameter's name -> its block: the first group of `pattern`
-    (re.search) as an integer, -1 where the pattern does not match."""
+    (re.search) as an integer, -1 where the pattern does not match.  A group
+    that is not a number is a FamilyError naming `key`."""
     compiled = re.compile(pattern)
 
     def layer(name: str) -> int:
         match = compiled.search(name)
-        return int(match.group(1)) if match else -1
+        if not match:
+            return -1
+        try:
+            return int(match.group(1))
+        except (TypeError, ValueError):
+            raise FamilyError(f"{key}: the first group of {pattern!r} is {match.group(1)!r} in "
+                              f"the parameter {name!r}, not a block's number; capture the "
+                              f"digits, e.g. 'blocks\\.(\\d+)\\.'") from None
 
     return layer
 
@@ -105,7 +113,7 @@ class UserFamily(Family):
         self.mode = options.get("mode", "eval")
         self.factory = load_factory(options["factory"], workdir or os.getcwd(),
                                     key=f"families.{name}.factory")
-        self.block = block_of(options["blocks"])
+        self.block = block_of(options["blocks"], key=f"families.{name}.blocks")
 
     def build(self, depth, shortcut, norm, options):
         return self.factory(depth=depth, shortcut=shortcut, **options["options"])
@@ -203,7 +211,7 @@ def check(name: str, section: dict[str, Any], workdir: str) -> dict[str, Any]:
     family = UserFamily.__new__(UserFamily)
     family.name, family.mode = name, section.get("mode", "eval")
     family.factory = load_factory(section["factory"], workdir, key=f"{key}.factory")
-    family.block = block_of(section["blocks"])
+    family.block = block_of(section["blocks"], key=f"{key}.blocks")
     seed, smallest, largest = min(section["seeds"]), min(section["depths"]), max(section["depths"])
     _check_options(key, family.factory, smallest, options)
     shortcuts = sorted(section.get("shortcut", [False, True]))
