@@ -24,7 +24,8 @@ def hand_made(cell, grad, bias=None, rms=None, cos=None, output=0.5, finite=True
     rms = [1.0] * depth if rms is None else rms
     cos = [math.nan] * depth if cos is None else cos
     return [{**record_fields(cell), "layer": i, "param": f"layers.{i}.0.weight",
-             "numel": cell.width * (cell.width if i < depth - 1 else 1), "grad_abs_mean": grad[i], "grad_l2": grad[i], "bias_grad_abs_mean": bias[i],
+             "numel": cell.width * (cell.width if i < depth - 1 else 1),
+             "grad_abs_mean": grad[i], "grad_l2": grad[i], "bias_grad_abs_mean": bias[i],
              "output_rms": rms[i], "grad_stream_cos": cos[i], "loss": output ** 2,
              "output": output, "finite": finite} for i in range(depth)]
 
