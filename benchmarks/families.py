@@ -36,7 +36,7 @@ REPEATS = 5
 
 
 def cell(model, depth, shortcut, norm, seed=0):
-    fields = families.cell_fields(model, GPT_OPTIONS if model == "gpt" else {})
+    fields = families.spec(model).cell_fields(GPT_OPTIONS if model == "gpt" else {})
     return {"model": model, "depth": depth, "seed": seed, "shortcut": shortcut,
             "shortcut_scale": 1.0 if shortcut else 0.0, "branch_scale": "1", "norm": norm,
             "device": "cpu", "dtype": "float32", **{k: v for k, v in fields.items()
@@ -101,12 +101,13 @@ def big_cells():
     fields = {**cell("gpt", 12, True, "pre_layernorm", seed=123), "width": 768}
     run = in_a_fresh_process(options, fields)
     section = {**options, "depths": [12]}
-    estimate = families.mem_mb("gpt", section, "float32")
+    estimate = families.spec("gpt").mem_mb(section, "float32")
     print(f"   GPT 124M, 64 tokens: {run['seconds']:5.2f} s, peak {run['peak_mb']:5.0f} MB "
           f"(torch alone {run['baseline_mb']:.0f} MB); estimate {estimate:,} MB")
     for batch in (16, 64):
         run = in_a_fresh_process({"batch_size": batch}, cell("resnet", 110, False, "batchnorm"))
-        estimate = families.mem_mb("resnet", {"depths": [110], "batch_size": batch}, "float32")
+        estimate = families.spec("resnet").mem_mb({"depths": [110], "batch_size": batch},
+                                                  "float32")
         print(f"   ResNet-110, batch {batch}: {run['seconds']:5.2f} s, peak "
               f"{run['peak_mb']:5.0f} MB (torch alone {run['baseline_mb']:.0f} MB); estimate "
               f"{estimate:,} MB")

@@ -93,3 +93,29 @@ def test_a_missing_gpu_cell_fails_in_measure_cell():
         pytest.skip("this host has CUDA")
     with pytest.raises(DeviceUnavailable, match="'cuda'"):
         measure_cell(Cell(5, 3, 123, True, device="cuda"))
+
+
+def test_a_gpu_job_asks_for_deterministic_kernels_and_a_cpu_job_changes_nothing(monkeypatch):
+    """The same bytes every run on a GPU too: cuDNN's deterministic
+    algorithms, no autotuning, torch's deterministic algorithms and cuBLAS's
+    fixed workspace, set before the device is touched (a cuda job's first
+    step); on the CPU nothing changes."""
+    import torch
+
+    from shortcutbench.measuring.devices import deterministic
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+              torch.are_deterministic_algorithms_enabled())
+    assert deterministic("cpu") == {}
+    assert (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+            torch.are_deterministic_algorithms_enabled()) == before
+    try:
+        facts = deterministic("cuda:1")
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled()
+        assert facts == {"deterministic_algorithms": True,
+                         "cublas_workspace_config": ":4096:8"}
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[:2]
+        torch.use_deterministic_algorithms(before[2])

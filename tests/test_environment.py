@@ -1,6 +1,7 @@
 """The environment is pinned, and described the same way for pip and conda."""
 
 import re
+import sys
 
 import yaml
 from conftest import REPO
@@ -47,3 +48,24 @@ def test_pyproject_lists_the_top_level_dependencies():
     text = (REPO / "pyproject.toml").read_text()
     for name in ("torch", "snakemake", "pandas", "seaborn", "jinja2"):
         assert f'"{name}' in text
+
+
+def test_a_wheel_holds_every_file_the_analysis_reads(tmp_path):
+    """The templates (the families' too) and the claims ship with the
+    package, not only in an editable checkout."""
+    import shutil
+    import subprocess
+    import zipfile
+
+    source = tmp_path / "source"  # a copy: building leaves build/ beside the sources
+    shutil.copytree(REPO / "shortcutbench", source / "shortcutbench",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copy(REPO / "pyproject.toml", source)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path), str(source)], check=True, capture_output=True)
+    wheel, = tmp_path.glob("shortcutbench-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    analysis = REPO / "shortcutbench" / "analysis"
+    needed = [p.relative_to(REPO).as_posix() for p in
+              [*analysis.glob("templates/**/*"), analysis / "claims.yaml"] if p.is_file()]
+    assert needed and not [n for n in needed if n not in names]

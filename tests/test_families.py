@@ -13,12 +13,12 @@ import pytest
 import torch
 from conftest import REPO
 
-from shortcutbench.core import cell_stats, families, partials, resnet
+from shortcutbench.core import cell_stats, families, family_check, partials, resnet
 from shortcutbench.core.config import ConfigError, validate_config
 from shortcutbench.core.records import COLUMNS
+from shortcutbench.core.resources import BASELINE_MB
 from shortcutbench.core.sweep import (
     CHUNK_PATTERN,
-    n_family_cells,
     plan_chunks,
 )
 from shortcutbench.measuring import family as runner
@@ -47,7 +47,7 @@ def test_models_default_to_the_mlp_and_any_subset_runs():
     gpt_only = validate_config({"models": ["gpt"], "gpt": TINY_GPT, "devices": ["cpu"]}, SCHEMA)
     chunks = plan_chunks(gpt_only, "/nonexistent")
     assert [c.model for c in chunks] == ["gpt"]
-    assert n_family_cells(gpt_only, "gpt") == 2 * 2 * 3 * 2
+    assert sum(len(c.cells()) for c in chunks) == 2 * 2 * 3 * 2
     # the GPT's defaults, when its section names nothing
     section = validate_config({"models": ["gpt"]}, SCHEMA)["gpt"]
     assert section["blocks"] == [1, 2, 4, 8, 16, 32, 48, 64] and section["emb_dim"] == 64
@@ -98,7 +98,9 @@ def test_every_familys_chunks_have_paths_the_measure_rule_matches(tmp_path):
                                           "blocks": "(b)"}}},
      ["families.m.factory: 'a.b' does not match", "module:function"]),
     ({"models": ["gpt"], "studies": {"s": {"depths": [2]}}},
-     ["studies: studies are further sweeps of the MLP"]),
+     ["studies: studies are the MLP's", "add mlp to models, or remove studies"]),
+    ({"models": ["gpt"], "training": {"depths": [2]}},
+     ["training: training are the MLP's"]),
 ])
 def test_a_bad_family_config_is_refused_naming_the_key(change, words):
     with pytest.raises(ConfigError) as error:
@@ -277,7 +279,8 @@ def write_module(workdir, body):
     ({"options": {"width": 8, "colour": "red"}}, None, "families.t.options",
      ["does not take these keyword arguments", "colour"]),
     ({"blocks": r"layers\.(\d+)\."}, None, "families.t.blocks",
-     ["matches none of the model's parameter names", "blocks.0.transform.weight"]),
+     ["matches none of the parameter names of build(depth=2, shortcut=False",
+      "blocks.0.transform.weight"]),
     ({"blocks": r"(\w+)\.\d+\."}, None, "families.t.blocks",
      ["the first group of", "is 'blocks' in the parameter", "not a block's number"]),
     ({"factory": "broken:build", "options": {}}, """
@@ -299,7 +302,32 @@ def write_module(workdir, body):
             with torch.no_grad():
                 model.blocks[0].weight[0, 0] = random.random()
             return model, (torch.ones(1, 2),), lambda out: out.sum()
-        """, "families.t.factory", ["different weights", "torch's global generator"]),
+        """, "families.t.factory", ["different numbers", "torch's global generator"]),
+    ({"factory": "broken:build", "options": {}}, """
+        import numpy
+        import torch
+        class Net(torch.nn.Module):
+            def __init__(self, depth):
+                super().__init__()
+                self.blocks = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(depth)])
+            def forward(self, x):
+                return self.blocks(x)
+        def build(depth, shortcut):
+            x = torch.tensor(numpy.random.rand(1, 2), dtype=torch.float32)
+            return Net(depth), (x,), lambda out: out.square().sum()
+        """, "families.t.factory", ["different numbers", "not numpy's"]),
+    ({"factory": "broken:build", "options": {}, "dtypes": ["float32", "float64"]}, """
+        import torch
+        class Net(torch.nn.Module):
+            def __init__(self, depth):
+                super().__init__()
+                self.blocks = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(depth)])
+            def forward(self, x):
+                return self.blocks(x)
+        def build(depth, shortcut):
+            target = torch.zeros(1, 2)  # float32, whatever the cell's dtype
+            return Net(depth), (torch.ones(1, 2),), lambda out: torch.mm(out, target.T).sum()
+        """, "families.t", ["in float64 raised", "follow the output's device and dtype"]),
     ({"factory": "broken:build", "options": {}}, """
         import torch
         def build(depth, shortcut):
@@ -313,6 +341,8 @@ def write_module(workdir, body):
 ])
 def test_a_bad_user_family_is_refused_naming_the_key_and_the_fix(workdir, change, body, key,
                                                                  words):
+    """Each refused before any job runs, by the check that builds and
+    measures the smallest cells as a job would."""
     if body:
         write_module(workdir, body)
     with pytest.raises(FamilyError) as error:
@@ -324,8 +354,9 @@ def test_a_bad_user_family_is_refused_naming_the_key_and_the_fix(workdir, change
 
 
 def test_the_check_runs_in_a_process_of_its_own_and_answers_in_json(workdir):
-    ok = families.check_user_families(
-        {"models": ["mlp", "highway"], "families": {"highway": SECTION}}, str(workdir))
+    top = {"devices": ["cpu"], "dtypes": ["float32"], "seeds_per_job": 100}
+    ok = family_check.check_user_families(
+        {**top, "models": ["mlp", "highway"], "families": {"highway": SECTION}}, str(workdir))
     assert ok["highway"]["ok"] and ok["highway"]["blocks"] == [0, 1]
     write_module(workdir, """
         print("a module that talks on stdout")
@@ -333,16 +364,18 @@ def test_the_check_runs_in_a_process_of_its_own_and_answers_in_json(workdir):
             raise ValueError("no")
         """)
     with pytest.raises(ValueError, match=r"^families\.b\.factory: build\(depth=2"):
-        families.check_user_families(
-            {"models": ["b"], "families": {"b": {**SECTION, "factory": "broken:build",
-                                                 "options": {}}}}, str(workdir))
+        family_check.check_user_families(
+            {**top, "models": ["b"], "families": {"b": {**SECTION, "factory": "broken:build",
+                                                        "options": {}}}}, str(workdir))
 
 
 def test_a_user_familys_memory_comes_from_its_check():
     estimate = families.user_mem_mb({"parameter_bytes": 2 ** 30, "saved_bytes": 2 ** 29}, 4)
-    assert estimate == families.USER_TORCH_MB + math.ceil(2.2 * 1024 + 1.25 * 512)
+    assert estimate == BASELINE_MB + math.ceil(2.2 * 1024 + 1.25 * 512)
     assert families.user_mem_mb({"parameter_bytes": 2 ** 30, "saved_bytes": 0}, 8) == \
-        families.USER_TORCH_MB + math.ceil(2 * 2.2 * 1024)
+        BASELINE_MB + math.ceil(2 * 2.2 * 1024)
+    mine = families.spec("mine")
+    assert mine.mem_mb({"mem_mb": 900}, "float32") == 900  # its own, where it gives one
 
 
 def test_the_example_family_measured_directly_is_the_runners(workdir, monkeypatch):
@@ -370,3 +403,45 @@ def test_the_example_family_measured_directly_is_the_runners(workdir, monkeypatc
     assert [r["layer"] for r in records][:4] == [0, 0, 0, 0]
     assert records[-1]["layer"] == -1 and records[-1]["param"] == "head.bias"
     assert np.isnan(records[0]["output_rms"])  # no stream: the family has no watch hook
+
+
+def test_a_factory_the_meta_device_cannot_build_is_counted_from_its_smallest_cell(workdir):
+    """A model that reads a number while it is built (no meta tensors) and
+    returns its input as a bare tensor: accepted, its memory scaled from the
+    smallest cell, and measured by the runner as the check measured it."""
+    write_module(workdir, """
+        import torch
+        class Net(torch.nn.Module):
+            def __init__(self, depth):
+                super().__init__()
+                self.blocks = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(depth))
+                self.gain = float(self.blocks[0].weight.abs().mean().item())
+            def forward(self, x):
+                for block in self.blocks:
+                    x = x + self.gain * torch.tanh(block(x))
+                return x
+        def build(depth, shortcut):
+            return Net(depth), torch.randn(3, 4), lambda out: out.square().mean()
+        """)
+    section = {**SECTION, "factory": "broken:build", "options": {}, "depths": [2, 8]}
+    facts = check("t", section, str(workdir))
+    per_block = 4 * 4 + 4
+    assert facts["parameters"] == 4 * 2 * per_block  # the smallest cell's, x 8 / 2
+    assert facts["blocks"] == [0, 1]
+    from shortcutbench.measuring.user_family import UserFamily
+
+    family = UserFamily("t", {"factory": "broken:build", "options": {},
+                              "blocks": SECTION["blocks"]}, str(workdir))
+    fields = {"model": "t", "depth": 3, "width": 0, "seed": 1, "shortcut": True,
+              "shortcut_scale": 1.0, "branch_scale": "1", "activation": "-", "init": "-",
+              "norm": "-", "device": "cpu", "dtype": "float32"}
+    records = runner.measure_cell(family, fields, {"options": {}})
+    assert [r["layer"] for r in records] == [0, 0, 1, 1, 2, 2]
+    assert all(r["finite"] for r in records)
+
+
+def test_options_may_not_hold_what_the_sweep_gives():
+    with pytest.raises(ConfigError, match=r"families\.m\.options: 'depth' is the sweep's"):
+        validate_config({"models": ["m"], "families": {"m": {
+            "factory": "a:b", "depths": [1], "seeds": [0], "blocks": "(x)",
+            "options": {"depth": 3}}}}, SCHEMA)

@@ -126,6 +126,6 @@ def test_a_bad_user_family_is_refused_before_any_job(tmp_path):
                                   "families": {"highway": bad}}, check=False)
     assert result.returncode != 0
     assert "config key families.highway.blocks:" in result.stdout
-    assert "matches none of the model's parameter names" in result.stdout
+    assert "matches none of the parameter names" in result.stdout
     assert "Traceback" not in result.stdout
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()

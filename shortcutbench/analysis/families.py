@@ -17,8 +17,8 @@ and GPT, He et al.'s ResNet, the user's own:
 
 A variant is one value of every axis but depth, seed and the arm
 (analysis/variants.py); a family's main variant is the book's where it has
-one (the MLP's book case, the GPT's pre-LN), else its first.  A family may
-add numbers and figures of its own through one hook
+one (the MLP's book case, the GPT's pre-LN: its spec's main_variant), else
+its first.  A family may add numbers and figures of its own through one hook
 (analysis/family_hooks.py).  No torch; the user's module is never imported.
 """
 
@@ -30,7 +30,6 @@ from typing import Any
 from shortcutbench.analysis import intervals
 from shortcutbench.analysis.partials_frame import only_model
 from shortcutbench.analysis.variants import (
-    BOOK_VARIANT,
     VARIANT_AXES,
     plain,
     variant_of,
@@ -41,27 +40,12 @@ from shortcutbench.core import arms, families
 from shortcutbench.core.arms import ARM_COLUMNS
 from shortcutbench.core.states import STATES
 
-TITLES = {families.MLP: "The book\u2019s MLP (chapter 4.4)",
-          families.GPT: "The book\u2019s GPT (chapter 4)",
-          families.RESNET: "He et al.\u2019s CIFAR ResNet"}
-# What a family's depth counts.
-DEPTH_NAMES = {families.MLP: "layers", families.GPT: "blocks", families.RESNET: "layers"}
-# The variant a family's section leads with, where the sweep has it.
-MAIN_VARIANTS = {families.MLP: BOOK_VARIANT, families.GPT: {"norm": "pre_layernorm"}}
 STATE_KEYS = {s: f"state_{s.replace('-', '_')}" for s in STATES}
-
-
-def title(name: str) -> str:
-    return TITLES.get(name, f"Your family \u201c{name}\u201d")
-
-
-def depth_name(name: str) -> str:
-    return DEPTH_NAMES.get(name, "depth")
 
 
 def at_depth(name: str, depth: int) -> str:
     """'at 64 layers', 'at 32 blocks', 'at depth 8'."""
-    word = depth_name(name)
+    word = families.spec(name).depth_name
     return f"at depth {depth}" if word == "depth" else f"at {depth} {word}"
 
 
@@ -87,7 +71,7 @@ def variants_of(cells) -> list[dict[str, Any]]:
 
 def main_variant(name: str, variants: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The family's book variant where the sweep has it, else its first."""
-    wanted = MAIN_VARIANTS.get(name, {})
+    wanted = families.spec(name).main_variant
     for variant in variants:
         if all(variant.get(axis) == value for axis, value in wanted.items()):
             return variant
@@ -163,9 +147,7 @@ def profile_rows(blocks, depth: int) -> list[dict[str, Any]]:
 
 def words(name: str, states: list[dict[str, Any]], variant, deepest: int) -> list[str]:
     """What the main variant does at the deepest depth, one sentence per arm."""
-    found = arms.ordered(r["arm"] for r in states)
-    scales = sorted({a.scale for a in found if a.shortcut}) or [arms.BOOK_SCALE]
-    branches = sorted({a.branch for a in found if a.shortcut}) or [arms.BOOK_BRANCH]
+    scales, branches = arms.knobs(r["arm"] for r in states)
     sentences = []
     for r in states:
         if r["variant"] != variant or r["depth"] != deepest or not r["n"]:
@@ -195,8 +177,10 @@ def family_numbers(frames: dict, name: str, section: dict[str, Any] | None = Non
     main = main_variant(name, variants)
     deepest = int(cells["depth"].max())
     states = state_rows(cells)
+    spec = families.spec(name)
     return {
-        "name": name, "title": title(name), "depth_name": depth_name(name),
+        "name": name, "title": spec.title, "depth_name": spec.depth_name,
+        "healthy_rule": spec.layout.band_text(),
         "section": section or {}, "seeds": seeds or [],
         "n_cells": int(cells["n_cells"].sum()),
         "depths": sorted(int(d) for d in cells["depth"].unique()), "deepest": deepest,

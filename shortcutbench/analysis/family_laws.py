@@ -26,7 +26,8 @@ XIONG_EXPONENTS = {"post_layernorm": 0.0, "pre_layernorm": -0.5}
 XIONG_PARAM = "ff.layers.2.weight"  # W2 of the last block's feed-forward
 EXPONENT_CLOSE = 0.1  # an exponent outside the CI but within 0.1 of the theorem's: close
 # Pre-LN's regime: the blocks' part of the stream's variance at least the
-# embeddings', i.e. the last block's stream RMS >= sqrt(2) x the embeddings'.
+# embeddings', i.e. the stream's largest RMS (pre-LN: the last block's, the
+# stream only grows) >= sqrt(2) x the embeddings'.
 REGIME_STREAM = math.sqrt(2)
 STATES = ("healthy", "vanished", "exploded", "dead", "non_finite")
 
@@ -45,6 +46,25 @@ def _table(rows, columns):
 
 def _share(row, state):
     return row[f"state_{state}"] / row["n_cells"] if row["n_cells"] else math.nan
+
+
+def reference_setting(rows):
+    """The (dtype, device) a finding judges: float32 on the CPU where the
+    sweep has it (the precision the theories' numbers are compared in),
+    else the first; the table keeps every setting."""
+    settings = sorted({(r["dtype"], r["device"]) for r in rows})
+    return ("float32", "cpu") if ("float32", "cpu") in settings else settings[0]
+
+
+def log_verdict(predicted, low, high, measured):
+    """A per-layer factor's verdict on its growth rate, ln f: a factor near
+    1 is a small rate, and 10% of the factor would be half the rate."""
+    logs = [math.log(x) if math.isfinite(x) and x > 0 else math.nan
+            for x in (predicted, low, high, measured)]
+    outcome = compare(*logs)
+    why = "Yang et al.'s rate is derived for wide, fully connected layers and large batches"
+    return outcome, verdict_text(outcome, logs[0], logs[3],
+                                 why if outcome == Verdict.DIFFERS else None)
 
 
 # ---------------------------------------------------------------- ResNet
@@ -84,14 +104,12 @@ def batchnorm_finding(frames):
                                    else math.nan),
                **{f"share_{s}": _share(r, s) for s in STATES}}
         if not r["shortcut"]:
-            outcome = compare(BN_RELU_FACTOR, low, high, factor)
-            row["verdict"] = verdict_text(outcome, BN_RELU_FACTOR, factor)
-            row["outcome"] = outcome
+            row["outcome"], row["verdict"] = log_verdict(BN_RELU_FACTOR, low, high, factor)
         else:
             row["verdict"], row["outcome"] = "", None
         rows.append(row)
-    first = (rows[0]["dtype"], rows[0]["device"])
-    main = [r for r in rows if (r["dtype"], r["device"]) == first]
+    setting = reference_setting(rows)
+    main = [r for r in rows if (r["dtype"], r["device"]) == setting]
     plain = [r for r in main if not r["shortcut"]]
     residual = {r["depth"]: r for r in main if r["shortcut"]}
     if not plain:
@@ -100,14 +118,18 @@ def batchnorm_finding(frames):
     deepest = plain[-1]
     verdict = deepest["outcome"]
     twin = residual.get(deepest["depth"])
-    grows = math.isfinite(deepest["ci_low"]) and deepest["ci_low"] > 1
+    if math.isfinite(deepest["ci_low"]):
+        grows = deepest["ci_low"] > 1
+        growth = ("It grows exponentially with depth, as Yang et al. prove, not with He et "
+                  "al.'s \u201chealthy norms\u201d" if grows else
+                  "No exponential growth is measured: the CI of the factor holds 1")
+    else:
+        growth = "With one seed there is no interval to judge the growth by"
     detail = (f"the plain net's gradient grows x{deepest['factor']:.3g} per layer toward the "
               f"input at {deepest['depth']} layers (95% CI {deepest['ci_low']:.3g}-"
-              f"{deepest['ci_high']:.3g}), Yang et al.'s rate is {BN_RELU_FACTOR:.4g}: "
-              f"{deepest['verdict']}. "
-              + ("It grows exponentially with depth, as Yang et al. prove, not with He et "
-                 "al.'s \u201chealthy norms\u201d" if grows else
-                 "No exponential growth is measured")
+              f"{deepest['ci_high']:.3g}; a rate ln f of {math.log(deepest['factor']):.3g} per "
+              f"layer), Yang et al.'s is {BN_RELU_FACTOR:.4g} (a rate of "
+              f"{math.log(BN_RELU_FACTOR):.3g}): {deepest['verdict']}. " + growth
               + (f"; the ResNet's grows x{twin['factor']:.3g} per layer" if twin else "")
               + f". Healthy at {deepest['depth']} layers: {deepest['share_healthy']:.0%} of the "
               f"plain nets" + (f", {twin['share_healthy']:.0%} of the ResNets" if twin else ""))
@@ -191,12 +213,12 @@ def xiong_finding(frames):
     rows = xiong_rows(frames)
     if not rows:
         return None
-    first = (rows[0]["dtype"], rows[0]["device"])
+    setting = reference_setting(rows)
     for r in rows:
         r["in_regime"] = False
     fits, notes = [], []
     for norm, predicted in XIONG_EXPONENTS.items():
-        mine = [r for r in rows if (r["dtype"], r["device"]) == first and r["norm"] == norm]
+        mine = [r for r in rows if (r["dtype"], r["device"]) == setting and r["norm"] == norm]
         if not mine:
             continue
         regime = (mine if norm == "post_layernorm" else
@@ -220,8 +242,8 @@ def xiong_finding(frames):
                      "regime_blocks": blocks, "verdict": str(verdict), "outcome": verdict,
                      "excludes_other": excludes})
         if norm == "pre_layernorm":
-            notes.append(f"pre-LN's regime (the last block's stream at least sqrt 2 x the "
-                         f"embeddings', so the blocks outweigh them): {where}")
+            notes.append(f"pre-LN's regime (the stream's RMS at the last block at least "
+                         f"sqrt 2 x the embeddings': the blocks outweigh them): {where}")
     if not fits:
         return None
     missing = [f for f in fits if len(f["regime_blocks"]) < 2]

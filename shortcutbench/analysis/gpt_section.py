@@ -14,16 +14,10 @@ from shortcutbench.analysis import intervals
 from shortcutbench.analysis.partials_frame import only_model
 from shortcutbench.analysis.style import Arms, grid, header, setup
 from shortcutbench.core import arms as arm_forms
+from shortcutbench.core.gpt import NORMS as NORM_ORDER
 
-NORM_ORDER = ("pre_layernorm", "post_layernorm", "none")
 NORM_LABELS = {"pre_layernorm": "pre-LN (the book\u2019s)", "post_layernorm": "post-LN",
                "none": "no LayerNorm"}
-FIGURES = ("collapse",)
-
-
-def norms_of(cells):
-    present = set(cells["norm"])
-    return [n for n in NORM_ORDER if n in present]
 
 
 def _cosine(row):

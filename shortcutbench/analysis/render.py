@@ -376,9 +376,7 @@ def family_context(family, figures):
     from shortcutbench.analysis.families import at_depth
 
     f = dict(family)
-    found = [arms.of(a) for a in f["arms"]]
-    scales = sorted({a.scale for a in found if a.shortcut}) or [BOOK_SCALE]
-    branches = sorted({a.branch for a in found if a.shortcut}) or [BOOK_BRANCH]
+    scales, branches = arms.knobs(f["arms"])
 
     def arm_text(arm):
         return arms.label(arms.of(arm), scales, branches, short=True)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from shortcutbench.core import arms as arm_forms
-from shortcutbench.core.arms import BOOK, BOOK_BRANCH, BOOK_SCALE
+from shortcutbench.core.arms import BOOK
 from shortcutbench.core.files import atomic_write
 from shortcutbench.core.imports import blocked_imports
 
@@ -29,8 +29,7 @@ class Arms:
 
     def __init__(self, arms):
         self.arms = arm_forms.ordered(arms)
-        self.scales = sorted({a.scale for a in self.arms if a.shortcut}) or [BOOK_SCALE]
-        self.branches = sorted({a.branch for a in self.arms if a.shortcut}) or [BOOK_BRANCH]
+        self.scales, self.branches = arm_forms.knobs(self.arms)
         self._others = [a for a in self.arms if a.shortcut and a != BOOK]
 
     def __iter__(self):

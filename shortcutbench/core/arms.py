@@ -99,3 +99,12 @@ def label(value: Arm, scales: Iterable[float] = (BOOK_SCALE,),
 def ordered(values: Iterable) -> list[Arm]:
     """Distinct arms of any form, in sort_key order."""
     return sorted({of(v) for v in values}, key=Arm.sort_key)
+
+
+def knobs(values: Iterable) -> tuple[list[float], list[str]]:
+    """The lambdas and alphas a set of arms holds with a shortcut (the
+    book's 1 and "1" where none has one): what their labels must name."""
+    found = [of(v) for v in values]
+    scales = sorted({a.scale for a in found if a.shortcut}) or [BOOK_SCALE]
+    branches = sorted({a.branch for a in found if a.shortcut}) or [BOOK_BRANCH]
+    return scales, branches

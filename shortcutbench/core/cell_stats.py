@@ -79,17 +79,19 @@ def fit_layer_factor(values, layers=None):
     return float(10.0 ** (-slope))
 
 
-def fit_slopes(values, n_fit, groups=None):
+def fit_slopes(values, n_fit, groups=None, x=None):
     """Per row of a cells x layers array: the least-squares slope of log10
-    of its usable (finite, > 0) values against the layer index, over its
-    first n_fit[i] layers; NaN where fewer than two values are usable.
-    groups: per layer, the group whose own intercept it gets (one slope for
-    all), -1 to leave the layer out; None: one straight line."""
+    of its usable (finite, > 0) values against the layer index (or `x`, the
+    layer each column is: a user's blocks may skip numbers), over its first
+    n_fit[i] columns; NaN where fewer than two values are usable.
+    groups: per column, the group whose own intercept it gets (one slope
+    for all), -1 to leave the column out; None: one straight line."""
     values = np.asarray(values, dtype=float)
     n_cells, n_layers = values.shape
-    x = np.arange(n_layers, dtype=float)
+    column = np.arange(n_layers)
+    x = column.astype(float) if x is None else np.asarray(x, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mask = (x < np.asarray(n_fit)[:, None]) & np.isfinite(values) & (values > 0)
+        mask = (column < np.asarray(n_fit)[:, None]) & np.isfinite(values) & (values > 0)
         if groups is not None:
             groups = np.asarray(groups)
             mask &= groups >= 0
@@ -348,7 +350,7 @@ def family_values_many(columns, starts, band=states.DEFAULT_BAND):
             values["first_grad"][pick] = first
             values["last_grad"][pick] = last
             values["attenuation"][pick] = np.where(ok, first / np.where(ok, last, 1.0), np.nan)
-            values["factor"][pick] = 10.0 ** -fit_slopes(profile, fit, groups)
+            values["factor"][pick] = 10.0 ** -fit_slopes(profile, fit, groups, layers)
             if stream is not None:
                 values["stream_growth"][pick] = 10.0 ** fit_slopes(stream, fit)
                 values["stream_max"][pick] = stream.max(axis=1) / input_rms[pick]

@@ -20,8 +20,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from shortcutbench.core import families, resnet
-from shortcutbench.core import gpt as gpt_family
+from shortcutbench.core import families
 from shortcutbench.core.devices import expand_devices
 
 
@@ -50,6 +49,9 @@ def _explain(error, schema):
         return "\n  ".join(lines)
     if error.validator == "required":
         return f"config key {key}: {error.message}; add it to the config."
+    if error.validator == "not" and "propertyNames" in error.relative_schema_path:
+        return (f"config key {key}: {error.instance!r} is the sweep's (each cell's own); leave "
+                f"it out of {key}.")
     top = schema["properties"].get(error.absolute_path[0], {}) if error.absolute_path else {}
     description = error.schema.get("description") or top.get("description")
     hint = f" ({description.strip()})" if description else ""
@@ -250,19 +252,17 @@ def family_problem(config):
         if name in families.SHIPPED:
             return (f"families.{name}: {name!r} is the name of a shipped family "
                     f"({', '.join(families.SHIPPED)}); give your family another name")
-    if config["studies"] and families.MLP not in config["models"]:
-        return ("studies: studies are further sweeps of the MLP; add mlp to models, or remove "
-                "studies")
-    try:
-        if "gpt" in config:
-            gpt_family.check_section(config["gpt"])
-    except ValueError as error:
-        return f"gpt.{error}"
-    for depth in config.get("resnet", {}).get("depths", []):
-        try:
-            resnet.blocks_per_stage(depth)
-        except ValueError as error:
-            return f"resnet.{error}"
+    if families.MLP not in config["models"]:
+        for key in ("studies", "training"):
+            if config.get(key) and config[key].get("enabled", True):
+                return (f"{key}: {key} are the MLP's (its further sweeps, its training "
+                        f"runs); add mlp to models, or remove {key}")
+    for spec in families.SPECS.values():  # what the schema cannot check of a section
+        if spec.check is not None and spec.section in config:
+            try:
+                spec.check(config[spec.section])
+            except ValueError as error:
+                return f"{spec.section}.{error}"
     for name, family in config["families"].items():
         try:
             pattern = re.compile(family["blocks"])

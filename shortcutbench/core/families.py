@@ -1,4 +1,5 @@
-"""The model families the study measures, as the planner sees them (torch-free).
+"""The model families the study measures, as the planner and the analysis
+see them (torch-free): one FamilySpec each.
 
 A family is a kind of network: the book's MLP (`mlp`), the book's GPT
 (`gpt`), He et al.'s CIFAR ResNet (`resnet`), or one of the user's own
@@ -9,49 +10,36 @@ config given by its config section, and measured through one contract
 (measuring/family.py): seed, build, forward, one backward pass, one record per
 parameter.
 
-What the planner and the analysis need of a family lives here, without torch:
-
-- its config section and model config (the chunks, one measuring job per
-  device, dtype and block of seeds, are core/sweep.py's FamilyChunk);
-- its cell fields beyond depth, seed and shortcut (`width`, `activation`,
-  `init`, `norm` of the records), fixed by its model config;
-- its layout (Layout): which parameter of each layer its gradient profile
-  shows, which one is its output layer, whether its records carry the
-  stream's RMS; core/cell_stats.py reads its records with it;
-- the memory one of its chunks needs.
+A FamilySpec says, without torch, what the rest of the pipeline needs of a
+family: its config section and what of it its measuring job needs (its model
+config), its cell fields beyond depth, seed and shortcut (`width`,
+`activation`, `init`, `norm` of the records), its layout (Layout: how its
+records are read), the memory one of its chunks needs, what the schema
+cannot check of its section, and the measuring class (measuring/family.py's
+Family) that measures it.  A shipped family is one spec here and one
+measuring module; a family of the user's own is one spec made from its
+config section.
 
 The MLP, with its many axes and studies, is planned by core/sweep.py (Chunk);
-its layout is here like every family's.
+the other families' chunks are its FamilyChunk.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from shortcutbench.core import gpt, resnet
+from shortcutbench.core.book import BOOK_CASE
+from shortcutbench.core.resources import BASELINE_MB, PEAK_PER_PARAMETER_BYTE
 
 MLP, GPT, RESNET = "mlp", gpt.NAME, resnet.NAME
-SHIPPED = (MLP, GPT, RESNET)
-# The config section of each shipped family (the MLP's keys are the top level's).
-SECTIONS = {GPT: "gpt", RESNET: "resnet"}
 # What a user family's records hold where the MLP's axes have no meaning.
 NOT_APPLICABLE = "-"
-MODES = ("eval", "train")
-# The figures every family gets (analysis/family_figures.py), and those a
-# family's hook adds (analysis/family_hooks.py).
+# The figures every family gets (analysis/family_figures.py).
 FIGURES = ("profile", "healthy", "first")
-EXTRA_FIGURES = {GPT: ("collapse",)}
-
-
-def figures_of(name: str) -> tuple[str, ...]:
-    return FIGURES + EXTRA_FIGURES.get(name, ())
 
 
 @dataclass(frozen=True)
@@ -84,50 +72,143 @@ class Layout:
     def is_head(self, name: str) -> bool:
         return self.head is not None and re.fullmatch(self.head, name) is not None
 
+    def band_text(self) -> str:
+        """What 'healthy' means for this layout, in words for the page."""
+        layers = ("every layer's gradient but the head's" if self.head else
+                  "every layer's gradient")
+        reference = "the last layer before the head" if self.head else "the last layer"
+        stream = (" and the residual stream's RMS within as many decades above its input's"
+                  if self.stream else "")
+        return f"{layers} within the healthy band around {reference}'s{stream}"
 
-LAYOUTS = {
-    MLP: Layout(profile=r"layers\.\d+\.0\.weight", stream=True),
-    GPT: Layout(profile=r"trf_blocks\.\d+\.att\.W_query\.weight", head=r"out_head\.weight",
-                stream=True),
-    RESNET: Layout(profile=r"(stem\.conv|stages\.\d+\.\d+\.conv[12]|fc)\.weight",
-                   head=r"fc\.weight", fit=resnet.fit_stages),
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """One family, as everything but its measuring code sees it."""
+    name: str
+    title: str  # for the report
+    depth_name: str  # what `depth` counts: "layers", "blocks" or "depth"
+    section: str  # its config key: "gpt", "families.NAME"; the MLP's is the top level
+    layout: Layout
+    measuring: str  # "module:Class" of its measuring.family.Family
+    fields: dict[str, Any] = field(default_factory=dict)  # fixed record fields
+    main_variant: dict[str, Any] = field(default_factory=dict)  # what its section leads with
+    model_keys: tuple[str, ...] = ()  # its section's keys its measuring job needs
+    norm_axis: bool = False  # its section's `norms` is an axis (recorded as `norm`)
+    extra_figures: tuple[str, ...] = ()  # what its analysis hook draws (family_hooks.py)
+    check: Callable[[dict], None] | None = None  # ValueError('key: what, the fix')
+    memory: Callable[[dict, str, dict | None], int] | None = None  # MB of its biggest cell
+    memory_fix: str = ""  # what to lower when a cell cannot fit
+
+    @property
+    def figures(self) -> tuple[str, ...]:
+        return FIGURES + self.extra_figures
+
+    def options(self, section: dict[str, Any]) -> dict[str, Any]:
+        """What its measuring job needs of its (validated) section besides the
+        swept axes: its model config."""
+        return {key: section[key] for key in self.model_keys if key in section}
+
+    def cell_fields(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Width, activation, init (and norm without a norm axis) of its cells."""
+        if self.name == GPT:
+            return {**self.fields, "width": options["emb_dim"]}
+        return dict(self.fields)
+
+    def norms(self, section: dict[str, Any]) -> tuple[str, ...]:
+        """Its own axis, recorded as `norm`: the GPT's norm placements."""
+        return tuple(sorted(section["norms"])) if self.norm_axis else (self.fields["norm"],)
+
+    def mem_mb(self, section: dict[str, Any], dtype: str, checked: dict | None = None) -> int:
+        """The memory (MB) one of its chunks needs: that of its biggest cell;
+        `mem_mb` in its section where it gives one."""
+        if section.get("mem_mb"):
+            return int(section["mem_mb"])
+        return self.memory(section, dtype, checked)
+
+
+def _gpt_memory(section, dtype, checked=None):
+    return gpt.gpt_mem_mb(max(section["depths"]), section["emb_dim"], section["n_heads"],
+                          section["vocab_size"], section["context_length"],
+                          section["n_tokens"], section["qkv_bias"], dtype)
+
+
+def _resnet_memory(section, dtype, checked=None):
+    return resnet.mem_mb(max(section["depths"]), section["batch_size"],
+                         gpt.DTYPE_BYTES[dtype])
+
+
+def _resnet_check(section):
+    for depth in section.get("depths", []):
+        resnet.blocks_per_stage(depth)
+
+
+def user_mem_mb(checked: dict[str, Any], size: int) -> int:
+    """A user family's estimate from its check: what a measuring process
+    holds anyway, the parameters and their gradients, and what autograd kept
+    for backward, at the largest depth (the check counts both in float32;
+    `size` is the dtype's bytes)."""
+    scale = max(size, 4) / 4
+    parameters = checked.get("parameter_bytes", 0) * scale * PEAK_PER_PARAMETER_BYTE
+    saved = checked.get("saved_bytes", 0) * scale * 1.25
+    return BASELINE_MB + int(-(-(parameters + saved) // 2 ** 20))
+
+
+SPECS = {
+    MLP: FamilySpec(
+        MLP, "The book\u2019s MLP (chapter 4.4)", "layers", "",
+        Layout(profile=r"layers\.\d+\.0\.weight", stream=True),
+        "shortcutbench.measuring.model:MLPFamily",
+        main_variant={axis: BOOK_CASE[axis] for axis in ("width", "activation", "init", "norm",
+                                                          "dtype", "device")}),
+    GPT: FamilySpec(
+        GPT, "The book\u2019s GPT (chapter 4)", "blocks", "gpt",
+        Layout(profile=r"trf_blocks\.\d+\.att\.W_query\.weight", head=r"out_head\.weight",
+               stream=True),
+        "shortcutbench.measuring.gpt:GPTFamily",
+        fields={"activation": "gelu_tanh", "init": "pytorch"},
+        main_variant={"norm": "pre_layernorm"}, model_keys=gpt.MODEL_KEYS, norm_axis=True,
+        extra_figures=("collapse",), check=gpt.check_section, memory=_gpt_memory,
+        memory_fix="fewer gpt.blocks or a smaller gpt.emb_dim / vocab_size"),
+    RESNET: FamilySpec(
+        RESNET, "He et al.\u2019s CIFAR ResNet", "layers", "resnet",
+        Layout(profile=r"(stem\.conv|stages\.\d+\.\d+\.conv[12]|fc)\.weight",
+               head=r"fc\.weight", fit=resnet.fit_stages),
+        "shortcutbench.measuring.resnet:ResNetFamily",
+        fields={"width": resnet.STAGE_WIDTHS[0], "activation": "relu",
+                "init": "kaiming_normal", "norm": "batchnorm"},
+        model_keys=("batch_size",), check=_resnet_check, memory=_resnet_memory,
+        memory_fix="smaller resnet.depths or resnet.batch_size"),
 }
-USER_LAYOUT = Layout()
+SHIPPED = tuple(SPECS)
+
+
+def spec(name: str) -> FamilySpec:
+    """A family's spec; any name but a shipped one is a user family's."""
+    if name in SPECS:
+        return SPECS[name]
+    return FamilySpec(
+        name, f"Your family \u201c{name}\u201d", "depth", f"families.{name}", Layout(),
+        "shortcutbench.measuring.user_family:UserFamily",
+        fields={"width": 0, "activation": NOT_APPLICABLE, "init": NOT_APPLICABLE,
+                "norm": NOT_APPLICABLE},
+        model_keys=("factory", "options", "blocks", "mode"),
+        memory=lambda section, dtype, checked: user_mem_mb(checked or {},
+                                                           gpt.DTYPE_BYTES[dtype]),
+        memory_fix=f"smaller families.{name}.depths or options, or its own mem_mb")
 
 
 def layout(name: str) -> Layout:
-    """A family's layout; any name but a shipped one is a user family."""
-    return LAYOUTS.get(name, USER_LAYOUT)
+    return spec(name).layout
 
 
-def cell_fields(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The record fields a family's model config fixes: width, activation,
-    init (and norm where the family has no norm axis)."""
-    if name == GPT:
-        return {"width": options["emb_dim"], "activation": "gelu_tanh", "init": "pytorch"}
-    if name == RESNET:
-        return {"width": resnet.STAGE_WIDTHS[0], "activation": "relu", "init": "kaiming_normal",
-                "norm": "batchnorm"}
-    return {"width": 0, "activation": NOT_APPLICABLE, "init": NOT_APPLICABLE,
-            "norm": NOT_APPLICABLE}
-
-
-def options_of(name: str, section: dict[str, Any]) -> dict[str, Any]:
-    """What a family's measuring job needs of its (validated) config
-    section besides the swept axes: its model config."""
-    if name == GPT:
-        return {key: section[key] for key in gpt.MODEL_KEYS}
-    if name == RESNET:
-        return {"batch_size": section["batch_size"]}
-    return {"factory": section["factory"], "options": dict(section.get("options", {})),
-            "blocks": section["blocks"], "mode": section.get("mode", "eval")}
-
-
-def norms_of(name: str, section: dict[str, Any]) -> tuple[str, ...]:
-    """The family's own axis, recorded as `norm`: the GPT's norm placements."""
-    if name == GPT:
-        return tuple(sorted(section["norms"]))
-    return (cell_fields(name, {})["norm"],)
+def section_of(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """A family's section of the config (the MLP: the config itself)."""
+    if name == MLP:
+        return config
+    if name in SPECS:
+        return config.get(SPECS[name].section, {})
+    return config["families"][name]
 
 
 def sections(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -138,80 +219,10 @@ def sections(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for name in config.get("models", [MLP]):
         if name == MLP:
             continue
-        section = dict(config[SECTIONS[name]] if name in SECTIONS
-                       else config["families"][name])
+        section = dict(section_of(config, name))
         for key in ("devices", "dtypes", "seeds_per_job"):
             section[key] = section.get(key) or config[key]
         if name == GPT:  # the GPT's depth is its number of blocks
             section["depths"] = section["blocks"]
         out[name] = section
     return out
-
-
-def mem_mb(name: str, section: dict[str, Any], dtype: str, checked: dict | None = None) -> int:
-    """The memory (MB) one chunk of the family needs: that of its biggest cell.
-    checked: a user family's check (measuring/user_family.py), which measured
-    its parameters and activations at the largest depth."""
-    depth = max(section["depths"])
-    size = gpt.DTYPE_BYTES[dtype]
-    if name == GPT:
-        return gpt.gpt_mem_mb(depth, section["emb_dim"], section["n_heads"],
-                              section["vocab_size"], section["context_length"],
-                              section["n_tokens"], section["qkv_bias"], dtype)
-    if name == RESNET:
-        return resnet.mem_mb(depth, section["batch_size"], size)
-    if section.get("mem_mb"):
-        return int(section["mem_mb"])
-    return user_mem_mb(checked or {}, size)
-
-
-USER_TORCH_MB = 300
-USER_PEAK_PER_PARAMETER_BYTE = 2.2  # weights and their gradients, as the MLP's
-
-
-def user_mem_mb(checked: dict[str, Any], size: int) -> int:
-    """A user family's estimate from its check: torch, the parameters and
-    their gradients, and what autograd kept for backward, at the largest depth
-    (the check counts both, in float32; `size` is the dtype's bytes)."""
-    scale = max(size, 4) / 4
-    parameters = checked.get("parameter_bytes", 0) * scale * USER_PEAK_PER_PARAMETER_BYTE
-    saved = checked.get("saved_bytes", 0) * scale * 1.25
-    return USER_TORCH_MB + int(-(-(parameters + saved) // 2 ** 20))
-
-
-CHECK_SECONDS = 600  # a factory that takes longer to build and run twice is stuck
-
-
-def check_user_families(config: dict[str, Any], workdir: str) -> dict[str, dict[str, Any]]:
-    """Check every user family `models` lists, before any job runs, each in
-    a process of its own (measuring/user_family.py: the workflow's process
-    never imports torch or the user's code).  Returns {name: what its check
-    measured}; raises ValueError('families.NAME...: what is wrong and the
-    fix')."""
-    facts = {}
-    for name in config["models"]:
-        if name in SHIPPED:
-            continue
-        request = json.dumps({"name": name, "section": config["families"][name],
-                              "workdir": os.path.abspath(workdir)})
-        try:
-            done = subprocess.run([sys.executable, "-m", "shortcutbench.measuring.user_family"],
-                                  input=request, capture_output=True, text=True,
-                                  timeout=CHECK_SECONDS, check=False)
-        except subprocess.TimeoutExpired:
-            raise ValueError(f"families.{name}.factory: building and running the smallest "
-                             f"cell took more than {CHECK_SECONDS} s; make the factory "
-                             f"faster") from None
-        lines = done.stdout.strip().splitlines()
-        try:
-            answer = json.loads(lines[-1]) if lines else None
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-            raise ValueError(f"families.{name}: its check crashed (exit {done.returncode}) "
-                             f"before it could answer:\n{tail}")
-        if not answer.get("ok"):
-            raise ValueError(answer.get("error", f"families.{name}: its check failed"))
-        facts[name] = answer
-    return facts

@@ -16,7 +16,7 @@ The book's GPT_CONFIG_124M is reachable by config:
           context_length: 1024, n_tokens: 64, qkv_bias: false}
 
 Memory (gpt_mem_mb): the measuring job's peak RSS, measured with
-benchmarks/gpt.py on the 124M cell (64 tokens, one thread, float32), was
+benchmarks/families.py on the 124M cell (64 tokens, one thread, float32), was
 ~0.4 GiB for the imported torch plus ~2.6x the size of the parameters
 (163,009,536 parameters = 622 MiB: weights, gradients and the statistics'
 temporaries).  A chunk requests its largest cell's estimate:

@@ -137,7 +137,7 @@ def _log10(values, mask):
 # ---------------------------------------------------------------- records
 
 # Columns records made before some families existed may lack, and their values there.
-ADDED_COLUMNS = {"model": "mlp", "token_cosine": math.nan, "numel": 0}
+ADDED_COLUMNS = {"model": "mlp", "token_cosine": math.nan}
 
 
 def _column(records, name):
@@ -232,8 +232,8 @@ def chunk_partials(records: Sequence[Record] | Mapping[str, Sequence],
 
 
 def _flat_profile(profiles):
-    """profile_matrix's {depth: (cells, layers, values, streams)} -> (cell,
-    layer, value) per point."""
+    """profile_matrix's {(depth, shortcut, norm): (cells, layers, values,
+    streams)} -> (cell, layer, value) per point."""
     parts = [(np.repeat(cells, len(layers)), np.tile(layers, len(cells)), values.reshape(-1))
              for cells, layers, values, _ in profiles.values()]
     return tuple(np.concatenate(p) for p in zip(*parts))

@@ -12,15 +12,15 @@ residual one have the same parameters.
 
 import math
 
+from shortcutbench.core.resources import BASELINE_MB, PEAK_PER_PARAMETER_BYTE
+
 NAME = "resnet"
 STAGE_WIDTHS = (16, 32, 64)
 CLASSES = 10
 IMAGE = (3, 32, 32)
 # He et al.'s Table 6: the depths and their parameter counts.
 HE_DEPTHS = (20, 32, 44, 56, 110)
-TORCH_MB = 300          # a measuring job with torch imported (measured ~220 MB)
 SAVED_PER_ACTIVATION = 3.6  # what autograd keeps per conv output (measured 3.1-3.4)
-PEAK_PER_PARAMETER_BYTE = 2.2
 
 
 def blocks_per_stage(depth: int) -> int:
@@ -78,11 +78,12 @@ def activations_per_image(depth: int) -> int:
 
 
 def mem_mb(depth: int, batch_size: int, dtype_bytes: int = 4) -> int:
-    """Megabytes a measuring job of cells up to `depth` needs: torch, what
+    """Megabytes a measuring job of cells up to `depth` needs: what a
+    measuring process holds anyway (core/resources.py's BASELINE_MB), what
     autograd keeps of each conv's output for the batch, and the weights and
     their gradients (measured at 110 layers: 400 MB for a batch of 16, 852 MB
     for 64; this asks 557 and 1,281)."""
     size = max(dtype_bytes, 4)
     saved = SAVED_PER_ACTIVATION * activations_per_image(depth) * batch_size * size
     weights = PEAK_PER_PARAMETER_BYTE * n_parameters(depth) * size
-    return TORCH_MB + math.ceil((saved + weights) / 2 ** 20)
+    return BASELINE_MB + math.ceil((saved + weights) / 2 ** 20)

@@ -55,7 +55,7 @@ def chunk_mem_mb(chunk):
     """The estimated peak memory (MB) of a measuring job (a sweep.Chunk or
     sweep.FamilyChunk): that of its biggest cell."""
     if chunk.model != "mlp":
-        return chunk.mem_mb()  # core.families.mem_mb
+        return chunk.mem_mb()  # its family's estimate (core/families.py)
     return cell_mem_mb(max(chunk.depths), chunk.width, chunk.dtype)
 
 
@@ -104,16 +104,15 @@ def memory_problem(sweeps, max_mem_mb=None, chunks=()):
     for chunk in chunks:
         estimate = chunk_mem_mb(chunk)
         if chunk.model != "mlp" and estimate > limit:
-            section = chunk.model if chunk.model in ("gpt", "resnet") else f"families.{chunk.model}"
-            fix = {"gpt": "fewer gpt.blocks or a smaller gpt.emb_dim / vocab_size",
-                   "resnet": "smaller resnet.depths or resnet.batch_size"}.get(
-                chunk.model, f"smaller families.{chunk.model}.depths or options")
+            from shortcutbench.core.families import spec
+
+            family = spec(chunk.model)
             return (f"config key max_mem_mb: the {chunk.model} cell of depth "
                     f"{max(chunk.depths)} ({chunk.dtype}) would need ~{estimate:,} MB of "
-                    f"memory (shortcutbench/core/families.py's mem_mb), more than the "
-                    f"{limit:,} MB allowed ({source}). Nothing was run. Fix: {fix} in "
-                    f"{section}, or set max_mem_mb to what one job may use where the "
-                    f"measuring jobs run.")
+                    f"memory (its estimate, shortcutbench/core/families.py), more than the "
+                    f"{limit:,} MB allowed ({source}). Nothing was run. Fix: "
+                    f"{family.memory_fix} in the config's {family.section}, or set "
+                    f"max_mem_mb to what one job may use where the measuring jobs run.")
     worst = too_big(sweeps, limit)
     if worst is None:
         return None

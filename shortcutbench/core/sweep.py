@@ -132,8 +132,8 @@ def family_cells(params: ChunkParams) -> list[dict[str, Any]]:
     (without first).  A cell without shortcut records lambda 0, one with
     lambda 1; alpha is the MLP's knob: "1".  Width, activation, init (and
     norm, where the family has no norm axis) are its model config's
-    (families.cell_fields)."""
-    fields = families.cell_fields(params["model"], params["options"])
+    (families.FamilySpec.cell_fields)."""
+    fields = families.spec(params["model"]).cell_fields(params["options"])
     return [
         {"model": params["model"], "depth": depth, "width": fields["width"], "seed": seed,
          "shortcut": shortcut, "shortcut_scale": 1.0 if shortcut else 0.0, "branch_scale": "1",
@@ -199,7 +199,7 @@ class FamilyChunk:
     shortcuts: tuple[bool, ...]
     norms: tuple[str, ...]
     options: dict[str, Any] = field(hash=False, compare=False)
-    mem: int = 0  # megabytes its biggest cell needs (families.mem_mb)
+    mem: int = 0  # megabytes its biggest cell needs (families.FamilySpec.mem_mb)
     study: str = ""
 
     @property
@@ -305,25 +305,17 @@ def plan_family_chunks(config: dict[str, Any], results_dir: str = "results",
     seeds) of its section."""
     chunks = []
     for name, section in families.sections(config).items():
+        spec = families.spec(name)
         inner = dict(depths=tuple(sorted(section["depths"])),
-                     shortcuts=tuple(sorted(section["shortcut"])),
-                     norms=families.norms_of(name, section),
-                     options=families.options_of(name, section))
+                     shortcuts=tuple(sorted(section["shortcut"])), norms=spec.norms(section),
+                     options=spec.options(section))
         for device, dtype in itertools.product(section["devices"], section["dtypes"]):
             probe = FamilyChunk(name, device, dtype, (), **inner)
             existing = _existing_seed_sets(os.path.join(results_dir, probe.group_path))
-            mem = families.mem_mb(name, section, dtype, (checks or {}).get(name))
+            mem = spec.mem_mb(section, dtype, (checks or {}).get(name))
             for seeds in _choose_chunks(section["seeds"], existing, section["seeds_per_job"]):
                 chunks.append(FamilyChunk(name, device, dtype, seeds, mem=mem, **inner))
     return chunks
-
-
-def n_family_cells(config: dict[str, Any], name: str) -> int:
-    """How many cells one family other than the MLP has in the config."""
-    section = families.sections(config)[name]
-    return (len(section["devices"]) * len(section["dtypes"]) * len(section["seeds"])
-            * len(section["depths"]) * len(families.norms_of(name, section))
-            * len(section["shortcut"]))
 
 
 def n_cells(sweep: dict[str, Any]) -> int:

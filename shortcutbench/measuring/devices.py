@@ -1,7 +1,9 @@
 """The torch half of device choice: inside a measuring job, the torch.device
 for a configured name, after checking that this host really has it (the
-names and `auto` are core/devices.py's, resolved without torch)."""
+names and `auto` are core/devices.py's, resolved without torch), and the
+settings that make a GPU give the same bytes every run."""
 
+import os
 import socket
 
 import torch
@@ -40,3 +42,21 @@ def torch_device(name):
                 f"Apple-silicon GPU. Remove 'mps' from 'devices' in the config.")
         return torch.device("mps")
     raise AssertionError(name)  # check_device_name let an unknown name through
+
+
+def deterministic(name):
+    """Make a job on device `name` give the same bytes every run, before it
+    touches the device.  On the CPU (one thread) every kernel already does.
+    On CUDA: cuDNN's deterministic algorithms and no autotuning (the ResNet's
+    conv and BatchNorm backward), torch's deterministic algorithms (the
+    GPT's embedding backward), and cuBLAS's fixed workspace that those need,
+    which must be set before CUDA starts.  Returns what was set, for the
+    job's machine facts."""
+    if not name.startswith("cuda"):
+        return {}
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)
+    return {"deterministic_algorithms": True,
+            "cublas_workspace_config": os.environ["CUBLAS_WORKSPACE_CONFIG"]}

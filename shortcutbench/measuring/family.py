@@ -32,6 +32,7 @@ This module imports torch and never pandas, seaborn or Snakemake.
 
 from __future__ import annotations
 
+import importlib
 import math
 import sys
 import time
@@ -40,6 +41,7 @@ from typing import Any, TextIO
 
 import torch
 
+from shortcutbench.core import families
 from shortcutbench.core.records import COLUMNS, Record
 from shortcutbench.core.sweep import ChunkParams, family_cells
 from shortcutbench.measuring.devices import torch_device
@@ -51,6 +53,9 @@ DTYPES = {
     "float16": torch.float16,
 }
 SMALL = 2 ** 14  # gradients with fewer entries are stacked for their statistics
+# The per-cell statistics a family's watch hook may give: record columns
+# that are NaN for the families without them (the GPT's token collapse).
+CELL_STATISTICS = ("token_cosine",)
 
 # What a watch hook gives back once the model has run: the stream's RMS per
 # layer ({layer: 0-d tensor}) and per-cell values ({column: 0-d tensor}).
@@ -78,22 +83,13 @@ class Family:
 
 
 def family_of(name: str, options: dict[str, Any]) -> Family:
-    """The family a chunk names: a shipped one, else the user's own."""
-    if name == "gpt":
-        from shortcutbench.measuring.gpt import GPTFamily
-
-        return GPTFamily()
-    if name == "resnet":
-        from shortcutbench.measuring.resnet import ResNetFamily
-
-        return ResNetFamily()
-    if name == "mlp":
-        from shortcutbench.measuring.model import MLPFamily
-
-        return MLPFamily()
-    from shortcutbench.measuring.user_family import UserFamily
-
-    return UserFamily(name, options)
+    """The measuring class a family's spec names (core/families.py), made
+    for a chunk's options (a user family's: its factory, options, blocks)."""
+    module, _, cls = families.spec(name).measuring.partition(":")
+    family = getattr(importlib.import_module(module), cls)
+    if name in families.SHIPPED:
+        return family()
+    return family(name, options)
 
 
 def to_cell(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -121,6 +117,10 @@ def measure_cell(family: Family, cell: dict[str, Any], options: dict[str, Any]) 
     names, parameters = zip(*model.named_parameters())
     with torch.no_grad():
         streams, extra = seen(output) if seen else ({}, {})
+        unknown = set(extra) - set(CELL_STATISTICS)
+        if unknown:
+            raise ValueError(f"{family.name}'s watch hook gives {sorted(unknown)}, which no "
+                             f"record column holds; it may give {list(CELL_STATISTICS)}")
         rms_layers = sorted(streams)
         # One table for every number, brought to Python in one .tolist():
         # (mean |grad|, L2) per parameter, the stream's RMS per layer, the
@@ -160,8 +160,8 @@ def measure_cell(family: Family, cell: dict[str, Any], options: dict[str, Any]) 
             **fields, "layer": layer, "param": name, "numel": parameters[k].numel(),
             "grad_abs_mean": grad_abs_mean, "grad_l2": grad_l2, "bias_grad_abs_mean": math.nan,
             "output_rms": output_rms.get(layer, math.nan), "grad_stream_cos": math.nan,
-            "loss": loss_value, "output": math.nan,
-            "token_cosine": extras.get("token_cosine", math.nan), "finite": finite})
+            "loss": loss_value, "output": math.nan, "finite": finite,
+            **{column: extras.get(column, math.nan) for column in CELL_STATISTICS}})
     return [{column: record[column] for column in COLUMNS} for record in records]
 
 
@@ -176,7 +176,7 @@ def grad_statistics(grads: list[torch.Tensor], out: torch.Tensor) -> None:
     for gradients of one shape.  The mean in the gradient's dtype (the
     book's statistic), the norm in float64, where a finite gradient's square
     cannot overflow.  Stacked, the reductions give the same floats as one
-    gradient at a time (tests/test_family.py)."""
+    gradient at a time (tests/test_gpt.py)."""
     if len(grads) == 1:
         out[0] = grads[0].abs().mean()
         out[1] = torch.linalg.vector_norm(grads[0], dtype=torch.float64)

@@ -33,7 +33,7 @@ from shortcutbench.core.records import Cell, Record, branch_value, record_fields
 from shortcutbench.core.states import DEFAULT_BAND
 from shortcutbench.core.store import write_records  # one Parquet file per chunk
 from shortcutbench.core.sweep import ChunkParams, cells_of
-from shortcutbench.measuring.devices import torch_device
+from shortcutbench.measuring.devices import deterministic, torch_device
 from shortcutbench.measuring.family import DTYPES, configure_torch, measure_chunk
 from shortcutbench.measuring.model import (
     ExampleDeepNeuralNetwork,
@@ -236,6 +236,7 @@ def run_chunk(params: ChunkParams, records_path: PathLike, machine_path: PathLik
     healthy band `band`) to `partial_path`.  The MLP's chunks are measured
     here; every other family's through measuring/family.py."""
     started = time.time()
+    settings = deterministic(params["device"])
     cells = cells_of(params)
     if params.get("model", "mlp") == "mlp":
         records = measure_cells([Cell(**cell) for cell in cells], progress)
@@ -245,7 +246,8 @@ def run_chunk(params: ChunkParams, records_path: PathLike, machine_path: PathLik
     # reader checks the file against it (core.store.verify).
     sha256 = write_chunk(records, records_path)
     meta = {"chunk": params, "cells": len(cells), "started": started,
-            "seconds": round(time.time() - started, 3), **machine_facts(params["device"])}
+            "seconds": round(time.time() - started, 3), **machine_facts(params["device"]),
+            **settings}
     if partial_path is not None:
         t0 = time.perf_counter()
         write_partial(chunk_partials(records, band), partial_path, params, len(cells), sha256,

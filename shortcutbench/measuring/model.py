@@ -20,7 +20,7 @@ the numbers are bit-identical (tests/test_model.py checks it), at about half
 the Python overhead.  The measurement uses them (measuring/measure.py); the
 module is the reference, and `MLPFamily` the network through the contract
 every family is measured by (measuring/family.py), whose mean |grad| per
-layer the fast path equals bit for bit (tests/test_family.py).
+layer the fast path equals bit for bit (tests/test_families.py).
 """
 
 import functools

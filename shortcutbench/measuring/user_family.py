@@ -39,6 +39,7 @@ import contextlib
 import importlib
 import inspect
 import json
+import math
 import os
 import re
 import sys
@@ -116,7 +117,9 @@ class UserFamily(Family):
         self.block = block_of(options["blocks"], key=f"families.{name}.blocks")
 
     def build(self, depth, shortcut, norm, options):
-        return self.factory(depth=depth, shortcut=shortcut, **options["options"])
+        kwargs = options["options"]
+        result = self.factory(depth=depth, shortcut=shortcut, **kwargs)
+        return _built(f"families.{self.name}", _call_text(depth, shortcut, kwargs), result)
 
     def layer_of(self, name, depth):
         return self.block(name)
@@ -162,6 +165,9 @@ def _run(key, family, depth, shortcut, options, seed, count_saved=False):
         raise FamilyError(f"{key}.factory: {call} raised {_said(error)}; fix the factory or "
                           f"{key}.options") from None
     model, inputs, loss_fn = _built(key, call, result)
+    if not any(True for _ in model.parameters()):
+        raise FamilyError(f"{key}.factory: the model of {call} has no parameters; there is no "
+                          f"gradient to measure")
     model.train(family.mode == "train")
     saved = [0]
 
@@ -204,59 +210,106 @@ def _check_options(key, factory, depth, options):
 def check(name: str, section: dict[str, Any], workdir: str) -> dict[str, Any]:
     """Check a user family before any job runs (see the module's doc);
     returns what it measured: {"parameters", "parameter_bytes",
-    "saved_bytes", "blocks"} at the largest depth (blocks: the block
-    indices found at the smallest).  Raises FamilyError."""
+    "saved_bytes"} at the largest depth and "blocks", the block indices
+    found at the smallest.  Raises FamilyError."""
     key = f"families.{name}"
     options = dict(section.get("options") or {})
-    family = UserFamily.__new__(UserFamily)
-    family.name, family.mode = name, section.get("mode", "eval")
-    family.factory = load_factory(section["factory"], workdir, key=f"{key}.factory")
-    family.block = block_of(section["blocks"], key=f"{key}.blocks")
+    chunk_options = {"factory": section["factory"], "options": options,
+                     "blocks": section["blocks"], "mode": section.get("mode", "eval")}
+    family = UserFamily(name, chunk_options, workdir)
     seed, smallest, largest = min(section["seeds"]), min(section["depths"]), max(section["depths"])
     _check_options(key, family.factory, smallest, options)
     shortcuts = sorted(section.get("shortcut", [False, True]))
+    for shortcut in shortcuts:  # the contract's shape, with the plainest messages
+        _, saved_small = _run(key, family, smallest, shortcut, options, seed, True)
+    # Then every arm in every dtype at the smallest depth, as a measuring job
+    # measures it (on the CPU: a GPU may be on other machines), the first twice.
+    dtypes = section.get("dtypes") or ["float32"]
+    blocks = set()
     for shortcut in shortcuts:
-        model, saved_small = _run(key, family, smallest, shortcut, options, seed, True)
-    names = [n for n, _ in model.named_parameters()]
-    if not names:
-        raise FamilyError(f"{key}.factory: the model of {_call_text(smallest, shortcut, options)}"
-                          f" has no parameters; there is no gradient to measure")
-    blocks = sorted({family.block(n) for n in names} - {-1})
-    if not blocks:
-        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
-        raise FamilyError(f"{key}.blocks: {section['blocks']!r} matches none of the model's "
-                          f"parameter names ({shown}); write a pattern whose first group is "
-                          f"the block's number, e.g. 'blocks\\.(\\d+)\\.'")
-    again, _ = _run(key, family, smallest, shortcuts[-1], options, seed)
-    if any(not torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters())):
-        raise FamilyError(f"{key}.factory: two builds after the same torch.manual_seed gave "
-                          f"different weights, so no result could be reproduced; draw every "
-                          f"random number from torch's global generator (not numpy's, "
-                          f"Python's or the clock)")
+        for dtype in dtypes:
+            records = _measured(key, family, smallest, shortcut, dtype, seed, chunk_options)
+            if dtype == dtypes[0]:
+                blocks |= _blocks_of(key, section["blocks"], records, smallest, shortcut,
+                                     options)
+            if (shortcut, dtype) == (shortcuts[0], dtypes[0]):
+                first = records
+    again = _measured(key, family, smallest, shortcuts[0], dtypes[0], seed, chunk_options)
+    if not _same(first, again):
+        raise FamilyError(f"{key}.factory: two cells from the same torch.manual_seed gave "
+                          f"different numbers, so no result could be reproduced; draw every "
+                          f"random number (weights and inputs) from torch's global generator, "
+                          f"not numpy's, Python's or the clock")
+    if section.get("mem_mb"):  # its own estimate: nothing to count
+        return {"blocks": sorted(blocks)}
     parameters, parameter_bytes, saved = _largest(key, family, largest, shortcuts[-1], options,
                                                   seed)
-    if saved is None:  # the meta device could not run it: scale the smallest cell's
-        saved = saved_small * largest / smallest
+    scale = largest / smallest  # where the meta device cannot: the smallest cell, scaled
+    if parameters is None:
+        small = sum(r["numel"] for r in first)
+        parameters, parameter_bytes = int(small * scale), int(4 * small * scale)
+    if saved is None:
+        saved = saved_small * scale
     return {"parameters": parameters, "parameter_bytes": parameter_bytes,
-            "saved_bytes": int(saved), "blocks": blocks}
+            "saved_bytes": int(saved), "blocks": sorted(blocks)}
+
+
+def _measured(key, family, depth, shortcut, dtype, seed, chunk_options):
+    """One cell through the measurement's runner, as a job measures it."""
+    from shortcutbench.core.families import spec
+    from shortcutbench.measuring.family import measure_cell
+
+    fields = {"model": family.name, "depth": depth, "seed": seed, "shortcut": shortcut,
+              "shortcut_scale": 1.0 if shortcut else 0.0, "branch_scale": "1",
+              "device": "cpu", "dtype": dtype, **spec(family.name).cell_fields({})}
+    try:
+        return measure_cell(family, fields, chunk_options)
+    except FamilyError:
+        raise
+    except Exception as error:
+        raise FamilyError(f"{key}: measuring the cell {_call_text(depth, shortcut, {})} in "
+                          f"{dtype} raised {_said(error)}; a model, its inputs and its loss "
+                          f"must run in every dtype of {key}.dtypes (make loss_fn follow the "
+                          f"output's device and dtype, e.g. labels.to(out.device))") from None
+
+
+def _blocks_of(key, pattern, records, depth, shortcut, options):
+    """The blocks a cell's records found; a FamilyError if none."""
+    found = {r["layer"] for r in records} - {-1}
+    if not found:
+        names = [r["param"] for r in records]
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        raise FamilyError(f"{key}.blocks: {pattern!r} matches none of the parameter names of "
+                          f"{_call_text(depth, shortcut, options)} ({shown}); write a pattern "
+                          f"whose first group is the block's number, e.g. "
+                          f"'blocks\\.(\\d+)\\.'")
+    return found
+
+
+def _same(a, b):
+    """Two cells' records equal, NaN equal to NaN."""
+    def plain(value):
+        return "nan" if isinstance(value, float) and math.isnan(value) else value
+    return len(a) == len(b) and all(
+        {k: plain(v) for k, v in x.items()} == {k: plain(v) for k, v in y.items()}
+        for x, y in zip(a, b))
 
 
 def _largest(key, family, depth, shortcut, options, seed):
     """Parameters, their bytes and the bytes autograd keeps at the largest
-    depth, on the meta device (shapes only); saved is None where the model
-    cannot run there (a data-dependent op)."""
+    depth, on the meta device (shapes only, no memory, no time); saved is
+    None where the model cannot run there (a data-dependent op), and all
+    three are None where it cannot even be built there."""
     try:
         with torch.device("meta"):
             model, saved = _run(key, family, depth, shortcut, options, seed, True)
     except FamilyError:
-        with torch.device("meta"):
-            torch.manual_seed(seed)
-            try:
+        try:
+            with torch.device("meta"):
+                torch.manual_seed(seed)
                 model = family.factory(depth=depth, shortcut=shortcut, **options)[0]
-            except Exception as error:
-                raise FamilyError(f"{key}.factory: {_call_text(depth, shortcut, options)} "
-                                  f"raised {_said(error)} at the largest depth; fix the "
-                                  f"factory or {key}.depths") from None
+        except Exception:
+            return None, None, None
         saved = None
     parameters = sum(p.numel() for p in model.parameters())
     return parameters, sum(p.numel() * p.element_size() for p in model.parameters()), saved

@@ -40,7 +40,8 @@ SCHEMA = schema()
 # (and step outside of).  Annotations are harmless.
 UNDERSTOOD = {"type", "properties", "required", "additionalProperties", "propertyNames",
               "items", "minItems", "maxItems", "uniqueItems", "minimum", "maximum",
-              "exclusiveMinimum", "enum", "pattern", "anyOf", "contains", "const", "if", "then"}
+              "exclusiveMinimum", "enum", "pattern", "anyOf", "contains", "const", "if", "then",
+              "not"}
 ANNOTATIONS = {"$schema", "$defs", "description", "default", "title", "examples"}
 
 
@@ -348,7 +349,8 @@ def _(draw, config, path, node, value):
                 [key_path(path) + ":", repr(bad), f"does not match {node['pattern']!r}"])
 
 
-@mutation("bad name for an entry", lambda node, value, path: "propertyNames" in node)
+@mutation("bad name for an entry", lambda node, value, path: "pattern" in node.get(
+    "propertyNames", {}))
 def _(draw, config, path, node, value):
     pattern = node["propertyNames"]["pattern"]
     bad = draw(st.one_of(st.sampled_from(["Bad", "1st", "a-b", "a.b", "", "_x", "über"]),
@@ -451,8 +453,8 @@ def _(draw, config, path, node, value):
                 [key_path(path) + ":", repr(bad)])
 
 
-@mutation("trailing newline in an entry name", lambda node, value, path: "propertyNames" in node
-          and value)
+@mutation("trailing newline in an entry name", lambda node, value, path: "pattern" in node.get(
+    "propertyNames", {}) and value)
 def _(draw, config, path, node, value):
     name = draw(st.sampled_from(sorted(value)))
     renamed = {(k + "\n" if k == name else k): v for k, v in value.items()}

@@ -2,7 +2,8 @@
 import sys
 
 from shortcutbench.core.config import ConfigError, read_config_files, validate_config
-from shortcutbench.core.families import MLP, check_user_families, figures_of
+from shortcutbench.core.families import MLP, spec
+from shortcutbench.core.family_check import check_user_families
 from shortcutbench.core.sweep import (
     CHUNK_PATTERN,
     PREFIX_PATTERN,
@@ -19,9 +20,12 @@ SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.ya
 try:
     SWEEP = validate_config(config, SCHEMA, file_config=read_config_files(CONFIG_FILES))
     # A family of the user's own is built and run once, in a process of its
-    # own, before any job: each problem named with its config key.
+    # own, before any job: each problem named with its config key.  Only by
+    # the snakemake the user runs: a cluster job parses this file again.
     try:
-        CHECKS = check_user_families(SWEEP, os.getcwd())
+        CHECKS = (
+            check_user_families(SWEEP, os.getcwd()) if workflow.is_main_process else {}
+        )
     except ValueError as error:
         raise ConfigError(
             f"Invalid config; nothing was run.\n  config key {error}"
@@ -46,7 +50,8 @@ HAS_MLP = MLP in MODELS
 # Every family's figures (analysis/family_figures.py and its hook's).
 FAMILY_STEMS = {
     name: {
-        figure: f"results/figures/family/{name}/{figure}" for figure in figures_of(name)
+        figure: f"results/figures/family/{name}/{figure}"
+        for figure in spec(name).figures
     }
     for name in MODELS
 }

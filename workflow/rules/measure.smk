@@ -1,7 +1,8 @@
 rule measure:
-    """Measure one chunk: every cell of a block of seeds at one (device,
-    dtype, activation, width); one row per cell x layer, and the chunk's
-    partial results (counts, moments, histograms per group)."""
+    """Measure one chunk: every cell of a block of seeds of one family at
+    one device and dtype (the MLP's: also one activation and width); one
+    row per cell x layer (every other family's: per parameter), and the
+    chunk's partial results (counts, moments, histograms per group)."""
     output:
         records="results/{chunk}.parquet",
         # small partial results of the chunk, read by rule merge; beside,

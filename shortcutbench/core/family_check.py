@@ -1,0 +1,47 @@
+"""Checking a family of the user's own before any job runs, in a process of
+its own: the workflow's process never imports torch or the user's code
+(measuring/user_family.py's `check` does the work)."""
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from shortcutbench.core.families import SHIPPED, sections
+
+CHECK_SECONDS = 600  # a factory that takes longer to build and run its cells is stuck
+
+
+def check_user_families(config: dict[str, Any], workdir: str) -> dict[str, dict[str, Any]]:
+    """Check every user family `models` lists; returns {name: what its check
+    measured}; raises ValueError('families.NAME...: what is wrong and the
+    fix')."""
+    facts = {}
+    for name, section in sections(config).items():
+        if name in SHIPPED:
+            continue
+        request = json.dumps({"name": name, "section": section,
+                              "workdir": os.path.abspath(workdir)})
+        try:
+            done = subprocess.run([sys.executable, "-m", "shortcutbench.measuring.user_family"],
+                                  input=request, capture_output=True, text=True,
+                                  timeout=CHECK_SECONDS, check=False)
+        except subprocess.TimeoutExpired:
+            raise ValueError(f"families.{name}.factory: building and measuring the smallest "
+                             f"cells took more than {CHECK_SECONDS} s; make the factory "
+                             f"faster") from None
+        lines = done.stdout.strip().splitlines()
+        try:
+            answer = json.loads(lines[-1]) if lines else None
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+            raise ValueError(f"families.{name}: its check crashed (exit {done.returncode}, "
+                             f"{sys.executable}) before it could answer; does that Python "
+                             f"have torch?\n{tail}")
+        if not answer.get("ok"):
+            raise ValueError(answer.get("error", f"families.{name}: its check failed"))
+        facts[name] = answer
+    return facts
