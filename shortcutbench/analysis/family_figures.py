@@ -22,7 +22,7 @@ from shortcutbench.analysis.partials_frame import read_partials
 from shortcutbench.analysis.style import Arms, empty, grid, header, log_y, save, setup
 from shortcutbench.analysis.variants import overview_variants
 from shortcutbench.core import arms as arm_forms
-from shortcutbench.core.families import FIGURES
+from shortcutbench.core.families import FIGURES, NUMBERS_FORMAT
 from shortcutbench.core.files import write_json
 
 MAX_PANELS = 6
@@ -155,5 +155,5 @@ def make_families(partials_path, names, sections, json_path, stems):
             for figure, fig in figures.items():
                 save(fig, stems[name][figure])
         out.append(numbers)
-    write_json({"band": band, "families": out}, json_path)
+    write_json({"format": NUMBERS_FORMAT, "band": band, "families": out}, json_path)
     return out

@@ -40,6 +40,8 @@ MLP, GPT, RESNET = "mlp", gpt.NAME, resnet.NAME
 NOT_APPLICABLE = "-"
 # The figures every family gets (analysis/family_figures.py).
 FIGURES = ("profile", "healthy", "first")
+# results/families.json's format: a newer one re-makes it (a rule param).
+NUMBERS_FORMAT = 1
 
 
 @dataclass(frozen=True)
