@@ -259,9 +259,11 @@ AuthType=auth/munge
 CredType=cred/munge
 MpiDefault=none
 # A requeued job (its node failed) waits cred_expire + 1 s before it starts
-# again: 121 s by default, too long for a test.  Job steps here start in
-# well under a second, so credentials of 10 s are plenty.
-AuthInfo=cred_expire=10
+# again, 121 s by default, and sacct shows it as NODE_FAIL meanwhile.  30 s
+# keeps the tests short and is still longer than the gaps between the
+# plugin's status checks in them (1, 11, 21 s while nothing ends), so that the
+# plugin sees the NODE_FAIL.  Job steps here start in well under a second.
+AuthInfo=cred_expire=30
 
 StateSaveLocation=$SPOOL_DIR/slurmctld
 # Several slurmd on one host (slurmd -N NAME): %n is the node's name.
