@@ -47,7 +47,7 @@ test: test-env
 test-fast: test-env
 	pytest -m "not slow"
 
-## test-cluster: bring up a one-node SLURM cluster here (root), run the sweep through it, stop it
+## test-cluster: bring up a three-node SLURM cluster here (root), run sweeps through it (one loses a node), stop it
 test-cluster: test-env
 	bash tests/cluster/run.sh
 

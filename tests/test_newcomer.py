@@ -108,7 +108,7 @@ def test_the_job_grouping_lives_in_the_workflow_profile():
     site = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
     workflow = yaml.safe_load((REPO / "workflow/profiles/default/config.yaml").read_text())
     assert "group-components" not in site and site["executor"] == "slurm"
-    assert workflow["group-components"] == {"measure-cpu": 20}
+    assert workflow["group-components"] == {"measure-cpu": 8}
 
 
 # ------------------------------------------------------------ --report in the runtime env

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make test-cluster`: the workflow through SLURM, on a single-node cluster
+# `make test-cluster`: the workflow through SLURM, on a multi-node cluster
 # on this machine.
 #
 #   bash tests/cluster/run.sh [pytest args...]

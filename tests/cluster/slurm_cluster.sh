@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Single-node SLURM cluster on this machine, for shortcutbench's integration
+# A multi-node SLURM cluster on this machine, for shortcutbench's integration
 # tests (Snakemake's SLURM executor plugin shells out to sbatch/squeue/sacct).
 #
 #   bash tests/cluster/slurm_cluster.sh install   # apt packages (idempotent)
@@ -14,8 +14,11 @@
 #   partition main      (Default=YES)
 #   account   shortcutbench (root's default account; associations are enforced,
 #                        so a wrong slurm_account is rejected at submit time)
-#   node      $(hostname -s), real CPU count, RealMemory ~95% of real,
-#             one fake GPU (gres gpu:1 backed by /dev/null)
+#   nodes     node1 .. nodeN (N = SHORTCUTBENCH_SLURM_NODES, default 3), each
+#             its own slurmd (`slurmd -N nodeK`, own port, spool dir and log)
+#             on this host, each with a share of its CPUs (at least one) and
+#             of ~95% of its memory; node1 alone has one fake GPU (gres gpu:1
+#             backed by /dev/null), so a GPU job must land there.
 #
 # Config is written to the state dir and installed into /etc/slurm, the
 # compiled-in default location, so that every later process (sbatch, sacct,
@@ -27,6 +30,8 @@
 #   SLURM_STATE_DIR              state/logs/pids (default /tmp/shortcutbench-slurm)
 #   SHORTCUTBENCH_SLURM_DB_PORT  private MariaDB TCP port (default 3307, so a
 #                                system MariaDB on 3306 is left alone)
+#   SHORTCUTBENCH_SLURM_NODES    how many nodes (default 3); node K's slurmd
+#                                listens on 127.0.0.1:$((6830 + K))
 #
 # Daemons are started in the foreground (-D/-F) behind setsid, so $! is the
 # daemon itself: its PID goes to $SLURM_STATE_DIR/run/<daemon>.pid and `down`
@@ -39,11 +44,18 @@ STATE_DIR=${SLURM_STATE_DIR:-/tmp/shortcutbench-slurm}
 [[ $STATE_DIR == /* && $STATE_DIR != *[[:space:]]* ]] \
     || { echo "SLURM_STATE_DIR must be an absolute path without spaces: '$STATE_DIR'" >&2; exit 2; }
 DB_PORT=${SHORTCUTBENCH_SLURM_DB_PORT:-3307}
+N_NODES=${SHORTCUTBENCH_SLURM_NODES:-3}
+[[ $N_NODES =~ ^[1-9][0-9]*$ ]] \
+    || { echo "SHORTCUTBENCH_SLURM_NODES must be a whole number of nodes, at least 1: '$N_NODES'" >&2; exit 2; }
 
 CLUSTER=shortcutbench
 ACCOUNT=shortcutbench
 PARTITION=main
-NODE=$(hostname -s)
+HOST=$(hostname -s)
+NODES=()
+for ((k = 1; k <= N_NODES; k++)); do NODES+=("node$k"); done
+GPU_NODE=node1
+SLURMD_PORT_BASE=6830
 
 ETC_DIR=$STATE_DIR/etc
 LOG_DIR=$STATE_DIR/log
@@ -55,8 +67,11 @@ SYS_CONF_DIR=/etc/slurm
 MARKER="# Managed by shortcutbench tests/cluster/slurm_cluster.sh"
 
 PACKAGES=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server)
-# Start order; `down` uses the reverse.
-DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)
+# Start order (`down` stops the nodes first, then the rest in reverse).  A
+# daemon's id is its binary, and for a node's daemon the node's name too:
+# slurmd.node1 runs /usr/sbin/slurmd -N node1.
+DAEMONS=(munged mariadbd slurmdbd slurmctld)
+for node in "${NODES[@]}"; do DAEMONS+=("slurmd.$node"); done
 
 T0=$(date +%s.%N)
 elapsed() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
@@ -106,10 +121,11 @@ pidfile() { echo "$RUN_DIR/$1.pid"; }
 daemon_own_pidfile() { echo "$RUN_DIR/$1.self.pid"; }
 
 # Is PID alive (not a zombie: those have exited and only wait for init to
-# reap them, which PID 1 here does lazily) and still running binary NAME?
-# The name check guards against PID reuse after a reboot or a stale state dir.
+# reap them, which PID 1 here does lazily) and still running the binary of
+# daemon NAME (slurmd.node1: slurmd)?  The check guards against PID reuse
+# after a reboot or a stale state dir.
 pid_is() {
-    local pid=$1 name=$2 st argv0=
+    local pid=$1 name=${2%%.*} st argv0=
     [[ -n $pid && -d /proc/$pid ]] || return 1
     st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
     [[ -n $st && $st != Z ]] || return 1
@@ -144,19 +160,21 @@ launch() {
     daemon_fail "$name" "did not start or exited at once (pid $pid: $*)"
 }
 
-# wait_until TIMEOUT DAEMON DESCRIPTION CMD...: poll CMD; fail fast (with the
-# daemon's logs) if DAEMON dies meanwhile, which is what usually happens on a
-# config error.
+# wait_until TIMEOUT DAEMONS DESCRIPTION CMD...: poll CMD; fail fast (with
+# the daemon's logs) if one of DAEMONS (space-separated ids) dies meanwhile,
+# which is what usually happens on a config error.
 wait_until() {
-    local timeout=$1 daemon=$2 what=$3; shift 3
-    local deadline=$((SECONDS + timeout))
+    local timeout=$1 daemons=$2 what=$3; shift 3
+    local deadline=$((SECONDS + timeout)) daemon
     until "$@" >/dev/null 2>&1; do
-        if [[ -n $daemon ]] && [[ -e $(pidfile "$daemon") ]] && ! our_pid "$daemon" >/dev/null; then
-            daemon_fail "$daemon" "exited while waiting for: $what"
-        fi
+        for daemon in $daemons; do
+            if [[ -e $(pidfile "$daemon") ]] && ! our_pid "$daemon" >/dev/null; then
+                daemon_fail "$daemon" "exited while waiting for: $what"
+            fi
+        done
         if ((SECONDS >= deadline)); then
-            if [[ -n $daemon ]]; then daemon_fail "$daemon" "timed out after ${timeout}s waiting for: $what"; fi
-            die "timed out after ${timeout}s waiting for: $what"
+            for daemon in $daemons; do dump_logs "$daemon"; done
+            die "timed out after ${timeout}s waiting for: $what${daemons:+ (logs: $LOG_DIR)}"
         fi
         sleep 0.3
     done
@@ -206,45 +224,68 @@ write_configs() {
              "$DB_DIR" "$SMOKE_DIR"
     chmod 700 "$ETC_DIR"
 
-    # Node line from slurmd's own hardware detection: if the node line claims
-    # more CPUs/memory than slurmd then reports, slurmctld marks the node
-    # INVALID.  Memory is lowered a bit for the same reason (the detected
-    # value can shrink slightly between boots).
-    local detected cpus mem realmem topo
+    # Every node gets an equal share of what slurmd detects on this host,
+    # rounded down (at least one CPU: more nodes than CPUs share them).  The
+    # node lines differ from the hardware on purpose, which slurmctld accepts
+    # only with SlurmdParameters=config_overrides.  Memory is lowered a bit
+    # so that a share never exceeds what is there (the detected value can
+    # shrink slightly between boots).
+    local detected cpus mem node_cpus node_mem
     detected=$(slurmd -C)
     cpus=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$detected")
     mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$detected")
     [[ $cpus =~ ^[0-9]+$ && $mem =~ ^[0-9]+$ ]] || die "cannot parse 'slurmd -C' output: $detected"
-    realmem=$((mem * 95 / 100))
-    topo=$(grep -o 'Boards=[0-9]* SocketsPerBoard=[0-9]* CoresPerSocket=[0-9]* ThreadsPerCore=[0-9]*' <<<"$detected" || true)
+    node_cpus=$((cpus / N_NODES > 0 ? cpus / N_NODES : 1))
+    node_mem=$((mem * 95 / 100 / N_NODES))
+
+    local node_lines="" k node gres
+    for ((k = 1; k <= N_NODES; k++)); do
+        node=${NODES[k - 1]}
+        gres=""
+        [[ $node == "$GPU_NODE" ]] && gres=" Gres=gpu:1"
+        mkdir -p "$SPOOL_DIR/slurmd/$node"
+        node_lines+="NodeName=$node NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$(slurmd_port "$k")"
+        node_lines+=" CPUs=$node_cpus RealMemory=$node_mem$gres State=UNKNOWN"$'\n'
+    done
 
     cat >"$ETC_DIR/slurm.conf" <<EOF
 $MARKER -- regenerated by 'up'; edit the script, not this file.
 ClusterName=$CLUSTER
 # Node and controller addresses are pinned to loopback: no network but lo here.
-SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 MpiDefault=none
+# A requeued job (its node failed) waits cred_expire + 1 s before it starts
+# again, 121 s by default, and sacct shows it as NODE_FAIL meanwhile.  30 s
+# keeps the tests short and is still longer than the gaps between the
+# plugin's status checks in them (1, 11, 21 s while nothing ends), so that the
+# plugin sees the NODE_FAIL.  Job steps here start in well under a second.
+AuthInfo=cred_expire=30
 
 StateSaveLocation=$SPOOL_DIR/slurmctld
-SlurmdSpoolDir=$SPOOL_DIR/slurmd
+# Several slurmd on one host (slurmd -N NAME): %n is the node's name.
+SlurmdSpoolDir=$SPOOL_DIR/slurmd/%n
 SlurmctldPidFile=$(daemon_own_pidfile slurmctld)
-SlurmdPidFile=$(daemon_own_pidfile slurmd)
+SlurmdPidFile=$(daemon_own_pidfile "slurmd.%n")
+SlurmdParameters=config_overrides
 # In the foreground (-D) slurm daemons log to stderr too, but without
 # timestamps; the script keeps that as log/<daemon>.console.log because early
 # fatal errors (bad config) only show up there.
 SlurmctldLogFile=$LOG_DIR/slurmctld.log
-SlurmdLogFile=$LOG_DIR/slurmd.log
+SlurmdLogFile=$LOG_DIR/slurmd.%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 # The default MailProg does not exist here and slurmctld complains about it.
 MailProg=/bin/true
 
-# No usable cgroups on this machine.
-ProctrackType=proctrack/linuxproc
+# No usable cgroups on this machine.  A job's processes are tracked by their
+# process group: when a node fails, SLURM kills the whole group after
+# KillWait.  (proctrack/linuxproc follows parent links, and misses a process
+# whose parent died first: Snakemake inside a job then outlives it.)
+ProctrackType=proctrack/pgid
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
@@ -253,7 +294,7 @@ SelectType=select/cons_tres
 # CR_CPU (not CR_Core) so one task takes one CPU even on SMT hosts; memory is
 # consumable so --mem requests are checked.
 SelectTypeParameters=CR_CPU_Memory
-DefMemPerCPU=$((realmem / cpus))
+DefMemPerCPU=$((node_mem / node_cpus))
 # Reject jobs that can never run at submit time instead of leaving them
 # pending forever (a pending-forever job hangs a Snakemake run).
 EnforcePartLimits=ALL
@@ -278,19 +319,23 @@ SlurmctldTimeout=30
 InactiveLimit=0
 KillWait=5
 Waittime=0
-# A node that was down (e.g. after 'down'/'up') rejoins by itself.
-ReturnToService=2
+# A node that stopped answering (e.g. after 'down'/'up') rejoins by itself
+# when its slurmd registers again; one set DOWN or DRAIN by hand stays so
+# until 'scontrol update NodeName=... State=RESUME', as on a real cluster.
+ReturnToService=1
+# A batch job whose node fails is requeued (SLURM's default, spelled out:
+# the workflow's profile relies on it, see workflow/profiles/slurm/README.md).
+JobRequeue=1
 
-NodeName=$NODE NodeAddr=127.0.0.1 NodeHostname=$NODE CPUs=$cpus $topo RealMemory=$realmem Gres=gpu:1 State=UNKNOWN
-PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+${node_lines}PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 
-    # A fake GPU: File=/dev/null gives gres/gpu a device to bind without any
-    # hardware; a bare Count= would mark the node invalid.
+    # A fake GPU on one node: File=/dev/null gives gres/gpu a device to bind
+    # without any hardware; a bare Count= would mark the node invalid.
     cat >"$ETC_DIR/gres.conf" <<EOF
 $MARKER
 AutoDetect=off
-NodeName=$NODE Name=gpu File=/dev/null
+NodeName=$GPU_NODE Name=gpu File=/dev/null
 EOF
 
     # The DB password lives only in the state dir; keep it across 'up's so an
@@ -305,7 +350,7 @@ EOF
     cat >"$ETC_DIR/slurmdbd.conf" <<EOF
 $MARKER
 AuthType=auth/munge
-DbdHost=$NODE
+DbdHost=$HOST
 DbdAddr=127.0.0.1
 DbdPort=6819
 SlurmUser=root
@@ -456,17 +501,68 @@ start_slurmctld() {
         ctld_up
 }
 
-start_slurmd() {
-    if our_pid slurmd >/dev/null; then return 0; fi
-    check_port_free slurmd 6818
-    log "starting slurmd"
-    launch slurmd /usr/sbin/slurmd -D
+slurmd_port() { echo $((SLURMD_PORT_BASE + $1)); }  # of node K
+
+start_slurmds() {
+    local k node
+    for ((k = 1; k <= N_NODES; k++)); do
+        node=${NODES[k - 1]}
+        if our_pid "slurmd.$node" >/dev/null; then continue; fi
+        check_port_free "slurmd.$node" "$(slurmd_port "$k")"
+        log "starting slurmd for $node (port $(slurmd_port "$k"))"
+        launch "slurmd.$node" /usr/sbin/slurmd -D -N "$node"
+    done
 }
 
-node_idle() {
-    local st
-    st=$(sinfo -h -n "$NODE" -o %T 2>/dev/null) || return 1
-    [[ $st == idle || $st == mixed || $st == allocated ]]
+# The node daemons any 'up' started, whatever SHORTCUTBENCH_SLURM_NODES says
+# now; plain 'slurmd' in a state dir of the one-node version of this script.
+started_slurmds() {
+    local f id
+    [[ -e $RUN_DIR/slurmd.pid ]] && echo slurmd
+    for f in "$RUN_DIR"/slurmd.*.pid; do
+        [[ -e $f && $f != *.self.pid ]] || continue
+        id=${f##*/}
+        echo "${id%.pid}"
+    done
+}
+
+node_state() { sinfo -h -n "$1" -o %T 2>/dev/null; }
+
+# Every node's slurmd has registered: slurmctld marks a node it has not
+# heard from with '*' (idle*, down*) or as unknown.
+all_nodes_registered() {
+    local node st
+    for node in "${NODES[@]}"; do
+        st=$(node_state "$node") || return 1
+        [[ -n $st && $st != *'*' && $st != unknown* ]] || return 1
+    done
+}
+
+# Exactly NODES, each of which takes jobs.
+all_nodes_take_jobs() {
+    local node st
+    [[ $(sinfo -h -N -o %N 2>/dev/null | sort -u) == "$(printf '%s\n' "${NODES[@]}" | sort)" ]] \
+        || return 1
+    for node in "${NODES[@]}"; do
+        st=$(node_state "$node") || return 1
+        [[ $st == idle || $st == mixed || $st == allocated ]] || return 1
+    done
+}
+
+# A node set DOWN or DRAIN by hand stays so across restarts
+# (ReturnToService=1), e.g. after a node-failure test that was interrupted;
+# 'up' means every node takes jobs, so such a node is resumed.
+resume_nodes_set_aside() {
+    local node st
+    for node in "${NODES[@]}"; do
+        st=$(node_state "$node") || continue
+        case $st in
+            down | drain* | drained)
+                log "resuming $node, left $st ($(sinfo -h -n "$node" -o %E))"
+                scontrol update NodeName="$node" State=RESUME
+                ;;
+        esac
+    done
 }
 
 # ----------------------------------------------------------- smoke test -----
@@ -478,14 +574,17 @@ sacct_lists_completed() {
     grep -x "$1|COMPLETED" <<<"$out" >/dev/null && grep -x "$2|COMPLETED" <<<"$out" >/dev/null
 }
 
-# Checks what the workflow relies on: sbatch and srun run jobs, sacct sees
-# them (Snakemake's plugin submits with sbatch and polls sacct), the fake GPU
-# is schedulable, and an impossible request is rejected at once instead of
-# pending forever.  The batch job is polled through sacct rather than with
-# `sbatch --wait`, whose back-off polling adds up to ~10 s.
+node_daemons() { local node; for node in "${NODES[@]}"; do printf 'slurmd.%s ' "$node"; done; }
+
+# Checks what the workflow relies on: sbatch and srun run jobs on every node,
+# sacct sees them (Snakemake's plugin submits with sbatch and polls sacct),
+# the fake GPU is schedulable on its node and only there, and an impossible
+# request is rejected at once instead of pending forever.  The batch job is
+# polled through sacct rather than with `sbatch --wait`, whose back-off
+# polling adds up to ~10 s.
 cmd_selftest() {
     check_installed
-    local t0=$SECONDS out jid_srun jid_batch cpus
+    local t0=$SECONDS out jid_srun jid_batch cpus ran_on gpu_node
 
     # shellcheck disable=SC2016  # expanded inside the job, not here
     jid_batch=$(timeout 30 sbatch --parsable --gpus=1 --job-name=sb-smoke-gpu \
@@ -494,16 +593,21 @@ cmd_selftest() {
         || daemon_fail slurmctld "'sbatch --gpus=1' was rejected"
     jid_batch=${jid_batch%%;*}
 
+    # One task on every node, in one job step.
     # shellcheck disable=SC2016  # expanded inside the job, not here
-    out=$(timeout 60 srun --quiet -N1 -n1 --job-name=sb-smoke-srun bash -c 'echo "$SLURM_JOB_ID"') \
-        || daemon_fail slurmd "trivial 'srun' job failed"
-    jid_srun=$(tr -dc '0-9' <<<"$out")
+    out=$(timeout 60 srun --quiet -N"$N_NODES" --ntasks-per-node=1 --job-name=sb-smoke-srun \
+        bash -c 'echo "$SLURM_JOB_ID $SLURMD_NODENAME"') \
+        || daemon_fail slurmctld "trivial 'srun' job on all $N_NODES nodes failed"
+    jid_srun=$(awk 'NR == 1 {print $1}' <<<"$out")
+    ran_on=$(awk '{print $2}' <<<"$out" | sort | tr '\n' ' ')
+    [[ $ran_on == "$(printf '%s\n' "${NODES[@]}" | sort | tr '\n' ' ')" ]] \
+        || die "an srun on all nodes ran on '$ran_on', expected ${NODES[*]}"
 
-    cpus=$(scontrol show node "$NODE" | sed -n 's/.*CPUTot=\([0-9]*\).*/\1/p')
+    cpus=$(sinfo -h -N -o %c | sort -n | tail -n 1)
     if out=$(timeout 20 sbatch --parsable -N1 -n1 --cpus-per-task=$((cpus + 1)) \
             --job-name=sb-smoke-toobig -o /dev/null --wrap true 2>&1); then
         scancel "${out%%;*}" 2>/dev/null || true
-        die "a job asking for $((cpus + 1)) CPUs on a $cpus-CPU node was accepted (EnforcePartLimits not in effect?)"
+        die "a job asking for $((cpus + 1)) CPUs on nodes of at most $cpus was accepted (EnforcePartLimits not in effect?)"
     fi
     log "smoke: $((cpus + 1))-CPU job rejected at submit: $out"
 
@@ -512,9 +616,11 @@ cmd_selftest() {
     # start, leaving a placeholder row named "allocation" for a second or so.
     # So query the way Snakemake's plugin does (by job name) until both jobs
     # show up there as COMPLETED.
-    wait_until 60 slurmd "sacct --name to list jobs $jid_srun (srun) and $jid_batch (sbatch --gpus=1) as COMPLETED (batch output: $SMOKE_DIR/$jid_batch.out)" \
+    wait_until 60 "$(node_daemons)" "sacct --name to list jobs $jid_srun (srun) and $jid_batch (sbatch --gpus=1) as COMPLETED (batch output: $SMOKE_DIR/$jid_batch.out)" \
         sacct_lists_completed "$jid_srun" "$jid_batch"
-    log "smoke: srun job $jid_srun and sbatch --gpus=1 job $jid_batch COMPLETED in sacct;" \
+    gpu_node=$(sacct -X -n -P -j "$jid_batch" -o NodeList)
+    [[ $gpu_node == "$GPU_NODE" ]] || die "the GPU job $jid_batch ran on '$gpu_node', not on $GPU_NODE, the one node with a GPU"
+    log "smoke: srun job $jid_srun ran on ${ran_on% }; sbatch --gpus=1 job $jid_batch on $gpu_node;" \
         "batch output: $(cat "$SMOKE_DIR/$jid_batch.out" 2>/dev/null); selftest took $((SECONDS - t0))s"
 }
 
@@ -528,25 +634,39 @@ all_ours_running() {
     done
 }
 
+# What slurmctld and the slurmds read, once, when they start: `up` restarts
+# them when it writes other configs (another SHORTCUTBENCH_SLURM_NODES, a
+# new version of this script).
+slurm_configs() { cat "$ETC_DIR/slurm.conf" "$ETC_DIR/gres.conf" 2>/dev/null || true; }
+
 cmd_up() {
     need_root
     check_installed
-    if all_ours_running && ctld_up && node_idle; then
+    if all_ours_running && ctld_up && all_nodes_take_jobs; then
         log "already up (state dir $STATE_DIR); nothing to do"
         return 0
     fi
     mkdir -p "$STATE_DIR"
+    local before
+    before=$(slurm_configs)
     write_configs
+    if [[ -n $before && $before != "$(slurm_configs)" ]] && our_pid slurmctld >/dev/null; then
+        log "slurm.conf changed: restarting slurmctld and the nodes"
+        stop_slurm_daemons
+    fi
     start_munged
     start_mariadbd
     start_slurmdbd
     register_accounting
     start_slurmctld
-    start_slurmd
-    wait_until 30 slurmd "node $NODE to become idle in sinfo (see: sinfo -R; scontrol show node $NODE)" node_idle
+    start_slurmds
+    wait_until 30 "$(node_daemons)" "every node's slurmd to register (see: sinfo -N; $LOG_DIR/slurmd.NODE.log)" \
+        all_nodes_registered
+    resume_nodes_set_aside
+    wait_until 30 "$(node_daemons)" "every node to take jobs (see: sinfo -N; sinfo -R)" all_nodes_take_jobs
     cmd_selftest
     log "cluster up in $(elapsed)s:" \
-        "cluster=$CLUSTER partition=$PARTITION account=$ACCOUNT node=$NODE state=$STATE_DIR"
+        "cluster=$CLUSTER partition=$PARTITION account=$ACCOUNT nodes=${NODES[*]} state=$STATE_DIR"
 }
 
 # --------------------------------------------------------------- down -----
@@ -572,6 +692,13 @@ stop_daemon() {
     die "$name (pid $pid) survived SIGKILL"
 }
 
+# Every node daemon any 'up' started, then slurmctld.
+stop_slurm_daemons() {
+    local id
+    for id in $(started_slurmds); do stop_daemon "$id"; done
+    stop_daemon slurmctld
+}
+
 cmd_down() {
     need_root
     [[ -d $RUN_DIR ]] || { log "not up (no $RUN_DIR); nothing to do"; return 0; }
@@ -588,11 +715,12 @@ cmd_down() {
                   && ((SECONDS < deadline)); do sleep 0.5; done
         fi
     fi
-    local i pid stopped=()
-    for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
-        pid=$(our_pid "${DAEMONS[i]}") && stopped+=("$pid")
-        stop_daemon "${DAEMONS[i]}"
+    local i pid id stopped=()
+    for id in $(started_slurmds) slurmctld slurmdbd mariadbd munged; do
+        pid=$(our_pid "$id") && stopped+=("$pid")
     done
+    stop_slurm_daemons
+    for id in slurmdbd mariadbd munged; do stop_daemon "$id"; done
     # Exited daemons linger as zombies until PID 1 reaps them, which it does
     # lazily on this machine (~2 s); wait a little so `ps` right after `down`
     # is clean, but don't fail on it: a zombie is not a running daemon.
@@ -627,18 +755,18 @@ uninstall_system_configs() {
 
 cmd_status() {
     local d pid any=0
-    echo "state dir: $STATE_DIR   cluster=$CLUSTER partition=$PARTITION account=$ACCOUNT node=$NODE"
-    for d in "${DAEMONS[@]}"; do
+    echo "state dir: $STATE_DIR   cluster=$CLUSTER partition=$PARTITION account=$ACCOUNT nodes=${NODES[*]}"
+    for d in munged mariadbd slurmdbd slurmctld $( (printf 'slurmd.%s\n' "${NODES[@]}"; started_slurmds) | sort -u); do
         if pid=$(our_pid "$d"); then
-            printf '  %-10s running (pid %s)\n' "$d" "$pid"; any=1
+            printf '  %-14s running (pid %s)\n' "$d" "$pid"; any=1
         elif [[ $d == munged ]] && munge_works; then
-            printf '  %-10s running (not started by this script)\n' "$d"
+            printf '  %-14s running (not started by this script)\n' "$d"
         else
-            printf '  %-10s stopped\n' "$d"
+            printf '  %-14s stopped\n' "$d"
         fi
     done
     if ((any)) && ctld_up; then
-        sinfo -o '%P %a %D %T %C %G' 2>/dev/null | sed 's/^/  /' || true
+        sinfo -N -o '%N %P %T %c %m %G' 2>/dev/null | sed 's/^/  /' || true
     fi
 }
 
@@ -647,7 +775,7 @@ case ${1:-} in
     up)       cmd_up ;;
     down)     cmd_down ;;
     status)   cmd_status ;;
-    running)  all_ours_running && ctld_up && node_idle ;;
+    running)  all_ours_running && ctld_up && all_nodes_take_jobs ;;
     selftest) cmd_selftest ;;
     *) echo "usage: $0 {install|up|down|status|running|selftest}" >&2; exit 2 ;;
 esac
