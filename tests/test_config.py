@@ -77,7 +77,8 @@ def test_the_mlps_keys_are_required_only_with_the_mlp():
     assert "'depths', 'seeds' and 'widths' are required" in message
     assert message.count("required") == 1  # one message for one mistake
     assert "or leave mlp out of models" in message
-    check({**config, "models": ["resnet"]})  # no MLP: none of them needed
+    # no MLP: none of them needed (training is the MLP's, so it goes too)
+    check({**{k: v for k, v in config.items() if k != "training"}, "models": ["resnet"]})
 
 
 def test_every_error_is_reported_at_once():
