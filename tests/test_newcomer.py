@@ -112,7 +112,7 @@ def test_the_job_grouping_lives_in_the_workflow_profile():
 
 # ------------------------------------------------------------ --report in the runtime env
 
-def test_only_modules(requirements):
+def modules_not_in(requirements):
     """Top-level modules of the installed distributions that `requirements`
     (a pip freeze) does not name: what `make test-env` adds to `make env`."""
     import importlib.metadata
@@ -151,7 +151,7 @@ def test_snakemakes_own_report_works_in_the_runtime_environment(tmp_path):
     first, by itself.)"""
     hidden = tmp_path / "hidden"
     hidden.mkdir()
-    modules = test_only_modules(REPO / "requirements.txt")
+    modules = modules_not_in(REPO / "requirements.txt")
     assert {"pytest", "playwright", "hypothesis"} <= set(modules)
     (hidden / "sitecustomize.py").write_text(HIDE_MODULES.format(modules=modules))
     env = {**snakemake_environment(), "PYTHONPATH": str(hidden),
