@@ -253,10 +253,11 @@ def family_problem(config):
             return (f"families.{name}: {name!r} is the name of a shipped family "
                     f"({', '.join(families.SHIPPED)}); give your family another name")
     if families.MLP not in config["models"]:
-        for key in ("studies", "training"):
+        what = {"studies": "the studies are the MLP's further sweeps",
+                "training": "the training runs are the MLP's"}
+        for key, words in what.items():
             if config.get(key) and config[key].get("enabled", True):
-                return (f"{key}: {key} are the MLP's (its further sweeps, its training "
-                        f"runs); add mlp to models, or remove {key}")
+                return f"{key}: {words}; add mlp to models, or remove {key}"
     for spec in families.SPECS.values():  # what the schema cannot check of a section
         if spec.check is not None and spec.section in config:
             try:
