@@ -70,6 +70,14 @@ def fmt_full(x):
     return str(x)
 
 
+def fmt_key(x):
+    """A table cell's value to six significant digits: what the page sorts
+    by and shows on hover (the exact values are in results/)."""
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return str(x)
+
+
 def fmt_times(x, digits=2):
     """A ratio as 'a × 10ⁿ' (HTML with <sup>), or plain when near 1."""
     from markupsafe import Markup
@@ -167,8 +175,8 @@ def environment():
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(num=fmt_num, full=fmt_full, times=fmt_times, decades=fmt_decades,
-                       seeds=describe_seeds)
+    env.filters.update(num=fmt_num, full=fmt_full, key=fmt_key, times=fmt_times,
+                       decades=fmt_decades, seeds=describe_seeds)
     env.globals.update(variant_label=variant_label, finite=_finite,
                        label_arm=label_arm)
     return env

@@ -224,6 +224,13 @@
     show();
   }
 
+  // A number's six digits on hover: from its sort key, so that the page
+  // carries them once.
+  document.addEventListener("mouseover", function (event) {
+    var cell = event.target.closest ? event.target.closest("td.num[data-v]") : null;
+    if (cell && !cell.title) { cell.title = cell.getAttribute("data-v"); }
+  });
+
   var value = function (cell) {
     var v = cell.getAttribute("data-v");
     if (v === null) { v = cell.textContent.trim(); }
