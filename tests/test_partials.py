@@ -256,3 +256,27 @@ def test_partials_of_real_cells_equal_the_whole_table():
     for split in (1, 2, 6):
         merged = partials_of_records(frame, chunks=split)
         assert_frames_equal(whole, summary_frame(to_frames(merged)["layers"])[whole.columns])
+
+
+@pytest.mark.parametrize("chunks", [1, 4])
+def test_the_mlps_blocks_derived_from_its_layers_equal_its_profile_counted(chunks):
+    """The MLP's blocks rows are not stored: derived from the layers table,
+    they equal the counts and log10 moments of every layer's weight."""
+    from shortcutbench.core import cell_stats
+
+    g = records()
+    frame = to_frames(partials_of_records(g, chunks=chunks))["blocks"]
+    assert set(frame["model"]) == {"mlp"}
+    columns = {name: np.asarray(g[name]) for name in g.columns}
+    order = np.lexsort((columns["layer"], partials._codes(columns, partials.CELL_COLUMNS)))
+    columns = {name: v[order] for name, v in columns.items()}
+    starts, depths = cell_stats.cell_bounds(columns["layer"])
+    cells = {name: columns[name][starts] for name in partials.CELL_COLUMNS}
+    direct = partials._blocks(cells, np.repeat(np.arange(len(starts)), depths),
+                              columns["layer"], columns["grad_abs_mean"])
+    direct = pd.DataFrame(direct["rows"], columns=direct["columns"])
+    assert len(direct) == len(frame) and set(direct["n_finite"] < direct["n"]) == {False, True}
+    if chunks == 1:  # the same arithmetic: the same bits
+        pd.testing.assert_frame_equal(frame.reset_index(drop=True), direct, check_dtype=False)
+    else:
+        assert_frames_equal(frame.reset_index(drop=True), direct)

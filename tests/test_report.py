@@ -20,7 +20,6 @@ from shortcutbench.analysis import render as page
 from shortcutbench.analysis import tables as report
 from shortcutbench.analysis.variants import describe_seeds
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS
-from shortcutbench.core.families import FIGURES as FAMILY_FIGURE_NAMES
 from shortcutbench.core.records import COLUMNS
 
 BOOK_CELL = {**BOOK_CASE, "init": "pytorch", "norm": "none"}
@@ -119,8 +118,7 @@ def families_of(gradients):
                                   "families": [families.family_numbers(frames, "mlp")]}))
 
 
-FAMILY_FIGURES = {"mlp": {name: (TINY_SVG, f"results/figures/family/mlp/{name}.svg")
-                          for name in FAMILY_FIGURE_NAMES}}
+FAMILY_FIGURES = {"mlp": {}}
 
 
 def page_html(tables, figures, provenance, laws=None, gradients=None):
@@ -353,9 +351,8 @@ def test_strings_from_the_config_are_escaped():
 def test_figures_are_inline_with_their_size():
     page = render(make_gradients())
     images = re.findall(r"<img [^>]*>", page)
-    # the MLP's headline, one profile, attenuation and heat map; its family
-    # figures are drawn (results/figures/family/mlp/) but the MLP's own
-    # sections show what they show
+    # the MLP's headline, one profile, attenuation and heat map (it has no
+    # generic family figures: its own sections show what they would)
     assert len(images) == 4
     for tag in images:
         assert 'src="data:image/svg+xml;base64,' in tag

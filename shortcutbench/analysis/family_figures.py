@@ -9,7 +9,8 @@
 
 `make_families` is rule `families`: results/families.json (every family's
 numbers, and what its hook adds) and these figures, plus the hook's own, for
-every family the config's models list.  No torch.
+every family the config's models list; the MLP's numbers only (its own rules
+draw its richer figures: figures.smk).  No torch.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import numpy as np
 
 from shortcutbench.analysis import families as numbers_of
 from shortcutbench.analysis.family_hooks import HOOKS
-from shortcutbench.analysis.partials_frame import read_partials
+from shortcutbench.analysis.partials_frame import facts, read_partials
 from shortcutbench.analysis.style import Arms, empty, grid, header, log_y, save, setup
 from shortcutbench.analysis.variants import overview_variants
 from shortcutbench.core import arms as arm_forms
-from shortcutbench.core.families import FIGURES, NUMBERS_FORMAT
+from shortcutbench.core import families
+from shortcutbench.core.families import NUMBERS_FORMAT
 from shortcutbench.core.files import write_json
 
 MAX_PANELS = 6
@@ -138,15 +140,15 @@ DRAW = {"profile": profile_figure, "healthy": healthy_figure, "first": first_fig
 def make_families(partials_path, names, sections, json_path, stems):
     """Rule families: results/partials.json -> results/families.json and,
     per family, its figures (stems: {family: {figure: path without
-    extension}}, FIGURES and its hook's)."""
+    extension}}: its spec's generic figures and its hook's)."""
     frames = read_partials(partials_path)
-    seeds = frames["cells"].attrs.get("family_seeds", {})
-    band = frames["cells"].attrs.get("band")
+    seeds = facts(frames["cells"]).get("family_seeds", {})
+    band = facts(frames["cells"]).get("band")
     out = []
     for name in names:
         numbers = numbers_of.family_numbers(frames, name, sections.get(name),
                                             seeds.get(name))
-        for figure in FIGURES:
+        for figure in families.spec(name).generic_figures:
             save(DRAW[figure](numbers), stems[name][figure])
         hook = HOOKS.get(name)
         if hook is not None:
@@ -155,5 +157,7 @@ def make_families(partials_path, names, sections, json_path, stems):
             for figure, fig in figures.items():
                 save(fig, stems[name][figure])
         out.append(numbers)
-    write_json({"format": NUMBERS_FORMAT, "band": band, "families": out}, json_path)
+    # megabytes for a sweep of many variants, read by the report: compact
+    write_json({"format": NUMBERS_FORMAT, "band": band, "families": out}, json_path,
+               compact=True)
     return out

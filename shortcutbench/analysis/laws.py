@@ -95,12 +95,15 @@ def _labelled(frame):
     return frame.assign(branch_scale=frame["branch_scale"].map(branch_label))
 
 
-def _layer_rows(layers, row, layer):
-    """The layers frame's rows of `row`'s group at one layer."""
-    mask = layers["layer"] == layer
-    for column in GROUP_COLUMNS:
-        mask &= layers[column] == row[column]
-    return layers[mask]
+def layer_lookup(layers):
+    """rows(group, layer): the layers frame's rows of a cells frame row's
+    group at one layer, from one index of the frame (not a scan per call)."""
+    index = layers.groupby(GROUP_COLUMNS + ["layer"], sort=False).indices
+
+    def rows(group, layer):
+        key = (*(group[c] for c in GROUP_COLUMNS), layer)
+        return layers.iloc[index.get(key, [])]
+    return rows
 
 
 def predicted_factor(row, statistic="abs"):
@@ -327,7 +330,7 @@ def shortcut_finding(partials):
     cells = main[main["shortcut"] & (main["shortcut_scale"] == 1) & (main["branch_scale"] == "1")]
     if cells.empty:
         return not_measured("shortcut", "shortcut: [true]")
-    layers = partials["main"]["layers"]
+    layer_rows = layer_lookup(partials["main"]["layers"])
     rows = factor_rows(cells, ["width", "activation"])
     for r in rows:
         group = r["group"]
@@ -341,7 +344,7 @@ def shortcut_finding(partials):
                                    group["init"])
             r["stream_rms_predicted"] = math.sqrt(mf["q_in"][last])
             r["stream_offset_predicted"] = mf["m_in"][last] ** 2 / mf["q_in"][last]
-        stream = _layer_rows(layers, group, last - 1)
+        stream = layer_rows(group, last - 1)
         n, mean, m2 = intervals.pool_moments(stream["output_rms_n_pos"],
                                              stream["output_rms_log10_mean"],
                                              stream["output_rms_log10_m2"])

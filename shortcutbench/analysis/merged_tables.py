@@ -3,6 +3,7 @@ results/lines.csv (checked against the sha256 the merge recorded), one
 variant's rows, one arm's rows, and the arms they hold.  No torch.
 """
 
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,13 @@ def select(frame, variant):
     return frame[mask]
 
 
+@cache
+def recorded_sha256(partials_path) -> dict:
+    """{file name: sha256} the merge recorded in partials.json, read once
+    per job (the file is megabytes; a job may read two tables)."""
+    return read_json(partials_path).get("files_sha256", {})
+
+
 def read_table(path, partials_path=None):
     """results/summary.csv or results/lines.csv, alpha kept as its label:
     the MLP's rows (every family's figures are analysis/family_figures.py's).
@@ -46,7 +54,7 @@ def read_table(path, partials_path=None):
     if partials_path is not None:
         from shortcutbench.core.store import verify
 
-        recorded = read_json(partials_path).get("files_sha256", {}).get(Path(path).name)
+        recorded = recorded_sha256(partials_path).get(Path(path).name)
         if recorded is None:
             raise ValueError(f"{partials_path} records no sha256 of {path}: it was made by an "
                              f"older shortcutbench; run snakemake again with --forcerun merge")

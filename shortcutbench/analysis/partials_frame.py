@@ -15,6 +15,8 @@ and n_subnormal) and lines.csv.  Memory grows with groups, never with seeds.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from os import PathLike
 from pathlib import Path
@@ -62,13 +64,47 @@ def lines_frame(table):
     return frame.astype({"layer": int, "grad_abs_mean": float})[LINE_COLUMNS]
 
 
+class Facts(dict):
+    """The merged file's facts (band, n_cells, seeds, ...), one object
+    shared by every frame made from it, read with `facts(frame)`.  pandas
+    deep-copies a frame's attrs at every operation; these never change, so
+    the copy is the object itself."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def facts(frame) -> Facts:
+    """The facts of the merged file `frame` was read from (empty if none)."""
+    return frame.attrs.get("facts", Facts())
+
+
+def with_mlp_blocks(blocks, layers):
+    """The blocks frame with the MLP's rows, which the partial results do
+    not store: its profile value is each layer's weight gradient, so its
+    block moments are the layers table's grad_abs_mean ones."""
+    import pandas as pd
+
+    mlp = layers[layers["model"] == "mlp"]
+    if mlp.empty:
+        return blocks
+    s = "grad_abs_mean"
+    derived = mlp[core.BLOCK_KEY].assign(
+        n=mlp[f"{s}_n"], n_finite=mlp[f"{s}_n_finite"], n_zero=mlp[f"{s}_n_zero"],
+        log10_n=mlp[f"{s}_n_pos"], log10_mean=mlp[f"{s}_log10_mean"],
+        log10_m2=mlp[f"{s}_log10_m2"])
+    derived = derived[list(blocks.columns)].reset_index(drop=True)
+    return pd.concat([derived, blocks], ignore_index=True) if len(blocks) else derived
+
+
 def to_frames(merged):
     """A merged partial result (dict) -> {table: DataFrame}."""
     frames = {name: frame_of(merged[name]) for name in core.TABLES if name != "lines"}
+    frames["blocks"] = with_mlp_blocks(frames["blocks"], frames["layers"])
     frames["lines"] = lines_frame(merged["lines"])
-    meta = {k: v for k, v in merged.items() if k not in core.TABLES}
+    shared = Facts({k: v for k, v in merged.items() if k not in core.TABLES})
     for frame in frames.values():
-        frame.attrs.update(meta)
+        frame.attrs["facts"] = shared
     return frames
 
 
@@ -89,7 +125,7 @@ def only_model(frames, model="mlp"):
 
 def read_partials(path: PathLike) -> dict[str, pd.DataFrame]:
     """results/{prefix}partials.json -> {table: DataFrame}; the merged file's
-    facts (band, n_cells, seeds) are in frames.attrs of each frame.  Raises
+    facts (band, n_cells, seeds) are `facts(frame)` of each frame.  Raises
     CorruptPartial naming the file if it is not whole."""
     return to_frames(core.read_merged(path))
 
@@ -136,20 +172,19 @@ def interval_columns(n, mean, m2):
 
 def hist_quantiles(hist, qs=QUANTILES, width=core.HIST_BIN):
     """A {bin: count} log10 histogram -> its quantiles (log10 values),
-    linear within a bin; NaN when it is empty."""
+    linear within a bin; NaN when it is empty.  Plain Python: a histogram
+    has a few bins, and numpy's per-call cost would dominate."""
     if not hist:
         return [math.nan] * len(qs)
-    bins = sorted((int(b), c) for b, c in hist.items())
-    edges = np.array([b for b, _ in bins], dtype=float) * width
-    counts = np.array([c for _, c in bins], dtype=float)
-    cum = np.cumsum(counts)
+    bins = sorted((int(b), float(c)) for b, c in hist.items())
+    cum = list(itertools.accumulate(c for _, c in bins))
     out = []
     for q in qs:
         target = q * cum[-1]
-        i = int(np.searchsorted(cum, target, side="left"))
-        i = min(i, len(cum) - 1)
-        before = cum[i] - counts[i]
-        out.append(float(edges[i] + (target - before) / counts[i] * width))
+        i = min(bisect.bisect_left(cum, target), len(cum) - 1)
+        edge, count = bins[i]
+        before = cum[i] - count
+        out.append(edge * width + (target - before) / count * width)
     return out
 
 
@@ -207,9 +242,8 @@ def merge_sweep(partial_paths, records_paths, chunk_params, band, partials_path,
         seeds.setdefault(chunk.get("model", "mlp"), set()).update(int(s) for s in chunk["seeds"])
     merged["family_seeds"] = {model: sorted(s) for model, s in sorted(seeds.items())}
     merged["seeds"] = merged["family_seeds"].get("mlp", [])
-    frames = to_frames(merged)
-    write_csv(summary_frame(frames["layers"]), summary_path)
-    write_csv(frames["lines"], lines_path)
+    write_csv(summary_frame(frame_of(merged["layers"])), summary_path)
+    write_csv(lines_frame(merged["lines"]), lines_path)
     # What the figures read, checked there against these (core.store.verify).
     merged["files_sha256"] = {Path(path).name: sha256_of(path)
                               for path in (summary_path, lines_path)}

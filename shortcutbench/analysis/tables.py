@@ -18,6 +18,7 @@ from os import PathLike
 import numpy as np
 
 from shortcutbench.analysis.partials_frame import (
+    facts,
     interval_columns,
     only_model,
     partials_of_records,
@@ -98,7 +99,7 @@ def _axes(frames):
     axes = {}
     for axis in CELL_AXES:
         if axis == "seed":
-            axes[axis] = sorted(int(s) for s in cells.attrs.get("seeds", []))
+            axes[axis] = sorted(int(s) for s in facts(cells).get("seeds", []))
         else:
             axes[axis] = sorted(plain(v) for v in cells[axis].unique())
     return axes
@@ -126,7 +127,7 @@ def sweep_facts(data):
         "n_nonfinite": int(special.loc[special["kind"] == "non_finite", "n"].sum()),
         "n_zero": int(special.loc[special["kind"] == "zero", "n"].sum()),
         "n_rows": int(frames["layers"]["grad_abs_mean_n"].sum()),
-        "band": cells.attrs.get("band", DEFAULT_BAND),
+        "band": facts(cells).get("band", DEFAULT_BAND),
         "variants": sorted((variant_of(k) for k in variants.itertuples(index=False)),
                            key=variant_sort_key),
     }
@@ -327,7 +328,7 @@ def states_table(data):
                      "first_subnormal": int(f["grad_abs_mean_n_subnormal"])
                      if f is not None else 0})
     rows.sort(key=_by_variant_arm_depth)
-    return {"band": cells.attrs.get("band", DEFAULT_BAND), "rows": rows}
+    return {"band": facts(cells).get("band", DEFAULT_BAND), "rows": rows}
 
 
 def device_table(data, top=10):

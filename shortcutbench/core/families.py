@@ -97,6 +97,7 @@ class FamilySpec:
     main_variant: dict[str, Any] = field(default_factory=dict)  # what its section leads with
     model_keys: tuple[str, ...] = ()  # its section's keys its measuring job needs
     norm_axis: bool = False  # its section's `norms` is an axis (recorded as `norm`)
+    generic_figures: tuple[str, ...] = FIGURES  # the MLP's own rules draw richer ones
     extra_figures: tuple[str, ...] = ()  # what its analysis hook draws (family_hooks.py)
     check: Callable[[dict], None] | None = None  # ValueError('key: what, the fix')
     memory: Callable[[dict, str, dict | None], int] | None = None  # MB of its biggest cell
@@ -104,7 +105,7 @@ class FamilySpec:
 
     @property
     def figures(self) -> tuple[str, ...]:
-        return FIGURES + self.extra_figures
+        return self.generic_figures + self.extra_figures
 
     def options(self, section: dict[str, Any]) -> dict[str, Any]:
         """What its measuring job needs of its (validated) section besides the
@@ -160,7 +161,7 @@ SPECS = {
     MLP: FamilySpec(
         MLP, "The book\u2019s MLP (chapter 4.4)", "layers", "",
         Layout(profile=r"layers\.\d+\.0\.weight", stream=True),
-        "shortcutbench.measuring.model:MLPFamily",
+        "shortcutbench.measuring.model:MLPFamily", generic_figures=(),
         main_variant={axis: BOOK_CASE[axis] for axis in ("width", "activation", "init", "norm",
                                                           "dtype", "device")}),
     GPT: FamilySpec(

@@ -21,9 +21,11 @@ Every table is {"columns": [...], "rows": [[...], ...]}, rows sorted by key:
            log10_m2 (usable values: finite, > 0), n_zero, n_subnormal; and a
            histogram of log10 grad_abs_mean.
 - blocks:  per CELL_COLUMNS minus seed and layer of the family's gradient
-           profile (core/cell_stats.py; the MLP's: every layer's weight):
-           n, n_finite, n_zero and log10 moments (log10_n, log10_mean,
-           log10_m2) of the layer's profile value.
+           profile (core/cell_stats.py): n, n_finite, n_zero and log10
+           moments (log10_n, log10_mean, log10_m2) of the layer's profile
+           value.  None for the MLP: its profile is every layer's weight,
+           the layers table's grad_abs_mean (analysis/partials_frame.py
+           derives its rows).
 - cells:   per CELL_COLUMNS minus seed: n_cells, the count of each state,
            and moments of every per-cell value of core/cell_stats.py.
 - pairs:   per CELL_COLUMNS minus seed and the arm, and the with-arm's
@@ -58,7 +60,7 @@ from shortcutbench.core.sweep import ChunkParams, cells_of
 
 # The format of a partial result; a job whose format is older is re-run
 # (the measure and merge rules pass it as a param, which Snakemake compares).
-VERSION = 3
+VERSION = 4
 HIST_BIN = 0.05  # decades per histogram bin
 LINES = 50  # single-seed profiles kept per group
 SPECIAL_SEEDS = 20  # seeds listed per group of special cells
@@ -215,14 +217,15 @@ def chunk_partials(records: Sequence[Record] | Mapping[str, Sequence],
     else:
         starts, depths = cell_stats.cell_bounds(columns["layer"])
         values = cell_stats.cell_values_many(columns, band)
-        profile = (np.repeat(np.arange(len(starts)), depths), columns["layer"],
-                   columns["grad_abs_mean"])
+        # The MLP's profile is every layer's weight, whose moments the layers
+        # table holds already: analysis derives its blocks from them.
+        profile = None
     values["state"] = cell_stats.state_indices(values)
     cell_of_row = np.repeat(np.arange(len(starts)), depths)
     cells = {name: columns[name][starts] for name in CELL_COLUMNS + ["output", "finite"]}
     return {
         "layers": _layers(columns),
-        "blocks": _blocks(cells, *profile),
+        "blocks": _blocks(cells, *profile) if profile else _table(block_columns(), []),
         "cells": _cells(cells, values),
         "pairs": _pairs(cells, values),
         "lines": _lines(columns, cells, cell_of_row),
