@@ -71,18 +71,25 @@ def per_cell():
               f"ResNet")
 
 
+# The peak is this process's high-water mark (VmHWM), not ru_maxrss: on Linux
+# ru_maxrss carries over the peak of the process that forked it.
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {repo!r})
 from shortcutbench.measuring.family import configure_torch, family_of, measure_cell
+
+def high_water_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
 configure_torch()
-baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+baseline = high_water_kb()
 options, fields = json.loads(sys.argv[1])
 family = family_of(fields["model"], options)
 started = time.perf_counter()
 measure_cell(family, fields, options)
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = high_water_kb()
 json.dump(dict(seconds=seconds, peak_mb=peak / 1024, baseline_mb=baseline / 1024), sys.stdout)
 """
 
