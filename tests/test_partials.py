@@ -219,7 +219,8 @@ def test_the_measuring_job_writes_partials_the_merge_reads(measured):
 
 
 @pytest.mark.parametrize("how", ["records edited", "records truncated", "other chunk",
-                                 "other band", "partial truncated", "other version"])
+                                 "other band", "partial truncated", "other version",
+                                 "same value, other bytes"])
 def test_a_partial_that_does_not_match_is_refused_by_name(measured, how):
     records_path, partial_path, tmp = measured
     params, band, named = None, 2.0, partial_path
@@ -240,6 +241,10 @@ def test_a_partial_that_does_not_match_is_refused_by_name(measured, how):
     elif how == "other version":
         data = json.loads(partial_path.read_text())
         partial_path.write_text(json.dumps({**data, "version": 0}))
+    elif how == "same value, other bytes":  # every check on values passes
+        text = partial_path.read_text()
+        assert text.count('"band":2.0,') == 1
+        partial_path.write_text(text.replace('"band":2.0,', '"band":2.00,'))
     with pytest.raises(partials.CorruptChunk) as error:
         merge(measured, params, band)
     assert str(named) in str(error.value)

@@ -111,12 +111,20 @@ def write_json(data, path: PathLike, compact: bool = False) -> None:
 
     with atomic_write(path) as f:
         if compact:
-            # json.dumps without indent runs in C; json.dump to a file is pure
-            # Python, ~3x slower (0.27 s against 0.10 s for a 6 MB partials.json).
-            f.write(json.dumps(data, allow_nan=True, default=str, separators=(",", ":")))
+            f.write(compact_json(data))
         else:
             json.dump(data, f, allow_nan=True, default=str, indent=1, sort_keys=True)
         f.write("\n")
+
+
+def compact_json(data) -> str:
+    """`data` as JSON without whitespace, keys as given (write_json's
+    compact form)."""
+    import json
+
+    # json.dumps without indent runs in C; json.dump to a file is pure
+    # Python, ~3x slower (0.27 s against 0.10 s for a 6 MB partials.json).
+    return json.dumps(data, allow_nan=True, default=str, separators=(",", ":"))
 
 
 def read_json(path: PathLike):

@@ -53,7 +53,7 @@ import numpy as np
 from shortcutbench.core import cell_stats, states
 from shortcutbench.core.arms import ARM_COLUMNS
 from shortcutbench.core.book import BOOK_CASE
-from shortcutbench.core.files import write_json
+from shortcutbench.core.files import atomic_write, compact_json
 from shortcutbench.core.records import CELL_COLUMNS, CELL_TYPES, COLUMNS, Record
 from shortcutbench.core.store import CorruptChunk
 from shortcutbench.core.sweep import ChunkParams, cells_of
@@ -437,24 +437,34 @@ def _book(columns):
 
 # ---------------------------------------------------------------- files
 
-def tables_sha256(partial: Partial) -> str:
-    """The sha256 of a partial result's tables as canonical JSON: recorded
-    when they are written, checked when they are read, so that a number
-    edited into the file (the JSON kept valid) is refused."""
+# A partial result's file begins with the sha256 of the rest of it, so that a
+# number edited into it (the JSON kept valid) is refused: hashing the bytes as
+# written costs nothing beside parsing them, unlike re-encoding the tables.
+_HEAD = '{"content_sha256":"'
+_HEAD_LENGTH = len(_HEAD) + 64 + len('",')
+
+
+def _content_sha256(body: bytes) -> str:
     import hashlib
 
-    text = json.dumps({name: partial[name] for name in TABLES}, sort_keys=True,
-                      allow_nan=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(body).hexdigest()
 
 
 def write_partial(partial: Partial, path: PathLike, chunk: ChunkParams, cells: int,
                   records_sha256: str, band: float) -> None:
-    """results/partials/{chunk}.json: the tables with what they came from."""
+    """results/partials/{chunk}.json: the tables with what they came from,
+    after the sha256 of all of it."""
     data = {"version": VERSION, "chunk": chunk, "n_cells": cells,
-            "records_sha256": records_sha256, "band": band,
-            "tables_sha256": tables_sha256(partial), **partial}
-    write_json(data, path, compact=True)  # thousands of rows: no indentation
+            "records_sha256": records_sha256, "band": band, **partial}
+    body = compact_json(data)  # thousands of rows: no indentation
+    with atomic_write(path) as f:
+        f.write(f'{_HEAD}{_content_sha256(body.encode())}",{body[1:]}\n')
+
+
+def _content_intact(raw: bytes) -> bool:
+    head = raw[:_HEAD_LENGTH].decode("ascii", "replace")
+    body = b"{" + raw[_HEAD_LENGTH:].rstrip(b"\n")
+    return head.startswith(_HEAD) and head[len(_HEAD):-2] == _content_sha256(body)
 
 
 def _refuse(path, what):
@@ -470,8 +480,9 @@ def read_partial(path: PathLike, chunk: ChunkParams | None = None,
     the sha256 of the records file equal to the one it was made from."""
 
     try:
-        with open(path) as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read()
+        data = json.loads(raw)
     except (OSError, ValueError) as error:
         raise _refuse(path, f"cannot be read as JSON ({error})") from None
     if not isinstance(data, dict) or data.get("version") != VERSION:
@@ -485,7 +496,7 @@ def read_partial(path: PathLike, chunk: ChunkParams | None = None,
         if data.get("n_cells") != len(cells_of(chunk)):
             raise _refuse(path, f"holds {data.get('n_cells')} cells, expected "
                                 f"{len(cells_of(chunk))}")
-    if data.get("tables_sha256") != tables_sha256(data):
+    if not _content_intact(raw):
         raise _refuse(path, "holds numbers other than its measuring job wrote (their sha256 "
                             "differs from the one recorded with them)")
     if band is not None and data.get("band") != band:
@@ -502,8 +513,9 @@ def read_merged(path: PathLike) -> dict:
     checked before it is read: whole JSON holding every table, each row as
     long as its columns.  Raises CorruptPartial naming the file."""
     try:
-        with open(path) as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read()
+        data = json.loads(raw)
     except (OSError, ValueError) as error:
         raise _refuse(path, f"cannot be read as JSON ({error})") from None
     if not isinstance(data, dict):

@@ -20,7 +20,7 @@ target reads after them -- a chunk's partial results
 chunk), the merged results/partials.json (checked by tables and laws before
 they read it, core.partials.read_merged) and summary.csv.  Two
 checks that close the last gaps: a number edited in a chunk's partial results
-(the JSON kept valid) breaks their recorded tables_sha256, and a row removed
+(the JSON kept valid) breaks the sha256 recorded at the head of the file, and a row removed
 from summary.csv breaks the sha256 the merge recorded in partials.json.
 """
 
