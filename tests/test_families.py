@@ -210,6 +210,11 @@ def test_a_resnet_chunk_gives_one_record_per_parameter_and_states():
     assert 10 ** plain20["log10_factor_mean"] == pytest.approx(1.2, abs=0.06)
     blocks = [dict(zip(part["blocks"]["columns"], r)) for r in part["blocks"]["rows"]]
     assert sorted({b["layer"] for b in blocks if b["depth"] == 20}) == list(range(20))
+    # its head (fc, layer 19 of 20) is in the profile; the last layer is the
+    # last block's conv, layer 18
+    block = {(b["depth"], b["shortcut"], b["layer"]): b["log10_mean"] for b in blocks}
+    assert plain20["log10_last_grad_mean"] == pytest.approx(block[20, False, 18], rel=1e-12)
+    assert plain20["log10_last_grad_mean"] != pytest.approx(block[20, False, 19], rel=1e-3)
 
 
 def test_a_user_block_is_the_element_weighted_mean_of_its_parameters():

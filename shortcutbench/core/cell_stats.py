@@ -344,7 +344,8 @@ def family_values_many(columns, starts, band=states.DEFAULT_BAND):
             stream = None
         fit = np.full(len(pick), band_layers)
         groups = (np.asarray(layout.fit(d))[layers] if layout.fit is not None else None)
-        first, last = profile[:, 0], profile[:, -1]
+        # the last block's, not the head's when the profile holds the head
+        first, last = profile[:, 0], profile[:, band_layers - 1]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ok = np.isfinite(first) & (first > 0) & np.isfinite(last) & (last > 0)
             values["first_grad"][pick] = first
