@@ -69,6 +69,30 @@ def test_text_that_is_not_the_type_gets_a_hint_and_no_traceback(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_models_typed_without_the_mlp_skips_its_studies_and_training_with_a_note():
+    files = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert files["studies"] and files["training"].get("enabled", True)
+    sweep = validate_config({**copy.deepcopy(files), "models": "[gpt]"}, str(SCHEMA),
+                            file_config=copy.deepcopy(files))
+    assert sweep["models"] == ["gpt"] and sweep["studies"] == {}
+    assert sweep["training"]["enabled"] is False
+    assert [n.split(": ")[1].split(",")[0] for n in sweep["notes"]] == [
+        "the config file's studies (branch_scale", "the config file's training runs"]
+    # written in a config file, the same is a mistake to report
+    with pytest.raises(ConfigError, match="studies: the studies are the MLP's"):
+        validate_config({**copy.deepcopy(files), "models": ["gpt"]}, str(SCHEMA))
+
+
+@pytest.mark.slow
+def test_models_on_the_command_line_runs_one_family_of_the_default_sweep(tmp_path):
+    result = dry_run(tmp_path, "--config", "models=[resnet]")
+    assert result.returncode == 0, result.stdout
+    assert "Note: models=['resnet'] leaves out mlp" in result.stdout
+    jobs = planned_jobs(result.stdout)
+    assert "train" not in jobs and jobs["merge"] == 1 and "figures_overview" not in jobs
+    assert jobs["measure"] >= 1 and jobs["report"] == 1
+
+
 # ------------------------------------------------------------ --configfile
 
 @pytest.mark.slow

@@ -203,10 +203,11 @@ def validate_config(config, schema_path, file_config=None):
     if not isinstance(config, dict):
         raise ConfigError("the config must be a mapping of keys to values, not "
                           f"{type(config).__name__}.")
-    typed_on_command_line = False
+    typed_on_command_line = models_typed = False
     if file_config is not None:
         coerced = copy.deepcopy(coerce_command_line(config, schema, file_config))
         typed_on_command_line = coerced != file_config
+        models_typed = "models" in coerced and coerced["models"] != file_config.get("models")
         config.clear()
         config.update(coerced)
     errors = _errors(config, schema)
@@ -216,6 +217,7 @@ def validate_config(config, schema_path, file_config=None):
         raise ConfigError(f"Invalid config; nothing was run.\n  {lines}\n"
                           f"The schema is {schema_path}.{hint}")
     validate(config, schema_path, set_default=True)
+    notes = _without_the_mlps_sweeps(config) if models_typed else []
     problem = family_problem(config)
     if problem:
         raise ConfigError(f"Invalid config; nothing was run.\n  config key {problem}\n"
@@ -236,7 +238,26 @@ def validate_config(config, schema_path, file_config=None):
                             if "devices" in family else {})}
         for name, family in config["families"].items()
     }
+    sweep["notes"] = notes
     return sweep
+
+
+def _without_the_mlps_sweeps(config):
+    """`models` typed on the command line without the MLP: the config file's
+    studies and training, the MLP's, are not run (--config cannot remove a
+    key).  Notes saying so; in a config file the same is an error."""
+    if families.MLP in config["models"]:
+        return []
+    notes = []
+    if config.get("studies"):
+        notes.append(f"models={config['models']} leaves out mlp: the config file's studies "
+                     f"({', '.join(sorted(config['studies']))}), the MLP's, are not run")
+        config["studies"] = {}
+    if config.get("training", {}).get("enabled"):
+        notes.append(f"models={config['models']} leaves out mlp: the config file's training "
+                     "runs, the MLP's, are not run")
+        config["training"] = {**config["training"], "enabled": False}
+    return notes
 
 
 def family_problem(config):

@@ -19,6 +19,9 @@ from shortcutbench.core.resources import chunk_mem_mb, memory_problem
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 try:
     SWEEP = validate_config(config, SCHEMA, file_config=read_config_files(CONFIG_FILES))
+    if workflow.is_main_process:
+        for note in SWEEP["notes"]:
+            print(f"Note: {note}.", file=sys.stderr)
     # A family of the user's own is built and run once, in a process of its
     # own, before any job: each problem named with its config key.  Only by
     # the snakemake the user runs: a cluster job parses this file again.
