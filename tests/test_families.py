@@ -3,6 +3,8 @@ chunks, He et al.'s ResNet, the contract's runner on every family, the
 generic per-cell values and states, and a user family's check before any
 job."""
 
+import copy
+import hashlib
 import math
 import shutil
 import sys
@@ -71,7 +73,8 @@ def test_every_familys_chunks_have_paths_the_measure_rule_matches(tmp_path):
     mine = next(c for c in chunks if c.model == "mine")
     assert mine.mem_mb() == 700  # the family's own estimate, where it gives one
     assert mine.params()["options"] == {"factory": "my_models:build", "options": {},
-                                        "blocks": r"blocks\.(\d+)\.", "mode": "eval"}
+                                        "blocks": r"blocks\.(\d+)\.", "mode": "eval",
+                                        "source_sha256": None}  # no such module here
     cell = mine.cells()[0]
     assert (cell["model"], cell["width"], cell["activation"], cell["norm"]) == \
         ("mine", 0, "-", "-")
@@ -215,6 +218,29 @@ def test_a_resnet_chunk_gives_one_record_per_parameter_and_states():
     block = {(b["depth"], b["shortcut"], b["layer"]): b["log10_mean"] for b in blocks}
     assert plain20["log10_last_grad_mean"] == pytest.approx(block[20, False, 18], rel=1e-12)
     assert plain20["log10_last_grad_mean"] != pytest.approx(block[20, False, 19], rel=1e-3)
+
+
+def test_an_edit_to_the_users_module_changes_its_chunks_params(tmp_path, monkeypatch):
+    """The module's source is in the chunks' params (Snakemake re-runs a job
+    whose params changed), found without importing it or its package."""
+    package = tmp_path / "lab"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise RuntimeError('imported')\n")
+    (package / "nets.py").write_text("def build(depth, shortcut, **options): ...\n")
+    monkeypatch.chdir(tmp_path)
+    config = {"depths": [1], "widths": [3], "seeds": [1], "devices": ["cpu"], "models": ["m"],
+              "families": {"m": {"factory": "lab.nets:build", "depths": [2], "seeds": [5],
+                                 "blocks": r"blocks\.(\d+)\.", "mem_mb": 600}}}
+
+    def source_sha256():
+        chunk, = plan_chunks(validate_config(copy.deepcopy(config), SCHEMA), tmp_path)
+        return chunk.params()["options"]["source_sha256"]
+
+    before = source_sha256()
+    assert before == hashlib.sha256((package / "nets.py").read_bytes()).hexdigest()
+    assert source_sha256() == before
+    (package / "nets.py").write_text("def build(depth, shortcut, **options): return 1\n")
+    assert source_sha256() not in (before, None)
 
 
 def test_a_user_block_is_the_element_weighted_mean_of_its_parameters():

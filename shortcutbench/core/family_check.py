@@ -13,6 +13,27 @@ from shortcutbench.core.families import SHIPPED, sections
 CHECK_SECONDS = 600  # a factory that takes longer to build and run its cells is stuck
 
 
+def module_sha256(factory: str, workdir: str) -> str | None:
+    """The sha256 of the source file of a factory's module ('module:function',
+    found as the measuring job imports it: the run's directory first), or
+    None if there is none.  Found without importing anything: it runs in
+    every Snakemake process, where the user's code and torch must not load."""
+    import hashlib
+    from importlib.machinery import PathFinder
+
+    path = [os.path.abspath(workdir), *sys.path]
+    spec = None
+    for part in factory.partition(":")[0].split("."):
+        spec = PathFinder.find_spec(part, path)
+        if spec is None:
+            return None
+        path = spec.submodule_search_locations or []
+    if not spec.has_location or not spec.origin or not os.path.isfile(spec.origin):
+        return None
+    with open(spec.origin, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def check_user_families(config: dict[str, Any], workdir: str) -> dict[str, dict[str, Any]]:
     """Check every user family `models` lists; returns {name: what its check
     measured}; raises ValueError('families.NAME...: what is wrong and the

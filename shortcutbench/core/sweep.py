@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shortcutbench.core import families
+from shortcutbench.core.family_check import module_sha256
 from shortcutbench.core.records import BRANCH_RULE, branch_label
 
 # What a measuring job is handed (Chunk.params(), FamilyChunk.params()): plain
@@ -306,9 +307,13 @@ def plan_family_chunks(config: dict[str, Any], results_dir: str = "results",
     chunks = []
     for name, section in families.sections(config).items():
         spec = families.spec(name)
+        options = spec.options(section)
+        if name not in families.SHIPPED:
+            # in its chunks' params: an edit to the module re-measures them
+            options["source_sha256"] = module_sha256(section["factory"], os.getcwd())
         inner = dict(depths=tuple(sorted(section["depths"])),
                      shortcuts=tuple(sorted(section["shortcut"])), norms=spec.norms(section),
-                     options=spec.options(section))
+                     options=options)
         for device, dtype in itertools.product(section["devices"], section["dtypes"]):
             probe = FamilyChunk(name, device, dtype, (), **inner)
             existing = _existing_seed_sets(os.path.join(results_dir, probe.group_path))
