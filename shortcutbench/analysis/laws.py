@@ -410,12 +410,16 @@ def branch_scale_finding(partials, band=states.DEFAULT_BAND):
     word = (Verdict.CONFIRMED if fails and holds else Verdict.PARTLY if fails or holds
             else Verdict.NOT_CONFIRMED)
     def label(r):
-        return f"alpha {r['branch_scale']}"
+        try:  # a number (1/sqrt(2) as 0.7071067811865476) to 3 digits
+            return f"alpha {float(r['branch_scale']):.3g}"
+        except ValueError:  # a rule: 1/sqrt(depth)
+            return f"alpha {r['branch_scale']}"
+
     rule = "".join(f" ({r['share_healthy']:.0%} healthy at depth {r['depth']})" for r in scaled)
     return Finding(
         "branch_scale", word, sweep=name,
         measured="; ".join(
-            f"alpha {r['branch_scale']}, depth {r['depth']}: {r['share_healthy']:.0%} healthy, "
+            f"{label(r)}, depth {r['depth']}: {r['share_healthy']:.0%} healthy, "
             f"{r['share_vanished']:.0%} vanished, {r['share_exploded']:.0%} exploded, "
             f"{r['share_dead']:.0%} dead; stream up to x{r['stream_max']:.3g} the "
             f"input's RMS" for r in deepest.values())
