@@ -276,3 +276,47 @@ def test_batched_statistics_equal_one_tensor_at_a_time(dtype):
                  for v in (t.abs().mean().item(),
                            torch.linalg.vector_norm(t, dtype=torch.float64).item())]
         assert out.tolist() == alone
+
+
+def test_token_collapse_section_is_of_the_reference_setting():
+    """A sweep of two dtypes: the collapse table, figure and finding are of
+    float32 on the CPU (analysis/family_laws.reference_setting), not a mix
+    of both or whichever came last, and their labels name the setting."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from shortcutbench.analysis.gpt_section import NORM_LABELS, gpt_extra
+
+    cosine = {("float32", False): 0.995, ("float32", True): 0.3,
+              ("bfloat16", False): 0.5, ("bfloat16", True): 0.7}
+    rows = [{"model": "gpt", "dtype": dtype, "device": "cpu", "norm": "pre_layernorm",
+             "shortcut": shortcut, "shortcut_scale": 1.0 if shortcut else 0.0,
+             "branch_scale": "1", "depth": depth, "token_cosine_n": 2,
+             "token_cosine_mean": cosine[(dtype, shortcut)] - 0.01 * (depth == 2),
+             "token_cosine_m2": 1e-4}
+            for dtype in ("float32", "bfloat16") for shortcut in (False, True)
+            for depth in (2, 8)]
+    frames = {"cells": pd.DataFrame(rows)}
+    extra, figures = gpt_extra(frames, {"deepest": 8, "title": "The book's GPT"})
+    try:
+        finding = extra["finding"]
+        assert (finding["without"], finding["with"]) == (0.995, 0.3) and finding["collapse"]
+        assert len(extra["collapse"]) == 4  # one row per arm and depth, none doubled
+        assert {(r["dtype"], r["device"]) for r in extra["collapse"]} == {("float32", "cpu")}
+        assert extra["setting"] == {"dtype": "float32", "device": "cpu"}
+        assert "float32 on cpu" in finding["label"]
+        assert "float32 on cpu" in extra["norm_labels"]["pre_layernorm"]  # the table's rows
+        ax = figures["collapse"].axes[0]
+        lines = [line for line in ax.get_lines() if len(line.get_xdata())]
+        assert sorted(tuple(line.get_ydata()) for line in lines) == [(0.29, 0.3),
+                                                                      (0.985, 0.995)]
+        assert "float32 on cpu" in " ".join(t.get_text() for t in figures["collapse"].texts)
+    finally:
+        plt.close("all")
+
+    # One setting: nothing to say about it.
+    frames = {"cells": pd.DataFrame([r for r in rows if r["dtype"] == "bfloat16"])}
+    extra, _ = gpt_extra(frames, {"deepest": 8, "title": "The book's GPT"})
+    plt.close("all")
+    assert extra["norm_labels"] == NORM_LABELS
+    assert (extra["finding"]["without"], extra["finding"]["with"]) == (0.5, 0.7)

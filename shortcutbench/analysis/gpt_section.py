@@ -5,12 +5,17 @@ analysis/family_figures.py); the book's GPT adds its own statistic, the
 token collapse: the mean pairwise cosine between the last block's token
 outputs (1: every token leaves the model as the same vector), measured per
 cell by its watch hook (measuring/gpt.py) and averaged over seeds from the
-merged partial results' cells table (plain mean, 95% t-interval).  No torch.
+merged partial results' cells table (plain mean, 95% t-interval).  Where
+the sweep has several dtypes or devices, the table, the figure and the
+finding are of the reference setting (family_laws.reference_setting: float32
+on the CPU where the sweep has it, as the family's findings), and say so.
+No torch.
 """
 
 import numpy as np
 
 from shortcutbench.analysis import intervals
+from shortcutbench.analysis.family_laws import reference_setting
 from shortcutbench.analysis.partials_frame import only_model
 from shortcutbench.analysis.style import Arms, grid, header, setup
 from shortcutbench.core import arms as arm_forms
@@ -32,12 +37,18 @@ def _number(x):
 
 
 def collapse_rows(cells):
-    """Per norm placement, arm and number of blocks: the mean cosine
-    between tokens."""
-    rows = [{"norm": r["norm"], "arm": arm_forms.of(r).as_dict(), "depth": int(r["depth"]),
-             **_cosine(r)} for r in cells.to_dict("records")]
-    return sorted(rows, key=lambda r: (NORM_ORDER.index(r["norm"]),
+    """Per dtype, device, norm placement, arm and number of blocks: the mean
+    cosine between tokens."""
+    rows = [{"dtype": r["dtype"], "device": r["device"], "norm": r["norm"],
+             "arm": arm_forms.of(r).as_dict(), "depth": int(r["depth"]), **_cosine(r)}
+            for r in cells.to_dict("records")]
+    return sorted(rows, key=lambda r: (r["dtype"], r["device"], NORM_ORDER.index(r["norm"]),
                                        arm_forms.of(r["arm"]).sort_key(), r["depth"]))
+
+
+def setting_text(setting):
+    """('float32', 'cpu') -> 'float32 on cpu'."""
+    return f"{setting[0]} on {setting[1]}"
 
 
 def collapse_figure(rows, title):
@@ -69,9 +80,18 @@ def collapse_figure(rows, title):
 
 def gpt_extra(frames, numbers):
     """The hook: the collapse table and, at the deepest block count of the
-    book's norm placement, the finding in numbers; and the collapse figure."""
+    book's norm placement, the finding in numbers; and the collapse figure;
+    all three of the reference setting (dtype, device), which the labels
+    name where the sweep has several."""
     cells = only_model(frames, "gpt")["cells"]
     rows = collapse_rows(cells)
+    settings = sorted({(r["dtype"], r["device"]) for r in rows})
+    setting = reference_setting(rows) if rows else None
+    rows = [r for r in rows if (r["dtype"], r["device"]) == setting]
+    labels, title = dict(NORM_LABELS), numbers["title"]
+    if len(settings) > 1:
+        labels = {norm: f"{label}, {setting_text(setting)}" for norm, label in labels.items()}
+        title = f"{title} ({setting_text(setting)})"
     deepest = numbers["deepest"]
     at = {(r["norm"], r["arm"]["shortcut"]): r for r in rows if r["depth"] == deepest}
     norm = next((n for n in NORM_ORDER if (n, False) in at and (n, True) in at), None)
@@ -79,8 +99,10 @@ def gpt_extra(frames, numbers):
     if norm is not None:
         without, with_ = at[(norm, False)]["mean"], at[(norm, True)]["mean"]
         if without is not None and with_ is not None:
-            finding = {"norm": norm, "label": NORM_LABELS[norm], "blocks": deepest,
+            finding = {"norm": norm, "label": labels[norm], "blocks": deepest,
                        "without": without, "with": with_,
                        "collapse": without > 0.99 and with_ < 0.9}
-    return ({"collapse": rows, "finding": finding, "norm_labels": NORM_LABELS},
-            {"collapse": collapse_figure(rows, numbers["title"])})
+    shown = {"dtype": setting[0], "device": setting[1]} if setting else None
+    return ({"collapse": rows, "finding": finding, "norm_labels": labels, "setting": shown,
+             "settings": [{"dtype": d, "device": v} for d, v in settings]},
+            {"collapse": collapse_figure(rows, title)})
