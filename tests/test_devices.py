@@ -119,3 +119,56 @@ def test_a_gpu_job_asks_for_deterministic_kernels_and_a_cpu_job_changes_nothing(
     finally:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[:2]
         torch.use_deterministic_algorithms(before[2])
+
+
+def test_an_op_without_a_deterministic_gpu_kernel_names_the_family_the_op_and_the_fix():
+    """On CUDA, deterministic() makes torch raise for an op without a
+    deterministic implementation (AdaptiveAvgPool2d's backward, ...); a cell
+    that runs one fails naming the family's config key, the op and the fix.
+    Here on the CPU a backward that raises torch's own error stands in."""
+    import torch
+
+    from shortcutbench.measuring import family as runner
+    from shortcutbench.measuring.devices import NotDeterministic
+
+    torch_says = ("adaptive_avg_pool2d_backward_cuda does not have a deterministic "
+                  "implementation, but you set 'torch.use_deterministic_algorithms(True)'. "
+                  "You can turn off determinism just for this operation, or you can use the "
+                  "'warn_only=True' option, if that's acceptable for your application.")
+
+    class Pool(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.mean(dim=(2, 3))
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise RuntimeError(torch_says)
+
+    class Mine(runner.Family):
+        name = "mine"
+
+        def build(self, depth, shortcut, norm, options):
+            model = torch.nn.Conv2d(3, 4, 3)
+            x = torch.randn(2, 3, 8, 8)
+            return model, (x,), lambda out: Pool.apply(out).sum()
+
+        def layer_of(self, name, depth):
+            return 0
+
+    cell = {"model": "mine", "depth": 1, "width": 0, "seed": 0, "shortcut": False,
+            "shortcut_scale": 0.0, "branch_scale": "1", "activation": "n/a", "init": "n/a",
+            "norm": "n/a", "device": "cpu", "dtype": "float32"}
+    with pytest.raises(NotDeterministic) as error:
+        runner.measure_cell(Mine(), cell, {})
+    message = str(error.value)
+    assert message.startswith("families.mine: ")
+    assert "adaptive_avg_pool2d_backward_cuda" in message
+    assert "devices: [cpu] in families.mine" in message  # the fix
+    assert "x.mean(dim=(2, 3)) for nn.AdaptiveAvgPool2d(1)" in message
+    assert isinstance(error.value.__cause__, RuntimeError)  # torch's own error kept
+
+    # Any other error passes through as it is.
+    torch_says = "CUDA out of memory"
+    with pytest.raises(RuntimeError, match="^CUDA out of memory$"):
+        runner.measure_cell(Mine(), cell, {})

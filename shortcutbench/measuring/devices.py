@@ -1,10 +1,13 @@
 """The torch half of device choice: inside a measuring job, the torch.device
 for a configured name, after checking that this host really has it (the
 names and `auto` are core/devices.py's, resolved without torch), and the
-settings that make a GPU give the same bytes every run."""
+settings that make a GPU give the same bytes every run, and what a cell
+that needs an op without a deterministic GPU implementation is told."""
 
 import os
+import re
 import socket
+from contextlib import contextmanager
 
 import torch
 
@@ -13,6 +16,17 @@ from shortcutbench.core.devices import check_device_name
 
 class DeviceUnavailable(RuntimeError):
     pass
+
+
+class NotDeterministic(RuntimeError):
+    """A cell's model uses an op that torch cannot run deterministically on
+    its device; the message names the family's config key, the op and the fix."""
+
+
+# torch's error (deterministic algorithms on, warn_only off) begins with the op.
+NO_DETERMINISTIC_OP = re.compile(r"(\S+) does not have a deterministic implementation")
+DETERMINISM_DOCS = ("https://pytorch.org/docs/stable/generated/"
+                    "torch.use_deterministic_algorithms.html")
 
 
 def torch_device(name):
@@ -60,3 +74,29 @@ def deterministic(name):
     torch.use_deterministic_algorithms(True)
     return {"deterministic_algorithms": True,
             "cublas_workspace_config": os.environ["CUBLAS_WORKSPACE_CONFIG"]}
+
+
+@contextmanager
+def deterministic_ops(key, device):
+    """Around a cell's run on `device` (forward, loss, backward) for the
+    family whose config section is `key`: torch's RuntimeError for an op
+    with no deterministic implementation (deterministic() asks for them on
+    CUDA, where e.g. AdaptiveAvgPool2d's, interpolate's and scatter_add's
+    backward have none) becomes a NotDeterministic that names the family,
+    the op and the fix.  Determinism stays strict: a result that differs
+    from run to run would not be reproducible bit for bit."""
+    try:
+        yield
+    except RuntimeError as error:
+        found = NO_DETERMINISTIC_OP.search(str(error))
+        if found is None:
+            raise
+        op, where = found.group(1), f"in {key}" if key else "at the config's top level"
+        raise NotDeterministic(
+            f"{key or 'mlp'}: the model runs {op}, which torch cannot run deterministically on "
+            f"{device}; shortcutbench measures every cell deterministically (the same bytes "
+            f"every run, torch.use_deterministic_algorithms(True)). Replace that layer in "
+            f"the model with ops that have a deterministic implementation (e.g. "
+            f"x.mean(dim=(2, 3)) for nn.AdaptiveAvgPool2d(1); torch's list: "
+            f"{DETERMINISM_DOCS}), or measure this family on the CPU: devices: [cpu] "
+            f"{where}") from error

@@ -44,7 +44,7 @@ import torch
 from shortcutbench.core import families
 from shortcutbench.core.records import COLUMNS, Record
 from shortcutbench.core.sweep import ChunkParams, family_cells
-from shortcutbench.measuring.devices import torch_device
+from shortcutbench.measuring.devices import deterministic_ops, torch_device
 
 DTYPES = {
     "float32": torch.float32,
@@ -110,9 +110,10 @@ def measure_cell(family: Family, cell: dict[str, Any], options: dict[str, Any]) 
     inputs = tuple(to_cell(x, device, dtype) for x in inputs)
     model.train(family.mode == "train")
     seen = family.watch(model, cell["depth"])
-    output = model(*inputs)
-    loss = loss_fn(output)
-    loss.backward()
+    with deterministic_ops(families.spec(family.name).section, cell["device"]):
+        output = model(*inputs)
+        loss = loss_fn(output)
+        loss.backward()
 
     names, parameters = zip(*model.named_parameters())
     with torch.no_grad():
