@@ -111,9 +111,6 @@ TARGETS = ("results/partials.json", "results/gradients.csv")
 # so the first attempt fails in SLURM without running, and the re-submitted
 # one (attempt 2) runs normally.
 FAIL_FIRST_ATTEMPT = "measure:slurm_extra='--deadline=now+60' if attempt == 1 else ''"
-# What the plugin prints when a job's node fails and SLURM requeues the job
-# (the profile's slurm-requeue).
-REQUEUE_WARNING = "failed with status 'NODE_FAIL', but requeue is enabled"
 
 
 def default_resources():
@@ -481,8 +478,9 @@ def test_a_node_lost_mid_run_costs_one_requeue_and_no_result(lost_node_run, runs
     assert [job["state"] for job in starts] == ["NODE_FAIL", "COMPLETED"], starts
     assert starts[0]["node"] == lost["node"] and starts[1]["node"] != lost["node"], starts
     # Snakemake waited for the requeued job: it neither failed the job nor
-    # submitted it again.
-    assert REQUEUE_WARNING in run.output
+    # submitted it again.  (The plugin's "failed with status 'NODE_FAIL',
+    # but requeue is enabled" shows only when one of its status checks fell
+    # into the job's NODE_FAIL time: not asserted.)
     assert "Trying to restart job" not in run.output
     assert "Error in group" not in run.output
     assert_same_results(run.workdir, runs["local_sweep"])
