@@ -119,13 +119,25 @@ def program(argv):
     return name.removesuffix(".py").rsplit(".", 1)[-1]
 
 
-def test_a_bad_user_family_is_refused_before_any_job(tmp_path):
+@pytest.mark.parametrize("change, module, words", [
+    ({"blocks": r"layers\.(\d+)\."}, None,
+     ["config key families.highway.blocks:", "matches none of the parameter names"]),
+    ({"factory": "highway_typo:build"}, None,
+     ["config key families.highway.factory:", "highway_typo"]),
+    ({}, "import no_such_package\n", ["config key families.highway.factory:",
+                                       "no_such_package"]),
+    ({}, "def build(depth, shortcut, **options):\n    raise ValueError('width too small')\n",
+     ["config key families.highway", "width too small"]),
+], ids=["blocks match nothing", "no such module", "module fails to import",
+        "factory raises"])
+def test_a_bad_user_family_is_refused_before_any_job(tmp_path, change, module, words):
     shutil.copy(EXAMPLE / "highway.py", tmp_path / "highway.py")
-    bad = {**HIGHWAY, "blocks": r"layers\.(\d+)\."}
+    if module is not None:
+        (tmp_path / "highway.py").write_text(module)
     result = snakemake(tmp_path, {"models": ["highway"], "devices": ["cpu"],
-                                  "families": {"highway": bad}}, check=False)
+                                  "families": {"highway": {**HIGHWAY, **change}}}, check=False)
     assert result.returncode != 0
-    assert "config key families.highway.blocks:" in result.stdout
-    assert "matches none of the parameter names" in result.stdout
+    for word in words:
+        assert word in result.stdout, result.stdout[-3000:]
     assert "Traceback" not in result.stdout
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
