@@ -400,6 +400,25 @@ def test_the_check_runs_in_a_process_of_its_own_and_answers_in_json(workdir):
                                                         "options": {}}}}, str(workdir))
 
 
+def test_a_check_that_passed_runs_again_only_when_the_module_changes(workdir, monkeypatch):
+    config = {"devices": ["cpu"], "dtypes": ["float32"], "seeds_per_job": 100,
+              "models": ["highway"], "families": {"highway": SECTION}}
+    runs = []
+    real_run = family_check.subprocess.run
+    monkeypatch.setattr(family_check.subprocess, "run",
+                        lambda *a, **k: runs.append(1) or real_run(*a, **k))
+    first = family_check.check_user_families(config, str(workdir))
+    assert family_check.check_user_families(config, str(workdir)) == first
+    assert len(runs) == 1  # the second answer was the kept one
+    module = workdir / "highway.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    assert family_check.check_user_families(config, str(workdir)) == first
+    assert len(runs) == 2
+    other = {**config, "families": {"highway": {**SECTION, "depths": [2, 4, 6]}}}
+    family_check.check_user_families(other, str(workdir))
+    assert len(runs) == 3
+
+
 def test_a_user_familys_memory_comes_from_its_check():
     estimate = families.user_mem_mb({"parameter_bytes": 2 ** 30, "saved_bytes": 2 ** 29}, 4)
     assert estimate == BASELINE_MB + math.ceil(2.2 * 1024 + 1.25 * 512)

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from shortcutbench.core.families import SHIPPED, sections
+from shortcutbench.core.files import read_json, write_json
 
 CHECK_SECONDS = 600  # a factory that takes longer to build and run its cells is stuck
 
@@ -34,14 +35,45 @@ def module_sha256(factory: str, workdir: str) -> str | None:
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def _passed_check(name, section, workdir):
+    """Where a check that passed is kept, named by everything it depends on
+    (the section, the module's source, the checking code, the Python and its
+    torch), or None when the module is not found: every snakemake command
+    (-n, --report, a cluster's login node) would otherwise build the model
+    again."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    source = module_sha256(section["factory"], workdir)
+    if source is None:
+        return None
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = None
+    key = json.dumps([name, section, source, sys.executable, torch_version,
+                      module_sha256("shortcutbench.measuring.user_family:check", workdir)],
+                     sort_keys=True)
+    return os.path.join(workdir, ".snakemake", "shortcutbench", "family_checks",
+                        hashlib.sha256(key.encode()).hexdigest() + ".json")
+
+
 def check_user_families(config: dict[str, Any], workdir: str) -> dict[str, dict[str, Any]]:
     """Check every user family `models` lists; returns {name: what its check
     measured}; raises ValueError('families.NAME...: what is wrong and the
-    fix')."""
+    fix').  A check that passed is not run again until what it depends on
+    changes."""
     facts = {}
     for name, section in sections(config).items():
         if name in SHIPPED:
             continue
+        kept = _passed_check(name, section, workdir)
+        if kept is not None and os.path.exists(kept):
+            try:
+                facts[name] = read_json(kept)
+                continue
+            except (OSError, ValueError):  # a damaged copy: check again
+                pass
         request = json.dumps({"name": name, "section": section,
                               "workdir": os.path.abspath(workdir)})
         try:
@@ -65,4 +97,6 @@ def check_user_families(config: dict[str, Any], workdir: str) -> dict[str, dict[
         if not answer.get("ok"):
             raise ValueError(answer.get("error", f"families.{name}: its check failed"))
         facts[name] = answer
+        if kept is not None:
+            write_json(answer, kept)
     return facts
