@@ -57,9 +57,11 @@ lint: test-env
 	snakefmt --check Snakefile workflow
 	ruff check .
 
-## bench: the performance benchmarks (prints ratios; see README)
+## bench: the performance benchmarks, ~15 minutes (prints figures; see docs/benchmarks.md)
 bench: env
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/analysis_scale.py
+	$(BIN)/python benchmarks/families.py
 
 clean:
 	rm -rf results report logs .snakemake
