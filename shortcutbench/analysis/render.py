@@ -36,6 +36,7 @@ from shortcutbench.analysis.words import STATE_VERBS, breakdown, dominant_state
 from shortcutbench.core import arms
 from shortcutbench.core.arms import BOOK, BOOK_BRANCH, BOOK_SCALE
 from shortcutbench.core.book import BOOK_GRADIENTS
+from shortcutbench.core.families import SHIPPED_SECTIONS
 from shortcutbench.core.files import atomic_write, read_json
 from shortcutbench.core.states import SMALLEST_NORMAL, STATES
 
@@ -439,7 +440,7 @@ def config_as_run(config):
     models = config.get("models", ["mlp"])
     shown = {}
     for key, value in config.items():
-        if key in ("gpt", "resnet") and key not in models:
+        if key in SHIPPED_SECTIONS and key not in models:
             continue
         if key in MLP_KEYS and "mlp" not in models:
             continue

@@ -97,6 +97,8 @@ class FamilySpec:
     main_variant: dict[str, Any] = field(default_factory=dict)  # what its section leads with
     model_keys: tuple[str, ...] = ()  # its section's keys its measuring job needs
     norm_axis: bool = False  # its section's `norms` is an axis (recorded as `norm`)
+    depths_key: str = "depths"  # its section's key of the depths swept
+    width_key: str | None = None  # its section's key recorded as `width` (else fields')
     generic_figures: tuple[str, ...] = FIGURES  # the MLP's own rules draw richer ones
     extra_figures: tuple[str, ...] = ()  # what its analysis hook draws (family_hooks.py)
     check: Callable[[dict], None] | None = None  # ValueError('key: what, the fix')
@@ -114,8 +116,8 @@ class FamilySpec:
 
     def cell_fields(self, options: dict[str, Any]) -> dict[str, Any]:
         """Width, activation, init (and norm without a norm axis) of its cells."""
-        if self.name == GPT:
-            return {**self.fields, "width": options["emb_dim"]}
+        if self.width_key is not None:
+            return {**self.fields, "width": options[self.width_key]}
         return dict(self.fields)
 
     def norms(self, section: dict[str, Any]) -> tuple[str, ...]:
@@ -171,6 +173,7 @@ SPECS = {
         "shortcutbench.measuring.gpt:GPTFamily",
         fields={"activation": "gelu_tanh", "init": "pytorch"},
         main_variant={"norm": "pre_layernorm"}, model_keys=gpt.MODEL_KEYS, norm_axis=True,
+        depths_key="blocks", width_key="emb_dim",
         extra_figures=("collapse",), check=gpt.check_section, memory=_gpt_memory,
         memory_fix="fewer gpt.blocks or a smaller gpt.emb_dim / vocab_size"),
     RESNET: FamilySpec(
@@ -184,6 +187,8 @@ SPECS = {
         memory_fix="smaller resnet.depths or resnet.batch_size"),
 }
 SHIPPED = tuple(SPECS)
+# The shipped families' own config sections (the MLP's is the top level).
+SHIPPED_SECTIONS = tuple(s.section for s in SPECS.values() if s.section)
 
 
 def spec(name: str) -> FamilySpec:
@@ -225,7 +230,6 @@ def sections(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         section = dict(section_of(config, name))
         for key in ("devices", "dtypes", "seeds_per_job"):
             section[key] = section.get(key) or config[key]
-        if name == GPT:  # the GPT's depth is its number of blocks
-            section["depths"] = section["blocks"]
+        section["depths"] = section[spec(name).depths_key]
         out[name] = section
     return out
