@@ -359,6 +359,29 @@ def write_module(workdir, body):
             target = torch.zeros(1, 2)  # float32, whatever the cell's dtype
             return Net(depth), (torch.ones(1, 2),), lambda out: torch.mm(out, target.T).sum()
         """, "families.t", ["in float64 raised", "follow the output's device and dtype"]),
+    ({"factory": "broken:build", "options": {}, "devices": ["cpu", "cuda"]}, """
+        import torch
+        class Net(torch.nn.Module):
+            def __init__(self, depth):
+                super().__init__()
+                self.blocks = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(depth)])
+            def forward(self, x):
+                return self.blocks(x)
+        def build(depth, shortcut):
+            labels = torch.zeros(1, 2)  # on the CPU, whatever the output's device
+            return Net(depth), (torch.ones(1, 2),), lambda out: (out - labels).square().sum()
+        """, "families.t.factory", ["the loss_fn of build(depth=2", "labels.to(out.device)"]),
+    ({"factory": "broken:build", "options": {}, "devices": ["cuda:1"]}, """
+        import torch
+        class Net(torch.nn.Module):
+            def __init__(self, depth):
+                super().__init__()
+                self.blocks = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(depth)])
+            def forward(self, x):
+                return self.blocks(x) + torch.ones(2)  # made on the CPU
+        def build(depth, shortcut):
+            return Net(depth), (torch.ones(1, 2),), lambda out: out.square().sum()
+        """, "families.t.factory", ["the forward pass of", "device=x.device"]),
     ({"factory": "broken:build", "options": {}}, """
         import torch
         def build(depth, shortcut):
@@ -398,6 +421,12 @@ def test_the_check_runs_in_a_process_of_its_own_and_answers_in_json(workdir):
         family_check.check_user_families(
             {**top, "models": ["b"], "families": {"b": {**SECTION, "factory": "broken:build",
                                                         "options": {}}}}, str(workdir))
+
+
+def test_a_family_that_follows_the_device_passes_the_gpu_check(workdir):
+    """The example's loss_fn moves its labels to the output's device: with a
+    GPU among the devices it passes as on the CPU alone."""
+    assert check("t", {**SECTION, "devices": ["cpu", "cuda"]}, str(workdir))["blocks"] == [0, 1]
 
 
 def test_a_check_that_passed_runs_again_only_when_the_module_changes(workdir, monkeypatch):

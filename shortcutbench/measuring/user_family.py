@@ -240,6 +240,8 @@ def check(name: str, section: dict[str, Any], workdir: str) -> dict[str, Any]:
                           f"different numbers, so no result could be reproduced; draw every "
                           f"random number (weights and inputs) from torch's global generator, "
                           f"not numpy's, Python's or the clock")
+    if any(device != "cpu" for device in section.get("devices", ["cpu"])):
+        _follows_the_device(key, family, smallest, shortcuts[-1], options, seed)
     if section.get("mem_mb"):  # its own estimate: nothing to count
         return {"blocks": sorted(blocks)}
     parameters, parameter_bytes, saved = _largest(key, family, largest, shortcuts[-1], options,
@@ -252,6 +254,42 @@ def check(name: str, section: dict[str, Any], workdir: str) -> dict[str, Any]:
         saved = saved_small * scale
     return {"parameters": parameters, "parameter_bytes": parameter_bytes,
             "saved_bytes": int(saved), "blocks": sorted(blocks)}
+
+
+def _on_two_devices(error):
+    text = str(error)
+    return "is not on the expected device" in text or "same device" in text
+
+
+def _follows_the_device(key, family, depth, shortcut, options, seed):
+    """A cell built on the CPU, then moved as a job moves it to a GPU, but to
+    torch's meta device (there may be no GPU here): a forward pass or a
+    loss_fn that keeps a tensor on the CPU fails there as on a GPU.  Other
+    failures on the meta device (a data-dependent op) say nothing of
+    devices and pass."""
+    call = _call_text(depth, shortcut, options)
+    torch.manual_seed(seed)
+    model, inputs, loss_fn = _built(key, call, family.factory(depth=depth, shortcut=shortcut,
+                                                              **options))
+    model = model.to("meta").train(family.mode == "train")
+    inputs = tuple(x.to("meta") for x in inputs)
+    try:
+        output = model(*inputs)
+    except RuntimeError as error:
+        if _on_two_devices(error):
+            raise FamilyError(f"{key}.factory: the forward pass of {call}, its model on "
+                              f"another device than the CPU, uses a tensor on the CPU "
+                              f"({_said(error)}); make the tensors it creates follow its "
+                              f"input's device, e.g. torch.zeros(..., device=x.device)") from None
+        return
+    try:
+        loss_fn(output)
+    except RuntimeError as error:
+        if _on_two_devices(error):
+            raise FamilyError(f"{key}.factory: the loss_fn of {call}, the model's output on "
+                              f"another device than the CPU, uses a tensor on the CPU "
+                              f"({_said(error)}); make it follow the output's device, e.g. "
+                              f"labels.to(out.device)") from None
 
 
 def _measured(key, family, depth, shortcut, dtype, seed, chunk_options):
