@@ -297,8 +297,19 @@ def test_the_example_family_passes_its_check_and_is_counted(workdir):
     assert facts["parameter_bytes"] == 4 * facts["parameters"] and facts["saved_bytes"] > 0
 
 
+# A net of `depth` linear blocks, put where a module's text says #NET.
+NET = """import torch
+class Net(torch.nn.Module):
+    def __init__(self, depth):
+        super().__init__()
+        self.blocks = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(depth)])
+    def forward(self, x):
+        return self.blocks(x)
+"""
+
+
 def write_module(workdir, body):
-    (workdir / "broken.py").write_text(textwrap.dedent(body))
+    (workdir / "broken.py").write_text(textwrap.dedent(body).replace("#NET\n", NET))
     sys.modules.pop("broken", None)
 
 
@@ -321,13 +332,7 @@ def write_module(workdir, body):
                                     "out of ideas"]),
     ({"factory": "broken:build", "options": {}}, """
         import random
-        import torch
-        class Net(torch.nn.Module):
-            def __init__(self, depth):
-                super().__init__()
-                self.blocks = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(depth)])
-            def forward(self, x):
-                return self.blocks(x)
+        #NET
         def build(depth, shortcut):
             model = Net(depth)
             with torch.no_grad():
@@ -336,37 +341,19 @@ def write_module(workdir, body):
         """, "families.t.factory", ["different numbers", "torch's global generator"]),
     ({"factory": "broken:build", "options": {}}, """
         import numpy
-        import torch
-        class Net(torch.nn.Module):
-            def __init__(self, depth):
-                super().__init__()
-                self.blocks = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(depth)])
-            def forward(self, x):
-                return self.blocks(x)
+        #NET
         def build(depth, shortcut):
             x = torch.tensor(numpy.random.rand(1, 2), dtype=torch.float32)
             return Net(depth), (x,), lambda out: out.square().sum()
         """, "families.t.factory", ["different numbers", "not numpy's"]),
     ({"factory": "broken:build", "options": {}, "dtypes": ["float32", "float64"]}, """
-        import torch
-        class Net(torch.nn.Module):
-            def __init__(self, depth):
-                super().__init__()
-                self.blocks = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(depth)])
-            def forward(self, x):
-                return self.blocks(x)
+        #NET
         def build(depth, shortcut):
             target = torch.zeros(1, 2)  # float32, whatever the cell's dtype
             return Net(depth), (torch.ones(1, 2),), lambda out: torch.mm(out, target.T).sum()
         """, "families.t", ["in float64 raised", "follow the output's device and dtype"]),
     ({"factory": "broken:build", "options": {}, "devices": ["cpu", "cuda"]}, """
-        import torch
-        class Net(torch.nn.Module):
-            def __init__(self, depth):
-                super().__init__()
-                self.blocks = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(depth)])
-            def forward(self, x):
-                return self.blocks(x)
+        #NET
         def build(depth, shortcut):
             labels = torch.zeros(1, 2)  # on the CPU, whatever the output's device
             return Net(depth), (torch.ones(1, 2),), lambda out: (out - labels).square().sum()

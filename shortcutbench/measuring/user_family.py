@@ -272,24 +272,21 @@ def _follows_the_device(key, family, depth, shortcut, options, seed):
     model, inputs, loss_fn = _built(key, call, family.factory(depth=depth, shortcut=shortcut,
                                                               **options))
     model = model.to("meta").train(family.mode == "train")
-    inputs = tuple(x.to("meta") for x in inputs)
-    try:
-        output = model(*inputs)
-    except RuntimeError as error:
-        if _on_two_devices(error):
-            raise FamilyError(f"{key}.factory: the forward pass of {call}, its model on "
-                              f"another device than the CPU, uses a tensor on the CPU "
-                              f"({_said(error)}); make the tensors it creates follow its "
-                              f"input's device, e.g. torch.zeros(..., device=x.device)") from None
-        return
-    try:
-        loss_fn(output)
-    except RuntimeError as error:
-        if _on_two_devices(error):
-            raise FamilyError(f"{key}.factory: the loss_fn of {call}, the model's output on "
-                              f"another device than the CPU, uses a tensor on the CPU "
-                              f"({_said(error)}); make it follow the output's device, e.g. "
-                              f"labels.to(out.device)") from None
+    steps = [("the forward pass", "its model", lambda _: model(*(x.to("meta") for x in inputs)),
+              "make the tensors it creates follow its input's device, e.g. "
+              "torch.zeros(..., device=x.device)"),
+             ("the loss_fn", "the model's output", loss_fn,
+              "make it follow the output's device, e.g. labels.to(out.device)")]
+    value = None
+    for what, moved, step, fix in steps:
+        try:
+            value = step(value)
+        except RuntimeError as error:
+            if _on_two_devices(error):
+                raise FamilyError(f"{key}.factory: {what} of {call}, {moved} on another "
+                                  f"device than the CPU, uses a tensor on the CPU "
+                                  f"({_said(error)}); {fix}") from None
+            return
 
 
 def _measured(key, family, depth, shortcut, dtype, seed, chunk_options):
