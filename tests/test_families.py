@@ -369,6 +369,30 @@ def write_module(workdir, body):
         def build(depth, shortcut):
             return Net(depth), (torch.ones(1, 2),), lambda out: out.square().sum()
         """, "families.t.factory", ["the forward pass of", "device=x.device"]),
+    ({"factory": "broken:build", "options": {}, "devices": ["cuda"]}, """
+        import torch
+        class Net(torch.nn.Module):
+            def __init__(self, depth):
+                super().__init__()
+                self.pos = torch.nn.Embedding(8, 2)
+                self.blocks = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(depth)])
+            def forward(self, x):
+                return self.blocks(x + self.pos(torch.arange(x.shape[0])))  # ids on the CPU
+        def build(depth, shortcut):
+            return Net(depth), (torch.ones(3, 2),), lambda out: out.square().sum()
+        """, "families.t.factory", ["the forward pass of", "aten.embedding"]),
+    ({"factory": "broken:build", "options": {}, "devices": ["cuda"]}, """
+        import torch
+        class Net(torch.nn.Module):
+            def __init__(self, depth):
+                super().__init__()
+                self.blocks = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(depth)])
+                self.w = torch.ones(2, 2)  # not a parameter, not a buffer: stays on the CPU
+            def forward(self, x):
+                return self.blocks(x) @ self.w
+        def build(depth, shortcut):
+            return Net(depth), (torch.ones(3, 2),), lambda out: out.square().sum()
+        """, "families.t.factory", ["aten.mm", "register_buffer"]),
     ({"factory": "broken:build", "options": {}}, """
         import torch
         def build(depth, shortcut):
@@ -412,8 +436,19 @@ def test_the_check_runs_in_a_process_of_its_own_and_answers_in_json(workdir):
 
 def test_a_family_that_follows_the_device_passes_the_gpu_check(workdir):
     """The example's loss_fn moves its labels to the output's device: with a
-    GPU among the devices it passes as on the CPU alone."""
+    GPU among the devices it passes as on the CPU alone; so does a scalar
+    made on the CPU (CUDA takes it) and an op the meta device cannot run."""
     assert check("t", {**SECTION, "devices": ["cpu", "cuda"]}, str(workdir))["blocks"] == [0, 1]
+    write_module(workdir, """
+        #NET
+        def build(depth, shortcut):
+            def loss_fn(out):
+                out = out.masked_fill(out > 10, torch.tensor(10.0))  # a 0-dim CPU value
+                return out[out.nonzero(as_tuple=True)].square().sum()  # data-dependent
+            return Net(depth), (torch.ones(3, 2),), loss_fn
+        """)
+    section = {**SECTION, "factory": "broken:build", "options": {}, "devices": ["cuda"]}
+    assert check("t", section, str(workdir))["blocks"] == [0, 1]
 
 
 def test_a_check_that_passed_runs_again_only_when_the_module_changes(workdir, monkeypatch):

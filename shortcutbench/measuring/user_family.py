@@ -47,6 +47,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from shortcutbench.measuring.family import Family
 
@@ -256,37 +258,50 @@ def check(name: str, section: dict[str, Any], workdir: str) -> dict[str, Any]:
             "saved_bytes": int(saved), "blocks": sorted(blocks)}
 
 
-def _on_two_devices(error):
-    text = str(error)
-    return "is not on the expected device" in text or "same device" in text
+class _OnTheCPU(Exception):
+    """An op given a tensor on the meta device and one with dimensions on the
+    CPU: on a GPU it would raise (a 0-dim CPU tensor is a scalar there)."""
+
+
+class _CPUTensorFinder(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        if (any(t.device.type == "meta" for t in tensors)
+                and any(t.device.type == "cpu" and t.dim() > 0 for t in tensors)):
+            raise _OnTheCPU(func)
+        return func(*args, **kwargs)
 
 
 def _follows_the_device(key, family, depth, shortcut, options, seed):
     """A cell built on the CPU, then moved as a job moves it to a GPU, but to
-    torch's meta device (there may be no GPU here): a forward pass or a
-    loss_fn that keeps a tensor on the CPU fails there as on a GPU.  Other
-    failures on the meta device (a data-dependent op) say nothing of
-    devices and pass."""
+    torch's meta device (there may be no GPU here), and run with every op
+    watched: one that is given a CPU tensor beside the moved ones would
+    raise on a GPU.  Other failures on the meta device (a data-dependent
+    op) say nothing of devices and pass."""
     call = _call_text(depth, shortcut, options)
-    torch.manual_seed(seed)
-    model, inputs, loss_fn = _built(key, call, family.factory(depth=depth, shortcut=shortcut,
-                                                              **options))
-    model = model.to("meta").train(family.mode == "train")
-    steps = [("the forward pass", "its model", lambda _: model(*(x.to("meta") for x in inputs)),
-              "make the tensors it creates follow its input's device, e.g. "
-              "torch.zeros(..., device=x.device)"),
-             ("the loss_fn", "the model's output", loss_fn,
-              "make it follow the output's device, e.g. labels.to(out.device)")]
-    value = None
-    for what, moved, step, fix in steps:
-        try:
-            value = step(value)
-        except RuntimeError as error:
-            if _on_two_devices(error):
-                raise FamilyError(f"{key}.factory: {what} of {call}, {moved} on another "
-                                  f"device than the CPU, uses a tensor on the CPU "
-                                  f"({_said(error)}); {fix}") from None
-            return
+    steps = [("the forward pass", "make the tensors it creates follow its input's device, "
+              "e.g. torch.arange(n, device=x.device), and register a tensor it keeps as a "
+              "buffer (self.register_buffer)"),
+             ("the loss_fn", "make it follow the output's device, e.g. labels.to(out.device)")]
+    step = -1
+    try:
+        torch.manual_seed(seed)
+        model, inputs, loss_fn = _built(key, call, family.factory(depth=depth, shortcut=shortcut,
+                                                                  **options))
+        model = model.to("meta").train(family.mode == "train")
+        inputs = tuple(x.to("meta") for x in inputs)
+        with _CPUTensorFinder():
+            step = 0
+            output = model(*inputs)
+            step = 1
+            loss_fn(output)
+    except _OnTheCPU as op:
+        what, fix = steps[step]
+        raise FamilyError(f"{key}.factory: {what} of {call}, on another device than the CPU, "
+                          f"gives {op} a tensor that stayed on the CPU; {fix}") from None
+    except Exception:  # what fails on the meta device alone passes
+        return
 
 
 def _measured(key, family, depth, shortcut, dtype, seed, chunk_options):
