@@ -218,6 +218,16 @@ def test_the_measuring_job_writes_partials_the_merge_reads(measured):
     assert len(lines) == len(pd.read_parquet(records_path))
 
 
+def test_a_partial_whose_line_end_became_crlf_is_still_read(measured):
+    """One line, ending in "\n" wherever it was written; a copy that turned
+    it into "\r\n" (a checkout, an editor) holds the same content."""
+    records_path, partial_path, tmp = measured
+    raw = partial_path.read_bytes()
+    assert raw.count(b"\n") == 1 and raw.endswith(b"\n") and b"\r" not in raw
+    partial_path.write_bytes(raw[:-1] + b"\r\n")
+    assert merge(measured)["n_cells"] == 8
+
+
 @pytest.mark.parametrize("how", ["records edited", "records truncated", "other chunk",
                                  "other band", "partial truncated", "other version",
                                  "same value, other bytes"])

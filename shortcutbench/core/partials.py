@@ -457,13 +457,13 @@ def write_partial(partial: Partial, path: PathLike, chunk: ChunkParams, cells: i
     data = {"version": VERSION, "chunk": chunk, "n_cells": cells,
             "records_sha256": records_sha256, "band": band, **partial}
     body = compact_json(data)  # thousands of rows: no indentation
-    with atomic_write(path) as f:
+    with atomic_write(path, newline="") as f:  # "\n" on every platform
         f.write(f'{_HEAD}{_content_sha256(body.encode())}",{body[1:]}\n')
 
 
 def _content_intact(raw: bytes) -> bool:
     head = raw[:_HEAD_LENGTH].decode("ascii", "replace")
-    body = b"{" + raw[_HEAD_LENGTH:].rstrip(b"\n")
+    body = b"{" + raw[_HEAD_LENGTH:].rstrip(b"\r\n")
     return head.startswith(_HEAD) and head[len(_HEAD):-2] == _content_sha256(body)
 
 
