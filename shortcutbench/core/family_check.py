@@ -35,10 +35,26 @@ def module_sha256(factory: str, workdir: str) -> str | None:
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def _own_code() -> str:
+    """The sha256 of the package's core and measuring code, which the check
+    runs (the contract's runner, the specs, the records)."""
+    import hashlib
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digest = hashlib.sha256()
+    for part in ("core", "measuring"):
+        folder = os.path.join(package, part)
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()
+
+
 def _passed_check(name, section, workdir):
     """Where a check that passed is kept, named by everything it depends on
-    (the section, the module's source, the checking code, the Python and its
-    torch), or None when the module is not found: every snakemake command
+    (the section, the module's source, shortcutbench's code that runs it,
+    the Python and its torch), or None when the module is not found: every snakemake command
     (-n, --report, a cluster's login node) would otherwise build the model
     again."""
     import hashlib
@@ -51,8 +67,7 @@ def _passed_check(name, section, workdir):
         torch_version = version("torch")
     except PackageNotFoundError:
         torch_version = None
-    key = json.dumps([name, section, source, sys.executable, torch_version,
-                      module_sha256("shortcutbench.measuring.user_family:check", workdir)],
+    key = json.dumps([name, section, source, sys.executable, torch_version, _own_code()],
                      sort_keys=True)
     return os.path.join(workdir, ".snakemake", "shortcutbench", "family_checks",
                         hashlib.sha256(key.encode()).hexdigest() + ".json")
