@@ -248,13 +248,13 @@ def _without_the_mlps_sweeps(config):
     key).  Notes saying so; in a config file the same is an error."""
     if families.MLP in config["models"]:
         return []
-    notes = []
+    notes, models = [], f"models=[{','.join(config['models'])}]"
     if config.get("studies"):
-        notes.append(f"models={config['models']} leaves out mlp: the config file's studies "
+        notes.append(f"{models} leaves out mlp: the config file's studies "
                      f"({', '.join(sorted(config['studies']))}), the MLP's, are not run")
         config["studies"] = {}
     if config.get("training", {}).get("enabled"):
-        notes.append(f"models={config['models']} leaves out mlp: the config file's training "
+        notes.append(f"{models} leaves out mlp: the config file's training "
                      "runs, the MLP's, are not run")
         config["training"] = {**config["training"], "enabled": False}
     return notes
