@@ -95,3 +95,14 @@ def test_snakemake_refuses_a_bad_config_before_any_job(tmp_path):
     assert "depths[0]: 0 is less than the minimum of 1" in result.stdout
     assert "'tpu9'" in result.stdout
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+def test_the_fast_yaml_parser_reads_every_shipped_yaml_as_pyyamls_own():
+    from shortcutbench.core.config import _read_yaml
+
+    files = [*REPO.glob("config/*.yaml"), *REPO.glob("examples/*/config.yaml"),
+             REPO / "workflow" / "schemas" / "config.schema.yaml"]
+    assert len(files) >= 4
+    for path in files:
+        with open(path) as f, open(path) as g:
+            assert _read_yaml(f) == yaml.safe_load(g), path

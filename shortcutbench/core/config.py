@@ -176,6 +176,13 @@ def coerce_command_line(config, schema, file_config):
     return walk(config, schema, [], file_config)
 
 
+def _read_yaml(f):
+    """YAML's safe subset, parsed by libyaml where PyYAML has it: the same
+    data, ~8x faster than the pure-Python parser (a config listing many
+    seeds, the schema at every snakemake start)."""
+    return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def read_config_files(paths):
     """The config files' content, merged in order as Snakemake merges them."""
     from snakemake.utils import update_config
@@ -183,13 +190,13 @@ def read_config_files(paths):
     merged = {}
     for path in paths:
         with open(path) as f:
-            update_config(merged, yaml.safe_load(f) or {})
+            update_config(merged, _read_yaml(f) or {})
     return merged
 
 
 def load_schema(path):
     with open(path) as f:
-        return yaml.safe_load(f)
+        return _read_yaml(f)
 
 
 def validate_config(config, schema_path, file_config=None):
