@@ -20,8 +20,8 @@ from shortcutbench.analysis.partials_frame import (
     to_frames,
 )
 from shortcutbench.core import partials
+from shortcutbench.core.files import sha256_of
 from shortcutbench.core.records import Cell
-from shortcutbench.core.store import sha256_of
 from shortcutbench.core.sweep import Chunk
 from shortcutbench.measuring.measure import measure_cells, run_chunk
 

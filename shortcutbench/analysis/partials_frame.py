@@ -28,9 +28,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from shortcutbench.core import partials as core
-from shortcutbench.core.files import atomic_write, write_json
+from shortcutbench.core.files import atomic_write, sha256_of, write_json
 from shortcutbench.core.records import CELL_COLUMNS
-from shortcutbench.core.store import sha256_of
 
 SUMMARY_GROUP = [c for c in CELL_COLUMNS if c != "seed"] + ["layer"]
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)

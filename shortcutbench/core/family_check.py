@@ -2,6 +2,7 @@
 its own: the workflow's process never imports torch or the user's code
 (measuring/user_family.py's `check` does the work)."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -9,7 +10,7 @@ import sys
 from typing import Any
 
 from shortcutbench.core.families import SHIPPED, sections
-from shortcutbench.core.files import read_json, write_json
+from shortcutbench.core.files import read_json, sha256_of, write_json
 
 CHECK_SECONDS = 600  # a factory that takes longer to build and run its cells is stuck
 
@@ -19,7 +20,6 @@ def module_sha256(factory: str, workdir: str) -> str | None:
     found as the measuring job imports it: the run's directory first), or
     None if there is none.  Found without importing anything: it runs in
     every Snakemake process, where the user's code and torch must not load."""
-    import hashlib
     from importlib.machinery import PathFinder
 
     path = [os.path.abspath(workdir), *sys.path]
@@ -31,15 +31,12 @@ def module_sha256(factory: str, workdir: str) -> str | None:
         path = spec.submodule_search_locations or []
     if not spec.has_location or not spec.origin or not os.path.isfile(spec.origin):
         return None
-    with open(spec.origin, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    return sha256_of(spec.origin)
 
 
 def _own_code() -> str:
     """The sha256 of the package's core and measuring code, which the check
     runs (the contract's runner, the specs, the records)."""
-    import hashlib
-
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     digest = hashlib.sha256()
     for part in ("core", "measuring"):
@@ -52,12 +49,11 @@ def _own_code() -> str:
 
 
 def _passed_check(name, section, workdir):
-    """Where a check that passed is kept, named by everything it depends on
-    (the section, the module's source, shortcutbench's code that runs it,
-    the Python and its torch), or None when the module is not found: every snakemake command
-    (-n, --report, a cluster's login node) would otherwise build the model
-    again."""
-    import hashlib
+    """Where a check that passed is kept, so that every snakemake command
+    (-n, --report, a cluster's login node) does not build the model again;
+    named by everything the check depends on (the section, the module's
+    source, shortcutbench's code that runs it, the Python and its torch);
+    None when the module is not found."""
     from importlib.metadata import PackageNotFoundError, version
 
     source = module_sha256(section["factory"], workdir)

@@ -127,6 +127,17 @@ def compact_json(data) -> str:
     return json.dumps(data, allow_nan=True, default=str, separators=(",", ":"))
 
 
+def sha256_of(path: PathLike) -> str:
+    """The sha256 (hex) of a file's bytes, read a megabyte at a time."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def read_json(path: PathLike):
     import json
 

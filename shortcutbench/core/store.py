@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow
 
-from shortcutbench.core.files import atomic_write
+from shortcutbench.core.files import atomic_write, sha256_of
 from shortcutbench.core.records import (
     CELL_COLUMNS,
     CELL_TYPES,
@@ -115,14 +115,6 @@ def write_records(records: Sequence[Record], path: PathLike) -> str:
     with atomic_write(path, "wb") as f:
         f.write(data)
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_of(path: PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(path: PathLike, sha256: str) -> None:
