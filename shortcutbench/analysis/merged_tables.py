@@ -38,7 +38,7 @@ def select(frame, variant):
 
 
 @cache
-def recorded_sha256(partials_path) -> dict:
+def files_sha256(partials_path) -> dict:
     """{file name: sha256} the merge recorded in partials.json, read once
     per job (the file is megabytes; a job may read two tables)."""
     return read_json(partials_path).get("files_sha256", {})
@@ -54,7 +54,7 @@ def read_table(path, partials_path=None):
     if partials_path is not None:
         from shortcutbench.core.store import verify
 
-        recorded = recorded_sha256(partials_path).get(Path(path).name)
+        recorded = files_sha256(partials_path).get(Path(path).name)
         if recorded is None:
             raise ValueError(f"{partials_path} records no sha256 of {path}: it was made by an "
                              f"older shortcutbench; run snakemake again with --forcerun merge")
