@@ -249,6 +249,16 @@ def validate_config(config, schema_path, file_config=None):
     return sweep
 
 
+# The MLP's own further sweeps, which run only where `models` lists it.
+MLP_SWEEPS = {"studies": "the studies are the MLP's further sweeps",
+              "training": "the training runs are the MLP's"}
+
+
+def _mlp_sweeps_asked(config):
+    """The keys of MLP_SWEEPS the config asks to run."""
+    return [key for key in MLP_SWEEPS if config.get(key) and config[key].get("enabled", True)]
+
+
 def _without_the_mlps_sweeps(config):
     """`models` typed on the command line without the MLP: the config file's
     studies and training, the MLP's, are not run (--config cannot remove a
@@ -256,11 +266,12 @@ def _without_the_mlps_sweeps(config):
     if families.MLP in config["models"]:
         return []
     notes, models = [], f"models=[{','.join(config['models'])}]"
-    if config.get("studies"):
+    asked = _mlp_sweeps_asked(config)
+    if "studies" in asked:
         notes.append(f"{models} leaves out mlp: the config file's studies "
                      f"({', '.join(sorted(config['studies']))}), the MLP's, are not run")
         config["studies"] = {}
-    if config.get("training", {}).get("enabled"):
+    if "training" in asked:
         notes.append(f"{models} leaves out mlp: the config file's training "
                      "runs, the MLP's, are not run")
         config["training"] = {**config["training"], "enabled": False}
@@ -281,11 +292,9 @@ def family_problem(config):
             return (f"families.{name}: {name!r} is the name of a shipped family "
                     f"({', '.join(families.SHIPPED)}); give your family another name")
     if families.MLP not in config["models"]:
-        what = {"studies": "the studies are the MLP's further sweeps",
-                "training": "the training runs are the MLP's"}
-        for key, words in what.items():
-            if config.get(key) and config[key].get("enabled", True):
-                return f"{key}: {words}; add mlp to models, or remove {key}"
+        asked = _mlp_sweeps_asked(config)
+        if asked:
+            return f"{asked[0]}: {MLP_SWEEPS[asked[0]]}; add mlp to models, or remove {asked[0]}"
     for spec in families.SPECS.values():  # what the schema cannot check of a section
         if spec.check is not None and spec.section in config:
             try:
