@@ -156,9 +156,9 @@ def _call_text(depth, shortcut, options):
     return f"build({args})"
 
 
-def _run(key, family, depth, shortcut, options, seed, count_saved=False):
-    """Build and run one cell as the measurement does; returns the model
-    and the bytes autograd kept for backward."""
+def _build(key, family, depth, shortcut, options, seed):
+    """One cell as a measuring job builds it, the factory called after
+    torch.manual_seed(seed): (its call as text, model, inputs, loss_fn)."""
     call = _call_text(depth, shortcut, options)
     torch.manual_seed(seed)
     try:
@@ -166,7 +166,13 @@ def _run(key, family, depth, shortcut, options, seed, count_saved=False):
     except Exception as error:
         raise FamilyError(f"{key}.factory: {call} raised {_said(error)}; fix the factory or "
                           f"{key}.options") from None
-    model, inputs, loss_fn = _built(key, call, result)
+    return (call, *_built(key, call, result))
+
+
+def _run(key, family, depth, shortcut, options, seed, count_saved=False):
+    """Build and run one cell as the measurement does; returns the model
+    and the bytes autograd kept for backward."""
+    call, model, inputs, loss_fn = _build(key, family, depth, shortcut, options, seed)
     if not any(True for _ in model.parameters()):
         raise FamilyError(f"{key}.factory: the model of {call} has no parameters; there is no "
                           f"gradient to measure")
@@ -279,16 +285,13 @@ def _follows_the_device(key, family, depth, shortcut, options, seed):
     watched: one that is given a CPU tensor beside the moved ones would
     raise on a GPU.  Other failures on the meta device (a data-dependent
     op) say nothing of devices and pass."""
-    call = _call_text(depth, shortcut, options)
     steps = [("the forward pass", "make the tensors it creates follow its input's device, "
               "e.g. torch.arange(n, device=x.device), and register a tensor it keeps as a "
               "buffer (self.register_buffer)"),
              ("the loss_fn", "make it follow the output's device, e.g. labels.to(out.device)")]
     step = -1
     try:
-        torch.manual_seed(seed)
-        model, inputs, loss_fn = _built(key, call, family.factory(depth=depth, shortcut=shortcut,
-                                                                  **options))
+        call, model, inputs, loss_fn = _build(key, family, depth, shortcut, options, seed)
         model = model.to("meta").train(family.mode == "train")
         inputs = tuple(x.to("meta") for x in inputs)
         with _CPUTensorFinder():
@@ -356,8 +359,7 @@ def _largest(key, family, depth, shortcut, options, seed):
     except FamilyError:
         try:
             with torch.device("meta"):
-                torch.manual_seed(seed)
-                model = family.factory(depth=depth, shortcut=shortcut, **options)[0]
+                model = _build(key, family, depth, shortcut, options, seed)[1]
         except Exception:
             return None, None, None
         saved = None
