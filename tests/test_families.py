@@ -321,15 +321,19 @@ def write_module(workdir, body):
     ({"options": {"width": 8, "colour": "red"}}, None, "families.t.options",
      ["does not take these keyword arguments", "colour"]),
     ({"blocks": r"layers\.(\d+)\."}, None, "families.t.blocks",
-     ["matches none of the parameter names of build(depth=2, shortcut=False",
-      "blocks.0.transform.weight"]),
+     # the pattern as written, the factory as configured, a fix read from the names
+     ["'layers\\.(\\d+)\\.' matches none",
+      "parameter names of highway:build(depth=2, shortcut=False",
+      "blocks.0.transform.weight", "e.g. 'blocks\\.(\\d+)\\.', read from these names"]),
     ({"blocks": r"(\w+)\.\d+\."}, None, "families.t.blocks",
-     ["the first group of", "is 'blocks' in the parameter", "not a block's number"]),
+     ["the groups of", "are ('blocks',) in the parameter", "not a block's number"]),
+    ({"blocks": r"(blocks)\.(\d+)\."}, None, "families.t.blocks",
+     ["the groups of", "are ('blocks', '0') in the parameter", "not a block's number"]),
     ({"factory": "broken:build", "options": {}}, """
         def build(depth, shortcut):
             raise RuntimeError("out of ideas")
-        """, "families.t.factory", ["build(depth=2, shortcut=False) raised RuntimeError: "
-                                    "out of ideas"]),
+        """, "families.t.factory", ["broken:build(depth=2, shortcut=False) raised "
+                                    "RuntimeError: out of ideas"]),
     ({"factory": "broken:build", "options": {}}, """
         import random
         #NET
@@ -357,7 +361,8 @@ def write_module(workdir, body):
         def build(depth, shortcut):
             labels = torch.zeros(1, 2)  # on the CPU, whatever the output's device
             return Net(depth), (torch.ones(1, 2),), lambda out: (out - labels).square().sum()
-        """, "families.t.factory", ["the loss_fn of build(depth=2", "labels.to(out.device)"]),
+        """, "families.t.factory", ["the loss_fn of broken:build(depth=2",
+                                    "labels.to(out.device)"]),
     ({"factory": "broken:build", "options": {}, "devices": ["cuda:1"]}, """
         import torch
         class Net(torch.nn.Module):
@@ -428,7 +433,7 @@ def test_the_check_runs_in_a_process_of_its_own_and_answers_in_json(workdir):
         def build(depth, shortcut):
             raise ValueError("no")
         """)
-    with pytest.raises(ValueError, match=r"^families\.b\.factory: build\(depth=2"):
+    with pytest.raises(ValueError, match=r"^families\.b\.factory: broken:build\(depth=2"):
         family_check.check_user_families(
             {**top, "models": ["b"], "families": {"b": {**SECTION, "factory": "broken:build",
                                                         "options": {}}}}, str(workdir))

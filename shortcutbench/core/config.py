@@ -278,6 +278,30 @@ def _without_the_mlps_sweeps(config):
     return notes
 
 
+# What builds a family of the user's own: exactly one of these keys.
+BUILDERS = ("factory", "transformers", "timm")
+
+
+def _builder_problem(name, family):
+    """A family's section names one builder, and a library its depth key."""
+    named = [key for key in BUILDERS if key in family]
+    if len(named) != 1:
+        which = " and ".join(named) if named else "none of them"
+        return (f"families.{name}: name exactly one of factory (module:function), "
+                f"transformers (a model class) or timm (a model name); it has {which}")
+    if named[0] != "factory" and "depth_key" not in family:
+        return (f"families.{name}.depth_key: a {named[0]} model needs the argument its depth "
+                f"sets, e.g. depth_key: n_layer (GPT-2), num_hidden_layers (Llama, BERT, ViT), "
+                f"layers (timm's resnet, with stages: 4) or depths (convnext, with stages: 4)")
+    extra = [key for key in ("depth_key", "stages", "inputs", "without_norms") if key in family
+             and named[0] == "factory"] + (["stages"] if "stages" in family
+                                           and named[0] == "transformers" else [])
+    if extra:
+        return (f"families.{name}.{extra[0]}: only a library model takes {extra[0]} "
+                f"({'timm' if extra[0] == 'stages' else 'transformers or timm'}); remove it")
+    return None
+
+
 def family_problem(config):
     """What the schema cannot check of the families: 'key: what is wrong
     and the fix', or None.  A section is checked whenever it is there, so
@@ -302,6 +326,11 @@ def family_problem(config):
             except ValueError as error:
                 return f"{spec.section}.{error}"
     for name, family in config["families"].items():
+        problem = _builder_problem(name, family)
+        if problem:
+            return problem
+        if "blocks" not in family:
+            continue
         try:
             pattern = re.compile(family["blocks"])
         except re.error as error:

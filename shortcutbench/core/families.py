@@ -191,6 +191,12 @@ SHIPPED = tuple(SPECS)
 SHIPPED_SECTIONS = tuple(s.section for s in SPECS.values() if s.section)
 
 
+# What a user family's measuring job needs of its section.
+USER_MODEL_KEYS = ("factory", "transformers", "timm", "depth_key", "stages", "inputs",
+                   "without_norms", "options", "blocks", "mode", "residual_adds",
+                   "shortcut_scales", "branch_scales")
+
+
 def spec(name: str) -> FamilySpec:
     """A family's spec; any name but a shipped one is a user family's."""
     if name in SPECS:
@@ -200,7 +206,7 @@ def spec(name: str) -> FamilySpec:
         "shortcutbench.measuring.user_family:UserFamily",
         fields={"width": 0, "activation": NOT_APPLICABLE, "init": NOT_APPLICABLE,
                 "norm": NOT_APPLICABLE},
-        model_keys=("factory", "options", "blocks", "mode"),
+        model_keys=USER_MODEL_KEYS,
         memory=lambda section, dtype, checked: user_mem_mb(checked or {},
                                                            gpt.DTYPE_BYTES[dtype]),
         memory_fix=f"smaller families.{name}.depths or options, or its own mem_mb")

@@ -34,6 +34,22 @@ def module_sha256(factory: str, workdir: str) -> str | None:
     return sha256_of(spec.origin)
 
 
+def family_source(section: dict[str, Any], workdir: str) -> str | None:
+    """What a user family's cells are made from beyond its section: its
+    module's sha256, or the version of the library that builds it
+    ("transformers==5.23.0"); None where the module is not found.  Read
+    without importing anything."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    if "factory" in section:
+        return module_sha256(section["factory"], workdir)
+    library = next(key for key in ("transformers", "timm") if key in section)
+    try:
+        return f"{library}=={version(library)}"
+    except PackageNotFoundError:
+        return f"{library} (not installed)"
+
+
 def _own_code() -> str:
     """The sha256 of the package's core and measuring code, which the check
     runs (the contract's runner, the specs, the records)."""
@@ -56,7 +72,7 @@ def _passed_check(name, section, workdir):
     None when the module is not found."""
     from importlib.metadata import PackageNotFoundError, version
 
-    source = module_sha256(section["factory"], workdir)
+    source = family_source(section, workdir)
     if source is None:
         return None
     try:

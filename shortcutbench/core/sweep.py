@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shortcutbench.core import families
-from shortcutbench.core.family_check import module_sha256
+from shortcutbench.core.family_check import family_source
 from shortcutbench.core.records import BRANCH_RULE, branch_label
 
 # What a measuring job is handed (Chunk.params(), FamilyChunk.params()): plain
@@ -130,18 +130,23 @@ def cells_of(params: ChunkParams) -> list[dict[str, Any]]:
 
 def family_cells(params: ChunkParams) -> list[dict[str, Any]]:
     """Every cell of a family chunk, in the order seed, depth, norm, shortcut
-    (without first).  A cell without shortcut records lambda 0, one with
-    lambda 1; alpha is the MLP's knob: "1".  Width, activation, init (and
-    norm, where the family has no norm axis) are its model config's
-    (families.FamilySpec.cell_fields)."""
+    (without first), lambda, alpha.  A cell without shortcut records lambda
+    0 and alpha "1"; one with records the family's shortcut_scales and
+    branch_scales (the generic switch's; [1] where it names none).  Width,
+    activation, init (and norm, where the family has no norm axis) are its
+    model config's (families.FamilySpec.cell_fields)."""
     fields = families.spec(params["model"]).cell_fields(params["options"])
+    options = params["options"]
+    alphas = branch_labels(options.get("branch_scales", [1]))
     return [
         {"model": params["model"], "depth": depth, "width": fields["width"], "seed": seed,
-         "shortcut": shortcut, "shortcut_scale": 1.0 if shortcut else 0.0, "branch_scale": "1",
+         "shortcut": shortcut, "shortcut_scale": scale, "branch_scale": alpha,
          "activation": fields["activation"], "init": fields["init"], "norm": norm,
          "device": params["device"], "dtype": params["dtype"]}
         for seed in params["seeds"] for depth in params["depths"]
-        for norm in params["norms"] for shortcut in params["shortcuts"]
+        for norm in params["norms"] for shortcut, scale in shortcut_variants(
+            params["shortcuts"], options.get("shortcut_scales", [1.0]))
+        for alpha in (alphas if shortcut else ("1",))
     ]
 
 
@@ -310,7 +315,8 @@ def plan_family_chunks(config: dict[str, Any], results_dir: str = "results",
         options = spec.options(section)
         if name not in families.SHIPPED:
             # in its chunks' params: an edit to the module re-measures them
-            options["source_sha256"] = module_sha256(section["factory"], os.getcwd())
+            source = family_source(section, os.getcwd())
+            options["source_sha256" if "factory" in section else "library"] = source
         inner = dict(depths=tuple(sorted(section["depths"])),
                      shortcuts=tuple(sorted(section["shortcut"])), norms=spec.norms(section),
                      options=options)

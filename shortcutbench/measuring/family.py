@@ -32,6 +32,7 @@ This module imports torch and never pandas, seaborn or Snakemake.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import sys
@@ -76,6 +77,13 @@ class Family:
     def layer_of(self, name: str, depth: int) -> int:
         raise NotImplementedError
 
+    def forward_context(self, model: torch.nn.Module, inputs: tuple | dict,
+                        cell: dict[str, Any]) -> contextlib.AbstractContextManager:
+        """What the cell's forward and backward pass run under: nothing for a
+        family with a shortcut switch of its own; the generic switch
+        (measuring/shortcut_switch.py) for one built with its shortcuts."""
+        return contextlib.nullcontext()
+
     def watch(self, model: torch.nn.Module, depth: int) -> Callable[[Any], Watched] | None:
         """Register forward hooks on the model; return a function that, given
         the model's output, gives what they saw.  None: nothing to watch."""
@@ -92,12 +100,24 @@ def family_of(name: str, options: dict[str, Any]) -> Family:
     return family(name, options)
 
 
-def to_cell(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """An input on the cell's device; floating-point inputs in its dtype
-    (token ids and labels keep theirs)."""
-    if tensor.is_floating_point():
-        return tensor.to(device, dtype)
-    return tensor.to(device)
+def to_cell(inputs, device: torch.device, dtype: torch.dtype):
+    """Inputs (a tensor, a tuple of them or a dict) on the cell's device;
+    floating-point ones in its dtype (token ids and labels keep theirs)."""
+    if isinstance(inputs, dict):
+        return {key: to_cell(x, device, dtype) for key, x in inputs.items()}
+    if isinstance(inputs, tuple | list):
+        return tuple(to_cell(x, device, dtype) for x in inputs)
+    if inputs.is_floating_point():
+        return inputs.to(device, dtype)
+    return inputs.to(device)
+
+
+def call_model(model: torch.nn.Module, inputs: tuple | dict) -> Any:
+    """The model on its inputs: a dict as keyword arguments (Hugging Face's
+    model(**inputs)), a tuple as positional ones."""
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    return model(*inputs)
 
 
 def measure_cell(family: Family, cell: dict[str, Any], options: dict[str, Any]) -> list[Record]:
@@ -107,11 +127,12 @@ def measure_cell(family: Family, cell: dict[str, Any], options: dict[str, Any]) 
     torch.manual_seed(cell["seed"])
     model, inputs, loss_fn = family.build(cell["depth"], cell["shortcut"], cell["norm"], options)
     model = model.to(device, dtype)
-    inputs = tuple(to_cell(x, device, dtype) for x in inputs)
+    inputs = to_cell(inputs, device, dtype)
     model.train(family.mode == "train")
     seen = family.watch(model, cell["depth"])
-    with deterministic_ops(families.spec(family.name).section, cell["device"]):
-        output = model(*inputs)
+    with (deterministic_ops(families.spec(family.name).section, cell["device"]),
+          family.forward_context(model, inputs, cell)):
+        output = call_model(model, inputs)
         loss = loss_fn(output)
         loss.backward()
 

@@ -50,7 +50,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from shortcutbench.measuring.family import Family
+from shortcutbench.core import blocks
+from shortcutbench.core.records import branch_value
+from shortcutbench.measuring import zoo
+from shortcutbench.measuring.family import Family, call_model, to_cell
+from shortcutbench.measuring.losses import default_loss
 
 
 class FamilyError(ValueError):
@@ -88,85 +92,155 @@ def _said(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def block_of(pattern: str, key: str = "blocks") -> Callable[[str], int]:
-    """A parameter's name -> its block: the first group of `pattern`
-    (re.search) as an integer, -1 where the pattern does not match.  A group
-    that is not a number is a FamilyError naming `key`."""
-    compiled = re.compile(pattern)
-
-    def layer(name: str) -> int:
-        match = compiled.search(name)
-        if not match:
-            return -1
-        try:
-            return int(match.group(1))
-        except (TypeError, ValueError):
-            raise FamilyError(f"{key}: the first group of {pattern!r} is {match.group(1)!r} in "
-                              f"the parameter {name!r}, not a block's number; capture the "
-                              f"digits, e.g. 'blocks\\.(\\d+)\\.'") from None
-
-    return layer
-
-
 class UserFamily(Family):
-    """A user family through the measurement contract."""
+    """A user family through the measurement contract: a factory of the
+    user's own, or a transformers or timm model (measuring/zoo.py).  A
+    factory without a `shortcut` argument builds its model with the
+    shortcuts, and the generic switch removes them (forward_context)."""
 
     def __init__(self, name: str, options: dict[str, Any], workdir: str | None = None):
         self.name = name
+        self.key = f"families.{name}"
         self.mode = options.get("mode", "eval")
-        self.factory = load_factory(options["factory"], workdir or os.getcwd(),
-                                    key=f"families.{name}.factory")
-        self.block = block_of(options["blocks"], key=f"families.{name}.blocks")
+        self.pattern = options.get("blocks")
+        self.residual_adds = options.get("residual_adds")
+        if zoo.library_of(options):
+            self.factory = zoo.factory(options, self.key)
+            self.label = zoo.label(options)
+        else:
+            self.factory = load_factory(options["factory"], workdir or os.getcwd(),
+                                        key=f"{self.key}.factory")
+            self.label = options["factory"]
+        self.own_switch = _takes(self.factory, "shortcut")
+        self._layers: dict[str, int] = {}
+        self._suggested: dict[int, str] = {}  # the default pattern, by depth
+
+    def call(self, depth: int, shortcut: bool, options: dict[str, Any]) -> str:
+        """The factory's call for a cell, as messages show it."""
+        args = [f"depth={depth}", *([f"shortcut={shortcut}"] if self.own_switch else []),
+                *(f"{k}={v!r}" for k, v in options.items())]
+        return f"{self.label}({', '.join(args)})"
 
     def build(self, depth, shortcut, norm, options):
         kwargs = options["options"]
-        result = self.factory(depth=depth, shortcut=shortcut, **kwargs)
-        return _built(f"families.{self.name}", _call_text(depth, shortcut, kwargs), result)
+        if self.own_switch:
+            result = self.factory(depth=depth, shortcut=shortcut, **kwargs)
+        else:
+            result = self.factory(depth=depth, **kwargs)
+        model, inputs, loss_fn = _built(self.key, self.call(depth, shortcut, kwargs), result)
+        self._number_blocks(model, depth, shortcut, kwargs)
+        return model, inputs, loss_fn
+
+    def _deeper_names(self, depth, shortcut, kwargs):
+        """The parameter names of the model one block deeper, built on the
+        meta device (no memory, no time) with torch's generator left as it was."""
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            if self.own_switch:
+                result = self.factory(depth=depth + 1, shortcut=shortcut, **kwargs)
+            else:
+                result = self.factory(depth=depth + 1, **kwargs)
+        return [name for name, _ in result[0].named_parameters()]
+
+    def _number_blocks(self, model, depth, shortcut, kwargs):
+        names = [name for name, _ in model.named_parameters()]
+        pattern = self.pattern
+        if not pattern:  # read from the names: what grows with depth
+            if self._suggested.get(depth) is None:
+                deeper = self._deeper_names(depth, shortcut, kwargs)
+                self._suggested[depth] = blocks.suggest(names, deeper) or "(?!)"
+            pattern = self._suggested[depth]
+        try:
+            self._layers = blocks.numbers(pattern, names)
+        except blocks.BlocksError as error:
+            raise FamilyError(f"{self.key}.blocks: {error}") from None
+        self.blocks = pattern
 
     def layer_of(self, name, depth):
-        return self.block(name)
+        return self._layers.get(name, blocks.OUTSIDE)
+
+    def block_modules(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+        """The blocks as modules, in block order: each parameter's name up
+        to the end of the pattern's match."""
+        modules = dict(model.named_modules())
+        found = {}
+        for name, _ in model.named_parameters():
+            layer = self._layers.get(name, blocks.OUTSIDE)
+            path = blocks.module_of(self.blocks, name)
+            if layer != blocks.OUTSIDE and path in modules:
+                found.setdefault(layer, path)
+        return [(found[layer], modules[found[layer]]) for layer in sorted(found)]
+
+    def forward_context(self, model, inputs, cell):
+        """Without the family's own switch, the generic one: the residual adds
+        of every block give lambda*skip + alpha*branch (the branch alone
+        without shortcut)."""
+        scale = cell["shortcut_scale"] if cell["shortcut"] else 0.0
+        alpha = branch_value(cell["branch_scale"], cell["depth"]) if cell["shortcut"] else 1.0
+        if self.own_switch or (scale == 1.0 and alpha == 1.0):
+            return contextlib.nullcontext()
+        from shortcutbench.measuring import shortcut_switch
+
+        return shortcut_switch.rewritten(model, self.block_modules(model), None, scale, alpha)
+
+
+def _takes(function: Callable, argument: str) -> bool:
+    try:
+        return argument in inspect.signature(function).parameters
+    except (TypeError, ValueError):  # no signature to read: the user's own says so
+        return True
 
 
 # ---------------------------------------------------------------- the check
 
-def _built(key: str, call: str, result: Any) -> tuple[torch.nn.Module, tuple, Callable]:
-    """The factory's result, checked against the contract's shape."""
-    if not (isinstance(result, tuple | list) and len(result) == 3):
+def _built(key: str, call: str, result: Any) -> tuple[torch.nn.Module, tuple | dict, Callable]:
+    """The factory's result, checked against the contract's shape: (model,
+    inputs) or (model, inputs, loss_fn), inputs a tensor, a tuple of them
+    (the model's arguments) or a dict (its keyword arguments); without a
+    loss_fn, losses.default_loss."""
+    if not (isinstance(result, tuple | list) and len(result) in (2, 3)):
         raise FamilyError(f"{key}.factory: {call} must return (model, inputs, loss_fn); it "
                           f"returned {type(result).__name__}")
-    model, inputs, loss_fn = result
+    model, inputs, loss_fn = (*result, None) if len(result) == 2 else result
     if not isinstance(model, torch.nn.Module):
         raise FamilyError(f"{key}.factory: {call} returned a {type(model).__name__} as the "
                           f"model; return a torch.nn.Module")
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
-    if not (isinstance(inputs, tuple | list) and all(isinstance(x, torch.Tensor)
-                                                     for x in inputs)):
-        raise FamilyError(f"{key}.factory: {call} returned inputs that are not a tuple of "
-                          f"tensors; return (x,) or (x, y, ...), the model's arguments")
-    if not callable(loss_fn):
+    values = inputs.values() if isinstance(inputs, dict) else inputs
+    if not (isinstance(inputs, tuple | list | dict)
+            and all(isinstance(x, torch.Tensor) for x in values)):
+        raise FamilyError(f"{key}.factory: {call} returned inputs that are neither a tuple of "
+                          f"tensors nor a dict of them; return (x,) or (x, y, ...), the model's "
+                          f"arguments, or {{'input_ids': ids, ...}}, its keyword arguments")
+    inputs = dict(inputs) if isinstance(inputs, dict) else tuple(inputs)
+    if loss_fn is None:
+        def loss_fn(output, inputs=inputs):
+            return default_loss(output, inputs)
+    elif not callable(loss_fn):
         raise FamilyError(f"{key}.factory: {call} returned a loss_fn that is not callable; "
                           f"return a function of the model's output")
-    return model, tuple(inputs), loss_fn
+    return model, inputs, loss_fn
 
 
-def _call_text(depth, shortcut, options):
-    args = ", ".join([f"depth={depth}", f"shortcut={shortcut}",
-                      *(f"{k}={v!r}" for k, v in options.items())])
-    return f"build({args})"
+def _output_text(output: Any) -> str:
+    """What a model returned, for a message: its type, and a ModelOutput's fields."""
+    fields = list(output.keys()) if hasattr(output, "keys") else []
+    return type(output).__name__ + (f" (fields {', '.join(fields)})" if fields else "")
 
 
 def _build(key, family, depth, shortcut, options, seed):
     """One cell as a measuring job builds it, the factory called after
     torch.manual_seed(seed): (its call as text, model, inputs, loss_fn)."""
-    call = _call_text(depth, shortcut, options)
+    call = family.call(depth, shortcut, options)
     torch.manual_seed(seed)
     try:
-        result = family.factory(depth=depth, shortcut=shortcut, **options)
+        built = family.build(depth, shortcut, None, {"options": options})
+    except FamilyError:
+        raise
     except Exception as error:
         raise FamilyError(f"{key}.factory: {call} raised {_said(error)}; fix the factory or "
                           f"{key}.options") from None
-    return (call, *_built(key, call, result))
+    return (call, *built)
 
 
 def _run(key, family, depth, shortcut, options, seed, count_saved=False):
@@ -187,7 +261,14 @@ def _run(key, family, depth, shortcut, options, seed, count_saved=False):
              else contextlib.nullcontext())
     try:
         with hooks:
-            loss = loss_fn(model(*inputs))
+            output = call_model(model, inputs)
+            try:
+                loss = loss_fn(output)
+            except Exception as error:
+                raise FamilyError(f"{key}: the loss_fn of {call} raised {_said(error)} when "
+                                  f"given the model's output, a {_output_text(output)}; make "
+                                  f"it take that (a ModelOutput's .logits, say), or return no "
+                                  f"loss_fn for the default loss") from None
         if not (isinstance(loss, torch.Tensor) and loss.numel() == 1
                 and loss.is_floating_point()):
             raise FamilyError(f"{key}.factory: the loss_fn of {call} returned "
@@ -218,28 +299,34 @@ def _check_options(key, factory, depth, options):
 def check(name: str, section: dict[str, Any], workdir: str) -> dict[str, Any]:
     """Check a user family before any job runs (see the module's doc);
     returns what it measured: {"parameters", "parameter_bytes",
-    "saved_bytes"} at the largest depth and "blocks", the block indices
-    found at the smallest.  Raises FamilyError."""
+    "saved_bytes"} at the largest depth, "blocks", the block indices found
+    at the smallest, "pattern", the blocks pattern used, and "switch", how
+    its shortcuts are removed.  Raises FamilyError."""
+    from shortcutbench.core.families import spec
+
     key = f"families.{name}"
     options = dict(section.get("options") or {})
-    chunk_options = {"factory": section["factory"], "options": options,
-                     "blocks": section["blocks"], "mode": section.get("mode", "eval")}
-    family = UserFamily(name, chunk_options, workdir)
+    chunk_options = {"options": {}, **spec(name).options(section), "options": options}
+    try:
+        family = UserFamily(name, chunk_options, workdir)
+    except zoo.LibraryError as error:
+        raise FamilyError(str(error)) from None
     seed, smallest, largest = min(section["seeds"]), min(section["depths"]), max(section["depths"])
-    _check_options(key, family.factory, smallest, options)
+    if not zoo.library_of(section):
+        _check_options(key, family.factory, smallest, options)
     shortcuts = sorted(section.get("shortcut", [False, True]))
     for shortcut in shortcuts:  # the contract's shape, with the plainest messages
         _, saved_small = _run(key, family, smallest, shortcut, options, seed, True)
+    switch = _switch(key, family, section, options, seed)
     # Then every arm in every dtype at the smallest depth, as a measuring job
     # measures it (on the CPU: a GPU may be on other machines), the first twice.
     dtypes = section.get("dtypes") or ["float32"]
-    blocks = set()
+    found = set()
     for shortcut in shortcuts:
         for dtype in dtypes:
             records = _measured(key, family, smallest, shortcut, dtype, seed, chunk_options)
             if dtype == dtypes[0]:
-                blocks |= _blocks_of(key, section["blocks"], records, smallest, shortcut,
-                                     options)
+                found |= _blocks_of(key, family, records, smallest, shortcut, options)
             if (shortcut, dtype) == (shortcuts[0], dtypes[0]):
                 first = records
     again = _measured(key, family, smallest, shortcuts[0], dtypes[0], seed, chunk_options)
@@ -250,10 +337,13 @@ def check(name: str, section: dict[str, Any], workdir: str) -> dict[str, Any]:
                           f"not numpy's, Python's or the clock")
     if any(device != "cpu" for device in section.get("devices", ["cpu"])):
         _follows_the_device(key, family, smallest, shortcuts[-1], options, seed)
+    facts = {"blocks": sorted(found), "pattern": family.blocks, "switch": switch}
+    parameters, parameter_bytes, saved, names = _largest(key, family, largest, shortcuts[-1],
+                                                         options, seed)
+    if names is not None and largest > smallest:
+        _grows(key, family, names, found, smallest, largest)
     if section.get("mem_mb"):  # its own estimate: nothing to count
-        return {"blocks": sorted(blocks)}
-    parameters, parameter_bytes, saved = _largest(key, family, largest, shortcuts[-1], options,
-                                                  seed)
+        return facts
     scale = largest / smallest  # where the meta device cannot: the smallest cell, scaled
     if parameters is None:
         small = sum(r["numel"] for r in first)
@@ -261,7 +351,51 @@ def check(name: str, section: dict[str, Any], workdir: str) -> dict[str, Any]:
     if saved is None:
         saved = saved_small * scale
     return {"parameters": parameters, "parameter_bytes": parameter_bytes,
-            "saved_bytes": int(saved), "blocks": sorted(blocks)}
+            "saved_bytes": int(saved), **facts}
+
+
+def _switch(key, family, section, options, seed):
+    """How the family's shortcuts are removed: its own `shortcut` argument,
+    or the generic switch, whose residual adds are found here (at the
+    smallest depth of at least two blocks, so that blocks can be compared)
+    and refused where they cannot be rewritten safely; "none" where every
+    cell keeps the shortcuts as built."""
+    if family.own_switch:
+        return {"means": "own"}
+    rewritten = (False in section.get("shortcut", [False, True])
+                 or any(float(v) != 1 for v in section.get("shortcut_scales", [1]))
+                 or any(v != 1 for v in section.get("branch_scales", [1])))
+    if not rewritten:  # every cell as built: nothing to find
+        return {"means": "none"}
+    from shortcutbench.measuring import shortcut_switch
+
+    depths = sorted(section["depths"])
+    depth = next((d for d in depths if d >= 2), depths[0])
+    call, model, inputs, loss_fn = _build(key, family, depth, True, options, seed)
+    model.train(family.mode == "train")
+    try:
+        plan = shortcut_switch.find_residual_adds(
+            model, family.block_modules(model), lambda: loss_fn(call_model(model, inputs)),
+            residual_adds=section.get("residual_adds"), family=key)
+    except shortcut_switch.SwitchError as error:
+        raise FamilyError(f"{key}: {error}") from None
+    return {"means": "generic", **plan.summary()}
+
+
+def _grows(key, family, names, found, smallest, largest):
+    """The pattern numbers more blocks at the largest depth than at the
+    smallest: one that does not (timm's layer{stage}.{i} read by its stage
+    alone) would give every depth the same few "blocks"."""
+    at_largest = set(blocks.numbers(family.blocks, names).values()) - {blocks.OUTSIDE}
+    if len(at_largest) <= len(found):
+        better = blocks.suggest(names)
+        hint = (f"; {blocks.shown(better)} numbers them" if better and better != family.blocks
+                else "")
+        raise FamilyError(f"{key}.blocks: {blocks.shown(family.blocks)} finds {len(found)} "
+                          f"blocks at depth {smallest} and {len(at_largest)} at depth "
+                          f"{largest}: the number of blocks does not grow with depth; write a "
+                          f"pattern that numbers every block (several groups are numbered "
+                          f"together, e.g. 'layer(\\d+)\\.(\\d+)\\.'){hint}")
 
 
 class _OnTheCPU(Exception):
@@ -293,10 +427,10 @@ def _follows_the_device(key, family, depth, shortcut, options, seed):
     try:
         call, model, inputs, loss_fn = _build(key, family, depth, shortcut, options, seed)
         model = model.to("meta").train(family.mode == "train")
-        inputs = tuple(x.to("meta") for x in inputs)
+        inputs = to_cell(inputs, torch.device("meta"), torch.float32)
         with _CPUTensorFinder():
             step = 0
-            output = model(*inputs)
+            output = call_model(model, inputs)
             step = 1
             loss_fn(output)
     except _OnTheCPU as op:
@@ -320,22 +454,25 @@ def _measured(key, family, depth, shortcut, dtype, seed, chunk_options):
     except FamilyError:
         raise
     except Exception as error:
-        raise FamilyError(f"{key}: measuring the cell {_call_text(depth, shortcut, {})} in "
+        raise FamilyError(f"{key}: measuring the cell {family.call(depth, shortcut, {})} in "
                           f"{dtype} raised {_said(error)}; a model, its inputs and its loss "
                           f"must run in every dtype of {key}.dtypes (make loss_fn follow the "
                           f"output's device and dtype, e.g. labels.to(out.device))") from None
 
 
-def _blocks_of(key, pattern, records, depth, shortcut, options):
-    """The blocks a cell's records found; a FamilyError if none."""
-    found = {r["layer"] for r in records} - {-1}
+def _blocks_of(key, family, records, depth, shortcut, options):
+    """The blocks a cell's records found; a FamilyError if none, with a
+    pattern that would find them, read from the model's own names."""
+    found = {r["layer"] for r in records} - {blocks.OUTSIDE}
     if not found:
         names = [r["param"] for r in records]
-        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
-        raise FamilyError(f"{key}.blocks: {pattern!r} matches none of the parameter names of "
-                          f"{_call_text(depth, shortcut, options)} ({shown}); write a pattern "
-                          f"whose first group is the block's number, e.g. "
-                          f"'blocks\\.(\\d+)\\.'")
+        listed = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        better = blocks.suggest(names)
+        fix = (f"e.g. {blocks.shown(better)}, read from these names" if better else
+               "e.g. 'blocks\\.(\\d+)\\.', naming the blocks' parameters")
+        raise FamilyError(f"{key}.blocks: {blocks.shown(family.blocks)} matches none of the "
+                          f"parameter names of {family.call(depth, shortcut, options)} "
+                          f"({listed}); write a pattern whose groups number the blocks, {fix}")
     return found
 
 
@@ -349,10 +486,11 @@ def _same(a, b):
 
 
 def _largest(key, family, depth, shortcut, options, seed):
-    """Parameters, their bytes and the bytes autograd keeps at the largest
-    depth, on the meta device (shapes only, no memory, no time); saved is
-    None where the model cannot run there (a data-dependent op), and all
-    three are None where it cannot even be built there."""
+    """Parameters, their bytes, the bytes autograd keeps and the parameter
+    names at the largest depth, on the meta device (shapes only, no memory,
+    no time); saved is None where the model cannot run there (a
+    data-dependent op), and all four are None where it cannot even be built
+    there."""
     try:
         with torch.device("meta"):
             model, saved = _run(key, family, depth, shortcut, options, seed, True)
@@ -361,10 +499,11 @@ def _largest(key, family, depth, shortcut, options, seed):
             with torch.device("meta"):
                 model = _build(key, family, depth, shortcut, options, seed)[1]
         except Exception:
-            return None, None, None
+            return None, None, None, None
         saved = None
     parameters = sum(p.numel() for p in model.parameters())
-    return parameters, sum(p.numel() * p.element_size() for p in model.parameters()), saved
+    return (parameters, sum(p.numel() * p.element_size() for p in model.parameters()), saved,
+            [name for name, _ in model.named_parameters()])
 
 
 def main() -> None:
