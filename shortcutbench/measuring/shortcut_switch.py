@@ -133,7 +133,7 @@ class _Tagger(TorchFunctionMode):
         self.next_scope = MODEL + 1
         self.recording = True  # detection: the first forward call of the model only
         self.found: list[list[ResidualAdd]] = [[] for _ in blocks]
-        self.refused: list[str] = []
+        self.refused: dict[tuple[str, str], list[str]] = {}  # (where, why) -> blocks
         self.grad_at_start = torch.is_grad_enabled()
         self.hooks_at_start = _saved_tensor_hooks()
 
@@ -238,15 +238,15 @@ class _Tagger(TorchFunctionMode):
         if self.scales is None:  # detection
             if self.recording:
                 if problem:
-                    self.refused.append(f"{self.names[block]} at {where}: {problem}")
+                    self.refused.setdefault((where, problem), []).append(self.names[block])
                 else:
                     self.found[block].append(add)
             result = func(*args, **kwargs)
         else:
             name = self.names[block]
             if problem:
-                raise SwitchError(self._prefix() + f"block {name!r}: the residual add at "
-                                  f"{where} {problem}")
+                raise SwitchError(self._prefix() + f"the residual add at {where} of block "
+                                  f"{name!r} {problem}")
             self._check_planned(block, add)
             result = _combine(func, args, skip, *self.scales)
         self._propagate(operands, (result,))
@@ -453,8 +453,9 @@ def find_residual_adds(model: nn.Module, blocks: list[tuple[str, nn.Module]],
     with _tagging(model, blocks, tagger):
         run()
     if tagger.refused:
-        raise SwitchError(prefix + "cannot switch the shortcuts of "
-                          + "; ".join(f"block {r}" for r in tagger.refused))
+        raise SwitchError(prefix + "; ".join(
+            f"the residual add at {where} of block(s) {_names(names)} {why}"
+            for (where, why), names in tagger.refused.items()))
     plan = SwitchPlan(tuple(name for name, _ in blocks),
                       tuple(tuple(adds) for adds in tagger.found))
     _validate(plan, blocks, residual_adds, prefix)
