@@ -226,6 +226,20 @@ def test_the_plan_finds_one_add_per_resnet_block_option_a_included():
     assert len(plan.blocks) == 9 and plan.adds == ((add,),) * 9
 
 
+def test_finding_the_adds_leaves_the_generator_and_batchnorm_statistics_as_they_were():
+    net, inputs, loss_fn = build(ResNetFamily(), 8, True, "batchnorm", RESNET_OPTIONS, seed=1)
+
+    def dropout_draw(module, args, output):
+        torch.rand(1)
+
+    net.stem.register_forward_hook(dropout_draw)
+    buffers = [b.clone() for b in net.buffers()]
+    state = torch.get_rng_state()
+    plan_of(ResNetFamily(), net, inputs, loss_fn)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(a, b) for a, b in zip(net.buffers(), buffers))
+
+
 def test_the_switch_leaves_no_hooks_behind():
     net, inputs, loss_fn = build(GPTFamily(), 2, True, "pre_layernorm", GPT_OPTIONS, seed=1)
     hooks = sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in net.modules())

@@ -437,20 +437,37 @@ def _tagging(model, blocks, tagger: _Tagger) -> Iterator[None]:
         tagger.stack.clear()
 
 
+@contextlib.contextmanager
+def _unchanged(model) -> Iterator[None]:
+    """The random generators and the model's buffers as they were: finding
+    the adds on the model about to be measured changes neither its dropout
+    draws nor its BatchNorm statistics."""
+    cuda = sorted({t.device.index or 0 for t in (*model.parameters(), *model.buffers())
+                   if t.device.type == "cuda"})
+    kept = [(b, b.clone()) for b in model.buffers()]
+    with torch.random.fork_rng(devices=cuda):
+        yield
+    with torch.no_grad():
+        for buffer, value in kept:
+            buffer.copy_(value)
+
+
 def find_residual_adds(model: nn.Module, blocks: list[tuple[str, nn.Module]],
                        run: Callable[[], Any], residual_adds: int | None = None,
                        family: str = "") -> SwitchPlan:
     """Run `run()` (the caller's forward pass and loss, the model in its
     measuring mode) once under the tagging mode and return the residual adds
-    each block makes.  Raises SwitchError, naming `family`, the block(s) and
-    the source lines, when a block has no residual add, blocks of one class
-    differ in count or source lines, a block has more than `residual_adds`,
-    or an add runs where a rewrite would give wrong gradients (activation
-    checkpointing, a custom autograd Function, a compiled module)."""
+    each block makes; the random generators and the model's buffers are left
+    as they were (run() should not step an optimizer).  Raises SwitchError,
+    naming `family`, the block(s) and the source lines, when a block has no
+    residual add, blocks of one class differ in count or source lines, a
+    block has more than `residual_adds`, or an add runs where a rewrite would
+    give wrong gradients (activation checkpointing, a custom autograd
+    Function, a compiled module)."""
     prefix = f"{family}: " if family else ""
     _refuse_compiled(model, blocks, family)
     tagger = _Tagger(model, blocks, family)
-    with _tagging(model, blocks, tagger):
+    with _unchanged(model), _tagging(model, blocks, tagger):
         run()
     if tagger.refused:
         raise SwitchError(prefix + "; ".join(
