@@ -434,6 +434,11 @@ def test_an_add_under_activation_checkpointing_is_refused(reentrant, why):
         find(net)
 
 
+def test_saved_tensor_hooks_of_the_callers_own_are_no_checkpoint():
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+        assert len(find(Stack(Block)).adds) == 3
+
+
 def test_an_add_inside_a_custom_autograd_function_is_refused():
     with pytest.raises(SwitchError, match=rf"the residual add at "
                                           rf"{here('# inside the Function')} of block\(s\) "

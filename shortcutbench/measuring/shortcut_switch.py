@@ -259,7 +259,7 @@ class _Tagger(TorchFunctionMode):
                     "inside a custom torch.autograd.Function, whose backward replays the "
                     "original forward; turn checkpointing off (HF: "
                     "model.gradient_checkpointing_disable()) or add outside the Function")
-        if _saved_tensor_hooks() is not self.hooks_at_start:
+        if _saved_tensor_hooks() != self.hooks_at_start:  # a new (pack, unpack) tuple each call
             return ("runs under saved-tensor hooks that were not active at the start "
                     "(non-reentrant activation checkpointing replays the original forward in "
                     "backward); turn checkpointing off")
