@@ -69,3 +69,20 @@ def test_a_wheel_holds_every_file_the_analysis_reads(tmp_path):
     needed = [p.relative_to(REPO).as_posix() for p in
               [*analysis.glob("templates/**/*"), analysis / "claims.yaml"] if p.is_file()]
     assert needed and not [n for n in needed if n not in names]
+
+
+def test_the_model_libraries_keep_the_pinned_cpu_torch():
+    """transformers, timm and torchvision install against the torch pin (the
+    CPU build here) and import beside it: torchvision's C++ ops, built for
+    torch's CUDA build, do not load, and measuring/libraries.py makes its
+    pure-Python parts importable anyway."""
+    import torch
+
+    from shortcutbench.measuring.libraries import import_library
+
+    runtime = pins((REPO / "requirements.txt").read_text().splitlines())
+    assert torch.__version__.split("+")[0] == runtime["torch"] == "2.13.0"
+    assert torch.version.cuda is None  # the CPU build this project's machines install
+    for name in ("transformers", "timm", "torchvision"):
+        assert import_library(name).__version__.split("+")[0] == runtime[name]
+    assert torch.__version__.split("+")[0] == "2.13.0"  # nothing replaced it

@@ -33,7 +33,7 @@ from typing import Any
 
 from shortcutbench.core import gpt, resnet
 from shortcutbench.core.book import BOOK_CASE
-from shortcutbench.core.resources import BASELINE_MB, PEAK_PER_PARAMETER_BYTE
+from shortcutbench.core.resources import BASELINE_MB, LIBRARY_MB, PEAK_PER_PARAMETER_BYTE
 
 MLP, GPT, RESNET = "mlp", gpt.NAME, resnet.NAME
 # What a user family's records hold where the MLP's axes have no meaning.
@@ -148,15 +148,17 @@ def _resnet_check(section):
         resnet.blocks_per_stage(depth)
 
 
-def user_mem_mb(checked: dict[str, Any], size: int) -> int:
+def user_mem_mb(checked: dict[str, Any], size: int, section: dict[str, Any] | None = None) -> int:
     """A user family's estimate from its check: what a measuring process
-    holds anyway, the parameters and their gradients, and what autograd kept
-    for backward, at the largest depth (the check counts both in float32;
-    `size` is the dtype's bytes)."""
+    holds anyway (with the model library its section names imported), the
+    parameters and their gradients, and what autograd kept for backward, at
+    the largest depth (the check counts both in float32; `size` is the
+    dtype's bytes)."""
     scale = max(size, 4) / 4
     parameters = checked.get("parameter_bytes", 0) * scale * PEAK_PER_PARAMETER_BYTE
     saved = checked.get("saved_bytes", 0) * scale * 1.25
-    return BASELINE_MB + int(-(-(parameters + saved) // 2 ** 20))
+    library = sum(mb for name, mb in LIBRARY_MB.items() if (section or {}).get(name))
+    return BASELINE_MB + library + int(-(-(parameters + saved) // 2 ** 20))
 
 
 SPECS = {
@@ -208,7 +210,7 @@ def spec(name: str) -> FamilySpec:
                 "norm": NOT_APPLICABLE},
         model_keys=USER_MODEL_KEYS,
         memory=lambda section, dtype, checked: user_mem_mb(checked or {},
-                                                           gpt.DTYPE_BYTES[dtype]),
+                                                           gpt.DTYPE_BYTES[dtype], section),
         memory_fix=f"smaller families.{name}.depths or options, or its own mem_mb")
 
 

@@ -77,7 +77,7 @@ class Family:
     def layer_of(self, name: str, depth: int) -> int:
         raise NotImplementedError
 
-    def forward_context(self, model: torch.nn.Module, inputs: tuple | dict,
+    def forward_context(self, model: torch.nn.Module, inputs: tuple | dict, loss_fn: Callable,
                         cell: dict[str, Any]) -> contextlib.AbstractContextManager:
         """What the cell's forward and backward pass run under: nothing for a
         family with a shortcut switch of its own; the generic switch
@@ -131,7 +131,7 @@ def measure_cell(family: Family, cell: dict[str, Any], options: dict[str, Any]) 
     model.train(family.mode == "train")
     seen = family.watch(model, cell["depth"])
     with (deterministic_ops(families.spec(family.name).section, cell["device"]),
-          family.forward_context(model, inputs, cell)):
+          family.forward_context(model, inputs, loss_fn, cell)):
         output = call_model(model, inputs)
         loss = loss_fn(output)
         loss.backward()

@@ -114,6 +114,7 @@ class UserFamily(Family):
         self.own_switch = _takes(self.factory, "shortcut")
         self._layers: dict[str, int] = {}
         self._suggested: dict[int, str] = {}  # the default pattern, by depth
+        self._plans: dict[int, Any] = {}  # the generic switch's residual adds, by depth
 
     def call(self, depth: int, shortcut: bool, options: dict[str, Any]) -> str:
         """The factory's call for a cell, as messages show it."""
@@ -170,7 +171,7 @@ class UserFamily(Family):
                 found.setdefault(layer, path)
         return [(found[layer], modules[found[layer]]) for layer in sorted(found)]
 
-    def forward_context(self, model, inputs, cell):
+    def forward_context(self, model, inputs, loss_fn, cell):
         """Without the family's own switch, the generic one: the residual adds
         of every block give lambda*skip + alpha*branch (the branch alone
         without shortcut)."""
@@ -180,7 +181,14 @@ class UserFamily(Family):
             return contextlib.nullcontext()
         from shortcutbench.measuring import shortcut_switch
 
-        return shortcut_switch.rewritten(model, self.block_modules(model), None, scale, alpha)
+        modules = self.block_modules(model)
+        plan = self._plans.get(cell["depth"])
+        if plan is None:  # one per depth: it names blocks and source lines, not numbers
+            plan = shortcut_switch.find_residual_adds(
+                model, modules, lambda: loss_fn(call_model(model, inputs)),
+                residual_adds=self.residual_adds, family=self.key)
+            self._plans[cell["depth"]] = plan
+        return shortcut_switch.rewritten(model, modules, plan, scale, alpha)
 
 
 def _takes(function: Callable, argument: str) -> bool:
