@@ -8,7 +8,7 @@ CORES  ?= 4
 # Jobs find the venv's python, snakemake and pytest first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: env test-env report test test-fast test-cluster lint bench clean
+.PHONY: env test-env report test test-fast test-zoo test-cluster lint bench clean
 
 ## env: the runtime environment (.venv) with pinned dependencies
 env: $(VENV)/.runtime-installed
@@ -46,6 +46,10 @@ test: test-env
 ## test-fast: the unit tests only
 test-fast: test-env
 	pytest -m "not slow"
+
+## test-zoo: the tests that build transformers and timm models (config/zoo.yaml's families through the real workflow)
+test-zoo: test-env
+	SHORTCUTBENCH_ZOO_TESTS=1 pytest -m zoo
 
 ## test-cluster: bring up a three-node SLURM cluster here (root), run sweeps through it (one loses a node), stop it
 test-cluster: test-env

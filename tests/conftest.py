@@ -54,3 +54,17 @@ def snakemake(workdir, config=None, *args, timeout=600, check=True):
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-6000:]}")
     return result
 
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `zoo` build Hugging Face and timm models (seconds of
+    imports each, minutes through the workflow): `make test-zoo` runs them
+    (SHORTCUTBENCH_ZOO_TESTS=1), plain `pytest` skips them."""
+    import pytest
+
+    if os.environ.get("SHORTCUTBENCH_ZOO_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="a zoo test: run by make test-zoo")
+    for item in items:
+        if "zoo" in item.keywords:
+            item.add_marker(skip)

@@ -3,6 +3,7 @@
 import re
 import sys
 
+import pytest
 import yaml
 from conftest import REPO
 
@@ -71,6 +72,7 @@ def test_a_wheel_holds_every_file_the_analysis_reads(tmp_path):
     assert needed and not [n for n in needed if n not in names]
 
 
+@pytest.mark.zoo
 def test_the_model_libraries_keep_the_pinned_cpu_torch():
     """transformers, timm and torchvision install against the torch pin (the
     CPU build here) and import beside it: torchvision's C++ ops, built for

@@ -41,7 +41,6 @@ import inspect
 import json
 import math
 import os
-import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -292,9 +291,11 @@ def _run(key, family, depth, shortcut, options, seed, count_saved=False):
     return model, saved[0]
 
 
-def _check_options(key, factory, depth, options):
+def _check_options(key, family, depth, options):
+    factory = family.factory
+    switch = {"shortcut": True} if family.own_switch else {}
     try:
-        inspect.signature(factory).bind(depth=depth, shortcut=True, **options)
+        inspect.signature(factory).bind(depth=depth, **switch, **options)
     except TypeError as error:
         raise FamilyError(f"{key}.options: the factory does not take these keyword "
                           f"arguments ({error}); it is {factory.__name__}"
@@ -314,14 +315,14 @@ def check(name: str, section: dict[str, Any], workdir: str) -> dict[str, Any]:
 
     key = f"families.{name}"
     options = dict(section.get("options") or {})
-    chunk_options = {"options": {}, **spec(name).options(section), "options": options}
+    chunk_options = {**spec(name).options(section), "options": options}
     try:
         family = UserFamily(name, chunk_options, workdir)
     except zoo.LibraryError as error:
         raise FamilyError(str(error)) from None
     seed, smallest, largest = min(section["seeds"]), min(section["depths"]), max(section["depths"])
     if not zoo.library_of(section):
-        _check_options(key, family.factory, smallest, options)
+        _check_options(key, family, smallest, options)
     shortcuts = sorted(section.get("shortcut", [False, True]))
     for shortcut in shortcuts:  # the contract's shape, with the plainest messages
         _, saved_small = _run(key, family, smallest, shortcut, options, seed, True)
