@@ -427,6 +427,26 @@ def overview_rows(families):
     return rows
 
 
+def software_rows(prov):
+    """The software table: every package of provenance's `versions` (the
+    core ones, then each library a measuring job imported), its version
+    where the report was built and the versions the measuring jobs found,
+    with the families whose jobs imported it where not every family's did."""
+    from shortcutbench.analysis.provenance import canonical
+
+    jobs = {canonical(p["name"]): p for p in prov.get("job_packages", [])}
+    everyone = {model for p in jobs.values() for model in p["families"]}
+    pythons = sorted({m["python"] for m in prov.get("machines", []) if m.get("python")})
+    rows = []
+    for name, version in prov["versions"].items():
+        job = jobs.get(canonical(name), {})
+        families = job.get("families", [])
+        rows.append({"name": name, "here": version,
+                     "jobs": pythons if name == "python" else job.get("versions", []),
+                     "families": families if set(families) != everyone else []})
+    return rows
+
+
 # The top-level keys that sweep the MLP alone (the other families take
 # their devices, dtypes and seeds_per_job from the top level where their
 # sections name none).
@@ -490,7 +510,7 @@ def render(provenance, families, family_figures, laws=None, mlp=None, training=N
         n_cells=sum(f["n_cells"] for f in fams), band=families.get("band", 2),
         toc=toc, num={key: i for i, (key, _) in enumerate(toc, 1)},
         states_order=STATES, prov=provenance, config_yaml=config_yaml, laws=laws,
-        family_titles={f["name"]: f["title"] for f in fams},
+        family_titles={f["name"]: f["title"] for f in fams}, software=software_rows(provenance),
         fig={"training": _figure(training)})
 
 
