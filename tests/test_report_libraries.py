@@ -1,6 +1,7 @@
 """The report's account of families built from libraries (transformers,
-timm): the version of every library a measuring job imported; through the
-real renderer, on hand-made inputs."""
+timm): the version of every library a measuring job imported, and a family
+that swept one shortcut flag; through the real renderer, on hand-made
+inputs."""
 
 import importlib.metadata
 import json
@@ -144,3 +145,38 @@ def test_a_measuring_job_writes_the_libraries_it_imported(tmp_path):
     for name in ("torch", "pyarrow", "numpy"):
         assert packages[name] == importlib.metadata.version(name)
     assert not {"json", "os", "sys"} & set(packages)
+
+
+# ---------------------------------------------------------------- one flag
+
+def test_one_shortcut_flag_says_why_there_is_no_ratio():
+    section = {**SECTION, "shortcut": [True]}
+    numbers = numbers_of(make_gradients(), user_records(shortcuts=(True,)), section)
+    html = page_of(numbers)
+    text = section_text(html)
+    assert ("No with \u00f7 without ratio: only with its shortcut was measured "
+            "(families.mine.shortcut: [true]).") in text
+    assert "with shortcut only" in text
+    # the section's table drops the ratio's columns it cannot fill
+    table = html.split('<section id="family-mine">')[1].split("</table>")[0]
+    assert "with &divide; without" not in table
+    headline = words(html.split('<section id="headline">')[1].split("</section>")[0])
+    assert "none: with shortcut only" in headline
+    assert ("No with \u00f7 without ratio for Your family \u201cmine\u201d: only with its "
+            "shortcut was measured (families.mine.shortcut: [true]).") in headline
+    # the introduction follows what was swept
+    assert lede(html).endswith("with and without the shortcut (with it only: Your family "
+                         "\u201cmine\u201d).")
+
+
+def test_the_introduction_follows_the_flags_every_family_swept():
+    without = page_of(numbers_of(make_gradients(shortcuts=(False,)),
+                                 user_records(shortcuts=(False,)),
+                                 {**SECTION, "shortcut": [False]}))
+    assert lede(without).endswith("weight, without the shortcut only.")
+    assert "only without its shortcut was measured (families.mine.shortcut: [false])" in \
+        section_text(without)
+    both = page_of(numbers_of(make_gradients(), user_records()))
+    assert lede(both).endswith(
+        "weight, with and without the shortcut.")
+    assert "No with \u00f7 without ratio" not in text_of(both)

@@ -36,7 +36,7 @@ from shortcutbench.analysis.words import STATE_VERBS, breakdown, dominant_state
 from shortcutbench.core import arms
 from shortcutbench.core.arms import BOOK, BOOK_BRANCH, BOOK_SCALE
 from shortcutbench.core.book import BOOK_GRADIENTS
-from shortcutbench.core.families import SHIPPED_SECTIONS
+from shortcutbench.core.families import SHIPPED_SECTIONS, spec
 from shortcutbench.core.files import atomic_write, read_json
 from shortcutbench.core.states import SMALLEST_NORMAL, STATES
 
@@ -377,14 +377,52 @@ def mlp_context(tables, figures):
 
 # ---------------------------------------------------------------- families
 
+def config_key(name, key):
+    """A key of a family's config section as the config names it:
+    'shortcut', 'gpt.shortcut', 'families.mine.shortcut'."""
+    section = spec(name).section
+    return f"{section}.{key}" if section else key
+
+
+def one_flag_words(name, flags):
+    """Why a family that swept one shortcut flag has no with/without
+    ratio, naming the config key; '' where it swept both."""
+    if len(flags) != 1:
+        return ""
+    which = "with" if flags[0] else "without"
+    return (f"only {which} its shortcut was measured ({config_key(name, 'shortcut')}: "
+            f"[{str(flags[0]).lower()}])")
+
+
+def shortcut_words(fams):
+    """The introduction's 'with and without the shortcut', as swept: each
+    family's flags; those that swept one named."""
+    alone = {True: [], False: []}
+    for f in fams:
+        if len(f["flags"]) == 1:
+            alone[f["flags"][0]].append(f["title"])
+    if not alone[True] and not alone[False]:
+        return "with and without the shortcut"
+    if len(alone[True]) == len(fams):
+        return "with the shortcut only"
+    if len(alone[False]) == len(fams):
+        return "without the shortcut only"
+    notes = [f"{which} it only: {', '.join(titles)}"
+             for which, titles in (("with", alone[True]), ("without", alone[False])) if titles]
+    return f"with and without the shortcut ({'; '.join(notes)})"
+
+
 def family_context(family, figures):
     """A family's entry of results/families.json, ready for
     templates/family.html.j2: its figures ({name: (svg bytes, path)}), its
     template in families/ (a shipped family's introduction and hook), the
-    rows at its deepest depth with their labels and ratios."""
+    rows at its deepest depth with their labels and ratios and, where it
+    swept one shortcut flag, why it has no ratio."""
     from shortcutbench.analysis.families import at_depth
 
     f = dict(family)
+    flags = sorted({bool(arm["shortcut"]) for arm in f["arms"]})
+    f.update(flags=flags, no_ratio=one_flag_words(f["name"], flags))
     scales, branches = arms.knobs(f["arms"])
 
     def arm_text(arm):
@@ -423,7 +461,10 @@ def overview_rows(families):
                          "healthy": r["counts"]["healthy"], "share": r["healthy"] or 0.0,
                          "dominant": r["dominant"], "first": r["first"]["gmean"],
                          "ratio": ratio.get("ratio"), "low": ratio.get("low"),
-                         "high": ratio.get("high")})
+                         "high": ratio.get("high"),
+                         # 'with shortcut only' where it swept one flag: no ratio
+                         "no_ratio": f["no_ratio"] and
+                         f"{'with' if f['flags'][0] else 'without'} shortcut only"})
     return rows
 
 
@@ -507,6 +548,7 @@ def render(provenance, families, family_figures, laws=None, mlp=None, training=N
     template = environment().get_template("report.html.j2")
     return template.render(
         **context, families=fams, overview=overview_rows(fams),
+        shortcut_words=shortcut_words(fams),
         n_cells=sum(f["n_cells"] for f in fams), band=families.get("band", 2),
         toc=toc, num={key: i for i, (key, _) in enumerate(toc, 1)},
         states_order=STATES, prov=provenance, config_yaml=config_yaml, laws=laws,
