@@ -1,7 +1,7 @@
 """The report's account of families built from libraries (transformers,
-timm): the version of every library a measuring job imported, and a family
-that swept one shortcut flag; through the real renderer, on hand-made
-inputs."""
+timm): how each family's shortcut was removed, a family that swept one
+shortcut flag, and the version of every library a measuring job imported;
+through the real renderer, on hand-made inputs."""
 
 import importlib.metadata
 import json
@@ -10,6 +10,7 @@ import re
 
 import pandas as pd
 from test_report import FAMILY_FIGURES, PROVENANCE, TINY_SVG, make_gradients, text_of
+from test_report import render as mlp_page
 
 from shortcutbench.analysis import families, provenance, tables
 from shortcutbench.analysis import render as page
@@ -20,6 +21,9 @@ from shortcutbench.core.records import COLUMNS
 SECTION = {"factory": "gpt2_family:build", "depths": [2, 4], "seeds": [0, 1],
            "shortcut": [False, True], "options": {"n_embd": 32},
            "blocks": r"transformer\.h\.(\d+)\.", "mode": "eval"}
+# What the family check says of a library model without a `shortcut` argument.
+GENERIC = {"means": "generic", "blocks": 12, "adds_per_block": 2,
+           "where": ["modeling_gpt2.py:285", "modeling_gpt2.py:310"]}
 
 
 def user_records(name="mine", depths=(2, 4), seeds=(0, 1), shortcuts=(False, True)):
@@ -57,10 +61,10 @@ def numbers_of(mlp, user, section=SECTION):
     return json.loads(json.dumps({"band": 2.0, "families": numbers}))
 
 
-def page_of(numbers, prov=PROVENANCE):
+def page_of(numbers, switches=None, prov=PROVENANCE):
     figures = {figure: (TINY_SVG, f"results/figures/family/mine/{figure}.svg")
                for figure in specs.spec("mine").figures}
-    return page.render(prov, numbers, {**FAMILY_FIGURES, "mine": figures})
+    return page.render(prov, numbers, {**FAMILY_FIGURES, "mine": figures}, switches=switches)
 
 
 def words(html):
@@ -180,3 +184,45 @@ def test_the_introduction_follows_the_flags_every_family_swept():
     assert lede(both).endswith(
         "weight, with and without the shortcut.")
     assert "No with \u00f7 without ratio" not in text_of(both)
+
+
+# ---------------------------------------------------------------- the switch
+
+def test_a_library_familys_section_says_the_generic_switch_removed_its_adds():
+    html = page_of(numbers_of(make_gradients(), user_records()), {"mine": GENERIC})
+    text = section_text(html)
+    assert ("How the shortcut is removed. By the generic switch: 2 residual adds per block "
+            "(in each of the 12 blocks its check traced), at modeling_gpt2.py:285, "
+            "modeling_gpt2.py:310.") in text
+    assert "by tracing which operands of an add share the block\u2019s input" in text
+    assert "\u03bb\u00b7skip + \u03b1\u00b7branch" in text
+    # the factory is called without a shortcut argument, which it does not take
+    assert 'gpt2_family:build(depth=depth, n_embd=32)' in text
+    assert "<code>modeling_gpt2.py:285</code>" in html
+
+
+def test_a_factory_that_takes_shortcut_is_said_to_use_its_own():
+    own = {"means": "own", "blocks": 2, "adds_per_block": 1, "where": ["highway.py:21"]}
+    text = section_text(page_of(numbers_of(make_gradients(), user_records()), {"mine": own}))
+    assert ("By its factory\u2019s own shortcut argument: 1 residual add per block (in each "
+            "of the 2 blocks its check traced), at highway.py:21.") in text
+    assert "generic switch" not in text
+    assert "gpt2_family:build(depth=depth, shortcut=shortcut, n_embd=32)" in text
+
+
+def test_a_check_that_did_not_say_leaves_the_switch_out():
+    """An older kept check has no `switch`: no sentence, nothing guessed."""
+    text = section_text(page_of(numbers_of(make_gradients(), user_records())))
+    assert "How the shortcut is removed" not in text
+    assert page.switch_words("mine") is None
+
+
+def test_the_shipped_families_describe_their_own_switch_in_their_specs():
+    for name in specs.SHIPPED:
+        said = page.switch_words(name, GENERIC)  # a check's word never overrides a spec
+        assert said["means"] == "its own shortcut argument" and not said["generic"]
+        assert "residual add" in said["adds"] and "shortcutbench/measuring/" in said["adds"]
+    assert "two residual adds per block" in specs.spec("gpt").switch
+    assert specs.spec("mine").switch == ""  # a user family's comes from its check
+    mlp = words(mlp_page(make_gradients())).split("The book\u2019s MLP at depth")[1]
+    assert "By its own shortcut argument: one residual add per layer" in mlp
