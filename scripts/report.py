@@ -17,4 +17,5 @@ with job_log(snakemake.log[0]):
     render.write_report(snakemake.output.html, facts, snakemake.input.families,
                         snakemake.params.family_stems, snakemake.input.laws, mlp,
                         dict(zip(snakemake.params.axes, snakemake.input.axes)),
-                        snakemake.input.training[0] if snakemake.input.training else None)
+                        snakemake.input.training[0] if snakemake.input.training else None,
+                        snakemake.params.switches)

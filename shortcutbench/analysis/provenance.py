@@ -1,7 +1,8 @@
 """Where, when and with what the report's numbers were made.
 
 Read at report time from the measuring jobs' machine files
-(logs/measure/<chunk>.machine.json), Snakemake's benchmark files
+(logs/measure/<chunk>.machine.json: the machine, and the version of every
+library the job imported), Snakemake's benchmark files
 (logs/benchmark/**/*.tsv), git and the installed packages.  None of this is
 deterministic (times, hosts, git state), so it goes only into report/, never
 into results/.  No torch: its version is read from the package metadata.
@@ -15,6 +16,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 
@@ -35,6 +37,30 @@ def package_versions(packages=PACKAGES):
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def canonical(name):
+    """A distribution's name as pip compares them: 'PyYAML' ~ 'pyyaml',
+    'typing_extensions' ~ 'typing-extensions'."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def job_packages(facts):
+    """Every distribution the measuring jobs imported (their machine files'
+    `packages`: a family's transformers or timm beside torch), with the
+    versions they found and the families whose jobs imported it, by name."""
+    found = {}
+    for fact in facts:
+        chunk = fact.get("chunk")
+        model = chunk.get("model", "mlp") if isinstance(chunk, dict) else None
+        for name, version in (fact.get("packages") or {}).items():
+            entry = found.setdefault(canonical(name), {"name": name, "versions": set(),
+                                                       "families": set()})
+            entry["versions"].add(version)
+            if model:
+                entry["families"].add(model)
+    return [{**e, "versions": sorted(e["versions"]), "families": sorted(e["families"])}
+            for _, e in sorted(found.items())]
 
 
 
@@ -162,8 +188,13 @@ def gather(config, devices, chunks, logs_dir, repo, now=None, all_chunks=None):
     jobs, stale = benchmarks(logs_dir, chunks if all_chunks is None else all_chunks)
     gpus = sorted({f["gpu"] for f in facts if f.get("gpu")})
     now = datetime.datetime.now(datetime.UTC) if now is None else now
+    imported = job_packages(facts)
+    # The core packages, then every other library a measuring job imported.
+    core = {canonical(name) for name in PACKAGES}
+    extra = tuple(p["name"] for p in imported if canonical(p["name"]) not in core)
     return {
-        "versions": package_versions(),
+        "versions": package_versions(PACKAGES + extra),
+        "job_packages": imported,
         "report_host": {"host": platform.node(), "os": platform.platform(), "cpu": cpu_name(),
                         "python_executable": sys.executable},
         "machines": machines(facts),

@@ -36,7 +36,7 @@ from shortcutbench.analysis.words import STATE_VERBS, breakdown, dominant_state
 from shortcutbench.core import arms
 from shortcutbench.core.arms import BOOK, BOOK_BRANCH, BOOK_SCALE
 from shortcutbench.core.book import BOOK_GRADIENTS
-from shortcutbench.core.families import SHIPPED_SECTIONS
+from shortcutbench.core.families import MLP, SHIPPED_SECTIONS, spec
 from shortcutbench.core.files import atomic_write, read_json
 from shortcutbench.core.states import SMALLEST_NORMAL, STATES
 
@@ -372,19 +372,95 @@ def mlp_context(tables, figures):
         "book_axes": book_axes_text(tables), "base": base,
         "attenuation_shown": overview_variants(variants, base),
         "heatmap_shown": heatmap_variants(variants, base), "n_variants": len(variants),
-        "book_gradients": BOOK_GRADIENTS, "smallest_normal": SMALLEST_NORMAL["float32"]}
+        "book_gradients": BOOK_GRADIENTS, "smallest_normal": SMALLEST_NORMAL["float32"],
+        "mlp_switch": switch_words(MLP)}
 
 
 # ---------------------------------------------------------------- families
 
-def family_context(family, figures):
+GENERIC_SWITCH = ("The generic switch finds each block\u2019s residual adds by tracing which "
+                  "operands of an add share the block\u2019s input and its parameters; without "
+                  "shortcut the add keeps the branch alone, and with shortcut_scale \u03bb and "
+                  "branch_scale \u03b1 it becomes \u03bb\u00b7skip + \u03b1\u00b7branch.")
+
+
+def _count(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def switch_words(name, switch=None):
+    """How a family's shortcut was removed, for its section: the means, the
+    residual adds per block and where they are, and for the generic switch
+    what it does.  A shipped family's from its spec; a user family's from
+    its check's `switch` ({"means": "generic"|"own", "blocks": n,
+    "adds_per_block": k, "where": ["file.py:L", ...]}), None where its
+    check did not say."""
+    own = spec(name).switch
+    if own:
+        return {"generic": False, "means": "its own shortcut argument", "adds": own,
+                "where": [], "explain": ""}
+    if not switch:
+        return None
+    generic = switch.get("means") == "generic"
+    adds = switch.get("adds_per_block")
+    adds = "" if adds is None else _count(adds, "residual add") + " per block"
+    if adds and switch.get("blocks"):
+        adds += f" (in each of the {_count(switch['blocks'], 'block')} its check traced)"
+    return {"generic": generic,
+            "means": "the generic switch" if generic else
+                     "its factory\u2019s own shortcut argument",
+            "adds": adds, "where": list(switch.get("where") or []),
+            "explain": GENERIC_SWITCH if generic else ""}
+
+
+def config_key(name, key):
+    """A key of a family's config section as the config names it:
+    'shortcut', 'gpt.shortcut', 'families.mine.shortcut'."""
+    section = spec(name).section
+    return f"{section}.{key}" if section else key
+
+
+def one_flag_words(name, flags):
+    """Why a family that swept one shortcut flag has no with/without
+    ratio, naming the config key; '' where it swept both."""
+    if len(flags) != 1:
+        return ""
+    which = "with" if flags[0] else "without"
+    return (f"only {which} its shortcut was measured ({config_key(name, 'shortcut')}: "
+            f"[{str(flags[0]).lower()}])")
+
+
+def shortcut_words(fams):
+    """The introduction's 'with and without the shortcut', as swept: each
+    family's flags; those that swept one named."""
+    alone = {True: [], False: []}
+    for f in fams:
+        if len(f["flags"]) == 1:
+            alone[f["flags"][0]].append(f["title"])
+    if not alone[True] and not alone[False]:
+        return "with and without the shortcut"
+    if len(alone[True]) == len(fams):
+        return "with the shortcut only"
+    if len(alone[False]) == len(fams):
+        return "without the shortcut only"
+    notes = [f"{which} it only: {', '.join(titles)}"
+             for which, titles in (("with", alone[True]), ("without", alone[False])) if titles]
+    return f"with and without the shortcut ({'; '.join(notes)})"
+
+
+def family_context(family, figures, switch=None):
     """A family's entry of results/families.json, ready for
     templates/family.html.j2: its figures ({name: (svg bytes, path)}), its
     template in families/ (a shipped family's introduction and hook), the
-    rows at its deepest depth with their labels and ratios."""
+    rows at its deepest depth with their labels and ratios, how its
+    shortcut was removed (`switch`: its check's, for a user family) and,
+    where it swept one shortcut flag, why it has no ratio."""
     from shortcutbench.analysis.families import at_depth
 
     f = dict(family)
+    flags = sorted({bool(arm["shortcut"]) for arm in f["arms"]})
+    f.update(flags=flags, no_ratio=one_flag_words(f["name"], flags),
+             switch=switch_words(f["name"], switch))
     scales, branches = arms.knobs(f["arms"])
 
     def arm_text(arm):
@@ -423,7 +499,30 @@ def overview_rows(families):
                          "healthy": r["counts"]["healthy"], "share": r["healthy"] or 0.0,
                          "dominant": r["dominant"], "first": r["first"]["gmean"],
                          "ratio": ratio.get("ratio"), "low": ratio.get("low"),
-                         "high": ratio.get("high")})
+                         "high": ratio.get("high"),
+                         # 'with shortcut only' where it swept one flag: no ratio
+                         "no_ratio": f["no_ratio"] and
+                         f"{'with' if f['flags'][0] else 'without'} shortcut only"})
+    return rows
+
+
+def software_rows(prov):
+    """The software table: every package of provenance's `versions` (the
+    core ones, then each library a measuring job imported), its version
+    where the report was built and the versions the measuring jobs found,
+    with the families whose jobs imported it where not every family's did."""
+    from shortcutbench.analysis.provenance import canonical
+
+    jobs = {canonical(p["name"]): p for p in prov.get("job_packages", [])}
+    everyone = {model for p in jobs.values() for model in p["families"]}
+    pythons = sorted({m["python"] for m in prov.get("machines", []) if m.get("python")})
+    rows = []
+    for name, version in prov["versions"].items():
+        job = jobs.get(canonical(name), {})
+        families = job.get("families", [])
+        rows.append({"name": name, "here": version,
+                     "jobs": pythons if name == "python" else job.get("versions", []),
+                     "families": families if set(families) != everyone else []})
     return rows
 
 
@@ -465,7 +564,8 @@ def contents(families, has_mlp):
     return toc
 
 
-def render(provenance, families, family_figures, laws=None, mlp=None, training=None):
+def render(provenance, families, family_figures, laws=None, mlp=None, training=None,
+           switches=None):
     """The report as one HTML string.
 
     provenance: what provenance.gather() returned.
@@ -475,8 +575,11 @@ def render(provenance, families, family_figures, laws=None, mlp=None, training=N
     mlp: the MLP's sections (models lists mlp): {"tables": results/tables.json,
          "figures": mlp_context's figures}, or None.
     training: the training figure's svg bytes, or None.
+    switches: {family: its check's `switch`}, how a user family's shortcut
+              was removed (core/family_check.py), where its check said.
     """
-    fams = [family_context(f, family_figures.get(f["name"], {}))
+    fams = [family_context(f, family_figures.get(f["name"], {}),
+                           (switches or {}).get(f["name"]))
             for f in families["families"]]
     toc = contents(fams, mlp is not None)
     import yaml
@@ -487,21 +590,23 @@ def render(provenance, families, family_figures, laws=None, mlp=None, training=N
     template = environment().get_template("report.html.j2")
     return template.render(
         **context, families=fams, overview=overview_rows(fams),
+        shortcut_words=shortcut_words(fams),
         n_cells=sum(f["n_cells"] for f in fams), band=families.get("band", 2),
         toc=toc, num={key: i for i, (key, _) in enumerate(toc, 1)},
         states_order=STATES, prov=provenance, config_yaml=config_yaml, laws=laws,
-        family_titles={f["name"]: f["title"] for f in fams},
+        family_titles={f["name"]: f["title"] for f in fams}, software=software_rows(provenance),
         fig={"training": _figure(training)})
 
 
 def write_report(html_path, provenance, families_path, family_stems, laws_path=None,
-                 mlp=None, axis_paths=None, training_path=None):
+                 mlp=None, axis_paths=None, training_path=None, switches=None):
     """The report job: every family's numbers and figures, the findings,
     the MLP's tables and figures (where it ran) and the provenance ->
     report/index.html.
     family_stems: {family: {figure: path without extension}};
     mlp: {"tables"|"headline"|"attenuation"|"heatmap"|"profile"|"profiles": path}
-         or None; axis_paths: {axis: svg path} of the MLP's axis figures."""
+         or None; axis_paths: {axis: svg path} of the MLP's axis figures;
+    switches: {family: its check's `switch`} (render)."""
     def read(path):
         return Path(path).read_bytes() if path else None
 
@@ -516,7 +621,8 @@ def write_report(html_path, provenance, families_path, family_stems, laws_path=N
         figures["axes"] = [(axis, read(p), str(p)) for axis, p in (axis_paths or {}).items()]
         sections = {"tables": read_json(mlp["tables"]), "figures": figures}
     html = render(provenance, read_json(families_path), family_figures,
-                  read_json(laws_path) if laws_path else None, sections, read(training_path))
+                  read_json(laws_path) if laws_path else None, sections, read(training_path),
+                  switches)
     with atomic_write(html_path, encoding="utf-8") as f:
         f.write(html)
     return html

@@ -104,6 +104,10 @@ class FamilySpec:
     check: Callable[[dict], None] | None = None  # ValueError('key: what, the fix')
     memory: Callable[[dict, str, dict | None], int] | None = None  # MB of its biggest cell
     memory_fix: str = ""  # what to lower when a cell cannot fit
+    # How its own `shortcut` argument removes the shortcut, for the report:
+    # the residual adds per block and where; '' for a user family, whose
+    # check finds them (family_check's `switch`).
+    switch: str = ""
 
     @property
     def figures(self) -> tuple[str, ...]:
@@ -167,7 +171,12 @@ SPECS = {
         Layout(profile=r"layers\.\d+\.0\.weight", stream=True),
         "shortcutbench.measuring.model:MLPFamily", generic_figures=(),
         main_variant={axis: BOOK_CASE[axis] for axis in ("width", "activation", "init", "norm",
-                                                          "dtype", "device")}),
+                                                          "dtype", "device")},
+        switch="one residual add per layer where the shapes match, x = x + layer(x) "
+               "(ExampleDeepNeuralNetwork.forward and the fast path's forward, "
+               "shortcutbench/measuring/model.py); without shortcut x = layer(x), and with "
+               "shortcut_scale \u03bb and branch_scale \u03b1, x = \u03bb\u00b7x + "
+               "\u03b1\u00b7layer(x)"),
     GPT: FamilySpec(
         GPT, "The book\u2019s GPT (chapter 4)", "blocks", "gpt",
         Layout(profile=r"trf_blocks\.\d+\.att\.W_query\.weight", head=r"out_head\.weight",
@@ -177,7 +186,11 @@ SPECS = {
         main_variant={"norm": "pre_layernorm"}, model_keys=gpt.MODEL_KEYS, norm_axis=True,
         depths_key="blocks", width_key="emb_dim",
         extra_figures=("collapse",), check=gpt.check_section, memory=_gpt_memory,
-        memory_fix="fewer gpt.blocks or a smaller gpt.emb_dim / vocab_size"),
+        memory_fix="fewer gpt.blocks or a smaller gpt.emb_dim / vocab_size",
+        switch="two residual adds per block, x = x + shortcut around the attention and around "
+               "the feed-forward layer (TransformerBlock.sublayer, "
+               "shortcutbench/measuring/gpt.py); without shortcut both are left out and the "
+               "parameters stay the same"),
     RESNET: FamilySpec(
         RESNET, "He et al.\u2019s CIFAR ResNet", "layers", "resnet",
         Layout(profile=r"(stem\.conv|stages\.\d+\.\d+\.conv[12]|fc)\.weight",
@@ -186,7 +199,11 @@ SPECS = {
         fields={"width": resnet.STAGE_WIDTHS[0], "activation": "relu",
                 "init": "kaiming_normal", "norm": "batchnorm"},
         model_keys=("batch_size",), check=_resnet_check, memory=_resnet_memory,
-        memory_fix="smaller resnet.depths or resnet.batch_size"),
+        memory_fix="smaller resnet.depths or resnet.batch_size",
+        switch="one residual add per basic block, out + shortcut(x) before its last ReLU "
+               "(option A: the identity, subsampled and zero-padded where the shape changes; "
+               "BasicBlock.forward, shortcutbench/measuring/resnet.py); without shortcut the "
+               "block is plain"),
 }
 SHIPPED = tuple(SPECS)
 # The shipped families' own config sections (the MLP's is the top level).

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from shortcutbench.core.files import write_json
-from shortcutbench.core.host import cpu_name
+from shortcutbench.core.host import cpu_name, imported_distributions
 from shortcutbench.core.imports import blocked_imports
 from shortcutbench.core.partials import chunk_partials, write_partial
 from shortcutbench.core.records import Cell, Record, branch_value, record_fields
@@ -255,4 +255,6 @@ def run_chunk(params: ChunkParams, records_path: PathLike, machine_path: PathLik
         meta["partial_seconds"] = round(time.perf_counter() - t0, 3)
         if progress:
             print(f"partial results in {meta['partial_seconds']} s", file=progress, flush=True)
+    # At the end, when everything the family's module pulls in is loaded.
+    meta["packages"] = imported_distributions()
     write_json(meta, machine_path)

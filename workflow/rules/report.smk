@@ -54,6 +54,13 @@ rule report:
     params:
         axes=list(AXIS_STEMS),
         family_stems=FAMILY_STEMS,
+        # how each user family's shortcut was removed, as its check found
+        # (core/family_check.py); the shipped families' are in their specs
+        switches={
+            name: check["switch"]
+            for name, check in CHECKS.items()
+            if "switch" in check
+        },
         config=config,
         devices=SWEEP["devices"],
         # the measuring jobs behind the report's numbers (the main sweep), and all of them
