@@ -177,7 +177,7 @@ def family_numbers(frames: dict, name: str, section: dict[str, Any] | None = Non
     main = main_variant(name, variants)
     deepest = int(cells["depth"].max())
     states = state_rows(cells)
-    spec = families.spec(name)
+    spec = families.described(name, section)
     return {
         "name": name, "title": spec.title, "depth_name": spec.depth_name,
         "healthy_rule": spec.layout.band_text(),

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shortcutbench.core import gpt, resnet
@@ -229,6 +229,19 @@ def spec(name: str) -> FamilySpec:
         memory=lambda section, dtype, checked: user_mem_mb(checked or {},
                                                            gpt.DTYPE_BYTES[dtype], section),
         memory_fix=f"smaller families.{name}.depths or options, or its own mem_mb")
+
+
+def described(name: str, section: dict[str, Any] | None) -> FamilySpec:
+    """A family's spec as its section describes it to a reader: a library
+    model titled by its library and class, and its depth, per stage where
+    each of `stages` gets `depth` blocks."""
+    found = spec(name)
+    library = next((key for key in ("transformers", "timm") if (section or {}).get(key)), None)
+    if name in SPECS or library is None:
+        return found
+    depth_name = "blocks per stage" if section.get("stages") else "blocks"
+    return replace(found, title=f"\u201c{name}\u201d: {library}\u2019s {section[library]}",
+                   depth_name=depth_name)
 
 
 def layout(name: str) -> Layout:
