@@ -237,3 +237,36 @@ def test_library_jobs_ask_for_the_library_s_memory_too():
     plain = families.user_mem_mb(facts, 4, {"factory": "m:build"})
     assert families.user_mem_mb(facts, 4, {"transformers": "GPT2LMHeadModel"}) == plain + 200
     assert families.user_mem_mb(facts, 4, {"timm": "resnet18"}) == plain + 150
+
+
+# ---------------------------------------------------------------- lambda and alpha for every family
+
+@pytest.mark.parametrize("name, depth, norm, options", [
+    ("gpt", 4, "pre_layernorm", {"emb_dim": 16, "n_heads": 2, "vocab_size": 32,
+                                 "context_length": 8, "n_tokens": 8, "qkv_bias": False}),
+    ("resnet", 8, "batchnorm", {"batch_size": 4}),
+])
+def test_a_shipped_family_takes_lambda_and_alpha_from_the_generic_switch(name, depth, norm,
+                                                                         options):
+    """The book's GPT and the ResNet take `shortcut` themselves; their
+    shortcut_scales and branch_scales come from the generic switch, its plan
+    made once per depth and norm."""
+    from shortcutbench.core import families
+    from shortcutbench.measuring.family import family_of, measure_cell
+
+    family = family_of(name, options)
+
+    def first_block(scale, alpha):
+        cell = {"model": name, "depth": depth, "seed": 0, "shortcut": True,
+                "shortcut_scale": scale, "branch_scale": alpha, "device": "cpu",
+                "dtype": "float32", **families.spec(name).cell_fields(options), "norm": norm}
+        records = measure_cell(family, cell, options)
+        assert all(r["finite"] for r in records)
+        return [r["grad_l2"] for r in records if r["layer"] == 0]
+
+    plain = first_block(1.0, "1")
+    assert not family.__dict__.get("_plans")  # nothing rewritten: no plan made
+    scaled = first_block(1.0, "1/sqrt(depth)")
+    assert first_block(0.5, "0.1") != scaled != plain
+    assert first_block(1.0, "1/sqrt(depth)") == scaled  # the same bits again
+    assert list(family._plans) == [(depth, norm)]

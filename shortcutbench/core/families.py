@@ -108,6 +108,9 @@ class FamilySpec:
     # the residual adds per block and where; '' for a user family, whose
     # check finds them (family_check's `switch`).
     switch: str = ""
+    # The modules that hold the residual adds (core/blocks.py's pattern), for
+    # the generic switch's shortcut_scales and branch_scales; None: not offered.
+    switch_blocks: str | None = None
 
     @property
     def figures(self) -> tuple[str, ...]:
@@ -165,6 +168,10 @@ def user_mem_mb(checked: dict[str, Any], size: int, section: dict[str, Any] | No
     return BASELINE_MB + library + int(-(-(parameters + saved) // 2 ** 20))
 
 
+# A family's shortcut_scales and branch_scales (the generic switch's lambda
+# and alpha), in its chunks' options where its section gives them.
+SCALE_KEYS = ("shortcut_scales", "branch_scales")
+
 SPECS = {
     MLP: FamilySpec(
         MLP, "The book\u2019s MLP (chapter 4.4)", "layers", "",
@@ -183,14 +190,16 @@ SPECS = {
                stream=True),
         "shortcutbench.measuring.gpt:GPTFamily",
         fields={"activation": "gelu_tanh", "init": "pytorch"},
-        main_variant={"norm": "pre_layernorm"}, model_keys=gpt.MODEL_KEYS, norm_axis=True,
+        main_variant={"norm": "pre_layernorm"}, model_keys=gpt.MODEL_KEYS + SCALE_KEYS,
+        norm_axis=True,
         depths_key="blocks", width_key="emb_dim",
         extra_figures=("collapse",), check=gpt.check_section, memory=_gpt_memory,
         memory_fix="fewer gpt.blocks or a smaller gpt.emb_dim / vocab_size",
         switch="two residual adds per block, x = x + shortcut around the attention and around "
                "the feed-forward layer (TransformerBlock.sublayer, "
                "shortcutbench/measuring/gpt.py); without shortcut both are left out and the "
-               "parameters stay the same"),
+               "parameters stay the same",
+        switch_blocks=r"trf_blocks\.(\d+)\."),
     RESNET: FamilySpec(
         RESNET, "He et al.\u2019s CIFAR ResNet", "layers", "resnet",
         Layout(profile=r"(stem\.conv|stages\.\d+\.\d+\.conv[12]|fc)\.weight",
@@ -198,12 +207,13 @@ SPECS = {
         "shortcutbench.measuring.resnet:ResNetFamily",
         fields={"width": resnet.STAGE_WIDTHS[0], "activation": "relu",
                 "init": "kaiming_normal", "norm": "batchnorm"},
-        model_keys=("batch_size",), check=_resnet_check, memory=_resnet_memory,
+        model_keys=("batch_size", *SCALE_KEYS), check=_resnet_check, memory=_resnet_memory,
         memory_fix="smaller resnet.depths or resnet.batch_size",
         switch="one residual add per basic block, out + shortcut(x) before its last ReLU "
                "(option A: the identity, subsampled and zero-padded where the shape changes; "
                "BasicBlock.forward, shortcutbench/measuring/resnet.py); without shortcut the "
-               "block is plain"),
+               "block is plain",
+        switch_blocks=r"stages\.(\d+)\.(\d+)\."),
 }
 SHIPPED = tuple(SPECS)
 # The shipped families' own config sections (the MLP's is the top level).
@@ -212,8 +222,7 @@ SHIPPED_SECTIONS = tuple(s.section for s in SPECS.values() if s.section)
 
 # What a user family's measuring job needs of its section.
 USER_MODEL_KEYS = ("factory", "transformers", "timm", "depth_key", "stages", "inputs",
-                   "without_norms", "options", "blocks", "mode", "residual_adds",
-                   "shortcut_scales", "branch_scales")
+                   "without_norms", "options", "blocks", "mode", "residual_adds", *SCALE_KEYS)
 
 
 def spec(name: str) -> FamilySpec:

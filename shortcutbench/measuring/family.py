@@ -43,7 +43,9 @@ from typing import Any, TextIO
 import torch
 
 from shortcutbench.core import families
-from shortcutbench.core.records import COLUMNS, Record
+from shortcutbench.core.blocks import OUTSIDE, module_of
+from shortcutbench.core.blocks import numbers as block_numbers
+from shortcutbench.core.records import COLUMNS, Record, branch_value
 from shortcutbench.core.sweep import ChunkParams, family_cells
 from shortcutbench.measuring.devices import deterministic_ops, torch_device
 
@@ -65,10 +67,19 @@ Watched = tuple[dict[int, torch.Tensor], dict[str, torch.Tensor]]
 
 class Family:
     """A model family, as the measurement sees it.  Subclasses set `name`
-    and `mode` and implement build() and layer_of(); watch() is optional."""
+    and `mode` and implement build() and layer_of(); watch() is optional.
+
+    A family whose build() takes the shortcut itself (`own_switch`) gets
+    shortcut_scale lambda and branch_scale alpha from the generic switch
+    (measuring/shortcut_switch.py): the residual adds of its blocks
+    (block_modules) become lambda * skip + alpha * branch.  One built with
+    its shortcuts whatever the cell (own_switch False) has them removed by
+    the same switch."""
 
     name = ""
     mode = "eval"
+    own_switch = True
+    residual_adds: int | None = None  # the most residual adds a block may have
 
     def build(self, depth: int, shortcut: bool, norm: str,
               options: dict[str, Any]) -> tuple[torch.nn.Module, tuple, Callable]:
@@ -77,17 +88,57 @@ class Family:
     def layer_of(self, name: str, depth: int) -> int:
         raise NotImplementedError
 
+    def block_modules(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+        """The modules that hold the residual adds, in block order: those the
+        spec's `switch_blocks` pattern names."""
+        pattern = families.spec(self.name).switch_blocks
+        if pattern is None:
+            raise ValueError(f"{families.spec(self.name).section or self.name}: the family has "
+                             f"no switch_blocks pattern for the generic shortcut switch; it "
+                             f"cannot take shortcut_scales or branch_scales")
+        return modules_of(model, pattern)
+
     def forward_context(self, model: torch.nn.Module, inputs: tuple | dict, loss_fn: Callable,
                         cell: dict[str, Any]) -> contextlib.AbstractContextManager:
-        """What the cell's forward and backward pass run under: nothing for a
-        family with a shortcut switch of its own; the generic switch
-        (measuring/shortcut_switch.py) for one built with its shortcuts."""
-        return contextlib.nullcontext()
+        """What the cell's forward and backward pass run under: the generic
+        switch where the cell's lambda, alpha or missing shortcut is not what
+        build() gave; else nothing.  Its plan (which adds, at which source
+        lines) is made once per depth and norm."""
+        if not cell["shortcut"] and self.own_switch:
+            return contextlib.nullcontext()
+        scale = cell["shortcut_scale"] if cell["shortcut"] else 0.0
+        alpha = branch_value(cell["branch_scale"], cell["depth"]) if cell["shortcut"] else 1.0
+        if scale == 1.0 and alpha == 1.0:
+            return contextlib.nullcontext()
+        from shortcutbench.measuring import shortcut_switch
+
+        modules = self.block_modules(model)
+        plans = self.__dict__.setdefault("_plans", {})
+        key = (cell["depth"], cell["norm"])
+        if key not in plans:  # it names blocks and source lines, not numbers
+            plans[key] = shortcut_switch.find_residual_adds(
+                model, modules, lambda: loss_fn(call_model(model, inputs)),
+                residual_adds=self.residual_adds,
+                family=families.spec(self.name).section or self.name)
+        return shortcut_switch.rewritten(model, modules, plans[key], scale, alpha)
 
     def watch(self, model: torch.nn.Module, depth: int) -> Callable[[Any], Watched] | None:
         """Register forward hooks on the model; return a function that, given
         the model's output, gives what they saw.  None: nothing to watch."""
         return None
+
+
+def modules_of(model: torch.nn.Module, pattern: str) -> list[tuple[str, torch.nn.Module]]:
+    """The blocks a pattern numbers, as modules in block order: each
+    parameter's name up to the end of the pattern's match."""
+    found = {}
+    numbered = block_numbers(pattern, [name for name, _ in model.named_parameters()])
+    for name, layer in numbered.items():
+        if layer != OUTSIDE:
+            found.setdefault(layer, module_of(pattern, name))
+    modules = dict(model.named_modules())
+    return [(found[layer], modules[found[layer]]) for layer in sorted(found)
+            if found[layer] in modules]
 
 
 def family_of(name: str, options: dict[str, Any]) -> Family:

@@ -50,9 +50,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from shortcutbench.core import blocks
-from shortcutbench.core.records import branch_value
 from shortcutbench.measuring import zoo
-from shortcutbench.measuring.family import Family, call_model, to_cell
+from shortcutbench.measuring.family import Family, call_model, modules_of, to_cell
 from shortcutbench.measuring.losses import default_loss
 
 
@@ -113,7 +112,6 @@ class UserFamily(Family):
         self.own_switch = _takes(self.factory, "shortcut")
         self._layers: dict[str, int] = {}
         self._suggested: dict[int, str] = {}  # the default pattern, by depth
-        self._plans: dict[int, Any] = {}  # the generic switch's residual adds, by depth
 
     def call(self, depth: int, shortcut: bool, options: dict[str, Any]) -> str:
         """The factory's call for a cell, as messages show it."""
@@ -159,35 +157,7 @@ class UserFamily(Family):
         return self._layers.get(name, blocks.OUTSIDE)
 
     def block_modules(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
-        """The blocks as modules, in block order: each parameter's name up
-        to the end of the pattern's match."""
-        modules = dict(model.named_modules())
-        found = {}
-        for name, _ in model.named_parameters():
-            layer = self._layers.get(name, blocks.OUTSIDE)
-            path = blocks.module_of(self.blocks, name)
-            if layer != blocks.OUTSIDE and path in modules:
-                found.setdefault(layer, path)
-        return [(found[layer], modules[found[layer]]) for layer in sorted(found)]
-
-    def forward_context(self, model, inputs, loss_fn, cell):
-        """Without the family's own switch, the generic one: the residual adds
-        of every block give lambda*skip + alpha*branch (the branch alone
-        without shortcut)."""
-        scale = cell["shortcut_scale"] if cell["shortcut"] else 0.0
-        alpha = branch_value(cell["branch_scale"], cell["depth"]) if cell["shortcut"] else 1.0
-        if self.own_switch or (scale == 1.0 and alpha == 1.0):
-            return contextlib.nullcontext()
-        from shortcutbench.measuring import shortcut_switch
-
-        modules = self.block_modules(model)
-        plan = self._plans.get(cell["depth"])
-        if plan is None:  # one per depth: it names blocks and source lines, not numbers
-            plan = shortcut_switch.find_residual_adds(
-                model, modules, lambda: loss_fn(call_model(model, inputs)),
-                residual_adds=self.residual_adds, family=self.key)
-            self._plans[cell["depth"]] = plan
-        return shortcut_switch.rewritten(model, modules, plan, scale, alpha)
+        return modules_of(model, self.blocks)
 
 
 def _takes(function: Callable, argument: str) -> bool:
