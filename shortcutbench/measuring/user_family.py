@@ -51,7 +51,7 @@ from torch.utils._pytree import tree_flatten
 
 from shortcutbench.core import blocks
 from shortcutbench.measuring import zoo
-from shortcutbench.measuring.family import Family, call_model, modules_of, to_cell
+from shortcutbench.measuring.family import Family, call_model, configure_torch, modules_of, to_cell
 from shortcutbench.measuring.losses import default_loss
 
 
@@ -487,6 +487,7 @@ def _largest(key, family, depth, shortcut, options, seed):
 
 def main() -> None:
     request = json.load(sys.stdin)
+    configure_torch()  # as a measuring job runs: one thread
     # What the user's module prints goes to stderr: stdout carries the answer.
     with contextlib.redirect_stdout(sys.stderr):
         try:
