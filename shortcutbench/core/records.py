@@ -56,8 +56,8 @@ CELL_TYPES = {f.name: f.type for f in fields(Cell)}  # int, float, bool or str
 # lm_head.weight, which is transformer.wte.weight), its number of
 # dimensions and elements, the book's statistic (mean |grad|) and a few
 # more; grad_zero_share is the share of its gradient's elements that are
-# exactly 0 (1 for a parameter the loss does not reach: a zero-initialised
-# branch passes its own earlier weights nothing, core/states.py);
+# exactly 0 (1 for a parameter the loss does not reach; core/states.py's
+# zero-branch reads it);
 # output_rms is the RMS of what leaves the layer (shortcut included), x_l;
 # grad_stream_cos is cos(dL/dx_l, x_l), the gradient's alignment with that
 # stream (mean field assumes ~0; NaN where either vector is zero).

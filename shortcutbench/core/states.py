@@ -49,10 +49,11 @@ Every cell gets exactly one state, in this precedence:
    ResNet with `zero_init_last` (its blocks' last BatchNorm starts at
    weight 0).  The branch's last factor is 0, so it passes nothing back to
    its own earlier weights; what the shortcut keeps alive is the skip path
-   alone, and ~99% of a timm block's weights get exactly 0.  A block's
-   point, the mean |grad| over all its elements, is non-zero as soon as
-   one element is (the zero gate's own gradient), so the band would call
-   such a cell healthy: it is not.  After non-finite and dead, which
+   alone.  In timm's resnet18 with one block a stage, 96-100% of each
+   block's weight elements get exactly 0 (tests/test_zero_branch.py).  A
+   block's point, the mean |grad| over all its elements, is non-zero as
+   soon as one element is (the zero gate's own gradient), so the band
+   would call such a cell healthy: it is not.  After non-finite and dead, which
    explain the zeros (nothing to judge, or nothing flowing back at all);
    before exploded and vanished, whose band test compares points that here
    measure the gate, not the block's weights: the structural zero is the
@@ -61,7 +62,10 @@ Every cell gets exactly one state, in this precedence:
    not zero-branch but vanished (point 0).  Only families whose blocks are
    all their parameters (a user family's, core/families.py's Layout with
    no profile parameter) are tested: the MLP's, the GPT's and the ResNet's
-   points are one weight each, and their cells keep today's states.
+   points are one weight each, and their cells keep the five states.
+   (Exact zeros have other causes too: a saturated GELU or a dead ReLU unit
+   zeroes its weight row; in the default sweep 7 healthy width-3 MLP cells
+   have a layer whose weight gradient is mostly exactly 0.)
 4. exploded: some hidden layer's gradient lies above 10^band times the last
    hidden layer's, or the stream leaving some layer has an RMS above 10^band
    times the input's.  The second test is needed: a forward explosion lifts
