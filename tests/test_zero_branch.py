@@ -184,10 +184,12 @@ def build(depth, shortcut, zero_init_last=True):
 def timm_family(tmp_path_factory):
     """timm importable beside our CPU torch: PyPI's torchvision links CUDA
     torch and its C++ ops do not load here, so the two ops timm's import
-    path registers fakes for are defined first (kept referenced)."""
+    path registers fakes for are defined first (kept referenced), unless
+    this process has them already."""
     lib = torch.library.Library("torchvision", "FRAGMENT")
-    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    for op in ("nms", "qnms"):
+        if not hasattr(torch.ops.torchvision, op):
+            lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     pytest.importorskip("timm")
     workdir = tmp_path_factory.mktemp("timm")
     (workdir / "timm_net.py").write_text(textwrap.dedent(TIMM_NET))
