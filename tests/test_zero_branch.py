@@ -163,6 +163,55 @@ def test_zero_shares_count_exact_zeros_of_each_gradient():
     assert out[0].item() == 0.5
 
 
+SCALARS = """
+import torch
+from torch import nn
+
+
+class Gated(nn.Module):
+    def __init__(self, depth):
+        super().__init__()
+        self.blocks = nn.ModuleList(nn.Linear(4, 4) for _ in range(depth))
+        self.alphas = nn.ParameterList(nn.Parameter(torch.tensor(float(i)))
+                                       for i in range(depth))
+
+    def forward(self, x):
+        for block, alpha in zip(self.blocks, self.alphas):
+            x = x + alpha * block(x)
+        return x
+
+
+def build(depth, shortcut):
+    model = Gated(depth)
+    x = torch.randn(3, 4)
+    return model, (x,), lambda out: out.square().mean()
+"""
+
+
+def test_scalar_parameters_get_their_own_statistics(tmp_path):
+    """SkipInit's alphas are 0-dim: each gets its own numbers, not the mean
+    of every scalar's (a reduction over no dimension reduces over all)."""
+    (tmp_path / "scalars.py").write_text(textwrap.dedent(SCALARS))
+    options = {"factory": "scalars:build", "blocks": r"\.(\d+)", "mode": "eval",
+               "options": {}}
+    family = UserFamily("scalars", options, str(tmp_path))
+    cell = {"model": "scalars", "depth": 3, "seed": 0, **FIELDS}
+    records = runner.measure_cell(family, cell, options)
+    torch.manual_seed(0)
+    model, (x,), loss_fn = family.build(3, True, "-", options)
+    loss_fn(model(x)).backward()
+    for r in records:
+        grad = dict(model.named_parameters())[r["param"]].grad
+        assert r["grad_abs_mean"] == grad.abs().mean().item(), r["param"]
+        zeros = grad.numel() - torch.count_nonzero(grad).item()
+        assert r["grad_zero_share"] == zeros / grad.numel()
+    alphas = [r for r in records if r["param"].startswith("alphas.")]
+    assert [r["layer"] for r in alphas] == [0, 1, 2]
+    # alpha 0 starts the first block closed: its Linear gets exactly 0
+    assert next(r for r in records if r["param"] == "blocks.0.weight")["grad_zero_share"] == 1.0
+    assert state_counts(records) == {"zero-branch": 1}
+
+
 # ---------------------------------------------------------------- a real timm ResNet
 
 TIMM_NET = """

@@ -138,7 +138,8 @@ def measure_cell(family: Family, cell: dict[str, Any], options: dict[str, Any]) 
         order, groups = [], {}
         for k, p in enumerate(parameters):
             shape = p.shape
-            groups.setdefault(shape if p.numel() < SMALL else k, []).append(k)
+            # (scalars alone: a reduction over no dimension reduces over all)
+            groups.setdefault(shape if p.dim() and p.numel() < SMALL else k, []).append(k)
         for group in groups.values():
             start = len(order)
             grads = [_grad(parameters[k]) for k in group]
