@@ -104,6 +104,11 @@ def test_a_user_family_gets_the_full_study_from_config_alone(own_family, monkeyp
         assert sum(1 for _ in f) - 1 == len(rows)
     numbers = json.loads((own_family / "results" / "families.json").read_text())
     assert numbers["families"][0]["name"] == "highway"
+    # its head is in no block: listed, with why; its section can say zero-branch
+    assert [(p["param"], p["side"]) for p in numbers["families"][0]["outside"]] == [
+        ("head.weight", "after"), ("head.bias", "after")]
+    assert "<code>head.weight</code>" in html and "after the last block" in html
+    assert "zero-branch" in numbers["families"][0]["states_order"] and "SkipInit" in html
 
 
 def test_the_analysis_never_imports_the_users_module(own_family):

@@ -81,9 +81,11 @@ def _cell_rows(cell, nonfinite, zero, value, book):
             g, loss, out, finite = BOOK_GRADIENTS[cell["shortcut"]][layer], 0.1, 0.3, True
         else:
             g, loss, out, finite = value(cell, layer), 0.1, 0.3, True
-        rows.append({**cell, "layer": layer, "param": f"layers.{layer}.0.weight",
+        rows.append({**cell, "layer": layer, "param": f"layers.{layer}.0.weight", "tied": "",
+                     "ndim": 2,
                      "numel": cell["width"] * (cell["width"] if layer < cell["depth"] - 1 else 1),
-                     "grad_abs_mean": g, "grad_l2": g * 2, "bias_grad_abs_mean": g,
+                     "grad_abs_mean": g, "grad_l2": g * 2, "grad_zero_share": float(g == 0),
+                     "bias_grad_abs_mean": g,
                      "output_rms": 1.0, "loss": loss, "output": out,
                      "token_cosine": math.nan, "finite": finite})
     return rows

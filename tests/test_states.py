@@ -22,8 +22,8 @@ def state(grad, output=0.5, rms=None, in_rms=1.0, **kwargs):
     return cell_states(grad, [output], rms, in_rms, **kwargs)[0]
 
 
-def test_states_are_five_in_a_fixed_order():
-    assert STATES == ("healthy", "vanished", "exploded", "dead", "non-finite")
+def test_states_are_six_in_a_fixed_order():
+    assert STATES == ("healthy", "vanished", "exploded", "dead", "non-finite", "zero-branch")
 
 
 # The last column is the width -> 1 output layer; the band is around the

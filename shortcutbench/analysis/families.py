@@ -13,7 +13,10 @@ and GPT, He et al.'s ResNet, the user's own:
 - profiles: at the deepest depth, per variant and arm, the gradient per
   profile layer (core/cell_stats.py's profile: the layer's profile
   parameter, or the element-weighted mean over a user block);
-- words: what the main variant does at the deepest depth, per arm.
+- words: what the main variant does at the deepest depth, per arm;
+- outside: the parameters outside every block (layer -1) and the tied ones
+  (one Parameter under several names), once each, with where they sit and
+  why no cell state sees them.
 
 A variant is one value of every axis but depth, seed and the arm
 (analysis/variants.py); a family's main variant is the book's where it has
@@ -41,6 +44,11 @@ from shortcutbench.core.arms import ARM_COLUMNS
 from shortcutbench.core.states import STATES
 
 STATE_KEYS = {s: f"state_{s.replace('-', '_')}" for s in STATES}
+# Why a parameter outside every block is in no state, by where it sits
+# among the model's parameters (partial results' `outside`).
+OUTSIDE_WHY = {"before": "before the first block (an embedding or a stem)",
+               "after": "after the last block (a final norm or the head)",
+               "between": "between blocks, in none of them"}
 
 
 def at_depth(name: str, depth: int) -> str:
@@ -89,13 +97,14 @@ def variant_text(variant: dict[str, Any], swept: list[str]) -> str:
     return " \u00b7 ".join(parts) if parts else "every cell"
 
 
-def state_rows(cells) -> list[dict[str, Any]]:
-    """Per variant, arm and depth: the states, the healthy share, and the
-    first and last profile layer's gradient."""
+def state_rows(cells, states=STATES) -> list[dict[str, Any]]:
+    """Per variant, arm and depth: the states (those of `states`, the
+    family's), the healthy share, and the first and last profile layer's
+    gradient."""
     rows = []
     for r in cells.to_dict("records"):
         n = int(r["n_cells"])
-        counts = {s: int(r[STATE_KEYS[s]]) for s in STATES}
+        counts = {s: int(r[STATE_KEYS[s]]) for s in states}
         rows.append({
             "variant": _variant(r), "arm": arms.of(r).as_dict(), "depth": int(r["depth"]),
             "n": n, "counts": counts, "healthy": counts["healthy"] / n if n else None,
@@ -145,6 +154,33 @@ def profile_rows(blocks, depth: int) -> list[dict[str, Any]]:
     return rows
 
 
+def outside_rows(outside, layout) -> list[dict[str, Any]]:
+    """The parameters outside every block and the tied ones, once each (the
+    deepest cells' where depths differ), in the model's order: name,
+    element count, where it sits, its other names, and why no state sees
+    it."""
+    rows, seen = [], set()
+    for r in outside.sort_values(["depth", "position"], ascending=[False, True],
+                                 kind="stable").to_dict("records"):
+        if r["param"] in seen:
+            continue
+        seen.add(r["param"])
+        why = []
+        if int(r["layer"]) < 0:
+            why.append(OUTSIDE_WHY[r["side"]])
+            if layout.is_head(r["param"]):
+                why.append("the head, counted for a zero gradient and finiteness only")
+        if r["tied"]:
+            why.append(f"tied to {', '.join(r['tied'].split(','))}: one Parameter, recorded "
+                       f"once under this name, its gradient the sum of every use")
+        rows.append({"param": r["param"], "numel": int(r["numel"]), "layer": int(r["layer"]),
+                     "side": r["side"], "tied": [t for t in r["tied"].split(",") if t],
+                     "why": "; ".join(why), "order": (list(OUTSIDE_WHY).index(r["side"]),
+                                                       int(r["position"]))})
+    rows.sort(key=lambda r: r.pop("order"))
+    return rows
+
+
 def words(name: str, states: list[dict[str, Any]], variant, deepest: int) -> list[str]:
     """What the main variant does at the deepest depth, one sentence per arm."""
     scales, branches = arms.knobs(r["arm"] for r in states)
@@ -168,7 +204,7 @@ def family_numbers(frames: dict, name: str, section: dict[str, Any] | None = Non
     results' frames (analysis/partials_frame.read_partials); `section`: its
     config section, shown as it ran."""
     mine = only_model(frames, name)
-    cells, pairs, blocks = mine["cells"], mine["pairs"], mine["blocks"]
+    cells, pairs, blocks, outside = mine["cells"], mine["pairs"], mine["blocks"], mine["outside"]
     if cells.empty:
         raise ValueError(f"the merged partial results hold no {name} cells; is {name} in the "
                          f"config's models?")
@@ -176,11 +212,11 @@ def family_numbers(frames: dict, name: str, section: dict[str, Any] | None = Non
     swept = swept_axes(variants)
     main = main_variant(name, variants)
     deepest = int(cells["depth"].max())
-    states = state_rows(cells)
     spec = families.described(name, section)
+    states = state_rows(cells, spec.layout.states)
     return {
         "name": name, "title": spec.title, "depth_name": spec.depth_name,
-        "healthy_rule": spec.layout.band_text(),
+        "healthy_rule": spec.layout.band_text(), "states_order": list(spec.layout.states),
         "section": section or {}, "seeds": seeds or [],
         "n_cells": int(cells["n_cells"].sum()),
         "depths": sorted(int(d) for d in cells["depth"].unique()), "deepest": deepest,
@@ -190,4 +226,5 @@ def family_numbers(frames: dict, name: str, section: dict[str, Any] | None = Non
         "states": states, "ratios": ratio_rows(pairs),
         "profiles": profile_rows(blocks, deepest),
         "words": words(name, states, main, deepest),
+        "outside": outside_rows(outside, spec.layout) if len(outside) else [],
     }

@@ -46,6 +46,7 @@ from shortcutbench.analysis.partials_frame import only_model
 from shortcutbench.analysis.variants import plain
 from shortcutbench.core import states
 from shortcutbench.core.cell_stats import MID_LAYERS
+from shortcutbench.core.families import MLP, layout
 from shortcutbench.core.files import write_json
 from shortcutbench.core.records import CELL_COLUMNS, branch_label
 
@@ -61,6 +62,7 @@ def log_interval(values):
 
 GROUP_COLUMNS = [c for c in CELL_COLUMNS if c != "seed"]  # a partial result's group
 STATE_COLUMNS = {s: f"state_{s.replace('-', '_')}" for s in states.STATES}
+MLP_STATES = layout(MLP).states  # never zero-branch
 
 
 def group_log(row, value):
@@ -395,7 +397,7 @@ def branch_scale_finding(partials, band=states.DEFAULT_BAND):
                        "depth": int(depth), "seeds": n,
                        **{f"share_{s.replace('-', '_')}":
                           float(group[STATE_COLUMNS[s]].sum() / n) if n else math.nan
-                          for s in states.STATES},
+                          for s in MLP_STATES},
                        "stream_max": pooled_log(group, "stream_max")[1]})
     deepest = {}
     for r in shares:
@@ -433,7 +435,7 @@ def branch_scale_finding(partials, band=states.DEFAULT_BAND):
         table=_table(rows, ["width", "shortcut_scale", "branch_scale"] + FACTOR_COLUMNS),
         tables={"states": _table(shares, ["width", "shortcut_scale", "branch_scale", "depth",
                                           "seeds"]
-                                 + [f"share_{s.replace('-', '_')}" for s in states.STATES]
+                                 + [f"share_{s.replace('-', '_')}" for s in MLP_STATES]
                                  + ["stream_max"])})
 
 

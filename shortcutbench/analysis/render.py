@@ -36,9 +36,11 @@ from shortcutbench.analysis.words import STATE_VERBS, breakdown, dominant_state
 from shortcutbench.core import arms
 from shortcutbench.core.arms import BOOK, BOOK_BRANCH, BOOK_SCALE
 from shortcutbench.core.book import BOOK_GRADIENTS
-from shortcutbench.core.families import MLP, SHIPPED_SECTIONS, spec
+from shortcutbench.core.families import MLP, SHIPPED_SECTIONS, layout, spec
 from shortcutbench.core.files import atomic_write, read_json
-from shortcutbench.core.states import SMALLEST_NORMAL, STATES
+from shortcutbench.core.states import SMALLEST_NORMAL
+
+STATES = layout(MLP).states  # the MLP's (never zero-branch)
 
 TEMPLATES = Path(__file__).with_name("templates")
 

@@ -21,7 +21,7 @@ OTHER_COLORS = ("#029e73", "#d55e00", "#cc78bc", "#ca9161", "#949494", "#56b4e9"
                 "#ece133")
 # One colour per cell state (core.states.STATES), colour-blind safe.
 STATE_COLORS = {"healthy": "#029e73", "vanished": "#56b4e9", "exploded": "#d55e00",
-                "dead": "#3d3d3d", "non-finite": "#cc78bc"}
+                "dead": "#3d3d3d", "non-finite": "#cc78bc", "zero-branch": "#ca9161"}
 class Arms:
     """The shortcut arms of a sweep (core/arms.py's Arm): their order, labels
     and colours.  Labels name lambda and alpha only where the sweep has

@@ -8,15 +8,16 @@ from shortcutbench.core.states import STATES
 # What a state does to the network, as a verb phrase.
 STATE_VERBS = {"healthy": "stays healthy", "vanished": "loses its gradient (vanished)",
                "exploded": "explodes", "dead": "dies (its output is exactly 0)",
-               "non-finite": "overflows (non-finite)"}
+               "non-finite": "overflows (non-finite)",
+               "zero-branch": "passes its blocks' weights no gradient (zero-branch)"}
 # Which unhealthy state names a mixed arm, on equal counts.
-UNHEALTHY_ORDER = ("exploded", "non-finite", "vanished", "dead")
+UNHEALTHY_ORDER = ("exploded", "non-finite", "vanished", "dead", "zero-branch")
 
 
 def dominant_state(counts):
     """The state that describes an arm: healthy only when most of its seeds
     are (more than half); otherwise the most common unhealthy state (ties:
-    exploded, non-finite, vanished, dead)."""
+    exploded, non-finite, vanished, dead, zero-branch)."""
     n = sum(counts.values())
     if n and counts.get("healthy", 0) * 2 > n:
         return "healthy"

@@ -34,7 +34,10 @@ block's parameters), `family_values_many` the values:
 - state: the healthy band (states.classify) over the profile's layers, each
   against the last one before the family's head; the head counts for zero
   and finiteness only, as the MLP's output layer; the loss stands in for the
-  MLP's output (a cell is "dead" only if its loss is exactly 0).
+  MLP's output (a cell is "dead" only if its loss is exactly 0).  Where a
+  block is all its parameters (a user family's layout), a block whose
+  weights mostly get exactly 0 makes the cell "zero-branch"
+  (block_zero_shares: the records' grad_zero_share, weighted by element).
 
 The fit of a per-layer factor lives here too (fit_layer_factor), so that the
 measured factors and mean field's predicted ones (analysis/theory.py) come
@@ -296,6 +299,33 @@ def profile_matrix(columns, starts, layout):
     return out
 
 
+def block_zero_shares(columns, starts):
+    """Per cell and block (layer >= 0): the share of the block's weight
+    elements whose gradient is exactly 0, weighted by element count; a
+    block's weights are its parameters of two or more dimensions, or all of
+    them where it has none.  Returns a cells x (largest layer + 1) array,
+    NaN where a cell has no such block."""
+    layer = np.asarray(columns["layer"], dtype=np.intp)
+    n_rows = len(layer)
+    starts = np.asarray(starts, dtype=np.intp)
+    cell_of_row = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n_rows)))
+    n_layers = int(layer.max()) + 1 if n_rows else 0
+    inside = layer >= 0
+    numel = np.asarray(columns["numel"], dtype=float)
+    zeros = numel * np.asarray(columns["grad_zero_share"], dtype=float)
+    weight = np.asarray(columns["ndim"], dtype=np.intp) >= 2
+    size = len(starts) * n_layers
+    key = cell_of_row[inside] * n_layers + layer[inside]
+    shares = []
+    for pick in (weight[inside], np.ones(int(inside.sum()), dtype=bool)):
+        total = np.bincount(key[pick], numel[inside][pick], minlength=size)
+        zero = np.bincount(key[pick], zeros[inside][pick], minlength=size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares.append(np.where(total > 0, zero / total, np.nan))
+    has_weights = np.bincount(key, weight[inside], minlength=size) > 0
+    return np.where(has_weights, *shares).reshape(len(starts), n_layers)
+
+
 def family_values_many(columns, starts, band=states.DEFAULT_BAND):
     """The per-cell values of a chunk's cells of one family other than the
     MLP (one record per parameter, each cell's rows together, starting at
@@ -331,6 +361,8 @@ def family_values_many(columns, starts, band=states.DEFAULT_BAND):
     values["token_cosine"] = columns["token_cosine"].astype(float)[starts]
     values["state"] = np.empty(n_cells, dtype=object)
     profiles = profile_matrix(columns, starts, layout)
+    # a block's zero share: where a block is all its parameters (a user family's)
+    zero_shares = block_zero_shares(columns, starts) if layout.profile is None else None
     for (d, _, _), (pick, layers, profile, stream) in profiles.items():
         n = len(layers)
         head_inside = layout.head is not None and bool(is_head[np.isin(cell_of_row, pick)
@@ -357,9 +389,15 @@ def family_values_many(columns, starts, band=states.DEFAULT_BAND):
                 values["stream_max"][pick] = stream.max(axis=1) / input_rms[pick]
         if stream is not None and layout.head is not None and not head_inside:
             stream = np.column_stack([stream, head_rms[pick]])
+        zero_share = None
+        if zero_shares is not None:
+            zero_share = zero_shares[pick][:, layers]
+            if grad_matrix.shape[1] > len(layers):  # the head's column: never a branch
+                zero_share = np.column_stack([zero_share, np.zeros(len(pick))])
         state = states.classify(grad_matrix, loss[pick], stream, input_rms[pick],
                                 depth=np.full(len(pick), grad_matrix.shape[1]), band=band,
-                                finite=finite[pick], head=layout.head is not None)
+                                finite=finite[pick], head=layout.head is not None,
+                                zero_share=zero_share)
         values["state"][pick] = np.asarray(states.STATES)[state]
     values["state"] = values["state"].astype(str)
     per_cell = {c: columns[c][starts] for c in CELL_COLUMNS}

@@ -34,6 +34,7 @@ from typing import Any
 from shortcutbench.core import gpt, resnet
 from shortcutbench.core.book import BOOK_CASE
 from shortcutbench.core.resources import BASELINE_MB, LIBRARY_MB, PEAK_PER_PARAMETER_BYTE
+from shortcutbench.core.states import STATES, ZERO_BRANCH
 
 MLP, GPT, RESNET = "mlp", gpt.NAME, resnet.NAME
 # What a user family's records hold where the MLP's axes have no meaning.
@@ -41,7 +42,7 @@ NOT_APPLICABLE = "-"
 # The figures every family gets (analysis/family_figures.py).
 FIGURES = ("profile", "healthy", "first")
 # results/families.json's format: a newer one re-makes it (a rule param).
-NUMBERS_FORMAT = 1
+NUMBERS_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,15 @@ class Layout:
 
     def is_head(self, name: str) -> bool:
         return self.head is not None and re.fullmatch(self.head, name) is not None
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        """The states its cells can be in (core/states.py): zero-branch only
+        where a block is all its parameters; the others' tables and figures
+        stay as they were."""
+        if self.profile is None:
+            return STATES
+        return tuple(s for s in STATES if s != STATES[ZERO_BRANCH])
 
     def band_text(self) -> str:
         """What 'healthy' means for this layout, in words for the page."""

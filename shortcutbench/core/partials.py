@@ -36,6 +36,12 @@ Every table is {"columns": [...], "rows": [[...], ...]}, rows sorted by key:
 - special: non-finite and all-zero cells per group: count, first 20 seeds,
            how many have an output of exactly 0.
 - book:    the records of the book's cell (core.book.BOOK_CASE), both arms.
+- outside: per CELL_COLUMNS minus seed, the parameters outside every block
+           (layer -1) and the tied ones (records' `tied`): the parameter's
+           position among the cell's, name, layer, element count, its
+           other names, and where it sits (`side`: before the first
+           block's parameters, after the last one's, or between); none
+           for the MLP.  The report lists them: they are in no cell state.
 
 numpy only: this runs inside the measuring job (no pandas, no torch).
 """
@@ -60,13 +66,13 @@ from shortcutbench.core.sweep import ChunkParams, cells_of
 
 # The format of a partial result; a job whose format is older is re-run
 # (the measure and merge rules pass it as a param, which Snakemake compares).
-VERSION = 4
+VERSION = 5
 HIST_BIN = 0.05  # decades per histogram bin
 LINES = 50  # single-seed profiles kept per group
 SPECIAL_SEEDS = 20  # seeds listed per group of special cells
-STATISTICS = ("grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms",
+STATISTICS = ("grad_abs_mean", "grad_l2", "grad_zero_share", "bias_grad_abs_mean", "output_rms",
               "grad_stream_cos")
-TABLES = ("layers", "blocks", "cells", "pairs", "lines", "special", "book")
+TABLES = ("layers", "blocks", "cells", "pairs", "lines", "special", "book", "outside")
 
 GROUP = [c for c in CELL_COLUMNS if c != "seed"]  # a cell without its seed
 LAYER_KEY = GROUP + ["layer", "param"]
@@ -74,7 +80,8 @@ BLOCK_KEY = GROUP + ["layer"]
 PAIR_KEY = [c for c in GROUP if c not in ARM_COLUMNS] + ["shortcut_scale", "branch_scale"]
 # lines: one row per cell, its layer, param and grad_abs_mean as lists
 LINE_COLUMNS = CELL_COLUMNS + ["layer", "param", "grad_abs_mean"]
-KEY_TYPES = {**CELL_TYPES, "layer": int, "param": str, "numel": int}
+KEY_TYPES = {**CELL_TYPES, "layer": int, "param": str, "tied": str, "ndim": int, "numel": int}
+OUTSIDE_COLUMNS = GROUP + ["position", "param", "layer", "numel", "tied", "side"]
 
 
 # (n, mean, m2): a count, the mean and the sum of squared deviations of a
@@ -139,7 +146,9 @@ def _log10(values, mask):
 # ---------------------------------------------------------------- records
 
 # Columns records made before some families existed may lack, and their values there.
-ADDED_COLUMNS = {"model": "mlp", "token_cosine": math.nan}
+# (a zero share unknown: NaN, never "mostly zero")
+ADDED_COLUMNS = {"model": "mlp", "token_cosine": math.nan, "tied": "", "ndim": 0,
+                 "grad_zero_share": math.nan}
 
 
 def _column(records, name):
@@ -200,6 +209,7 @@ def chunk_partials(records: Sequence[Record] | Mapping[str, Sequence],
     # Whole cells, each in layer order.
     cell_code = _codes(columns, CELL_COLUMNS)
     order = np.lexsort((columns["layer"], cell_code))
+    position = order  # each row's place in the records: its parameter's order in its cell
     if not np.array_equal(order, np.arange(len(order))):
         columns = {name: values[order] for name, values in columns.items()}
     models = np.unique(columns["model"])
@@ -231,6 +241,8 @@ def chunk_partials(records: Sequence[Record] | Mapping[str, Sequence],
         "lines": _lines(columns, cells, cell_of_row),
         "special": _special(columns, cells, cell_of_row),
         "book": _book(columns),
+        "outside": (_outside(columns, cells, cell_of_row, starts, position)
+                    if profile else _table(OUTSIDE_COLUMNS, [])),
     }
 
 
@@ -435,6 +447,29 @@ def _book(columns):
     return _table(COLUMNS, [list(row) for row in zip(*out)])
 
 
+def _outside(columns, cells, cell_of_row, starts, position):
+    """The parameters outside every block and the tied ones, per group (the
+    first cell of each group: a group's cells have one architecture)."""
+    group, first = _index(_codes(cells, GROUP))
+    position = position - np.minimum.reduceat(position, starts)[cell_of_row]
+    inside = columns["layer"] >= 0
+    n_cells = len(starts)
+    lowest = np.full(n_cells, np.iinfo(np.int64).max)
+    highest = np.full(n_cells, -1)
+    np.minimum.at(lowest, cell_of_row[inside], position[inside])
+    np.maximum.at(highest, cell_of_row[inside], position[inside])
+    picked = np.isin(cell_of_row, first) & (~inside | (columns["tied"] != ""))
+    rows = []
+    for i in np.flatnonzero(picked).tolist():
+        c = cell_of_row[i]
+        side = ("before" if position[i] < lowest[c] else "after" if position[i] > highest[c]
+                else "between")
+        rows.append([cells[name][c].item() for name in GROUP]
+                    + [int(position[i]), str(columns["param"][i]), int(columns["layer"][i]),
+                       int(columns["numel"][i]), str(columns["tied"][i]), side])
+    return _table(OUTSIDE_COLUMNS, rows)
+
+
 # ---------------------------------------------------------------- files
 
 # A partial result's file begins with the sha256 of the rest of it, so that a
@@ -562,7 +597,7 @@ class _Merger:
         if name == "lines":
             self.key = [names.index(c) for c in GROUP]
             self.seed = names.index("seed")
-        elif name == "book":
+        elif name in ("book", "outside"):
             self.key = list(range(len(names)))
         else:
             key = {"layers": LAYER_KEY, "blocks": BLOCK_KEY, "cells": GROUP,
@@ -587,7 +622,7 @@ class _Merger:
             key = tuple(row[i] for i in self.key)
             if self.name == "lines":
                 self._add_line(key, row)
-            elif self.name == "book":
+            elif self.name in ("book", "outside"):
                 self.rows[key] = row
             elif key not in self.rows:
                 self.rows[key] = list(row)
@@ -633,7 +668,8 @@ class _Merger:
 def empty_tables():
     return {"layers": layer_columns(), "blocks": block_columns(), "cells": cell_columns(),
             "pairs": pair_columns(),
-            "lines": LINE_COLUMNS, "special": special_columns(), "book": COLUMNS}
+            "lines": LINE_COLUMNS, "special": special_columns(), "book": COLUMNS,
+            "outside": OUTSIDE_COLUMNS}
 
 
 def merge_partials(partials: Iterable[Partial]) -> Partial:

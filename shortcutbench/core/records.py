@@ -51,19 +51,25 @@ CELL_COLUMNS.insert(CELL_COLUMNS.index("shortcut_scale") + 1, "branch_scale")
 CELL_TYPES = {f.name: f.type for f in fields(Cell)}  # int, float, bool or str
 # Per parameter (the MLP: per layer, its weight): the layer it belongs to
 # (the family's block index; -1 for parameters outside every block), its
-# name, its element count, the book's statistic (mean |grad|) and a few more;
+# name, the other names of the same Parameter ("tied": comma-separated, ""
+# for none; named_parameters() yields a shared Parameter once, as GPT-2's
+# lm_head.weight, which is transformer.wte.weight), its number of
+# dimensions and elements, the book's statistic (mean |grad|) and a few
+# more; grad_zero_share is the share of its gradient's elements that are
+# exactly 0 (1 for a parameter the loss does not reach; core/states.py's
+# zero-branch reads it);
 # output_rms is the RMS of what leaves the layer (shortcut included), x_l;
 # grad_stream_cos is cos(dL/dx_l, x_l), the gradient's alignment with that
 # stream (mean field assumes ~0; NaN where either vector is zero).
-LAYER_COLUMNS = ["layer", "param", "numel", "grad_abs_mean", "grad_l2", "bias_grad_abs_mean",
-                 "output_rms", "grad_stream_cos"]
+LAYER_COLUMNS = ["layer", "param", "tied", "ndim", "numel", "grad_abs_mean", "grad_l2",
+                 "grad_zero_share", "bias_grad_abs_mean", "output_rms", "grad_stream_cos"]
 # Per cell, repeated on each of its layers' rows.  token_cosine is the GPT
 # family's token collapse (mean pairwise cosine of the last block's token
 # outputs), NaN for the MLP; output is the MLP's, NaN for the GPT.
 CELL_RESULT_COLUMNS = ["loss", "output", "token_cosine", "finite"]
 COLUMNS = CELL_COLUMNS + LAYER_COLUMNS + CELL_RESULT_COLUMNS
-VALUE_COLUMNS = ["grad_abs_mean", "grad_l2", "bias_grad_abs_mean", "output_rms", "grad_stream_cos",
-                 "loss", "output", "token_cosine"]
+VALUE_COLUMNS = ["grad_abs_mean", "grad_l2", "grad_zero_share", "bias_grad_abs_mean",
+                 "output_rms", "grad_stream_cos", "loss", "output", "token_cosine"]
 
 # The order of rows in results/gradients.csv.
 SORT_COLUMNS = ["model", "device", "dtype", "activation", "init", "norm", "width", "depth",

@@ -1,4 +1,5 @@
-"""The state of a cell: healthy, vanished, exploded, dead or non-finite.
+"""The state of a cell: healthy, vanished, exploded, dead, non-finite or
+zero-branch.
 
 Defined once, here; the tables, the headline and the findings use it.
 
@@ -39,7 +40,33 @@ Every cell gets exactly one state, in this precedence:
    exactly 0 to every weight: there is no gradient to compare.  (At depth
    these are mostly saturated explosions -- GELU(h) == 0 for a hugely
    negative h -- which their output_rms column shows.)
-3. exploded: some hidden layer's gradient lies above 10^band times the last
+3. zero-branch: some block's weights mostly get a gradient of exactly 0
+   (more than half of their elements, counted by element: the weights are
+   a block's parameters of two or more dimensions, or all of them where it
+   has none), while the block as a whole still gets some (its point is
+   non-zero).  At initialisation this is a zero-initialised residual
+   branch: SkipInit (De & Smith 2020), Fixup (Zhang et al. 2019), timm's
+   ResNet with `zero_init_last` (its blocks' last BatchNorm starts at
+   weight 0).  The branch's last factor is 0, so it passes nothing back to
+   its own earlier weights; what the shortcut keeps alive is the skip path
+   alone.  In timm's resnet18 with one block a stage, 96-100% of each
+   block's weight elements get exactly 0 (tests/test_zero_branch.py).  A
+   block's point, the mean |grad| over all its elements, is non-zero as
+   soon as one element is (the zero gate's own gradient), so the band
+   would call such a cell healthy: it is not.  After non-finite and dead, which
+   explain the zeros (nothing to judge, or nothing flowing back at all);
+   before exploded and vanished, whose band test compares points that here
+   measure the gate, not the block's weights: the structural zero is the
+   more specific diagnosis.  A block whose every element gets exactly 0
+   (a gradient that underflowed, or a block the loss does not reach) is
+   not zero-branch but vanished (point 0).  Only families whose blocks are
+   all their parameters (a user family's, core/families.py's Layout with
+   no profile parameter) are tested: the MLP's, the GPT's and the ResNet's
+   points are one weight each, and their cells keep the five states.
+   (Exact zeros have other causes too: a saturated GELU or a dead ReLU unit
+   zeroes its weight row; in the default sweep 7 healthy width-3 MLP cells
+   have a layer whose weight gradient is mostly exactly 0.)
+4. exploded: some hidden layer's gradient lies above 10^band times the last
    hidden layer's, or the stream leaving some layer has an RMS above 10^band
    times the input's.  The second test is needed: a forward explosion lifts
    every gradient with the stream, the last layers' most, so the ratios look
@@ -48,9 +75,9 @@ Every cell gets exactly one state, in this precedence:
    gradient of ~2.6e10, yet a first/last gradient ratio of only ~3e-3: a
    purely relative test would call it vanished.  Exploded wins over vanished
    for the same reason.
-4. vanished: some hidden layer's gradient lies below 10^-band times the last
+5. vanished: some hidden layer's gradient lies below 10^-band times the last
    hidden layer's, or some layer's (the output layer's too) is exactly 0.
-5. healthy: none of the above.
+6. healthy: none of the above.
 
 numpy only: no pandas, no torch.  `classify` works on whole arrays (cells x
 layers, NaN-padded past each cell's depth), ~100,000 cells in well under a
@@ -59,8 +86,11 @@ second.
 
 import numpy as np
 
-STATES = ("healthy", "vanished", "exploded", "dead", "non-finite")
-HEALTHY, VANISHED, EXPLODED, DEAD, NON_FINITE = range(len(STATES))
+# (a state added later goes last: the partial results count them by index)
+STATES = ("healthy", "vanished", "exploded", "dead", "non-finite", "zero-branch")
+HEALTHY, VANISHED, EXPLODED, DEAD, NON_FINITE, ZERO_BRANCH = range(len(STATES))
+# "Mostly": more than this share of a block's weight elements get exactly 0.
+ZERO_BRANCH_SHARE = 0.5
 DEFAULT_BAND = 2.0
 
 # The smallest positive normal number of each dtype the sweep can use.
@@ -110,7 +140,7 @@ def branch_alpha(depth, width, shortcut, alpha, n_layers=None):
 
 
 def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, finite=None,
-             alpha=None, head=True):
+             alpha=None, head=True, zero_share=None):
     """Each cell's state as an index into STATES.
 
     grad:       cells x layers, mean |grad| of each layer's weight
@@ -128,6 +158,10 @@ def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, fi
     head:       the last layer is the output layer, out of the band (the
                 MLP's width -> 1 layer, the GPT's and the ResNet's heads);
                 False: every layer is in the band, the last one its reference
+    zero_share: cells x layers, the share of each block's weight elements
+                whose gradient is exactly 0 (core/cell_stats.py's
+                block_zero_shares); None: no
+                zero-branch test
     """
     grad = np.atleast_2d(np.asarray(grad, dtype=float))
     output = np.asarray(output, dtype=float).reshape(-1)
@@ -162,10 +196,15 @@ def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, fi
                     | stream_high)
         vanished = (np.any(hidden & (scaled < low * reference), axis=1)
                     | np.any(valid & (grad == 0), axis=1))
+        if zero_share is not None:
+            zero_share = np.atleast_2d(np.asarray(zero_share, dtype=float))
+            zero_branch = np.any(valid & (zero_share > ZERO_BRANCH_SHARE) & (grad > 0), axis=1)
+        else:
+            zero_branch = np.zeros(n_cells, dtype=bool)
 
     state = np.full(n_cells, HEALTHY, dtype=np.int8)
-    for mask, code in ((vanished, VANISHED), (exploded, EXPLODED), (dead, DEAD),
-                       (non_finite, NON_FINITE)):  # lowest precedence first
+    for mask, code in ((vanished, VANISHED), (exploded, EXPLODED), (zero_branch, ZERO_BRANCH),
+                       (dead, DEAD), (non_finite, NON_FINITE)):  # lowest precedence first
         state[mask] = code
     return state
 

@@ -49,7 +49,7 @@ from shortcutbench.core.sweep import ChunkParams, cells_of
 
 # Every column's type: a cell's fields as records.Cell declares them, then
 # the layer's, then the cell's results.
-COLUMN_TYPES = {**CELL_TYPES, "layer": int, "param": str, "numel": int,
+COLUMN_TYPES = {**CELL_TYPES, "layer": int, "param": str, "tied": str, "ndim": int, "numel": int,
                 **{c: float for c in VALUE_COLUMNS}, "finite": bool}
 assert set(COLUMN_TYPES) == set(COLUMNS)
 

@@ -21,11 +21,14 @@ For each cell the runner (measure_cell):
    that every device and dtype starts from the same numbers;
 2. moves the model and its inputs to the cell's device and dtype, sets the
    mode, computes loss_fn(model(*inputs)) and one backward pass;
-3. writes one record per named_parameters() entry: its layer, its name, its
-   element count, the mean |grad| in the parameter's dtype (the book's
-   statistic), the L2 norm in float64, and what the hook recorded.
-   A parameter that gets no gradient (a LayerNorm that is not applied) has
-   a zero gradient.  Overflow or NaN is data: finite = False.
+3. writes one record per named_parameters() entry: its layer, its name,
+   the other names of the same Parameter (tied weights, which
+   named_parameters() yields once), its dimensions and element count, the
+   mean |grad| in the parameter's dtype (the book's statistic), the L2 norm
+   in float64, the share of its gradient's elements that are exactly 0,
+   and what the hook recorded.  A parameter that gets no gradient (a
+   LayerNorm that is not applied) has a zero gradient.  Overflow or NaN is
+   data: finite = False.
 
 This module imports torch and never pandas, seaborn or Snakemake.
 """
@@ -188,6 +191,9 @@ def measure_cell(family: Family, cell: dict[str, Any], options: dict[str, Any]) 
         loss.backward()
 
     names, parameters = zip(*model.named_parameters())
+    aliases = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        aliases.setdefault(id(p), []).append(name)
     with torch.no_grad():
         streams, extra = seen(output) if seen else ({}, {})
         unknown = set(extra) - set(CELL_STATISTICS)
@@ -196,20 +202,23 @@ def measure_cell(family: Family, cell: dict[str, Any], options: dict[str, Any]) 
                              f"record column holds; it may give {list(CELL_STATISTICS)}")
         rms_layers = sorted(streams)
         # One table for every number, brought to Python in one .tolist():
-        # (mean |grad|, L2) per parameter, the stream's RMS per layer, the
-        # family's per-cell values, the loss.
-        table = torch.empty(2 * len(names) + len(rms_layers) + len(extra) + 1,
+        # (mean |grad|, L2) per parameter, the zero share per parameter, the
+        # stream's RMS per layer, the family's per-cell values, the loss.
+        n = len(names)
+        table = torch.empty(3 * n + len(rms_layers) + len(extra) + 1,
                             dtype=torch.float64, device=device)
         order, groups = [], {}
         for k, p in enumerate(parameters):
             shape = p.shape
-            groups.setdefault(shape if p.numel() < SMALL else k, []).append(k)
+            # (scalars alone: a reduction over no dimension reduces over all)
+            groups.setdefault(shape if p.dim() and p.numel() < SMALL else k, []).append(k)
         for group in groups.values():
-            start = 2 * len(order)
-            grad_statistics([_grad(parameters[k]) for k in group],
-                            table[start:start + 2 * len(group)])
+            start = len(order)
+            grads = [_grad(parameters[k]) for k in group]
+            grad_statistics(grads, table[2 * start:2 * (start + len(group))])
+            zero_shares(grads, table[2 * n + start:2 * n + start + len(group)])
             order.extend(group)
-        at = 2 * len(order)
+        at = 3 * n
         for layer in rms_layers:
             table[at] = streams[layer]
             at += 1
@@ -219,19 +228,21 @@ def measure_cell(family: Family, cell: dict[str, Any], options: dict[str, Any]) 
         table[at] = loss.detach()
         values = table.tolist()
 
-    statistics = {k: values[2 * i:2 * i + 2] for i, k in enumerate(order)}
-    output_rms = dict(zip(rms_layers, values[2 * len(order):]))
-    extras = dict(zip(extra, values[2 * len(order) + len(rms_layers):]))
+    statistics = {k: values[2 * i:2 * i + 2] + [values[2 * n + i]] for i, k in enumerate(order)}
+    output_rms = dict(zip(rms_layers, values[3 * n:]))
+    extras = dict(zip(extra, values[3 * n + len(rms_layers):]))
     loss_value = values[-1]
     finite = all(math.isfinite(v) for v in values)
     fields = {c: cell[c] for c in COLUMNS if c in cell}
     records = []
     for k, name in enumerate(names):
         layer = family.layer_of(name, cell["depth"])
-        grad_abs_mean, grad_l2 = statistics[k]
+        grad_abs_mean, grad_l2, zero_share = statistics[k]
+        tied = ",".join(other for other in aliases[id(parameters[k])] if other != name)
         records.append({
-            **fields, "layer": layer, "param": name, "numel": parameters[k].numel(),
-            "grad_abs_mean": grad_abs_mean, "grad_l2": grad_l2, "bias_grad_abs_mean": math.nan,
+            **fields, "layer": layer, "param": name, "tied": tied, "ndim": parameters[k].dim(),
+            "numel": parameters[k].numel(), "grad_abs_mean": grad_abs_mean, "grad_l2": grad_l2,
+            "grad_zero_share": zero_share, "bias_grad_abs_mean": math.nan,
             "output_rms": output_rms.get(layer, math.nan), "grad_stream_cos": math.nan,
             "loss": loss_value, "output": math.nan, "finite": finite,
             **{column: extras.get(column, math.nan) for column in CELL_STATISTICS}})
@@ -258,6 +269,18 @@ def grad_statistics(grads: list[torch.Tensor], out: torch.Tensor) -> None:
     dims = tuple(range(1, stacked.dim()))
     out[0::2] = stacked.abs().mean(dim=dims)
     out[1::2] = torch.linalg.vector_norm(stacked, dim=dims, dtype=torch.float64)
+
+
+def zero_shares(grads: list[torch.Tensor], out: torch.Tensor) -> None:
+    """Write the share of exactly-zero elements per gradient into `out`, for
+    gradients of one shape (a NaN is not zero; an empty gradient has none)."""
+    numel = grads[0].numel()
+    if len(grads) == 1:
+        zeros = numel - torch.count_nonzero(grads[0])
+    else:
+        stacked = torch.stack(grads)
+        zeros = numel - torch.count_nonzero(stacked, dim=tuple(range(1, stacked.dim())))
+    out[:] = zeros.double() / max(numel, 1)
 
 
 def rms(tensor: torch.Tensor) -> torch.Tensor:

@@ -97,18 +97,22 @@ def measure_cell(cell: Cell) -> list[Record]:
 
     loss_value, output_value = values[-2:]
     # grad_stream_cos is NaN wherever a vector is zero (a dead cell): not overflow.
-    finite = all(math.isfinite(v) for j, v in enumerate(values) if j % 5 != 4)
+    finite = all(math.isfinite(v) for j, v in enumerate(values) if j % 6 != 5)
     cell_fields = record_fields(cell)
     records = []
     for i in range(len(hidden)):
-        grad_abs_mean, grad_l2, bias_grad_abs_mean, output_rms, cos = values[5 * i:5 * i + 5]
+        grad_abs_mean, grad_l2, zero_share, bias_grad_abs_mean, output_rms, cos = \
+            values[6 * i:6 * i + 6]
         records.append({
             **cell_fields,
             "layer": i,
             "param": f"layers.{i}.0.weight",
+            "tied": "",
+            "ndim": 2,
             "numel": cell.width * (cell.width if i < cell.depth - 1 else 1),
             "grad_abs_mean": grad_abs_mean,
             "grad_l2": grad_l2,
+            "grad_zero_share": zero_share,
             "bias_grad_abs_mean": bias_grad_abs_mean,
             "output_rms": output_rms,
             "grad_stream_cos": cos,
@@ -121,16 +125,19 @@ def measure_cell(cell: Cell) -> list[Record]:
 
 
 def _layer_statistics(weight_grads, bias_grads, hidden, stream_grads):
-    """Rows of (grad_abs_mean, grad_l2, bias_grad_abs_mean, output_rms,
-    grad_stream_cos), one per layer, for layers whose tensors all have the
-    same shapes.  Means in the model's dtype (the book's statistic); the
-    norm, the RMS and the cosine sum squares or products, so they are taken
-    in float64, where a finite gradient's square cannot overflow."""
+    """Rows of (grad_abs_mean, grad_l2, grad_zero_share, bias_grad_abs_mean,
+    output_rms, grad_stream_cos), one per layer, for layers whose tensors
+    all have the same shapes.  Means in the model's dtype (the book's
+    statistic); the norm, the RMS and the cosine sum squares or products, so
+    they are taken in float64, where a finite gradient's square cannot
+    overflow."""
     weight_grads, bias_grads = torch.stack(weight_grads), torch.stack(bias_grads)
     hidden = torch.stack(hidden)
+    numel = weight_grads[0].numel()
     return torch.stack([
         weight_grads.abs().mean(dim=(1, 2)).double(),
         torch.linalg.vector_norm(weight_grads, dim=(1, 2), dtype=torch.float64),
+        (numel - torch.count_nonzero(weight_grads, dim=(1, 2))).double() / numel,
         bias_grads.abs().mean(dim=1).double(),
         hidden.double().square().mean(dim=(1, 2)).sqrt(),
         _cosine(torch.stack(stream_grads), hidden),
@@ -174,9 +181,10 @@ def measure_cell_book_style(cell: Cell) -> list[Record]:
     for i, layer in enumerate(model.layers):
         weight_grad, bias_grad = layer[0].weight.grad, layer[0].bias.grad
         record = {**record_fields(cell), "layer": i, "param": f"layers.{i}.0.weight",
-                  "numel": weight_grad.numel(),
+                  "tied": "", "ndim": weight_grad.dim(), "numel": weight_grad.numel(),
                   "grad_abs_mean": weight_grad.abs().mean().item(),
                   "grad_l2": torch.linalg.vector_norm(weight_grad, dtype=torch.float64).item(),
+                  "grad_zero_share": (weight_grad == 0).sum().item() / weight_grad.numel(),
                   "bias_grad_abs_mean": bias_grad.abs().mean().item(),
                   "output_rms": hidden[i].double().square().mean().sqrt().item(),
                   "grad_stream_cos": _cosine(hidden[i].grad.unsqueeze(0),

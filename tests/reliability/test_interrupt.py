@@ -347,8 +347,9 @@ def held(path, mode="w", **kwargs):
         yield HalfThenWait(f)
 store.atomic_write = held
 cell = record_fields(Cell(depth=2, width=3, seed=int(sys.argv[2]), shortcut=True))
-records = [{**cell, "layer": i, "param": f"layers.{i}.0.weight", "numel": 9,
-            "grad_abs_mean": 0.5, "grad_l2": 1.0, "bias_grad_abs_mean": 0.25, "output_rms": 2.0,
+records = [{**cell, "layer": i, "param": f"layers.{i}.0.weight", "tied": "", "ndim": 2,
+            "numel": 9, "grad_abs_mean": 0.5, "grad_l2": 1.0, "grad_zero_share": 0.0,
+            "bias_grad_abs_mean": 0.25, "output_rms": 2.0,
             "grad_stream_cos": 0.0, "loss": 1.5, "output": -0.5, "token_cosine": float("nan"),
             "finite": True}
            for i in range(2)]
