@@ -231,18 +231,13 @@ def build(depth, shortcut, zero_init_last=True):
 
 @pytest.fixture(scope="module")
 def timm_family(tmp_path_factory):
-    """timm importable beside our CPU torch: PyPI's torchvision links CUDA
-    torch and its C++ ops do not load here, so the two ops timm's import
-    path registers fakes for are defined first (kept referenced), unless
-    this process has them already."""
-    lib = torch.library.Library("torchvision", "FRAGMENT")
-    for op in ("nms", "qnms"):
-        if not hasattr(torch.ops.torchvision, op):
-            lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    pytest.importorskip("timm")
+    """timm importable beside our CPU torch (measuring/libraries.py)."""
+    from shortcutbench.measuring.libraries import import_library
+
+    import_library("timm")
     workdir = tmp_path_factory.mktemp("timm")
     (workdir / "timm_net.py").write_text(textwrap.dedent(TIMM_NET))
-    yield str(workdir), lib
+    return str(workdir)
 
 
 @pytest.mark.zoo
@@ -252,7 +247,7 @@ def test_timms_zero_initialised_resnet_is_not_healthy(timm_family, zero_init_las
     blocks' weights get exactly 0 (the issue "no gradient hidden": the band
     called these cells healthy).  Train mode, as timm trains; without the
     zero start the cell is judged as before."""
-    workdir, _ = timm_family
+    workdir = timm_family
     options = {"factory": "timm_net:build", "blocks": r"^layer(\d+)\.", "mode": "train",
                "options": {"zero_init_last": zero_init_last}}
     family = UserFamily("timm", options, workdir)

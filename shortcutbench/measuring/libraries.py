@@ -9,14 +9,18 @@ does not exist" (pytorch/vision#9337).  transformers imports torchvision when
 it is installed, and timm needs its pure-Python parts (FrozenBatchNorm2d,
 transforms).  Declaring the two operators' schemas first lets those parts
 import; calling a torchvision C++ op still fails, as it would anyway.  No
-model the study builds calls one.
+model the study builds calls one.  A user's module is imported the same way,
+so that one importing timm itself works too.
 
 This module imports torch and never pandas, seaborn or Snakemake.
 """
 
 from __future__ import annotations
 
+import glob
 import importlib
+import importlib.util
+import os
 import sys
 from types import ModuleType
 
@@ -30,39 +34,29 @@ _TORCHVISION_SCHEMAS = (
 _declared: list[torch.library.Library] = []  # a Library's definitions live as long as it
 
 
-def _torchvision_ops_load() -> bool:
-    """Whether torchvision's C++ operators are there (or torchvision is not)."""
+def make_torchvision_importable() -> None:
+    """Where torchvision is installed but its C++ operators cannot load
+    beside this torch, declare the two schemas its import needs.  Imports
+    nothing; a no-op where torchvision is absent, already imported or whole."""
+    if _declared or "torchvision" in sys.modules:
+        return
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    extension = glob.glob(os.path.join(spec.submodule_search_locations[0], "_C*.so"))
     try:
-        return hasattr(torch.ops.torchvision, "nms")
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def import_torchvision() -> ModuleType | None:
-    """torchvision, imported so that its pure-Python parts work beside the
-    CPU torch; None where it is not installed."""
-    if "torchvision" in sys.modules:
-        return sys.modules["torchvision"]
-    if importlib.util.find_spec("torchvision") is None:
-        return None
-    try:
-        return importlib.import_module("torchvision")
-    except RuntimeError as error:
-        if "torchvision::nms" not in str(error) or _declared:
-            raise
-    # A failed import leaves half-initialised modules behind.
-    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-        del sys.modules[name]
-    if not _torchvision_ops_load():
-        library = torch.library.Library("torchvision", "FRAGMENT")
-        for schema in _TORCHVISION_SCHEMAS:
-            library.define(schema)
-        _declared.append(library)
-    return importlib.import_module("torchvision")
+        torch.ops.load_library(extension[0])  # what torchvision's import does first
+        return
+    except (IndexError, OSError):
+        pass
+    library = torch.library.Library("torchvision", "FRAGMENT")
+    for schema in _TORCHVISION_SCHEMAS:
+        library.define(schema)
+    _declared.append(library)
 
 
 def import_library(name: str) -> ModuleType:
-    """transformers or timm (or any library that may import torchvision),
+    """transformers or timm (or any module that may import torchvision),
     with torchvision made importable first."""
-    import_torchvision()
+    make_torchvision_importable()
     return importlib.import_module(name)

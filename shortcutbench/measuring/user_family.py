@@ -36,7 +36,6 @@ This module imports torch and never pandas, seaborn or Snakemake.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import json
 import math
@@ -52,6 +51,7 @@ from torch.utils._pytree import tree_flatten
 from shortcutbench.core import blocks
 from shortcutbench.measuring import zoo
 from shortcutbench.measuring.family import Family, call_model, configure_torch, modules_of, to_cell
+from shortcutbench.measuring.libraries import import_library
 from shortcutbench.measuring.losses import default_loss
 
 
@@ -66,7 +66,7 @@ def load_factory(spec: str, workdir: str, key: str = "factory") -> Callable:
     if workdir not in sys.path:
         sys.path.insert(0, workdir)
     try:
-        module = importlib.import_module(module_name)
+        module = import_library(module_name)  # a module that imports timm works too
     except ModuleNotFoundError as error:
         if error.name and module_name.split(".")[0] == error.name.split(".")[0]:
             raise FamilyError(
