@@ -7,20 +7,28 @@
         depths: [2, 4, 8]
         seeds: [0, 1, 2]
         options: {width: 16}            # keyword arguments of the factory
-        blocks: 'blocks\\.(\\d+)\\.'       # a parameter's name -> its block (first group)
+        blocks: 'blocks\\.(\\d+)\\.'       # a parameter's name -> its block (its groups)
         mode: eval                      # or train (BatchNorm on batch statistics)
 
-`build(depth=depth, shortcut=shortcut, **options)` returns (model, inputs,
-loss_fn); the measurement contract (measuring/family.py) does the rest.  The
+`build(depth=depth, shortcut=shortcut, **options)` returns (model, inputs[,
+loss_fn]); the measurement contract (measuring/family.py) does the rest.  The
 module is imported from the run's working directory (snakemake -d) first,
-then from PYTHONPATH.
+then from PYTHONPATH.  Instead of a factory, a section may name a
+transformers model class or a timm model (measuring/zoo.py).  A factory
+without a `shortcut` argument, and every library model, builds its model
+with the shortcuts: the generic switch (measuring/shortcut_switch.py)
+removes them.  Inputs may be a dict (model(**inputs)); without a loss_fn,
+losses.default_loss reads the output.  Without `blocks`, the pattern is read
+from the parameter names (core/blocks.py's suggest).
 
 `check(name, section, workdir)` is what the workflow runs before any job
 (in a process of its own: the workflow's process never imports torch or the
 user's code): the factory imports and builds at the smallest depth with the
 options, the result has the contract's shape, a forward and backward pass
-run, two builds from the same seed are the same, and `blocks` matches a
-parameter.  Each failure is a FamilyError whose message names the config key
+run, two builds from the same seed are the same, `blocks` matches a
+parameter and numbers more blocks at the largest depth than at the smallest,
+and the generic switch finds each block's residual adds where it is
+needed.  Each failure is a FamilyError whose message names the config key
 and the fix.  It also counts the parameters and what autograd keeps for
 backward at the largest depth (on torch's meta device: no memory, no time),
 for the chunks' memory estimate.
@@ -101,6 +109,7 @@ class UserFamily(Family):
         self.key = f"families.{name}"
         self.mode = options.get("mode", "eval")
         self.pattern = options.get("blocks")
+        self.blocks = self.pattern  # the pattern in use: read from the names where none is given
         self.residual_adds = options.get("residual_adds")
         if zoo.library_of(options):
             self.factory = zoo.factory(options, self.key)
@@ -119,12 +128,15 @@ class UserFamily(Family):
                 *(f"{k}={v!r}" for k, v in options.items())]
         return f"{self.label}({', '.join(args)})"
 
+    def _call(self, depth, shortcut, kwargs):
+        """The factory's result for a cell: given the shortcut where it takes one."""
+        if self.own_switch:
+            return self.factory(depth=depth, shortcut=shortcut, **kwargs)
+        return self.factory(depth=depth, **kwargs)
+
     def build(self, depth, shortcut, norm, options):
         kwargs = options["options"]
-        if self.own_switch:
-            result = self.factory(depth=depth, shortcut=shortcut, **kwargs)
-        else:
-            result = self.factory(depth=depth, **kwargs)
+        result = self._call(depth, shortcut, kwargs)
         model, inputs, loss_fn = _built(self.key, self.call(depth, shortcut, kwargs), result)
         self._number_blocks(model, depth, shortcut, kwargs)
         return model, inputs, loss_fn
@@ -133,11 +145,8 @@ class UserFamily(Family):
         """The parameter names of the model one block deeper, built on the
         meta device (no memory, no time) with torch's generator left as it was."""
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
-            if self.own_switch:
-                result = self.factory(depth=depth + 1, shortcut=shortcut, **kwargs)
-            else:
-                result = self.factory(depth=depth + 1, **kwargs)
-        return [name for name, _ in result[0].named_parameters()]
+            model = self._call(depth + 1, shortcut, kwargs)[0]
+        return [name for name, _ in model.named_parameters()]
 
     def _number_blocks(self, model, depth, shortcut, kwargs):
         names = [name for name, _ in model.named_parameters()]
