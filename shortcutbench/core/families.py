@@ -104,6 +104,9 @@ class FamilySpec:
     check: Callable[[dict], None] | None = None  # ValueError('key: what, the fix')
     memory: Callable[[dict, str, dict | None], int] | None = None  # MB of its biggest cell
     memory_fix: str = ""  # what to lower when a cell cannot fit
+    # The laws of analysis/family_laws.py it is a case of, each with what
+    # that law needs to know of it (a user family's: its section's `laws`).
+    laws: dict[str, Any] = field(default_factory=dict)
 
     @property
     def figures(self) -> tuple[str, ...]:
@@ -177,7 +180,9 @@ SPECS = {
         main_variant={"norm": "pre_layernorm"}, model_keys=gpt.MODEL_KEYS, norm_axis=True,
         depths_key="blocks", width_key="emb_dim",
         extra_figures=("collapse",), check=gpt.check_section, memory=_gpt_memory,
-        memory_fix="fewer gpt.blocks or a smaller gpt.emb_dim / vocab_size"),
+        memory_fix="fewer gpt.blocks or a smaller gpt.emb_dim / vocab_size",
+        # W2 of each block's feed-forward; its placement is the `norm` axis
+        laws={"xiong": {"param": r"trf_blocks\.\d+\.ff\.layers\.2\.weight"}}),
     RESNET: FamilySpec(
         RESNET, "He et al.\u2019s CIFAR ResNet", "layers", "resnet",
         Layout(profile=r"(stem\.conv|stages\.\d+\.\d+\.conv[12]|fc)\.weight",
@@ -212,6 +217,19 @@ def spec(name: str) -> FamilySpec:
         memory=lambda section, dtype, checked: user_mem_mb(checked or {},
                                                            gpt.DTYPE_BYTES[dtype], section),
         memory_fix=f"smaller families.{name}.depths or options, or its own mem_mb")
+
+
+def declared_laws(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{family: {law: what it needs}} for every family `models` lists that
+    is a case of a law: a shipped family's from its spec, a user family's
+    from its section's `laws` (the laws rule's param: the analysis never
+    reads the config)."""
+    out = {}
+    for name in config.get("models", [MLP]):
+        laws = spec(name).laws if name in SPECS else section_of(config, name).get("laws", {})
+        if laws:
+            out[name] = dict(laws)
+    return out
 
 
 def layout(name: str) -> Layout:
