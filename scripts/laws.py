@@ -7,4 +7,5 @@ with job_log(snakemake.log[0]):
 
     partials = dict(zip(snakemake.params.names, snakemake.input.partials))
     training = snakemake.input.training[0] if snakemake.input.training else None
-    write_laws(partials, training, snakemake.output[0], snakemake.params.healthy_band)
+    write_laws(partials, training, snakemake.output[0], snakemake.params.healthy_band,
+               declared=snakemake.params.family_laws)

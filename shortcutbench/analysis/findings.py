@@ -67,10 +67,12 @@ class Finding:
     table: dict[str, Any] | None = None
     tables: dict[str, Any] = field(default_factory=dict)  # further tables, by name
     missing: str | None = None  # what to add to the config to measure it
+    families: tuple[str, ...] = ()  # the families it judges, where its claim names none
 
     def to_json(self) -> dict[str, Any]:
         claim = claims()[self.key]
-        return {"key": self.key, "family": claim["family"], "title": claim["title"],
+        family = ", ".join(self.families) if self.families else claim["family"]
+        return {"key": self.key, "family": family, "title": claim["title"],
                 "claim": claim["claim"], "sources": claim["sources"], "sweep": self.sweep,
                 "measured": self.measured, "verdict": str(self.verdict),
                 "outcome": self.verdict.outcome, "detail": self.detail, "table": self.table,

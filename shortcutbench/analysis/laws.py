@@ -562,14 +562,16 @@ def training_finding(training):
                             "verdict"]))
 
 
-def check_laws(partials, training=None, band=states.DEFAULT_BAND) -> list[Finding]:
+def check_laws(partials, training=None, band=states.DEFAULT_BAND,
+               declared=None) -> list[Finding]:
     """Every law's finding, in the report's order: the MLP's where it ran,
     then the other families' (analysis/family_laws.py).
     partials: {'main': the main sweep's partial results, study name: its},
     each {'cells': frame, 'layers': frame, ...} as read_partials gives them.
     band: the config's healthy_band (the cells' states were classified with
     it in the measuring jobs; the branch_scale finding bounds the stream by
-    it)."""
+    it).  declared: {family: {law: what it needs}}, the families' laws
+    (core/families.py's declared_laws; default: the shipped families')."""
     # The laws are the MLP's: the GPT family's cells are left out.
     everything = partials
     partials = {name: {key: _labelled(frame) for key, frame in only_model(
@@ -581,20 +583,22 @@ def check_laws(partials, training=None, band=states.DEFAULT_BAND) -> list[Findin
                      init_finding(partials), scale_finding(partials),
                      branch_scale_finding(partials, band), norm_finding(partials),
                      spread_finding(partials), training_finding(training)]
-    return findings + family_findings(everything["main"])
+    return findings + family_findings(everything["main"], declared)
 
 
-def write_laws(partials_paths, training_path, out_path, band=states.DEFAULT_BAND, read=None):
+def write_laws(partials_paths, training_path, out_path, band=states.DEFAULT_BAND, read=None,
+               declared=None):
     """partials_paths: {'main': path, study: path} of the merged
     results/{prefix}partials.json; training_path may be None; band: the
     config's healthy_band; read: path -> {table: frame} (default
-    analysis.partials_frame.read_partials)."""
+    analysis.partials_frame.read_partials); declared: the families' laws
+    (check_laws)."""
     import pandas as pd
 
     if read is None:
         from shortcutbench.analysis.partials_frame import read_partials as read
     partials = {name: read(path) for name, path in partials_paths.items()}
     training = pd.read_csv(training_path) if training_path else None
-    result = [finding.to_json() for finding in check_laws(partials, training, band)]
+    result = [finding.to_json() for finding in check_laws(partials, training, band, declared)]
     write_json(result, out_path)
     return result

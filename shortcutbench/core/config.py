@@ -22,6 +22,7 @@ from snakemake.utils import validate
 
 from shortcutbench.core import families
 from shortcutbench.core.devices import expand_devices
+from shortcutbench.core.records import BRANCH_RULE, branch_label
 
 
 class ConfigError(WorkflowError):
@@ -302,6 +303,33 @@ def _builder_problem(name, family):
     return None
 
 
+def _laws_problem(name, family):
+    """A family's `laws` can be measured by its sweep: xiong's param is a
+    regular expression, and each law's cells are swept."""
+    laws = family.get("laws", {})
+    if laws and True not in family.get("shortcut", [True]):
+        law = sorted(laws)[0]
+        return (f"families.{name}.laws.{law}: the law is about the network with its shortcuts, "
+                f"and families.{name}.shortcut has no true; add true to it, or remove the law")
+    if "xiong" in laws:
+        try:
+            re.compile(laws["xiong"]["param"])
+        except re.error as error:
+            return (f"families.{name}.laws.xiong.param: {laws['xiong']['param']!r} is not a "
+                    f"regular expression ({error}); write one that matches the whole name of "
+                    f"each block's second FFN weight, e.g. "
+                    f"'transformer\\.h\\.\\d+\\.mlp\\.c_proj\\.weight'")
+    if laws.get("branch_scale"):
+        scales = {branch_label(x) for x in family.get("branch_scales", [1])}
+        lacking = [x for x in ("1", BRANCH_RULE) if x not in scales]
+        if lacking:
+            return (f"families.{name}.laws.branch_scale: the law compares alpha = 1 with alpha = "
+                    f"{BRANCH_RULE}, and families.{name}.branch_scales has no "
+                    f"{' and no '.join(repr(x) for x in lacking)}; set branch_scales: "
+                    f"[1, \"{BRANCH_RULE}\"], or remove the law")
+    return None
+
+
 def family_problem(config):
     """What the schema cannot check of the families: 'key: what is wrong
     and the fix', or None.  A section is checked whenever it is there, so
@@ -326,7 +354,7 @@ def family_problem(config):
             except ValueError as error:
                 return f"{spec.section}.{error}"
     for name, family in config["families"].items():
-        problem = _builder_problem(name, family)
+        problem = _builder_problem(name, family) or _laws_problem(name, family)
         if problem:
             return problem
         if "blocks" not in family:

@@ -121,6 +121,9 @@ class FamilySpec:
     # The modules that hold the residual adds (core/blocks.py's pattern), for
     # the generic switch's shortcut_scales and branch_scales; None: not offered.
     switch_blocks: str | None = None
+    # The laws of analysis/family_laws.py it is a case of, each with what
+    # that law needs to know of it (a user family's: its section's `laws`).
+    laws: dict[str, Any] = field(default_factory=dict)
 
     @property
     def figures(self) -> tuple[str, ...]:
@@ -209,7 +212,9 @@ SPECS = {
                "the feed-forward layer (TransformerBlock.sublayer, "
                "shortcutbench/measuring/gpt.py); without shortcut both are left out and the "
                "parameters stay the same",
-        switch_blocks=r"trf_blocks\.(\d+)\."),
+        switch_blocks=r"trf_blocks\.(\d+)\.",
+        # W2 of each block's feed-forward; its placement is the `norm` axis
+        laws={"xiong": {"param": r"trf_blocks\.\d+\.ff\.layers\.2\.weight"}}),
     RESNET: FamilySpec(
         RESNET, "He et al.\u2019s CIFAR ResNet", "layers", "resnet",
         Layout(profile=r"(stem\.conv|stages\.\d+\.\d+\.conv[12]|fc)\.weight",
@@ -261,6 +266,19 @@ def described(name: str, section: dict[str, Any] | None) -> FamilySpec:
     depth_name = "blocks per stage" if section.get("stages") else "blocks"
     return replace(found, title=f"\u201c{name}\u201d: {library}\u2019s {section[library]}",
                    depth_name=depth_name)
+
+
+def declared_laws(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{family: {law: what it needs}} for every family `models` lists that
+    is a case of a law: a shipped family's from its spec, a user family's
+    from its section's `laws` (the laws rule's param: the analysis never
+    reads the config)."""
+    out = {}
+    for name in config.get("models", [MLP]):
+        laws = spec(name).laws if name in SPECS else section_of(config, name).get("laws", {})
+        if laws:
+            out[name] = dict(laws)
+    return out
 
 
 def layout(name: str) -> Layout:

@@ -151,7 +151,8 @@ def within_cross_keys(config):
         if name in families.SHIPPED:
             own[f"my_{name}"] = own.pop(name)
         entry = own.get(name) or own[f"my_{name}"]
-        if "(" not in entry["blocks"] or re.compile(re.escape(entry["blocks"])).groups:
+        if "blocks" in entry and ("(" not in entry["blocks"]
+                                  or re.compile(re.escape(entry["blocks"])).groups):
             entry["blocks"] = r"blocks\.(\d+)\."
     if "models" in config:
         config["models"] = [m for m in config["models"] if m in families.SHIPPED or m in own]

@@ -300,7 +300,9 @@ def test_no_config_string_can_carry_markup(counts):
     # A complete family of the user's own named "x", so that a value put
     # into one of its keys is the config's one mistake.
     base = workflow_config(families={"x": {"factory": "my_models:build", "depths": [1],
-                                           "seeds": [0], "blocks": r"blocks\.(\d+)\."}})
+                                           "seeds": [0], "blocks": r"blocks\.(\d+)\.",
+                                           "laws": {"xiong": {"param": r"w\.\d+",
+                                                              "placement": "pre_layernorm"}}}})
     for path, kind in places:
         config = put(base, path, PAYLOAD, kind)
         with pytest.raises(ConfigError) as error:

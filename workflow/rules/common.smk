@@ -2,7 +2,13 @@
 import sys
 
 from shortcutbench.core.config import ConfigError, read_config_files, validate_config
-from shortcutbench.core.families import MLP, NUMBERS_FORMAT, section_of, spec
+from shortcutbench.core.families import (
+    MLP,
+    NUMBERS_FORMAT,
+    declared_laws,
+    section_of,
+    spec,
+)
 from shortcutbench.core.family_check import check_user_families
 from shortcutbench.core.sweep import (
     CHUNK_PATTERN,

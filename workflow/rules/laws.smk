@@ -17,5 +17,7 @@ rule laws:
         names=["main", *sorted(SWEEP["studies"])],
         # the healthy band (decades around the last hidden layer's gradient)
         healthy_band=SWEEP["healthy_band"],
+        # which families are cases of which law, and what each law needs
+        family_laws=declared_laws(SWEEP),
     script:
         "../../scripts/laws.py"
