@@ -66,6 +66,18 @@ def test_a_block_of_mostly_zero_weight_gradients_is_zero_branch(blocks, state):
     assert state_counts(cell_rows(blocks)) == {state: 1}
 
 
+def test_a_cell_without_shortcuts_has_no_zero_branch():
+    """Without its shortcuts a cell has no residual branch: a block whose
+    weights mostly get exactly 0 there is what depth did (a gradient that
+    underflowed on its way back), judged by the band."""
+    rows = [{**r, "shortcut": False, "shortcut_scale": 0.0} for r in cell_rows([GATED, HEALTHY])]
+    assert state_counts(rows) == {"vanished": 1}
+    grad, share = np.array([[0.01, 1.0]]), np.array([[1.0, 0.0]])
+    kwargs = {"output_rms": None, "in_rms": 1.0, "head": False, "zero_share": share}
+    assert states.cell_states(grad, [1.0], shortcut=[False], **kwargs)[0] == "vanished"
+    assert states.cell_states(grad, [1.0], shortcut=[True], **kwargs)[0] == "zero-branch"
+
+
 def test_dead_and_non_finite_come_before_zero_branch():
     assert state_counts(cell_rows([GATED, HEALTHY], loss=0.0)) == {"dead": 1}
     rows = cell_rows([GATED, HEALTHY])

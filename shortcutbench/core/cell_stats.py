@@ -397,7 +397,8 @@ def family_values_many(columns, starts, band=states.DEFAULT_BAND):
         state = states.classify(grad_matrix, loss[pick], stream, input_rms[pick],
                                 depth=np.full(len(pick), grad_matrix.shape[1]), band=band,
                                 finite=finite[pick], head=layout.head is not None,
-                                zero_share=zero_share)
+                                zero_share=zero_share,
+                                shortcut=columns["shortcut"][starts][pick])
         values["state"][pick] = np.asarray(states.STATES)[state]
     values["state"] = values["state"].astype(str)
     per_cell = {c: columns[c][starts] for c in CELL_COLUMNS}

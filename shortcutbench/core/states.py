@@ -40,8 +40,9 @@ Every cell gets exactly one state, in this precedence:
    exactly 0 to every weight: there is no gradient to compare.  (At depth
    these are mostly saturated explosions -- GELU(h) == 0 for a hugely
    negative h -- which their output_rms column shows.)
-3. zero-branch: some block's weights mostly get a gradient of exactly 0
-   (more than half of their elements, counted by element: the weights are
+3. zero-branch: in a cell with its shortcuts, some block's weights mostly
+   get a gradient of exactly 0 (more than half of their elements, counted
+   by element: the weights are
    a block's parameters of two or more dimensions, or all of them where it
    has none), while the block as a whole still gets some (its point is
    non-zero).  At initialisation this is a zero-initialised residual
@@ -59,7 +60,9 @@ Every cell gets exactly one state, in this precedence:
    measure the gate, not the block's weights: the structural zero is the
    more specific diagnosis.  A block whose every element gets exactly 0
    (a gradient that underflowed, or a block the loss does not reach) is
-   not zero-branch but vanished (point 0).  Only families whose blocks are
+   not zero-branch but vanished (point 0), and so is a cell without its
+   shortcuts whose block's weights mostly get exactly 0: it has no residual
+   branch, and the gradient did not reach them.  Only families whose blocks are
    all their parameters (a user family's, core/families.py's Layout with
    no profile parameter) are tested: the MLP's, the GPT's and the ResNet's
    points are one weight each, and their cells keep the five states.
@@ -140,7 +143,7 @@ def branch_alpha(depth, width, shortcut, alpha, n_layers=None):
 
 
 def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, finite=None,
-             alpha=None, head=True, zero_share=None):
+             alpha=None, head=True, zero_share=None, shortcut=None):
     """Each cell's state as an index into STATES.
 
     grad:       cells x layers, mean |grad| of each layer's weight
@@ -162,6 +165,10 @@ def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, fi
                 whose gradient is exactly 0 (core/cell_stats.py's
                 block_zero_shares); None: no
                 zero-branch test
+    shortcut:   cells, whether each has its shortcuts; None: all do.  A cell
+                without them has no residual branch: a block of mostly
+                exactly-zero weight gradients there is vanished (the gradient
+                did not reach them: underflow, or dead units)
     """
     grad = np.atleast_2d(np.asarray(grad, dtype=float))
     output = np.asarray(output, dtype=float).reshape(-1)
@@ -199,6 +206,10 @@ def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, fi
         if zero_share is not None:
             zero_share = np.atleast_2d(np.asarray(zero_share, dtype=float))
             zero_branch = np.any(valid & (zero_share > ZERO_BRANCH_SHARE) & (grad > 0), axis=1)
+            if shortcut is not None:  # no branch: the gradient did not reach those weights
+                plain = ~np.asarray(shortcut, dtype=bool).reshape(-1)
+                vanished |= zero_branch & plain
+                zero_branch &= ~plain
         else:
             zero_branch = np.zeros(n_cells, dtype=bool)
 
