@@ -270,3 +270,19 @@ def test_a_shipped_family_takes_lambda_and_alpha_from_the_generic_switch(name, d
     assert first_block(0.5, "0.1") != scaled != plain
     assert first_block(1.0, "1/sqrt(depth)") == scaled  # the same bits again
     assert list(family._plans) == [(depth, norm)]
+
+
+@pytest.mark.zoo
+def test_a_law_parameter_that_names_no_parameter_is_refused(tmp_path):
+    from shortcutbench.measuring.user_family import FamilyError, check
+
+    section = {**ZOO["families"]["gpt2"], "depths": [1, 2], "seeds": [0],
+               "laws": {"xiong": {"param": r"transformer\.h\.\d+\.mlp\.c_fc\.bias\.x",
+                                  "placement": "pre_layernorm"}}}
+    with pytest.raises(FamilyError) as error:
+        check("g", section, str(tmp_path))
+    message = str(error.value)
+    assert message.startswith(r"families.g.laws.xiong.param: 'transformer\.h\.\d+\.mlp\.c_fc"
+                              r"\.bias\.x' matches no parameter name of "
+                              r"transformers GPT2LMHeadModel(depth=1"), message
+    assert "transformer.h.0.mlp.c_proj.weight" in message, message

@@ -48,6 +48,7 @@ import inspect
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -323,6 +324,7 @@ def check(name: str, section: dict[str, Any], workdir: str) -> dict[str, Any]:
                           f"different numbers, so no result could be reproduced; draw every "
                           f"random number (weights and inputs) from torch's global generator, "
                           f"not numpy's, Python's or the clock")
+    _law_parameter(key, section, first, family.call(smallest, shortcuts[0], options))
     if any(device != "cpu" for device in section.get("devices", ["cpu"])):
         _follows_the_device(key, family, smallest, shortcuts[-1], options, seed)
     facts = {"blocks": sorted(found), "pattern": family.blocks, "switch": switch}
@@ -368,6 +370,20 @@ def _switch(key, family, section, options, seed):
     except shortcut_switch.SwitchError as error:
         raise FamilyError(f"{key}: {error}") from None
     return {"means": "generic", **plan.summary()}
+
+
+def _law_parameter(key, section, records, call):
+    """The parameter a law of the section names (laws.xiong.param, each
+    block's W2, matched whole) is among the model's: else its finding would
+    silently leave the family out."""
+    pattern = section.get("laws", {}).get("xiong", {}).get("param")
+    names = [r["param"] for r in records]
+    if pattern and not any(re.fullmatch(pattern, name) for name in names):
+        near = [n for n in names if n.endswith(".weight") and ".0." in n][:6]
+        raise FamilyError(f"{key}.laws.xiong.param: {blocks.shown(pattern)} matches no parameter "
+                          f"name of {call} whole; name each block's W2, e.g. one of "
+                          f"{', '.join(near) or ', '.join(names[:6])} with the block's number "
+                          f"as \\d+")
 
 
 def _grows(key, family, names, found, smallest, largest):
