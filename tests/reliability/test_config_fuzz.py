@@ -309,7 +309,13 @@ def _(draw, config, path, node, value):
     # YAML reads `5.0` as a float; jsonschema calls 5.0 an integer, but the
     # sweep needs ints (range(depth), the chunk's path seeds~1-4).
     low = max(node.get("minimum", 0), 0)
-    bad = float(draw(st.integers(low, min(node.get("maximum", low + 99), low + 99))))
+    parent = config
+    for part in path[:-1]:
+        parent = parent[part]
+    # in a list, not one of its other items: 5.0 == 5 would break uniqueItems instead
+    taken = {v for i, v in enumerate(parent) if i != path[-1]} if isinstance(parent, list) else ()
+    bad = float(draw(st.integers(low, min(node.get("maximum", low + 99), low + 99))
+                     .filter(lambda v: v not in taken)))
     return Case("whole float for an integer", replaced(config, path, bad), path,
                 [key_path(path) + ":", _type_message(node)])
 
