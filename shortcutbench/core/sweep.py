@@ -164,6 +164,7 @@ class Chunk:
     inits: tuple[str, ...]
     norms: tuple[str, ...]
     branch_scales: tuple[str, ...] = ("1",)
+    engine: str = "exact"  # the config's `engine` (measuring/batched.py)
     model = families.MLP
 
     @property
@@ -186,7 +187,10 @@ class Chunk:
                 "width": self.width, "seeds": list(self.seeds), "depths": list(self.depths),
                 "shortcuts": list(self.shortcuts),
                 "shortcut_scales": list(self.shortcut_scales), "inits": list(self.inits),
-                "norms": list(self.norms), "branch_scales": list(self.branch_scales)}
+                "norms": list(self.norms), "branch_scales": list(self.branch_scales),
+                # only when batched: the exact engine's params (and so its
+                # chunks, which Snakemake re-runs when they change) stay as they were
+                **({"engine": self.engine} if self.engine != "exact" else {})}
 
     def cells(self) -> list[dict[str, Any]]:
         return cells_of(self.params())
@@ -295,7 +299,8 @@ def plan_chunks(config: dict[str, Any], results_dir: str = "results",
                      shortcuts=tuple(sorted(sweep["shortcut"])),
                      shortcut_scales=tuple(sorted(float(s) for s in sweep["shortcut_scales"])),
                      inits=tuple(sorted(sweep["inits"])), norms=tuple(sorted(sweep["norms"])),
-                     branch_scales=branch_labels(sweep.get("branch_scales", [1])))
+                     branch_scales=branch_labels(sweep.get("branch_scales", [1])),
+                     engine=config.get("engine", "exact"))
         for device, dtype, activation, width in itertools.product(
                 sweep["devices"], sweep["dtypes"], sweep["activations"], sweep["widths"]):
             probe = Chunk(study, device, dtype, activation, width, (), **inner)

@@ -47,6 +47,10 @@ from shortcutbench.measuring.model import (
 )
 
 BATCH_ELEMENTS = 2 ** 22  # gradient entries stacked at once for the statistics
+# The config's `engine`, as a measuring job's log names it.
+ENGINES = {"exact": "one cell at a time, bit for bit the book-style loop's numbers",
+           "batched": "the cells of one config, 32 seeds at a time through torch.baddbmm; "
+                      "cells too big to stack one at a time (measuring/batched.py)"}
 
 
 def measure_cell(cell: Cell) -> list[Record]:
@@ -96,11 +100,20 @@ def measure_cell(cell: Cell) -> list[Record]:
         values = table.tolist()
 
     loss_value, output_value = values[-2:]
+    return cell_records(cell, values[:-2], loss_value, output_value)
+
+
+def cell_records(cell: Cell, values: list[float], loss_value: float,
+                 output_value: float) -> list[Record]:
+    """One cell's records, one per layer, from its statistics: `values` holds
+    six numbers a layer, in _layer_statistics' order.  Shared by both engines
+    (measuring/batched.py), so their records have the same columns."""
     # grad_stream_cos is NaN wherever a vector is zero (a dead cell): not overflow.
-    finite = all(math.isfinite(v) for j, v in enumerate(values) if j % 6 != 5)
+    finite = (all(math.isfinite(v) for j, v in enumerate(values) if j % 6 != 5)
+              and math.isfinite(loss_value) and math.isfinite(output_value))
     cell_fields = record_fields(cell)
     records = []
-    for i in range(len(hidden)):
+    for i in range(len(values) // 6):
         grad_abs_mean, grad_l2, zero_share, bias_grad_abs_mean, output_rms, cos = \
             values[6 * i:6 * i + 6]
         records.append({
@@ -247,7 +260,15 @@ def run_chunk(params: ChunkParams, records_path: PathLike, machine_path: PathLik
     settings = deterministic(params["device"])
     cells = cells_of(params)
     if params.get("model", "mlp") == "mlp":
-        records = measure_cells([Cell(**cell) for cell in cells], progress)
+        engine = params.get("engine", "exact")  # only a batched chunk names it
+        if progress:
+            print(f"engine: {engine} ({ENGINES[engine]})", file=progress, flush=True)
+        if engine == "batched":
+            from shortcutbench.measuring.batched import measure_cells_batched  # imports this
+
+            records = measure_cells_batched([Cell(**cell) for cell in cells], progress)
+        else:
+            records = measure_cells([Cell(**cell) for cell in cells], progress)
     else:
         records = measure_chunk(params, progress)
     # The records file's sha256, recorded in the partial results: every later
