@@ -66,6 +66,8 @@ bench: env
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/families.py
+	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/zoo.py
 
 clean:
 	rm -rf results report logs .snakemake
