@@ -78,9 +78,9 @@ def zoo_config(**families):
      ["families.x: name exactly one of factory", "it has factory and transformers"]),
     ({"transformers": "GPT2LMHeadModel"}, ["families.x.depth_key:", "n_layer"]),
     ({"transformers": "GPT2LMHeadModel", "depth_key": "n_layer", "stages": 4},
-     ["families.x.stages: only a library model takes stages (timm)"]),
+     ["families.x.stages: only a timm model takes stages"]),
     ({"factory": "m:build", "without_norms": True},
-     ["families.x.without_norms: only a library model"]),
+     ["families.x.without_norms: only a library model (transformers or timm) takes"]),
     ({"timm": "resnet18", "depth_key": "layers", "blocks": "layer(\\d+"},
      ["families.x.blocks:", "is not a regular expression"]),
 ])
@@ -225,8 +225,8 @@ def test_an_unknown_config_key_of_a_library_model_is_refused(tmp_path):
 
     section = {**ZOO["families"]["gpt2"], "depths": [1], "seeds": [0],
                "options": {"n_embed": 64}}
-    with pytest.raises(FamilyError, match=r"families\.g\.options: GPT2Config has no "
-                                          r"\['n_embed'\]"):
+    with pytest.raises(FamilyError, match=r"^families\.g\.options: GPT2Config has no "
+                                          r"\['n_embed'\]; did you mean n_embd"):
         check("g", section, str(tmp_path))
 
 
@@ -286,3 +286,98 @@ def test_a_law_parameter_that_names_no_parameter_is_refused(tmp_path):
                               r"\.bias\.x' matches no parameter name of "
                               r"transformers GPT2LMHeadModel(depth=1"), message
     assert "transformer.h.0.mlp.c_proj.weight" in message, message
+
+
+# ---------------------------------------------------------------- the generic switch through the runner
+
+RESIDUAL_MODULE = """
+import torch
+
+class Block(torch.nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.f = torch.nn.Linear(width, width)
+    def forward(self, x):
+        return x + torch.tanh(self.f(x))
+
+class Net(torch.nn.Module):
+    def __init__(self, depth, width):
+        super().__init__()
+        self.blocks = torch.nn.Sequential(*[Block(width) for _ in range(depth)])
+        self.head = torch.nn.Linear(width, 1)
+    def forward(self, x):
+        return self.head(self.blocks(x))
+
+def build(depth, width=4):
+    return Net(depth, width), (torch.randn(3, width),), lambda out: out.square().mean()
+
+class Weights(torch.nn.Module):  # its blocks are parameters, not modules
+    def __init__(self, depth, width):
+        super().__init__()
+        self.weights = torch.nn.ParameterList(torch.randn(width, width) for _ in range(depth))
+    def forward(self, x):
+        for w in self.weights:
+            x = x + torch.tanh(x @ w)
+        return x
+
+def weights(depth, width=4):
+    return Weights(depth, width), (torch.randn(3, width),), lambda out: out.square().mean()
+"""
+
+
+def residual_family(tmp_path, factory="res_nets:build"):
+    from shortcutbench.measuring.user_family import UserFamily
+
+    (tmp_path / "res_nets.py").write_text(RESIDUAL_MODULE)
+    sys.modules.pop("res_nets", None)
+    options = {"factory": factory, "options": {}, "mode": "eval"}
+    return UserFamily("res", options, str(tmp_path)), options
+
+
+def res_cell(depth, seed, shortcut=False):
+    return {"model": "res", "depth": depth, "seed": seed, "shortcut": shortcut,
+            "shortcut_scale": 1.0 if shortcut else 0.0, "branch_scale": "1", "device": "cpu",
+            "dtype": "float32", "width": 0, "activation": "-", "init": "-", "norm": "-"}
+
+
+def test_a_switched_cell_is_the_same_bytes_first_of_its_depth_or_not(tmp_path):
+    """The plan's extra pass (made by the first cell of a depth in a job)
+    leaves the generators and the buffers as they were: a cell's records do
+    not depend on its place in the chunk."""
+    from shortcutbench.measuring.family import measure_cell
+
+    first, options = residual_family(tmp_path)
+    alone = measure_cell(first, res_cell(3, 7), options)
+    later, _ = residual_family(tmp_path)
+    measure_cell(later, res_cell(3, 1), options)  # makes the depth's plan
+    measure_cell(later, res_cell(3, 2, shortcut=True), options)
+    assert measure_cell(later, res_cell(3, 7), options) == alone
+    assert alone != measure_cell(later, res_cell(3, 7, shortcut=True), options)
+
+
+def test_blocks_that_are_not_modules_are_refused_not_left_unswitched(tmp_path):
+    from shortcutbench.measuring.user_family import FamilyError, check
+
+    residual_family(tmp_path)
+    section = {"factory": "res_nets:weights", "depths": [2, 3], "seeds": [0],
+               "shortcut": [False, True], "options": {}, "mode": "eval",
+               "blocks": r"weights\.(\d+)"}
+    with pytest.raises(FamilyError, match=r"^families\.r\.blocks: the blocks 'weights\\\.\(\\d\+\)' "
+                                          r"numbers are not modules \('weights\.0'"):
+        check("r", section, str(tmp_path))
+
+
+def test_the_default_loss_keeps_a_float64_output_s_precision():
+    out = torch.randn(3, dtype=torch.float64)
+    assert default_loss(out, ()).dtype == torch.float64
+    assert default_loss(out.half(), ()).dtype == torch.float32
+
+
+def test_the_report_says_when_no_shortcut_was_removed():
+    from shortcutbench.analysis.render import switch_words
+
+    words = switch_words("mine", {"means": "none"})
+    assert words["means"].startswith("nothing: every cell keeps its shortcuts")
+    scaled = switch_words("mine", {"means": "own", "adds_per_block": 1, "blocks": 2,
+                                   "where": ["m.py:3"]})
+    assert "shortcut_scales and branch_scales by the generic switch" in scaled["means"]

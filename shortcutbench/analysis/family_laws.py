@@ -17,7 +17,7 @@ import numpy as np
 from shortcutbench.analysis import intervals
 from shortcutbench.analysis.findings import Finding, Verdict, compare, verdict_text
 from shortcutbench.analysis.partials_frame import only_model
-from shortcutbench.core import families
+from shortcutbench.core import arms, families
 from shortcutbench.core.records import BRANCH_RULE, branch_label, branch_value
 
 # Yang et al. 2019: a batch-normalised ReLU network's squared gradient norm
@@ -91,11 +91,12 @@ def batchnorm_finding(frames):
     its 95% CI, and the healthy share of each; the verdict compares the plain
     net's factor at the deepest depth with sqrt(pi/(pi-1))."""
     mine = only_model(frames, "resnet")
-    cells = mine["cells"]
+    cells = _scale_one(mine["cells"])
     if cells.empty:
         return None
     cells = cells.sort_values(["dtype", "device", "depth", "shortcut"], kind="stable")
     blocks = mine.get("blocks")
+    blocks = _scale_one(blocks) if blocks is not None else None
     rows = []
     for r in cells.to_dict("records"):
         n, factor, low, high = _log(r, "factor")
@@ -179,13 +180,14 @@ def _exponent_verdict(predicted, slope, low, high):
 
 
 def _scale_one(frame):
-    """The cells of the network as its library builds it: x = skip +
-    branch (a family's shortcut_scales and branch_scales other than 1 are
-    other networks)."""
+    """The cells of the network as its family builds it, without and with
+    x = skip + branch (shortcut_scales and branch_scales other than 1 are
+    other networks: the generic switch's)."""
     if "shortcut_scale" in frame:
-        frame = frame[frame["shortcut_scale"].astype(float) == 1]
+        frame = frame[~frame["shortcut"].astype(bool)
+                      | (frame["shortcut_scale"].astype(float) == arms.BOOK_SCALE)]
     if "branch_scale" in frame:
-        frame = frame[frame["branch_scale"].astype(str) == "1"]
+        frame = frame[frame["branch_scale"].astype(str) == arms.BOOK_BRANCH]
     return frame
 
 

@@ -93,7 +93,8 @@ def gpt_extra(frames, numbers):
         labels = {norm: f"{label}, {setting_text(setting)}" for norm, label in labels.items()}
         title = f"{title} ({setting_text(setting)})"
     deepest = numbers["deepest"]
-    at = {(r["norm"], r["arm"]["shortcut"]): r for r in rows if r["depth"] == deepest}
+    at = {(r["norm"], r["arm"]["shortcut"]): r for r in rows if r["depth"] == deepest
+          and arm_forms.of(r["arm"]) in (arm_forms.BOOK, arm_forms.WITHOUT)}  # no scales
     norm = next((n for n in NORM_ORDER if (n, False) in at and (n, True) in at), None)
     finding = None
     if norm is not None:

@@ -403,16 +403,20 @@ def switch_words(name, switch=None):
                 "where": [], "explain": ""}
     if not switch:
         return None
+    if switch.get("means") == "none":
+        return {"generic": False, "adds": "", "where": [], "explain": "",
+                "means": "nothing: every cell keeps its shortcuts as built (it has no shortcut "
+                         "argument, and no cell is without them or scaled)"}
     generic = switch.get("means") == "generic"
     adds = switch.get("adds_per_block")
     adds = "" if adds is None else _count(adds, "residual add") + " per block"
     if adds and switch.get("blocks"):
         adds += f" (in each of the {_count(switch['blocks'], 'block')} its check traced)"
-    return {"generic": generic,
-            "means": "the generic switch" if generic else
-                     "its factory\u2019s own shortcut argument",
-            "adds": adds, "where": list(switch.get("where") or []),
-            "explain": GENERIC_SWITCH if generic else ""}
+    means = ("the generic switch" if generic else "its factory\u2019s own shortcut argument"
+             + ("; its shortcut_scales and branch_scales by the generic switch" if adds else ""))
+    return {"generic": generic, "means": means, "adds": adds,
+            "where": list(switch.get("where") or []),
+            "explain": GENERIC_SWITCH if adds else ""}
 
 
 def config_key(name, key):

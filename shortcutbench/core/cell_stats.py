@@ -398,7 +398,8 @@ def family_values_many(columns, starts, band=states.DEFAULT_BAND):
                                 depth=np.full(len(pick), grad_matrix.shape[1]), band=band,
                                 finite=finite[pick], head=layout.head is not None,
                                 zero_share=zero_share,
-                                shortcut=columns["shortcut"][starts][pick])
+                                shortcut=(columns["shortcut"][starts][pick]
+                                          & (columns["shortcut_scale"][starts][pick] != 0)))
         values["state"][pick] = np.asarray(states.STATES)[state]
     values["state"] = values["state"].astype(str)
     per_cell = {c: columns[c][starts] for c in CELL_COLUMNS}

@@ -298,8 +298,8 @@ def _builder_problem(name, family):
              and named[0] == "factory"] + (["stages"] if "stages" in family
                                            and named[0] == "transformers" else [])
     if extra:
-        return (f"families.{name}.{extra[0]}: only a library model takes {extra[0]} "
-                f"({'timm' if extra[0] == 'stages' else 'transformers or timm'}); remove it")
+        who = "a timm model" if extra[0] == "stages" else "a library model (transformers or timm)"
+        return f"families.{name}.{extra[0]}: only {who} takes {extra[0]}; remove it"
     return None
 
 

@@ -46,7 +46,7 @@ from typing import Any, TextIO
 import torch
 
 from shortcutbench.core import families
-from shortcutbench.core.blocks import OUTSIDE, module_of
+from shortcutbench.core.blocks import OUTSIDE, module_of, shown
 from shortcutbench.core.blocks import numbers as block_numbers
 from shortcutbench.core.records import COLUMNS, Record, branch_value
 from shortcutbench.core.sweep import ChunkParams, family_cells
@@ -133,15 +133,22 @@ class Family:
 
 def modules_of(model: torch.nn.Module, pattern: str) -> list[tuple[str, torch.nn.Module]]:
     """The blocks a pattern numbers, as modules in block order: each
-    parameter's name up to the end of the pattern's match."""
+    parameter's name up to the end of the pattern's match.  A ValueError
+    where a block's name is not a module (parameters in a ParameterList):
+    the switch would have nothing to rewrite."""
     found = {}
     numbered = block_numbers(pattern, [name for name, _ in model.named_parameters()])
     for name, layer in numbered.items():
         if layer != OUTSIDE:
             found.setdefault(layer, module_of(pattern, name))
     modules = dict(model.named_modules())
-    return [(found[layer], modules[found[layer]]) for layer in sorted(found)
-            if found[layer] in modules]
+    missing = [found[layer] for layer in sorted(found) if found[layer] not in modules]
+    if missing:
+        raise ValueError(f"the blocks {shown(pattern)} numbers are not modules ({missing[0]!r} "
+                         f"is a parameter's name up to the pattern's end); the shortcut switch "
+                         f"rewrites the adds inside a block's module: write a pattern that "
+                         f"ends where a block's module does, e.g. 'blocks\\.(\\d+)\\.'")
+    return [(found[layer], modules[found[layer]]) for layer in sorted(found)]
 
 
 def family_of(name: str, options: dict[str, Any]) -> Family:

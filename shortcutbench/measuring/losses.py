@@ -36,7 +36,8 @@ def default_loss(output: Any, inputs: Mapping[str, torch.Tensor] | tuple) -> tor
     if tensor is None:
         raise TypeError(f"no loss in a {type(output).__name__}: it has no loss, logits or "
                         f"tensor; give the factory a loss_fn")
-    return tensor.float().square().mean()
+    # in the output's own precision, at least float32 (a float64 cell stays float64)
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32)).square().mean()
 
 
 def _first_tensor(output):

@@ -465,6 +465,9 @@ def find_residual_adds(model: nn.Module, blocks: list[tuple[str, nn.Module]],
     give wrong gradients (activation checkpointing, a custom autograd
     Function, a compiled module)."""
     prefix = f"{family}: " if family else ""
+    if not blocks:
+        raise SwitchError(prefix + "no block to find residual adds in; name the blocks (a "
+                          "pattern whose groups number them)")
     _refuse_compiled(model, blocks, family)
     tagger = _Tagger(model, blocks, family)
     with _unchanged(model), _tagging(model, blocks, tagger):

@@ -145,8 +145,14 @@ class UserFamily(Family):
     def _deeper_names(self, depth, shortcut, kwargs):
         """The parameter names of the model one block deeper, built on the
         meta device (no memory, no time) with torch's generator left as it was."""
-        with torch.random.fork_rng(devices=[]), torch.device("meta"):
-            model = self._call(depth + 1, shortcut, kwargs)[0]
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                model = self._call(depth + 1, shortcut, kwargs)[0]
+        except Exception as error:  # the factory cannot build on the meta device
+            raise FamilyError(f"{self.key}.blocks: no pattern is given, and reading one from "
+                              f"the parameter names needs the model one block deeper, built on "
+                              f"torch's meta device, where {self.label} raised "
+                              f"{_said(error)}; give blocks, e.g. 'blocks\\.(\\d+)\\.'") from None
         return [name for name, _ in model.named_parameters()]
 
     def _number_blocks(self, model, depth, shortcut, kwargs):
@@ -224,6 +230,8 @@ def _build(key, family, depth, shortcut, options, seed):
         built = family.build(depth, shortcut, None, {"options": options})
     except FamilyError:
         raise
+    except zoo.LibraryError as error:  # it names its key and the fix
+        raise FamilyError(str(error)) from None
     except Exception as error:
         raise FamilyError(f"{key}.factory: {call} raised {_said(error)}; fix the factory or "
                           f"{key}.options") from None
@@ -345,18 +353,18 @@ def check(name: str, section: dict[str, Any], workdir: str) -> dict[str, Any]:
 
 
 def _switch(key, family, section, options, seed):
-    """How the family's shortcuts are removed: its own `shortcut` argument,
-    or the generic switch, whose residual adds are found here (at the
-    smallest depth of at least two blocks, so that blocks can be compared)
-    and refused where they cannot be rewritten safely; "none" where every
-    cell keeps the shortcuts as built."""
-    if family.own_switch:
-        return {"means": "own"}
-    rewritten = (False in section.get("shortcut", [False, True])
-                 or any(float(v) != 1 for v in section.get("shortcut_scales", [1]))
-                 or any(v != 1 for v in section.get("branch_scales", [1])))
-    if not rewritten:  # every cell as built: nothing to find
-        return {"means": "none"}
+    """How the family's shortcuts are removed and scaled: its own `shortcut`
+    argument, and the generic switch where a cell needs it (no shortcut
+    argument, or shortcut_scales and branch_scales), whose residual adds are
+    found here (at the smallest depth of at least two blocks, so that blocks
+    can be compared) and refused where they cannot be rewritten safely;
+    "none" where every cell keeps the shortcuts as built."""
+    scaled = (any(float(v) != 1 for v in section.get("shortcut_scales", [1]))
+              or any(v != 1 for v in section.get("branch_scales", [1])))
+    removed = not family.own_switch and False in section.get("shortcut", [False, True])
+    means = "own" if family.own_switch else "generic"
+    if not (scaled or removed):  # every cell as built: nothing to find
+        return {"means": means if family.own_switch else "none"}
     from shortcutbench.measuring import shortcut_switch
 
     depths = sorted(section["depths"])
@@ -369,7 +377,9 @@ def _switch(key, family, section, options, seed):
             residual_adds=section.get("residual_adds"), family=key)
     except shortcut_switch.SwitchError as error:
         raise FamilyError(f"{key}: {error}") from None
-    return {"means": "generic", **plan.summary()}
+    except ValueError as error:  # blocks that are not modules
+        raise FamilyError(f"{key}.blocks: {error}") from None
+    return {"means": means, **plan.summary()}
 
 
 def _law_parameter(key, section, records, call):
@@ -457,6 +467,9 @@ def _measured(key, family, depth, shortcut, dtype, seed, chunk_options):
         return measure_cell(family, fields, chunk_options)
     except FamilyError:
         raise
+    except ValueError as error:  # the shortcut switch's (SwitchError) and the blocks'
+        raise FamilyError(f"{key}: measuring the cell {family.call(depth, shortcut, {})}: "
+                          f"{error}") from None
     except Exception as error:
         raise FamilyError(f"{key}: measuring the cell {family.call(depth, shortcut, {})} in "
                           f"{dtype} raised {_said(error)}; a model, its inputs and its loss "

@@ -31,6 +31,7 @@ This module imports torch and never pandas, seaborn or Snakemake.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -108,6 +109,8 @@ def _transformers_factory(name, depth_key, inputs, key):
     own = [p for p in inspect.signature(config_class.__init__).parameters
            if p not in ("self", "kwargs") and not p.startswith("_")]
     known = set(own) | set(config_class().to_dict()) | {"attn_implementation", "num_labels"}
+    base = next(c for c in config_class.__mro__ if c.__name__.lower() == "pretrainedconfig")
+    specific = [key for key in own if key not in set(base().to_dict())]  # n_embd, not dtype
     if depth_key not in known:
         raise LibraryError(f"{key}.depth_key: {config_class.__name__} has no {depth_key!r}; name "
                            f"its number of layers, e.g. n_layer or num_hidden_layers")
@@ -116,8 +119,11 @@ def _transformers_factory(name, depth_key, inputs, key):
     def build(depth, **options):
         unknown = sorted(set(options) - known)
         if unknown:
-            raise LibraryError(f"{key}.options: {config_class.__name__} has no {unknown}; give "
-                               f"keys of its config (e.g. {', '.join(own[:8])}, ...)")
+            close = difflib.get_close_matches(unknown[0], specific, n=3)
+            hint = (f"did you mean {' or '.join(close)}?" if close else
+                    f"its own keys are {', '.join(specific)}")
+            raise LibraryError(f"{key}.options: {config_class.__name__} has no {unknown}; "
+                               f"{hint}")
         config = config_class(**options, **{depth_key: depth})
         model = model_class(config)
         batch = inputs["batch"]
