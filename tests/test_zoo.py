@@ -288,7 +288,7 @@ def test_a_law_parameter_that_names_no_parameter_is_refused(tmp_path):
     assert "transformer.h.0.mlp.c_proj.weight" in message, message
 
 
-# ---------------------------------------------------------------- the generic switch through the runner
+# ---------------------------------------------------------------- the switch through the runner
 
 RESIDUAL_MODULE = """
 import torch
@@ -362,8 +362,9 @@ def test_blocks_that_are_not_modules_are_refused_not_left_unswitched(tmp_path):
     section = {"factory": "res_nets:weights", "depths": [2, 3], "seeds": [0],
                "shortcut": [False, True], "options": {}, "mode": "eval",
                "blocks": r"weights\.(\d+)"}
-    with pytest.raises(FamilyError, match=r"^families\.r\.blocks: the blocks 'weights\\\.\(\\d\+\)' "
-                                          r"numbers are not modules \('weights\.0'"):
+    with pytest.raises(FamilyError, match=r"^families\.r\.blocks: the blocks "
+                                          r"'weights\\\.\(\\d\+\)' numbers are not modules "
+                                          r"\('weights\.0'"):
         check("r", section, str(tmp_path))
 
 
