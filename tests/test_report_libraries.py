@@ -202,12 +202,17 @@ def test_a_library_familys_section_says_the_generic_switch_removed_its_adds():
 
 
 def test_a_factory_that_takes_shortcut_is_said_to_use_its_own():
-    own = {"means": "own", "blocks": 2, "adds_per_block": 1, "where": ["highway.py:21"]}
+    own = {"means": "own"}
     text = section_text(page_of(numbers_of(make_gradients(), user_records()), {"mine": own}))
-    assert ("By its factory\u2019s own shortcut argument: 1 residual add per block (in each "
-            "of the 2 blocks its check traced), at highway.py:21.") in text
+    assert "By its factory\u2019s own shortcut argument." in text
     assert "generic switch" not in text
     assert "gpt2_family:build(depth=depth, shortcut=shortcut, n_embd=32)" in text
+    # with shortcut_scales or branch_scales, the generic switch scales its adds
+    scaled = {"means": "own", "blocks": 2, "adds_per_block": 1, "where": ["highway.py:21"]}
+    text = section_text(page_of(numbers_of(make_gradients(), user_records()), {"mine": scaled}))
+    assert ("By its factory\u2019s own shortcut argument; its shortcut_scales and branch_scales "
+            "by the generic switch: 1 residual add per block (in each of the 2 blocks its check "
+            "traced), at highway.py:21.") in text
 
 
 def test_a_check_that_did_not_say_leaves_the_switch_out():
