@@ -299,13 +299,8 @@ def xiong_finding(frames, family="gpt", law=None):
                     "at PyTorch's default init)",
             table=_table(rows, ["norm", "blocks", "seeds", "grad_l2", "ci_low", "ci_high",
                                 "stream_over_embeddings"]))
-    measured = "; ".join(
-        f"{f['norm']}: exponent {f['exponent']:.3g} (95% CI {f['ci_low']:.3g} to "
-        f"{f['ci_high']:.3g}) over {f['regime']}, {f['cells']} cells" for f in fits)
-    detail = "; ".join(
-        f"{f['norm']} {f['verdict']} with {f['predicted']:g}"
-        + (" and excludes the other placement's" if f["excludes_other"] else
-           ", but its CI also holds the other placement's") for f in fits)
+    measured = "; ".join(_fit_words(f, f["norm"])[0] for f in fits)
+    detail = "; ".join(_fit_words(f, f["norm"])[1] for f in fits)
     return Finding("xiong", _joint_verdict(fits), detail=detail + ". " + "; ".join(notes),
                    measured=measured, sweep="main",
                    table=_table(fits, ["norm", "predicted", "exponent", "ci_low", "ci_high",
@@ -313,6 +308,17 @@ def xiong_finding(frames, family="gpt", law=None):
                    tables={"points": _table(rows, ["norm", "blocks", "seeds", "grad_l2",
                                                    "ci_low", "ci_high",
                                                    "stream_over_embeddings", "in_regime"])})
+
+
+def _fit_words(fit, who):
+    """One exponent fit's words, (measured, verdict), `who` naming it: the
+    book's GPT's norm placement, or a family and its placement."""
+    measured = (f"{who}: exponent {fit['exponent']:.3g} (95% CI {fit['ci_low']:.3g} to "
+                f"{fit['ci_high']:.3g}) over {fit['regime']}, {fit['cells']} cells")
+    detail = (f"{who} {fit['verdict']} with {fit['predicted']:g}"
+              + (" and excludes the other placement's" if fit["excludes_other"] else
+                 ", but its CI also holds the other placement's"))
+    return measured, detail
 
 
 def xiong_families_finding(frames, declared):
@@ -349,13 +355,9 @@ def xiong_families_finding(frames, declared):
                        missing=" and ".join(f"two or more depths to families.{f['family']}.depths"
                                             for f in missing),
                        table=points)
-    measured = "; ".join(
-        f"{f['family']} ({f['norm']}): exponent {f['exponent']:.3g} (95% CI {f['ci_low']:.3g} "
-        f"to {f['ci_high']:.3g}) over {f['regime']}, {f['cells']} cells" for f in fits)
+    measured = "; ".join(_fit_words(f, f"{f['family']} ({f['norm']})")[0] for f in fits)
     detail = "; ".join(
-        f"{f['family']} ({f['norm']}) {f['verdict']} with {f['predicted']:g}"
-        + (" and excludes the other placement's" if f["excludes_other"] else
-           ", but its CI also holds the other placement's")
+        _fit_words(f, f"{f['family']} ({f['norm']})")[1]
         + ("" if f["stream"] or f["norm"] == "post_layernorm" else
            " (fitted over every L: the stream is not recorded, so pre-LN's regime is not "
            "checked)") for f in fits)
