@@ -44,7 +44,12 @@ def cell(model, depth, shortcut, norm, seed=0):
 
 
 def timed(model, options, fields):
-    family = family_of(model, options)
+    return median_time(family_of(model, options), fields, options)
+
+
+def median_time(family, fields, options):
+    """One cell's time through the contract's runner, median of REPEATS
+    after a warm-up run."""
     measure_cell(family, fields, options)  # warm
     runs = []
     for _ in range(REPEATS):

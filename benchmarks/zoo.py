@@ -20,7 +20,6 @@ One intra-op thread throughout, as measuring jobs run.
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,12 +33,14 @@ import yaml  # noqa: E402
 
 from shortcutbench.core import families  # noqa: E402
 from shortcutbench.core.config import validate_config  # noqa: E402
-from shortcutbench.measuring.family import configure_torch, family_of, measure_cell  # noqa: E402
+from shortcutbench.measuring.family import configure_torch, family_of  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from families import REPEATS, median_time  # noqa: E402  (benchmarks/families.py)
 
 ZOO = yaml.safe_load((REPO / "config" / "zoo.yaml").read_text())
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-REPEATS = 5
 
 
 def cell(model, depth, shortcut, options, norm="-"):
@@ -47,16 +48,6 @@ def cell(model, depth, shortcut, options, norm="-"):
     return {"model": model, "depth": depth, "seed": 0, "shortcut": shortcut,
             "shortcut_scale": 1.0 if shortcut else 0.0, "branch_scale": "1",
             "device": "cpu", "dtype": "float32", **fields, "norm": fields.get("norm", norm)}
-
-
-def median_time(family, fields, options):
-    measure_cell(family, fields, options)  # warm (and the switch's plan, made once per depth)
-    runs = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        measure_cell(family, fields, options)
-        runs.append(time.perf_counter() - started)
-    return statistics.median(runs)
 
 
 def per_cell():
