@@ -33,7 +33,7 @@ import yaml  # noqa: E402
 
 from shortcutbench.core import families  # noqa: E402
 from shortcutbench.core.config import validate_config  # noqa: E402
-from shortcutbench.measuring.family import configure_torch, family_of  # noqa: E402
+from shortcutbench.measuring.family import Family, configure_torch, family_of  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from families import REPEATS, median_time  # noqa: E402  (benchmarks/families.py)
@@ -75,14 +75,15 @@ def per_cell():
               f"{generic * 1e3:7.1f} ms by the generic switch: {generic / own:.2f}x")
 
 
-class _Switched:
-    """A shipped family built with its shortcuts and switched off generically."""
+class _Switched(Family):
+    """A shipped family built with its shortcuts and switched off by the
+    generic switch (its spec's switch_blocks), as a family without a
+    shortcut argument is."""
+
+    own_switch = False
 
     def __init__(self, family):
-        from shortcutbench.measuring import shortcut_switch
-
-        self.family, self.switch, self.plans = family, shortcut_switch, {}
-        self.name, self.mode = family.name, family.mode
+        self.family, self.name, self.mode = family, family.name, family.mode
 
     def build(self, depth, shortcut, norm, options):
         return self.family.build(depth, True, norm, options)
@@ -90,22 +91,8 @@ class _Switched:
     def layer_of(self, name, depth):
         return self.family.layer_of(name, depth)
 
-    def watch(self, model, depth):
-        return None
-
-    def forward_context(self, model, inputs, loss_fn, cell):
-        from shortcutbench.measuring.family import call_model
-
-        prefix = "trf_blocks." if self.name == "gpt" else "stages."
-        blocks = [(n, m) for n, m in model.named_modules()
-                  if n.startswith(prefix) and n.count(".") == prefix.count(".") + (
-                      0 if self.name == "gpt" else 1)]
-        plan = self.plans.get(cell["depth"])
-        if plan is None:
-            plan = self.switch.find_residual_adds(
-                model, blocks, lambda: loss_fn(call_model(model, inputs)))
-            self.plans[cell["depth"]] = plan
-        return self.switch.rewritten(model, blocks, plan, 0.0, 1.0)
+    def watch(self, model, depth):  # the same work as the family's own cells
+        return self.family.watch(model, depth)
 
 
 CHECK = """

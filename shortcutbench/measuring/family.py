@@ -36,6 +36,7 @@ This module imports torch and never pandas, seaborn or Snakemake.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import math
 import sys
@@ -116,14 +117,26 @@ class Family:
         from shortcutbench.measuring import shortcut_switch
 
         modules = self.block_modules(model)
-        plans = self.__dict__.setdefault("_plans", {})
-        key = (cell["depth"], cell["norm"])
-        if key not in plans:  # it names blocks and source lines, not numbers
-            plans[key] = shortcut_switch.find_residual_adds(
+        plan = self.residual_plan(model, modules, inputs, loss_fn, (cell["depth"], cell["norm"]))
+        return shortcut_switch.rewritten(model, modules, plan, scale, alpha)
+
+    @functools.cached_property
+    def _plans(self) -> dict:
+        return {}
+
+    def residual_plan(self, model: torch.nn.Module, modules: list[tuple[str, torch.nn.Module]],
+                      inputs: tuple | dict, loss_fn: Callable, key: tuple) -> Any:
+        """The generic switch's plan for the model (shortcut_switch.SwitchPlan:
+        its blocks' residual adds and their source lines, no numbers), found
+        once per `key` (depth and norm) and kept."""
+        if key not in self._plans:
+            from shortcutbench.measuring import shortcut_switch
+
+            self._plans[key] = shortcut_switch.find_residual_adds(
                 model, modules, lambda: loss_fn(call_model(model, inputs)),
                 residual_adds=self.residual_adds,
                 family=families.spec(self.name).section or self.name)
-        return shortcut_switch.rewritten(model, modules, plans[key], scale, alpha)
+        return self._plans[key]
 
     def watch(self, model: torch.nn.Module, depth: int) -> Callable[[Any], Watched] | None:
         """Register forward hooks on the model; return a function that, given

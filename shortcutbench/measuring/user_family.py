@@ -372,13 +372,13 @@ def _switch(key, family, section, options, seed):
     call, model, inputs, loss_fn = _build(key, family, depth, True, options, seed)
     model.train(family.mode == "train")
     try:
-        plan = shortcut_switch.find_residual_adds(
-            model, family.block_modules(model), lambda: loss_fn(call_model(model, inputs)),
-            residual_adds=section.get("residual_adds"), family=key)
-    except shortcut_switch.SwitchError as error:
-        raise FamilyError(f"{key}: {error}") from None
+        modules = family.block_modules(model)
     except ValueError as error:  # blocks that are not modules
         raise FamilyError(f"{key}.blocks: {error}") from None
+    try:
+        plan = family.residual_plan(model, modules, inputs, loss_fn, (depth, "check"))
+    except shortcut_switch.SwitchError as error:  # it names the family
+        raise FamilyError(str(error)) from None
     return {"means": means, **plan.summary()}
 
 
