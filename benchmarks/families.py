@@ -7,7 +7,7 @@
    depths, without and with shortcuts, median of several runs;
 2. the 124M GPT cell (GPT_CONFIG_124M, 64 tokens) and ResNet-110 at batch 16
    and 64: time and peak RSS in a fresh process (the first cell of a job),
-   beside each family's memory estimate (core/families.py's mem_mb), which is
+   beside each family's memory estimate (core/families/'s mem_mb), which is
    what a measuring job asks a cluster for;
 3. the default config's GPT and ResNet parts: their cells' CPU time in one
    thread.
@@ -27,7 +27,8 @@ sys.path.insert(0, str(REPO))
 
 import yaml  # noqa: E402
 
-from shortcutbench.core import families, gpt, resnet  # noqa: E402
+from shortcutbench.core import families  # noqa: E402
+from shortcutbench.core.families import gpt, resnet  # noqa: E402
 from shortcutbench.measuring.family import configure_torch, family_of, measure_cell  # noqa: E402
 
 DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())

@@ -15,8 +15,9 @@ import pytest
 import torch
 from conftest import REPO
 
-from shortcutbench.core import cell_stats, families, family_check, partials, resnet
+from shortcutbench.core import cell_stats, families, family_check, partials
 from shortcutbench.core.config import ConfigError, validate_config
+from shortcutbench.core.families import resnet, user
 from shortcutbench.core.records import COLUMNS
 from shortcutbench.core.resources import BASELINE_MB
 from shortcutbench.core.sweep import (
@@ -476,9 +477,9 @@ def test_a_check_that_passed_runs_again_only_when_the_module_changes(workdir, mo
 
 
 def test_a_user_familys_memory_comes_from_its_check():
-    estimate = families.user_mem_mb({"parameter_bytes": 2 ** 30, "saved_bytes": 2 ** 29}, 4)
+    estimate = user.user_mem_mb({"parameter_bytes": 2 ** 30, "saved_bytes": 2 ** 29}, 4)
     assert estimate == BASELINE_MB + math.ceil(2.2 * 1024 + 1.25 * 512)
-    assert families.user_mem_mb({"parameter_bytes": 2 ** 30, "saved_bytes": 0}, 8) == \
+    assert user.user_mem_mb({"parameter_bytes": 2 ** 30, "saved_bytes": 0}, 8) == \
         BASELINE_MB + math.ceil(2 * 2.2 * 1024)
     mine = families.spec("mine")
     assert mine.mem_mb({"mem_mb": 900}, "float32") == 900  # its own, where it gives one

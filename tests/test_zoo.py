@@ -231,12 +231,12 @@ def test_an_unknown_config_key_of_a_library_model_is_refused(tmp_path):
 
 
 def test_library_jobs_ask_for_the_library_s_memory_too():
-    from shortcutbench.core import families
+    from shortcutbench.core.families import user
 
     facts = {"parameter_bytes": 2 ** 20, "saved_bytes": 0}
-    plain = families.user_mem_mb(facts, 4, {"factory": "m:build"})
-    assert families.user_mem_mb(facts, 4, {"transformers": "GPT2LMHeadModel"}) == plain + 200
-    assert families.user_mem_mb(facts, 4, {"timm": "resnet18"}) == plain + 150
+    plain = user.user_mem_mb(facts, 4, {"factory": "m:build"})
+    assert user.user_mem_mb(facts, 4, {"transformers": "GPT2LMHeadModel"}) == plain + 200
+    assert user.user_mem_mb(facts, 4, {"timm": "resnet18"}) == plain + 150
 
 
 # ---------------------------------------------------------------- lambda and alpha for every family

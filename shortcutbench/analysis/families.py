@@ -22,7 +22,7 @@ A variant is one value of every axis but depth, seed and the arm
 (analysis/variants.py); a family's main variant is the book's where it has
 one (the MLP's book case, the GPT's pre-LN: its spec's main_variant), else
 its first.  A family may add numbers and figures of its own through one hook
-(analysis/family_hooks.py).  No torch; the user's module is never imported.
+(its spec's analysis_hook).  No torch; the user's module is never imported.
 """
 
 from __future__ import annotations

@@ -15,10 +15,11 @@ draw its richer figures: figures.smk).  No torch.
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 from shortcutbench.analysis import families as numbers_of
-from shortcutbench.analysis.family_hooks import HOOKS
 from shortcutbench.analysis.partials_frame import facts, read_partials
 from shortcutbench.analysis.style import Arms, empty, grid, header, log_y, save, setup
 from shortcutbench.analysis.variants import overview_variants
@@ -137,6 +138,18 @@ def first_figure(numbers: dict):
 DRAW = {"profile": profile_figure, "healthy": healthy_figure, "first": first_figure}
 
 
+def analysis_hook(name):
+    """What a family's analysis adds (its spec's `analysis_hook`):
+    hook(frames, numbers) -> (its numbers, {figure name: figure}); None
+    where it adds nothing.  Its figures are declared in the spec
+    (extra_figures), so that the workflow knows them before any job runs."""
+    where = families.spec(name).analysis_hook
+    if where is None:
+        return None
+    module, _, function = where.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
 def make_families(partials_path, names, sections, json_path, stems):
     """Rule families: results/partials.json -> results/families.json and,
     per family, its figures (stems: {family: {figure: path without
@@ -150,7 +163,7 @@ def make_families(partials_path, names, sections, json_path, stems):
                                             seeds.get(name))
         for figure in families.spec(name).generic_figures:
             save(DRAW[figure](numbers), stems[name][figure])
-        hook = HOOKS.get(name)
+        hook = analysis_hook(name)
         if hook is not None:
             extra, figures = hook(frames, numbers)
             numbers["extra"] = extra

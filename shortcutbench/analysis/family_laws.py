@@ -87,7 +87,7 @@ def _first_over_last(blocks, group):
 def batchnorm_finding(frames):
     """He et al.'s plain nets with BatchNorm against Yang et al.'s explosion:
     per depth, the plain and the residual net's per-layer factor (a log-linear
-    fit over the blocks' convs, one intercept per stage: core/resnet.py) with
+    fit over the blocks' convs, one intercept per stage: core/families/resnet.py) with
     its 95% CI, and the healthy share of each; the verdict compares the plain
     net's factor at the deepest depth with sqrt(pi/(pi-1))."""
     mine = only_model(frames, "resnet")
@@ -506,7 +506,7 @@ def branch_scale_families_finding(frames, declared):
 
 def family_findings(frames, declared=None):
     """The findings of the families that ran (none for a family that did
-    not).  declared: {family: {law: what it needs}} (core/families.py's
+    not).  declared: {family: {law: what it needs}} (core/families/'s
     declared_laws of the config; default: the shipped families')."""
     if frames is None or "cells" not in frames:
         return []

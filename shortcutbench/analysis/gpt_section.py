@@ -1,4 +1,4 @@
-"""The GPT family's hook (analysis/family_hooks.py): token collapse.
+"""The GPT family's hook (its spec's analysis_hook): token collapse.
 
 Every family gets the same numbers and figures (analysis/families.py,
 analysis/family_figures.py); the book's GPT adds its own statistic, the
@@ -19,7 +19,7 @@ from shortcutbench.analysis.family_laws import reference_setting
 from shortcutbench.analysis.partials_frame import only_model
 from shortcutbench.analysis.style import Arms, grid, header, setup
 from shortcutbench.core import arms as arm_forms
-from shortcutbench.core.gpt import NORMS as NORM_ORDER
+from shortcutbench.core.families.gpt import NORMS as NORM_ORDER
 
 NORM_LABELS = {"pre_layernorm": "pre-LN (the book\u2019s)", "post_layernorm": "post-LN",
                "none": "no LayerNorm"}

@@ -46,7 +46,7 @@ from shortcutbench.analysis.partials_frame import only_model
 from shortcutbench.analysis.variants import plain
 from shortcutbench.core import states
 from shortcutbench.core.cell_stats import MID_LAYERS
-from shortcutbench.core.families import MLP, layout
+from shortcutbench.core.families import layout, top_level_family
 from shortcutbench.core.files import write_json
 from shortcutbench.core.records import CELL_COLUMNS, branch_label
 
@@ -62,7 +62,7 @@ def log_interval(values):
 
 GROUP_COLUMNS = [c for c in CELL_COLUMNS if c != "seed"]  # a partial result's group
 STATE_COLUMNS = {s: f"state_{s.replace('-', '_')}" for s in states.STATES}
-MLP_STATES = layout(MLP).states  # never zero-branch
+MLP_STATES = layout(top_level_family()).states  # never zero-branch
 
 
 def group_log(row, value):
@@ -571,7 +571,7 @@ def check_laws(partials, training=None, band=states.DEFAULT_BAND,
     band: the config's healthy_band (the cells' states were classified with
     it in the measuring jobs; the branch_scale finding bounds the stream by
     it).  declared: {family: {law: what it needs}}, the families' laws
-    (core/families.py's declared_laws; default: the shipped families')."""
+    (core/families/'s declared_laws; default: the shipped families')."""
     # The laws are the MLP's: the GPT family's cells are left out.
     everything = partials
     partials = {name: {key: _labelled(frame) for key, frame in only_model(

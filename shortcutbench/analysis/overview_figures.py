@@ -28,11 +28,11 @@ from shortcutbench.analysis.variants import (
 )
 from shortcutbench.core import arms as arm_forms
 from shortcutbench.core.arms import BOOK, BOOK_BRANCH, BOOK_SCALE, WITHOUT, branch_text
-from shortcutbench.core.families import MLP, layout
+from shortcutbench.core.families import layout, top_level_family
 from shortcutbench.core.files import read_json
 from shortcutbench.core.states import SMALLEST_NORMAL
 
-STATES = layout(MLP).states  # the MLP's (never zero-branch)
+STATES = layout(top_level_family()).states  # the MLP's (never zero-branch)
 
 SMALLEST_FLOAT32_NORMAL = SMALLEST_NORMAL["float32"]
 

@@ -108,7 +108,7 @@ def to_frames(merged):
 
 
 def only_model(frames, model="mlp"):
-    """The frames with one model family's rows (core/families.py): the MLP's
+    """The frames with one model family's rows (core/families/): the MLP's
     tables and laws never see another family's cells, nor a family's
     section another's.  Frames without a model column are the MLP's."""
     out = {}

@@ -36,11 +36,11 @@ from shortcutbench.analysis.words import STATE_VERBS, breakdown, dominant_state
 from shortcutbench.core import arms
 from shortcutbench.core.arms import BOOK, BOOK_BRANCH, BOOK_SCALE
 from shortcutbench.core.book import BOOK_GRADIENTS
-from shortcutbench.core.families import MLP, SHIPPED_SECTIONS, layout, spec
+from shortcutbench.core.families import SHIPPED_SECTIONS, layout, spec, top_level_family
 from shortcutbench.core.files import atomic_write, read_json
 from shortcutbench.core.states import SMALLEST_NORMAL
 
-STATES = layout(MLP).states  # the MLP's (never zero-branch)
+STATES = layout(top_level_family()).states  # the MLP's (never zero-branch)
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -375,7 +375,7 @@ def mlp_context(tables, figures):
         "attenuation_shown": overview_variants(variants, base),
         "heatmap_shown": heatmap_variants(variants, base), "n_variants": len(variants),
         "book_gradients": BOOK_GRADIENTS, "smallest_normal": SMALLEST_NORMAL["float32"],
-        "mlp_switch": switch_words(MLP)}
+        "mlp_switch": switch_words(top_level_family())}
 
 
 # ---------------------------------------------------------------- families
@@ -483,9 +483,8 @@ def family_context(family, figures, switch=None):
                for r in f["states"] if r["depth"] == f["deepest"]]
     deepest.sort(key=lambda r: (r["variant"] != f["main"], f["variants"].index(r["variant"]),
                                 arms.of(r["arm"]).sort_key()))
-    template = f"families/{f['name']}.html.j2"
     f.update(fig={name: _figure(svg, path) for name, (svg, path) in figures.items()},
-             template=template if (TEMPLATES / template).exists() else None,
+             template=spec(f["name"]).template,
              at_deepest=at_depth(f["name"], f["deepest"]),
              main_label=label(f["main"]) if f["main"] else "", deepest_rows=deepest)
     return f

@@ -34,13 +34,13 @@ from shortcutbench.analysis.variants import (
 from shortcutbench.core import arms
 from shortcutbench.core.arms import ARM_COLUMNS, BOOK_BRANCH, BOOK_SCALE
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
-from shortcutbench.core.families import MLP, layout
+from shortcutbench.core.families import layout, top_level_family
 from shortcutbench.core.files import write_json
 from shortcutbench.core.partials import LINES, read_merged
 from shortcutbench.core.records import CELL_COLUMNS, Cell
 from shortcutbench.core.states import DEFAULT_BAND
 
-STATES = layout(MLP).states  # the MLP's (never zero-branch)
+STATES = layout(top_level_family()).states  # the MLP's (never zero-branch)
 
 CELL_AXES = tuple(CELL_COLUMNS)
 

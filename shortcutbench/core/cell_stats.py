@@ -19,7 +19,7 @@ depth at a time, so a cell's numbers do not depend on its chunk).
 
 Every other family's cells (one record per named parameter, `layer` the
 block it belongs to, -1 outside every block) get the same values from their
-gradient profile, read with the family's layout (core/families.py):
+gradient profile, read with the family's layout (core/families/):
 `profile_matrix` gives each cell's mean |grad| per layer of the profile (the
 layer's profile parameter, or the element-weighted mean over all the
 block's parameters), `family_values_many` the values:

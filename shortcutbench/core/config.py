@@ -264,7 +264,7 @@ def _without_the_mlps_sweeps(config):
     """`models` typed on the command line without the MLP: the config file's
     studies and training, the MLP's, are not run (--config cannot remove a
     key).  Notes saying so; in a config file the same is an error."""
-    if families.MLP in config["models"]:
+    if families.top_level_family() in config["models"]:
         return []
     notes, models = [], f"models=[{','.join(config['models'])}]"
     asked = _mlp_sweeps_asked(config)
@@ -343,7 +343,7 @@ def family_problem(config):
         if name in families.SHIPPED:
             return (f"families.{name}: {name!r} is the name of a shipped family "
                     f"({', '.join(families.SHIPPED)}); give your family another name")
-    if families.MLP not in config["models"]:
+    if families.top_level_family() not in config["models"]:
         asked = _mlp_sweeps_asked(config)
         if asked:
             return f"{asked[0]}: {MLP_SWEEPS[asked[0]]}; add mlp to models, or remove {asked[0]}"

@@ -25,7 +25,7 @@ class Cell:
     comes last here, so that positional Cell(...) calls keep their meaning;
     in the columns it follows shortcut_scale.
 
-    model is the family (core/families.py): "mlp", the book's section 4.4
+    model is the family (core/families/): "mlp", the book's section 4.4
     network, for every cell of this class; the other families' cells are
     plain dicts with these fields (sweep.family_cells), whose depth is the
     family's (the GPT's blocks, the ResNet's weighted layers).  It also comes

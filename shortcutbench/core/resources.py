@@ -32,9 +32,6 @@ import os
 # 2-byte dtypes.  Margins: baseline 300 MB (measured 232), 2.2 (measured
 # <= 2.13 on the big cells).
 BASELINE_MB = 300
-# What importing a model library adds to that (resident set after importing
-# torch alone: 218 MB; with transformers' GPT-2 module: 377; with timm: 333).
-LIBRARY_MB = {"transformers": 200, "timm": 150}
 PEAK_PER_PARAMETER_BYTE = 2.2
 DTYPE_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
 DRAW_BYTES = 4
@@ -58,7 +55,7 @@ def chunk_mem_mb(chunk):
     """The estimated peak memory (MB) of a measuring job (a sweep.Chunk or
     sweep.FamilyChunk): that of its biggest cell."""
     if chunk.model != "mlp":
-        return chunk.mem_mb()  # its family's estimate (core/families.py)
+        return chunk.mem_mb()  # its family's estimate (core/families/)
     return cell_mem_mb(max(chunk.depths), chunk.width, chunk.dtype)
 
 
@@ -112,7 +109,7 @@ def memory_problem(sweeps, max_mem_mb=None, chunks=()):
             family = spec(chunk.model)
             return (f"config key max_mem_mb: the {chunk.model} cell of depth "
                     f"{max(chunk.depths)} ({chunk.dtype}) would need ~{estimate:,} MB of "
-                    f"memory (its estimate, shortcutbench/core/families.py), more than the "
+                    f"memory (its estimate, shortcutbench/core/families/), more than the "
                     f"{limit:,} MB allowed ({source}). Nothing was run. Fix: "
                     f"{family.memory_fix} in the config's {family.section}, or set "
                     f"max_mem_mb to what one job may use where the measuring jobs run.")

@@ -63,7 +63,7 @@ Every cell gets exactly one state, in this precedence:
    not zero-branch but vanished (point 0), and so is a cell without its
    shortcuts whose block's weights mostly get exactly 0: it has no residual
    branch, and the gradient did not reach them.  Only families whose blocks are
-   all their parameters (a user family's, core/families.py's Layout with
+   all their parameters (a user family's, core/families/'s Layout with
    no profile parameter) are tested: the MLP's, the GPT's and the ResNet's
    points are one weight each, and their cells keep the five states.
    (Exact zeros have other causes too: a saturated GELU or a dead ReLU unit

@@ -20,7 +20,7 @@ seeds 0-9 adds the chunk `seeds~10` instead of re-measuring `seeds~0-10`.
 A chunk's numbers do not depend on which chunk a cell was measured in (every
 cell is seeded on its own), so the final tables are the same bytes either way.
 
-Every other model family (core/families.py: the book's GPT, He et al.'s
+Every other model family (core/families/: the book's GPT, He et al.'s
 ResNet, the user's own) has chunks of its own (FamilyChunk), one per
 (device, dtype, block of seeds), holding every depth x norm x shortcut cell
 of the family's one model config:
@@ -113,7 +113,7 @@ def cells_of(params: ChunkParams) -> list[dict[str, Any]]:
     means something with a shortcut; cells without one record "1".  A family
     chunk's cells (params["model"] names a family other than the MLP) are
     family_cells'."""
-    if params.get("model", families.MLP) != families.MLP:
+    if params.get("model", families.top_level_family()) != families.top_level_family():
         return family_cells(params)
     alphas = branch_labels(params.get("branch_scales", [1]))
     return [
@@ -165,7 +165,7 @@ class Chunk:
     norms: tuple[str, ...]
     branch_scales: tuple[str, ...] = ("1",)
     engine: str = "exact"  # the config's `engine` (measuring/batched.py)
-    model = families.MLP
+    model = families.top_level_family()
 
     @property
     def study_prefix(self) -> str:
@@ -199,7 +199,7 @@ class Chunk:
 @dataclass(frozen=True)
 class FamilyChunk:
     """One measuring job of a model family other than the MLP
-    (core/families.py): every depth x norm x shortcut cell of its one model
+    (core/families/): every depth x norm x shortcut cell of its one model
     config (`options`), for a block of seeds, on one device in one dtype."""
     model: str
     device: str
@@ -279,7 +279,7 @@ def _choose_chunks(wanted, existing, seeds_per_job):
 def study_sweeps(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """{study name ('' for the main sweep): its axes}, from a validated config
     whose 'devices' are already expanded: the MLP's sweeps, none without it."""
-    if families.MLP not in config.get("models", [families.MLP]):
+    if families.top_level_family() not in config.get("models", [families.top_level_family()]):
         return {}
     main = {axis: config[axis] for axis in AXES if axis in config}
     sweeps = {"": main}

@@ -165,7 +165,7 @@ def modules_of(model: torch.nn.Module, pattern: str) -> list[tuple[str, torch.nn
 
 
 def family_of(name: str, options: dict[str, Any]) -> Family:
-    """The measuring class a family's spec names (core/families.py), made
+    """The measuring class a family's spec names (core/families/), made
     for a chunk's options (a user family's: its factory, options, blocks)."""
     module, _, cls = families.spec(name).measuring.partition(":")
     family = getattr(importlib.import_module(module), cls)

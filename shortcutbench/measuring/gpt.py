@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shortcutbench.core.gpt import (  # noqa: F401 (the config lives in core, torch-free)
+from shortcutbench.core.families.gpt import (  # noqa: F401 (the config lives in core, torch-free)
     GPT_CONFIG_124M,
     NAME,
     NORMS,
@@ -200,7 +200,7 @@ def token_cosine(block_output):
 class GPTFamily(Family):
     """The book's GPT through the measurement contract: `depth` is the
     number of blocks, `norm` the norm placement, `options` the model config
-    (core/gpt.py's MODEL_KEYS)."""
+    (core/families/gpt.py's MODEL_KEYS)."""
 
     name = NAME
     mode = "eval"

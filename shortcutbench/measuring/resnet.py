@@ -15,7 +15,7 @@ and keeps the same parameters.
 
 `ResNetFamily` measures a cell as He et al. train: train mode (BatchNorm on
 the batch's statistics), on a seeded random batch of 3 x 32 x 32 images
-(N(0, 1)) with random labels, cross-entropy.  core/resnet.py has its
+(N(0, 1)) with random labels, cross-entropy.  core/families/resnet.py has its
 arithmetic (depths, parameter counts, the layer of a parameter).
 
 This module imports torch and never pandas, seaborn or Snakemake.
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shortcutbench.core import resnet
+from shortcutbench.core.families import resnet
 from shortcutbench.measuring.family import Family
 
 

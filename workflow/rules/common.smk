@@ -3,11 +3,11 @@ import sys
 
 from shortcutbench.core.config import ConfigError, read_config_files, validate_config
 from shortcutbench.core.families import (
-    MLP,
     NUMBERS_FORMAT,
     declared_laws,
     section_of,
     spec,
+    top_level_family,
 )
 from shortcutbench.core.family_check import check_user_families
 from shortcutbench.core.sweep import (
@@ -55,7 +55,7 @@ PREFIXES = [study_prefix(name) for name in ["", *sorted(SWEEP["studies"])]]
 # The model families to measure; the MLP's tables, figures and studies only
 # where it is one of them.
 MODELS = SWEEP["models"]
-HAS_MLP = MLP in MODELS
+HAS_MLP = top_level_family() in MODELS
 # Every family's figures (analysis/family_figures.py and its hook's).
 FAMILY_STEMS = {
     name: {

@@ -179,7 +179,7 @@ rule families:
         names=MODELS,
         stems=FAMILY_STEMS,
         # each family's config section, shown in the report as it ran
-        sections={name: section_of(SWEEP, name) for name in MODELS if name != MLP},
+        sections={name: section_of(SWEEP, name) for name in MODELS if name != top_level_family()},
         # results/families.json's format: a newer one re-makes it
         numbers_format=NUMBERS_FORMAT,
     script:

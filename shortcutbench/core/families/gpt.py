@@ -26,6 +26,9 @@ a margin.
 
 import math
 
+from shortcutbench.core.families import SCALE_KEYS, FamilySpec, Layout, register_family
+from shortcutbench.core.resources import DTYPE_BYTES
+
 NAME = "gpt"
 NORMS = ("pre_layernorm", "post_layernorm", "none")
 
@@ -42,7 +45,6 @@ GPT_CONFIG_124M = {
 # The model config's keys (besides blocks) that every GPT chunk carries.
 MODEL_KEYS = ("emb_dim", "n_heads", "vocab_size", "context_length", "n_tokens", "qkv_bias")
 
-DTYPE_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
 TORCH_MB = 450          # a job's RSS with torch imported (measured ~0.4 GiB)
 PARAMETER_FACTOR = 3.0  # peak over the parameters' size (measured 2.6x at 124M)
 
@@ -123,3 +125,31 @@ def gpt_mem_mb(blocks, emb_dim, n_heads, vocab_size, context_length, n_tokens, q
     activations = blocks * (24 * n_tokens * emb_dim + 3 * n_heads * n_tokens ** 2) * 8
     activations += 3 * n_tokens * vocab_size * 8  # logits, their softmax and gradient
     return int(math.ceil(1.25 * (TORCH_MB + (weights + activations) / 2 ** 20)))
+
+
+def _gpt_memory(section, dtype, checked=None):
+    return gpt_mem_mb(max(section["depths"]), section["emb_dim"], section["n_heads"],
+                      section["vocab_size"], section["context_length"],
+                      section["n_tokens"], section["qkv_bias"], dtype)
+
+
+SPEC = register_family(FamilySpec(
+    NAME, "The book\u2019s GPT (chapter 4)", "blocks", "gpt",
+    Layout(profile=r"trf_blocks\.\d+\.att\.W_query\.weight", head=r"out_head\.weight",
+           stream=True),
+    "shortcutbench.measuring.gpt:GPTFamily",
+    fields={"activation": "gelu_tanh", "init": "pytorch"},
+    main_variant={"norm": "pre_layernorm"}, model_keys=MODEL_KEYS + SCALE_KEYS,
+    norm_axis=True,
+    depths_key="blocks", width_key="emb_dim",
+    extra_figures=("collapse",), check=check_section, memory=_gpt_memory,
+    memory_fix="fewer gpt.blocks or a smaller gpt.emb_dim / vocab_size",
+    switch="two residual adds per block, x = x + shortcut around the attention and around "
+           "the feed-forward layer (TransformerBlock.sublayer, "
+           "shortcutbench/measuring/gpt.py); without shortcut both are left out and the "
+           "parameters stay the same",
+    switch_blocks=r"trf_blocks\.(\d+)\.",
+    # W2 of each block's feed-forward; its placement is the `norm` axis
+    laws={"xiong": {"param": r"trf_blocks\.\d+\.ff\.layers\.2\.weight"}},
+    analysis_hook="shortcutbench.analysis.gpt_section:gpt_extra",
+    template="families/gpt.html.j2", order=1))

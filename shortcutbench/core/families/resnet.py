@@ -12,7 +12,8 @@ residual one have the same parameters.
 
 import math
 
-from shortcutbench.core.resources import BASELINE_MB, PEAK_PER_PARAMETER_BYTE
+from shortcutbench.core.families import SCALE_KEYS, FamilySpec, Layout, register_family
+from shortcutbench.core.resources import BASELINE_MB, DTYPE_BYTES, PEAK_PER_PARAMETER_BYTE
 
 NAME = "resnet"
 STAGE_WIDTHS = (16, 32, 64)
@@ -87,3 +88,29 @@ def mem_mb(depth: int, batch_size: int, dtype_bytes: int = 4) -> int:
     saved = SAVED_PER_ACTIVATION * activations_per_image(depth) * batch_size * size
     weights = PEAK_PER_PARAMETER_BYTE * n_parameters(depth) * size
     return BASELINE_MB + math.ceil((saved + weights) / 2 ** 20)
+
+
+def _resnet_memory(section, dtype, checked=None):
+    return mem_mb(max(section["depths"]), section["batch_size"], DTYPE_BYTES[dtype])
+
+
+def _resnet_check(section):
+    for depth in section.get("depths", []):
+        blocks_per_stage(depth)
+
+
+SPEC = register_family(FamilySpec(
+    NAME, "He et al.\u2019s CIFAR ResNet", "layers", "resnet",
+    Layout(profile=r"(stem\.conv|stages\.\d+\.\d+\.conv[12]|fc)\.weight",
+           head=r"fc\.weight", fit=fit_stages),
+    "shortcutbench.measuring.resnet:ResNetFamily",
+    fields={"width": STAGE_WIDTHS[0], "activation": "relu",
+            "init": "kaiming_normal", "norm": "batchnorm"},
+    model_keys=("batch_size", *SCALE_KEYS), check=_resnet_check, memory=_resnet_memory,
+    memory_fix="smaller resnet.depths or resnet.batch_size",
+    switch="one residual add per basic block, out + shortcut(x) before its last ReLU "
+           "(option A: the identity, subsampled and zero-padded where the shape changes; "
+           "BasicBlock.forward, shortcutbench/measuring/resnet.py); without shortcut the "
+           "block is plain",
+    switch_blocks=r"stages\.(\d+)\.(\d+)\.",
+    template="families/resnet.html.j2", order=2))
