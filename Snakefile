@@ -32,8 +32,15 @@ include: "workflow/rules/measure.smk"
 include: "workflow/rules/merge.smk"
 include: "workflow/rules/gradients.smk"
 include: "workflow/rules/training.smk"
+
+
+for family_rules in FAMILY_RULES:
+
+    include: family_rules
+
+
 include: "workflow/rules/laws.smk"
-include: "workflow/rules/figures.smk"
+include: "workflow/rules/families.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -1,5 +1,5 @@
 """Snakemake job: every family's numbers and figures, the findings, the
-MLP's tables and figures (where it ran) and the provenance ->
+top-level family's own sections (where it ran) and the provenance ->
 report/index.html (shortcutbench.analysis.render)."""
 from shortcutbench.core.files import job_log
 
@@ -10,12 +10,10 @@ with job_log(snakemake.log[0]):
                               snakemake.params.main_chunks, snakemake.params.logs,
                               snakemake.params.repo, all_chunks=snakemake.params.chunks)
     provenance.write(facts, snakemake.output.provenance)
-    # The MLP's sections, where models lists mlp (the rule's named inputs).
-    names = ("tables", "headline", "attenuation", "heatmap", "profile", "profiles")
-    mlp = ({name: getattr(snakemake.input, name) for name in names}
-           if hasattr(snakemake.input, "tables") else None)
+    # The top-level family's own sections, where it ran (the rule's named inputs).
+    sections = {name: getattr(snakemake.input, name)
+                for name in snakemake.params.section_inputs} or None
     render.write_report(snakemake.output.html, facts, snakemake.input.families,
-                        snakemake.params.family_stems, snakemake.input.laws, mlp,
-                        dict(zip(snakemake.params.axes, snakemake.input.axes)),
+                        snakemake.params.family_stems, snakemake.input.laws, sections,
                         snakemake.input.training[0] if snakemake.input.training else None,
                         snakemake.params.switches)

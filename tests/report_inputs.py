@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from shortcutbench.analysis.aggregate import summary_table
-from shortcutbench.analysis.tables import tables, with_all_axes
+from shortcutbench.analysis.aggregate import summary_table, with_all_axes
+from shortcutbench.analysis.mlp.tables import tables
 from shortcutbench.analysis.variants import VARIANT_AXES, variant_of
 from shortcutbench.core.records import CELL_COLUMNS
 from shortcutbench.core.states import STATES, cell_states, input_rms, subnormal

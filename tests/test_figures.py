@@ -12,8 +12,10 @@ import pytest
 from report_inputs import contract_lines, contract_summary, write_inputs
 from test_report import make_gradients
 
-from shortcutbench.analysis import merged_tables, overview_figures, render, style
-from shortcutbench.analysis import profile_figure as profile_module
+from shortcutbench.analysis import style
+from shortcutbench.analysis.mlp import merged_tables, overview_figures
+from shortcutbench.analysis.mlp import profile_figure as profile_module
+from shortcutbench.analysis.svg import svg_size
 from shortcutbench.analysis.variants import headline_variant
 from shortcutbench.core import arms as arm_forms
 
@@ -88,7 +90,7 @@ def test_every_figure_is_drawn_as_svg_and_png(drawn, sweep):
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000
         assert b"<dc:date>" not in svg  # no timestamp
         assert b"Software" not in png_text_chunks(png)
-        assert render.svg_size(svg)[0] > 100
+        assert svg_size(svg)[0] > 100
 
 
 def test_the_same_data_give_the_same_bytes(drawn, tmp_path):

@@ -21,15 +21,14 @@ from shortcutbench.analysis.findings import (
     summarise,
     verdict_text,
 )
-from shortcutbench.analysis.laws import (
+from shortcutbench.analysis.laws import check_laws, write_laws
+from shortcutbench.analysis.mlp.laws import (
     FINITE_WIDTH,
     _attenuation_detail,
-    check_laws,
     known_reason,
     linear_fit,
     log_interval,
     training_finding,
-    write_laws,
 )
 from shortcutbench.core import cell_stats
 from shortcutbench.core.files import read_json

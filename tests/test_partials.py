@@ -92,7 +92,7 @@ def test_merged_chunks_equal_the_whole_table(chunks):
 
 
 def test_split_and_whole_give_the_same_tables():
-    from shortcutbench.analysis.tables import tables
+    from shortcutbench.analysis.mlp.tables import tables
 
     g = records()
     one = json.dumps(tables(to_frames(partials_of_records(g, chunks=1))), sort_keys=True)

@@ -10,8 +10,9 @@ import pytest
 from report_inputs import contract_tables
 from test_report import PROVENANCE, TINY_SVG, make_gradients, page_html, text_of
 
-from shortcutbench.analysis import render
 from shortcutbench.analysis.findings import Finding, Verdict
+from shortcutbench.analysis.mlp import report as mlp_report
+from shortcutbench.analysis.svg import compact_svg, svg_size
 from shortcutbench.core.states import STATES
 
 VARIANT = {"width": 3, "activation": "gelu_tanh", "init": "pytorch", "norm": "none",
@@ -50,7 +51,7 @@ BOOK_AT_64 = [states_row(False, 64, vanished=30, first=9.8e-38),
 
 
 def test_the_headline_says_the_books_shortcut_network_explodes():
-    words = render.headline_words(made_tables(BOOK_AT_64))
+    words = mlp_report.headline_words(made_tables(BOOK_AT_64))
     assert words[0] == ("Without a shortcut, the network loses its gradient (vanished) at depth "
                         "64: all 30 seeds vanished.")
     assert words[1] == ("With the book\u2019s shortcut (x + f(x)), the network explodes at depth "
@@ -60,7 +61,7 @@ def test_the_headline_says_the_books_shortcut_network_explodes():
 
 def test_a_healthy_shortcut_is_never_said_to_explode():
     rows = [states_row(False, 64, vanished=10), states_row(True, 64, healthy=10)]
-    words = render.headline_words(made_tables(rows))
+    words = mlp_report.headline_words(made_tables(rows))
     assert not any("explode" in w for w in words)
     assert words[1] == ("With the book\u2019s shortcut (x + f(x)), the network stays healthy at "
                         "depth 64: all 10 seeds healthy.")
@@ -75,7 +76,7 @@ def test_the_headline_names_the_variant_that_stays_healthy():
                          states_row(True, 64, variant=ln, healthy=9, vanished=1)]
     data = made_tables(rows, variants=(VARIANT, ln))
     data["sweep"]["swept"] = ["width", "norm"]
-    words = render.headline_words(data)
+    words = mlp_report.headline_words(data)
     # only the headline's variant (the book's) is described arm by arm ...
     assert sum(w.startswith(("With", "Without")) for w in words) == 2
     # ... and the healthiest variant and arm is named
@@ -88,7 +89,7 @@ def test_other_arms_are_named_by_lambda_and_alpha():
             states_row(True, 8, branch="0.1", healthy=3, exploded=1)]
     data = made_tables(rows)
     data["sweep"]["axes"]["branch_scale"] = ["0.1", "1"]
-    words = render.headline_words(data)
+    words = mlp_report.headline_words(data)
     assert words[2] == ("With a shortcut (\u03b1=0.1), the network stays healthy at depth 8: "
                         "3 of 4 seeds healthy, 1 exploded.")
     assert words[1].startswith("With the book\u2019s shortcut (x + f(x)), the network explodes")
@@ -99,7 +100,7 @@ def test_the_headline_table_marks_subnormal_values():
     rows = copy.deepcopy(BOOK_AT_64)
     rows[0]["first_gmean"], rows[0]["first_subnormal"] = 3e-39, 21  # < 1.18e-38
     data = made_tables(rows)
-    table = render.state_rows(data)
+    table = mlp_report.state_rows(data)
     assert [r["subnormal"] for r in table] == [True, False]
     page = page_of(data)
     assert re.search(r'class="num subnormal"[^>]*>3.00e-39 <abbr title="subnormal', page)
@@ -111,7 +112,7 @@ def test_the_headline_table_marks_subnormal_values():
 def test_the_headline_says_which_axes_take_the_books_values():
     data = made_tables(BOOK_AT_64)
     data["headline"]["book_axes"] = ["activation", "init", "norm", "dtype", "device"]
-    text = render.book_axes_text(data)
+    text = mlp_report.book_axes_text(data)
     assert text.startswith("the book\u2019s value on every axis the sweep includes "
                            "(activation gelu_tanh, init pytorch, norm none")
     assert text.endswith("where the sweep lacks the book\u2019s value: width 3")
@@ -150,7 +151,7 @@ def test_the_picker_shows_the_headline_variant_without_script():
 def test_embedded_numbers_cannot_end_their_script():
     numbers = {"arms": [{"label": "</script><script>alert(1)</script>", "color": "#000"}],
                "variants": [{"variant": VARIANT, "label": "x", "panels": []}]}
-    text = str(render.profile_script_data(numbers, ["width"]))
+    text = str(mlp_report.profile_script_data(numbers, ["width"]))
     assert "<" not in text
     assert json.loads(text)["arms"][0]["label"].startswith("</script>")
 
@@ -162,18 +163,18 @@ def test_compact_svg_keeps_the_drawing_and_drops_the_bytes():
            b'L 3.5 4.25 \nz\n" style="fill: #fff; stroke: #000"/>\n'
            b'<text style="font-size: 9px; font-family: \'DejaVu Sans\', sans-serif; fill: #262626"'
            b' x="1.23456" y="2.5" transform="rotate(-0 1.23456 2.5)">1</text></g></svg>')
-    out = render.compact_svg(svg)
+    out = compact_svg(svg)
     assert b'<path d="M1.2 2.3L3.5 4.2z" style="fill:#fff;stroke:#000"/>' in out
     assert b'<text style="font-size:9px;fill:#262626" x="1.2" y="2.5">1</text>' in out
     assert b"text{font-family:'DejaVu Sans', sans-serif}*{a: b}" in out
     assert b"<!--" not in out and b"metadata" not in out and b'id="figure_1"' not in out
-    assert render.svg_size(out) == (96, 48)
+    assert svg_size(out) == (96, 48)
 
 
 def test_healthy_only_where_most_seeds_are():
     # 2 of 5 healthy is not "stays healthy": the sentence names the explosion
     rows = [states_row(False, 32, vanished=5), states_row(True, 32, healthy=2, exploded=2, dead=1)]
-    words = render.headline_words(made_tables(rows))
+    words = mlp_report.headline_words(made_tables(rows))
     assert words[1] == ("With the book\u2019s shortcut (x + f(x)), the network explodes at depth "
                         "32: 2 of 5 seeds exploded, 2 healthy, 1 dead.")
     assert words[2] == ("Healthiest at depth 32, though most of its seeds are not: with "

@@ -15,9 +15,9 @@ import pytest
 from report_inputs import contract_tables
 from scipy import stats
 
-from shortcutbench.analysis import families, provenance
+from shortcutbench.analysis import families, formats, provenance
 from shortcutbench.analysis import render as page
-from shortcutbench.analysis import tables as report
+from shortcutbench.analysis.mlp import tables as report
 from shortcutbench.analysis.variants import describe_seeds
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS
 from shortcutbench.core.records import COLUMNS
@@ -362,11 +362,11 @@ def test_figures_are_inline_with_their_size():
 
 
 def test_number_formats():
-    assert page.fmt_num(math.nan) == "\u2013" and page.fmt_num(math.inf) == "\u221e"
-    assert page.fmt_num(0.000123456) == "1.23e-4" and page.fmt_num(12.345) == "12.3"
-    assert page.fmt_num(1560) == "1,560" and page.fmt_num(0.0) == "0"
-    assert str(page.fmt_times(3.7e48)) == "3.7&thinsp;&times;&thinsp;10<sup>48</sup>"
-    assert str(page.fmt_times(2.9e-40)) == "2.9&thinsp;&times;&thinsp;10<sup>\u221240</sup>"
+    assert formats.fmt_num(math.nan) == "\u2013" and formats.fmt_num(math.inf) == "\u221e"
+    assert formats.fmt_num(0.000123456) == "1.23e-4" and formats.fmt_num(12.345) == "12.3"
+    assert formats.fmt_num(1560) == "1,560" and formats.fmt_num(0.0) == "0"
+    assert str(formats.fmt_times(3.7e48)) == "3.7&thinsp;&times;&thinsp;10<sup>48</sup>"
+    assert str(formats.fmt_times(2.9e-40)) == "2.9&thinsp;&times;&thinsp;10<sup>\u221240</sup>"
     assert describe_seeds([5, 1, 2, 3, 9]) == "1\u20133, 5, 9"
 
 
@@ -409,7 +409,8 @@ def test_provenance_of_this_checkout():
 
 
 def test_analysis_modules_never_import_torch():
-    code = ("import sys; import shortcutbench.analysis.tables, shortcutbench.analysis.provenance, "
+    code = ("import sys; import shortcutbench.analysis.mlp.tables, "
+            "shortcutbench.analysis.provenance, "
             "shortcutbench.analysis.style; shortcutbench.analysis.style.setup(); "
             "shortcutbench.analysis.provenance.package_versions(); "
             "assert 'torch' not in sys.modules, 'torch imported'")

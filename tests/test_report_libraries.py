@@ -12,8 +12,9 @@ import pandas as pd
 from test_report import FAMILY_FIGURES, PROVENANCE, TINY_SVG, make_gradients, text_of
 from test_report import render as mlp_page
 
-from shortcutbench.analysis import families, provenance, tables
+from shortcutbench.analysis import families, family_sections, provenance
 from shortcutbench.analysis import render as page
+from shortcutbench.analysis.mlp import tables
 from shortcutbench.core import families as specs
 from shortcutbench.core.host import imported_distributions
 from shortcutbench.core.records import COLUMNS
@@ -219,12 +220,12 @@ def test_a_check_that_did_not_say_leaves_the_switch_out():
     """An older kept check has no `switch`: no sentence, nothing guessed."""
     text = section_text(page_of(numbers_of(make_gradients(), user_records())))
     assert "How the shortcut is removed" not in text
-    assert page.switch_words("mine") is None
+    assert family_sections.switch_words("mine") is None
 
 
 def test_the_shipped_families_describe_their_own_switch_in_their_specs():
     for name in specs.SHIPPED:
-        said = page.switch_words(name, GENERIC)  # a check's word never overrides a spec
+        said = family_sections.switch_words(name, GENERIC)  # a check's word never overrides a spec
         assert said["means"] == "its own shortcut argument" and not said["generic"]
         assert "residual add" in said["adds"] and "shortcutbench/measuring/" in said["adds"]
     assert "two residual adds per block" in specs.spec("gpt").switch

@@ -57,7 +57,7 @@ def test_jobs_split_by_depth_and_norm_and_write_tidy_rows(tmp_path):
 
 
 def test_the_training_figure_is_drawn_and_deterministic(tmp_path):
-    from shortcutbench.analysis.training_figure import make_training
+    from shortcutbench.analysis.mlp.training_figure import make_training
 
     training = {"enabled": True, "depths": [3], "widths": [4], "seeds": [1, 2],
                 "shortcut": [False, True], "activations": ["gelu_tanh"], "norms": ["none"],

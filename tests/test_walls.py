@@ -86,7 +86,7 @@ def test_analysis_source_never_imports_torch(module):
 
 
 def test_the_laws_do_not_load_scipy_stats():
-    assert "scipy.stats" not in loaded_after_import("shortcutbench.analysis.laws")
+    assert "scipy.stats" not in loaded_after_import("shortcutbench.analysis.mlp.laws")
 
 
 MEASURE_A_CHUNK = """

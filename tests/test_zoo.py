@@ -375,7 +375,7 @@ def test_the_default_loss_keeps_a_float64_output_s_precision():
 
 
 def test_the_report_says_when_no_shortcut_was_removed():
-    from shortcutbench.analysis.render import switch_words
+    from shortcutbench.analysis.family_sections import switch_words
 
     words = switch_words("mine", {"means": "none"})
     assert words["means"].startswith("nothing: every cell keeps its shortcuts")

@@ -11,7 +11,7 @@ import pandas as pd
 
 from shortcutbench.analysis.intervals import t_interval
 from shortcutbench.core.files import atomic_write
-from shortcutbench.core.records import CELL_COLUMNS
+from shortcutbench.core.records import CELL_COLUMNS, Cell
 
 SUMMARY_GROUP = [c for c in CELL_COLUMNS if c != "seed"] + ["layer"]
 SUMMARY_COLUMNS = SUMMARY_GROUP + ["n", "n_finite", "mean", "std", "ci95_low", "ci95_high",
@@ -19,12 +19,26 @@ SUMMARY_COLUMNS = SUMMARY_GROUP + ["n", "n_finite", "mean", "std", "ci95_low", "
                                    "log10_ci95_high"]
 
 
+def with_all_axes(gradients):
+    """The frame with every cell column, filling the ones an older file or a
+    hand-made test frame lacks with records.Cell's defaults (a cell without
+    shortcut has lambda 0)."""
+    missing = [c for c in CELL_COLUMNS if c not in gradients.columns]
+    if not missing:
+        return gradients
+    fill = {}
+    for column in missing:
+        if column == "shortcut_scale":
+            fill[column] = np.where(gradients["shortcut"].to_numpy(dtype=bool), 1.0, 0.0)
+        else:
+            fill[column] = Cell.__dataclass_fields__[column].default
+    return gradients.assign(**fill)
+
+
 def summary_table(gradients):
     """The values span orders of magnitude, so the log10 columns (a geometric
     mean and its interval) are the better centre; the plain ones are kept for
     readers who expect them.  Non-finite cells count in n, not in n_finite."""
-    from shortcutbench.analysis.tables import with_all_axes
-
     gradients = with_all_axes(gradients)
     rows = []
     for key, group in gradients.groupby(SUMMARY_GROUP, sort=True):

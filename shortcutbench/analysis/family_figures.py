@@ -15,8 +15,6 @@ draw its richer figures: figures.smk).  No torch.
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 
 from shortcutbench.analysis import families as numbers_of
@@ -144,10 +142,7 @@ def analysis_hook(name):
     where it adds nothing.  Its figures are declared in the spec
     (extra_figures), so that the workflow knows them before any job runs."""
     where = families.spec(name).analysis_hook
-    if where is None:
-        return None
-    module, _, function = where.partition(":")
-    return getattr(importlib.import_module(module), function)
+    return None if where is None else families.resolve(where)
 
 
 def make_families(partials_path, names, sections, json_path, stems):

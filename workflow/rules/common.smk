@@ -4,6 +4,7 @@ import sys
 from shortcutbench.core.config import ConfigError, read_config_files, validate_config
 from shortcutbench.core.families import (
     NUMBERS_FORMAT,
+    SPECS,
     declared_laws,
     section_of,
     spec,
@@ -52,10 +53,15 @@ except ConfigError as error:
 TRAINING_JOBS = training_jobs(SWEEP["training"]) if "training" in SWEEP else {}
 # '' for the main sweep (results/), 'studies/NAME/' for each study.
 PREFIXES = [study_prefix(name) for name in ["", *sorted(SWEEP["studies"])]]
-# The model families to measure; the MLP's tables, figures and studies only
-# where it is one of them.
+# The model families to measure; the top-level family's own tables, figures
+# and studies only where it is one of them.
 MODELS = SWEEP["models"]
-HAS_MLP = top_level_family() in MODELS
+HAS_TOP_LEVEL = top_level_family() in MODELS
+# The shipped families' own rules (the Snakefile includes them), and the
+# files the top-level family's own report sections are made from, which its
+# rules name where it runs.
+FAMILY_RULES = [found.rules for found in SPECS.values() if found.rules]
+SECTION_INPUTS = {}
 # Every family's figures (analysis/family_figures.py and its hook's).
 FAMILY_STEMS = {
     name: {

@@ -34,21 +34,3 @@ rule merge:
         partials_format=PARTIALS_FORMAT,
     script:
         "../../scripts/merge.py"
-
-
-rule tables:
-    """Every number the report prints (headline, the book's case,
-    attenuation, cell states, devices, special cells), from the merged
-    partial results: results/tables.json."""
-    input:
-        partials="results/partials.json",
-    output:
-        "results/tables.json",
-    log:
-        "logs/tables.log",
-    benchmark:
-        "logs/benchmark/tables.tsv"
-    conda:
-        "../../environment.yml"
-    script:
-        "../../scripts/tables.py"

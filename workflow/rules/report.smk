@@ -7,29 +7,12 @@
 report: "../report/workflow.rst"
 
 
-# What the MLP's sections are made from, when models lists mlp.
-MLP_REPORT_INPUTS = (
-    {
-        "tables": "results/tables.json",
-        "headline": "results/figures/headline.svg",
-        "attenuation": "results/figures/attenuation.svg",
-        "heatmap": "results/figures/heatmap.svg",
-        # the headline's variant's profile, and every variant's as numbers
-        "profile": "results/figures/profile.svg",
-        "profiles": "results/figures/profiles.json",
-    }
-    if HAS_MLP
-    else {}
-)
-
-
 rule report:
     """The self-contained HTML report, report/index.html, and how it was
     made (report/provenance.json)."""
     input:
-        # the MLP's sections (models: [mlp, ...])
-        **MLP_REPORT_INPUTS,
-        axes=[f"{stem}.svg" for stem in AXIS_STEMS.values()],
+        # the top-level family's own sections, where it runs
+        **SECTION_INPUTS,
         laws="results/laws.json",
         training=["results/figures/training.svg"] if TRAINING_JOBS else [],
         # every family's numbers and figures
@@ -52,7 +35,7 @@ rule report:
     conda:
         "../../environment.yml"
     params:
-        axes=list(AXIS_STEMS),
+        section_inputs=list(SECTION_INPUTS),
         family_stems=FAMILY_STEMS,
         # how each user family's shortcut was removed, as its check found
         # (core/family_check.py); the shipped families' are in their specs

@@ -129,6 +129,18 @@ class FamilySpec:
     # Its report template in analysis/templates/ (its introduction and what
     # its hook adds), or None: the generic section alone.
     template: str | None = None
+    # "module:function" of the findings of the laws of its own, (partials,
+    # training, band) -> [Finding] (analysis/laws.py calls it), or None.
+    findings: str | None = None
+    # The module of its own report sections, which stand in for the generic
+    # one (its template's `lede`, `sections` and `laws_intro`): its
+    # `read(paths)` reads the files the report rule's `section_inputs` name,
+    # its `context(read)` is what the template is rendered with (with `toc`,
+    # the sections' (id, title)); or None.
+    sections: str | None = None
+    # Its own Snakemake rules (workflow/rules/NAME.smk, which the Snakefile
+    # includes), or None.
+    rules: str | None = None
     # Where it comes in lists of the shipped families (error messages).
     order: int = 100
     # (spec, its config section) -> the spec as that section describes it to
@@ -180,6 +192,13 @@ def register_user_family(make: Callable[[str], FamilySpec]) -> Callable[[str], F
     name (any name no module registered)."""
     _USER_FAMILY.append(make)
     return make
+
+
+def resolve(where: str) -> Any:
+    """What a spec's "module:function" names (its analysis hook, findings,
+    report sections), imported where it is needed."""
+    module, name = where.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def spec(name: str) -> FamilySpec:

@@ -22,4 +22,7 @@ SPEC = register_family(FamilySpec(
            "shortcutbench/measuring/model.py); without shortcut x = layer(x), and with "
            "shortcut_scale \u03bb and branch_scale \u03b1, x = \u03bb\u00b7x + "
            "\u03b1\u00b7layer(x)",
+    findings="shortcutbench.analysis.mlp.laws:findings",
+    sections="shortcutbench.analysis.mlp.report", template="families/mlp.html.j2",
+    rules="workflow/rules/mlp.smk",
     order=0))

@@ -1,3 +1,25 @@
+# The book's MLP's own rules (its spec's `rules`): every number its own
+# sections of the report print (results/tables.json) and their figures.
+
+
+rule tables:
+    """Every number the report prints (headline, the book's case,
+    attenuation, cell states, devices, special cells), from the merged
+    partial results: results/tables.json."""
+    input:
+        partials="results/partials.json",
+    output:
+        "results/tables.json",
+    log:
+        "logs/tables.log",
+    benchmark:
+        "logs/benchmark/tables.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../../scripts/mlp/tables.py"
+
+
 # The report's figures, drawn from the merged results in two jobs that run
 # side by side: the gradient profile (results/summary.csv, results/lines.csv),
 # and the overview (cell states, axis effects, attenuation, heat map) from
@@ -19,7 +41,7 @@ AXIS_KEYS = {
 SWEPT_AXES = [
     axis
     for axis, key in AXIS_KEYS.items()
-    if HAS_MLP
+    if HAS_TOP_LEVEL
     and len(SWEEP[key]) > 1
     and (axis not in ("shortcut_scale", "branch_scale") or True in SWEEP["shortcut"])
 ]
@@ -57,7 +79,7 @@ rule figures_profile:
     params:
         stem=lambda wildcards, output: os.path.splitext(output.svg)[0],
     script:
-        "../../scripts/figures.py"
+        "../../scripts/mlp/figures.py"
 
 
 rule figures_overview:
@@ -113,7 +135,7 @@ rule figures_overview:
         stems={name: f"results/figures/{name}" for name in OVERVIEW_FIGURES},
         axis_stems=AXIS_STEMS,
     script:
-        "../../scripts/figures.py"
+        "../../scripts/mlp/figures.py"
 
 
 rule figures_training:
@@ -139,48 +161,23 @@ rule figures_training:
     params:
         stem=lambda wildcards, output: os.path.splitext(output.svg)[0],
     script:
-        "../../scripts/figures_training.py"
+        "../../scripts/mlp/figures_training.py"
 
 
-# Every family's numbers and figures, alike (the MLP's too), plus what a
-# family's hook adds (the GPT's token collapse).
-
-
-rule families:
-    """Every family's section: its cell states, the healthy share and the
-    first layer's gradient against depth, the gradient per layer at the
-    deepest depth, with against without shortcut (results/families.json),
-    and its figures (results/figures/family/NAME/)."""
-    input:
-        partials="results/partials.json",
-    output:
-        numbers="results/families.json",
-        svg=[
-            report(
-                f"{stem}.svg",
-                caption="../report/family.rst",
-                category="Families",
-                subcategory=name,
-                labels={"family": name, "figure": figure},
-            )
-            for name, stems in FAMILY_STEMS.items()
-            for figure, stem in stems.items()
-        ],
-        png=[
-            f"{stem}.png" for stems in FAMILY_STEMS.values() for stem in stems.values()
-        ],
-    log:
-        "logs/families.log",
-    benchmark:
-        "logs/benchmark/families.tsv"
-    conda:
-        "../../environment.yml"
-    params:
-        names=MODELS,
-        stems=FAMILY_STEMS,
-        # each family's config section, shown in the report as it ran
-        sections={name: section_of(SWEEP, name) for name in MODELS if name != top_level_family()},
-        # results/families.json's format: a newer one re-makes it
-        numbers_format=NUMBERS_FORMAT,
-    script:
-        "../../scripts/families.py"
+# What its own sections of the report are made from, where it runs
+# (analysis/mlp/report.py's `read`): the report rule's inputs.
+SECTION_INPUTS.update(
+    {
+        "tables": "results/tables.json",
+        "headline": "results/figures/headline.svg",
+        "attenuation": "results/figures/attenuation.svg",
+        "heatmap": "results/figures/heatmap.svg",
+        # the headline's variant's profile, and every variant's as numbers
+        "profile": "results/figures/profile.svg",
+        "profiles": "results/figures/profiles.json",
+        # each swept axis' effect, named by its file
+        "axes": [f"{stem}.svg" for stem in AXIS_STEMS.values()],
+    }
+    if HAS_TOP_LEVEL
+    else {}
+)

@@ -9,7 +9,7 @@ single-seed profiles per group), never the records.  No torch.
 
 import numpy as np
 
-from shortcutbench.analysis.merged_tables import arms_of, read_table, select
+from shortcutbench.analysis.mlp.merged_tables import arms_of, read_table, select
 from shortcutbench.analysis.style import empty, grid, header, log_y, positive, pow10, save, setup
 from shortcutbench.analysis.variants import VARIANT_AXES, headline_variant, variant_label
 from shortcutbench.core import arms as arm_forms

@@ -37,29 +37,12 @@ from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
 from shortcutbench.core.families import layout, top_level_family
 from shortcutbench.core.files import write_json
 from shortcutbench.core.partials import LINES, read_merged
-from shortcutbench.core.records import CELL_COLUMNS, Cell
+from shortcutbench.core.records import CELL_COLUMNS
 from shortcutbench.core.states import DEFAULT_BAND
 
 STATES = layout(top_level_family()).states  # the MLP's (never zero-branch)
 
 CELL_AXES = tuple(CELL_COLUMNS)
-
-def with_all_axes(gradients):
-    """The frame with every cell column, filling the ones an older file or a
-    hand-made test frame lacks with records.Cell's defaults (a cell without
-    shortcut has lambda 0)."""
-    missing = [c for c in CELL_AXES if c not in gradients.columns]
-    if not missing:
-        return gradients
-    fill = {}
-    for column in missing:
-        if column == "shortcut_scale":
-            fill[column] = np.where(gradients["shortcut"].to_numpy(dtype=bool), 1.0, 0.0)
-        else:
-            fill[column] = Cell.__dataclass_fields__[column].default
-    return gradients.assign(**fill)
-
-
 
 # ---------------------------------------------------------------- tables
 
@@ -67,6 +50,8 @@ def frames_of(data, band=DEFAULT_BAND):
     """Merged partial results (the JSON's dict, or its frames) or a frame of
     records (hand-made) -> {table: DataFrame}."""
     if hasattr(data, "columns"):  # records
+        from shortcutbench.analysis.aggregate import with_all_axes
+
         records = with_all_axes(data)
         missing = {c: np.nan for c in ("grad_l2", "bias_grad_abs_mean", "output_rms",
                                        "grad_stream_cos", "token_cosine") if c not in records}

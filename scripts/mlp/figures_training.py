@@ -2,6 +2,6 @@
 from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log[0]):
-    from shortcutbench.analysis.training_figure import make_training
+    from shortcutbench.analysis.mlp.training_figure import make_training
 
     make_training(snakemake.input[0], snakemake.params.stem)

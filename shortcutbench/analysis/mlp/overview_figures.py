@@ -6,7 +6,7 @@ results/tables.json (the numbers the page prints).  No torch.
 
 import numpy as np
 
-from shortcutbench.analysis.merged_tables import arm_mask, arms_of, read_table, select
+from shortcutbench.analysis.mlp.merged_tables import arm_mask, arms_of, read_table, select
 from shortcutbench.analysis.style import (
     STATE_COLORS,
     WITHOUT_COLOR,

@@ -2,6 +2,6 @@
 from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log[0]):
-    from shortcutbench.analysis.tables import make_tables
+    from shortcutbench.analysis.mlp.tables import make_tables
 
     make_tables(snakemake.input.partials, snakemake.output[0])
