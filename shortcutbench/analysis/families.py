@@ -1,8 +1,8 @@
 """Every model family through one path: the numbers of its report section.
 
 From the merged partial results of the main sweep (results/partials.json),
-the rows of one family (`model`), for any family alike -- the book's MLP
-and GPT, He et al.'s ResNet, the user's own:
+the rows of one family (`model`), for any family alike, shipped or the
+user's own:
 
 - states: per variant, shortcut arm and depth, the cells in each state
   (core/states.py, the healthy band over the family's profile layers), the
@@ -20,7 +20,7 @@ and GPT, He et al.'s ResNet, the user's own:
 
 A variant is one value of every axis but depth, seed and the arm
 (analysis/variants.py); a family's main variant is the book's where it has
-one (the MLP's book case, the GPT's pre-LN: its spec's main_variant), else
+one (its spec's main_variant: what its section leads with), else
 its first.  A family may add numbers and figures of its own through one hook
 (its spec's analysis_hook).  No torch; the user's module is never imported.
 """

@@ -9,8 +9,8 @@
 
 `make_families` is rule `families`: results/families.json (every family's
 numbers, and what its hook adds) and these figures, plus the hook's own, for
-every family the config's models list; the MLP's numbers only (its own rules
-draw its richer figures: figures.smk).  No torch.
+every family the config's models list; the numbers only of a family whose
+spec draws no generic figures (its own rules draw richer ones).  No torch.
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ def switch_words(name, switch=None):
 
 def config_key(name, key):
     """A key of a family's config section as the config names it:
-    'shortcut', 'gpt.shortcut', 'families.mine.shortcut'."""
+    'shortcut' (the top level's), 'SECTION.shortcut' (a shipped family's),
+    'families.mine.shortcut'."""
     section = spec(name).section
     return f"{section}.{key}" if section else key
 

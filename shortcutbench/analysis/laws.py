@@ -1,7 +1,7 @@
 """What the sweep shows: every law's finding, for results/laws.json.
 
 A family's findings come from its spec: `findings`, the laws of its own
-(the book's MLP's, analysis/mlp/laws.py), and `laws`, the laws of
+(the top-level family's, in its own analysis), and `laws`, the laws of
 analysis/family_laws.py it is a case of.  The report shows them in this
 order: the families' own laws, in the order of their specs, then the others.
 """

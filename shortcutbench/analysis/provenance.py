@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 
+from shortcutbench.core.families import top_level_family
 from shortcutbench.core.files import write_json
 from shortcutbench.core.host import cpu_name
 
@@ -52,7 +53,7 @@ def job_packages(facts):
     found = {}
     for fact in facts:
         chunk = fact.get("chunk")
-        model = chunk.get("model", "mlp") if isinstance(chunk, dict) else None
+        model = chunk.get("model", top_level_family()) if isinstance(chunk, dict) else None
         for name, version in (fact.get("packages") or {}).items():
             entry = found.setdefault(canonical(name), {"name": name, "versions": set(),
                                                        "families": set()})

@@ -1,6 +1,6 @@
 """A group of cells in words: which state describes it, and how its seeds
-split ("19 of 30 seeds exploded, 11 dead").  Shared by the MLP's headline
-(render.py) and every family's (families.py).  Plain Python.
+split ("19 of 30 seeds exploded, 11 dead").  Shared by the top-level
+family's own headline and every family's (families.py).  Plain Python.
 """
 
 from shortcutbench.core.states import STATES

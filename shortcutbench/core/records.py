@@ -4,6 +4,11 @@ results/gradients.csv.  Torch-free, so both sides of the pipeline share it."""
 import math
 from dataclasses import dataclass, fields
 
+from shortcutbench.core.families import top_level_family
+
+# The family of a Cell: the one whose section is the config's top level.
+TOP_LEVEL = top_level_family()
+
 # One row of results/cells/**.parquet (and results/gradients.csv): a cell's
 # fields, then its layer's statistics, then the cell's results (COLUMNS).
 Record = dict[str, int | float | bool | str]
@@ -25,11 +30,12 @@ class Cell:
     comes last here, so that positional Cell(...) calls keep their meaning;
     in the columns it follows shortcut_scale.
 
-    model is the family (core/families/): "mlp", the book's section 4.4
-    network, for every cell of this class; the other families' cells are
-    plain dicts with these fields (sweep.family_cells), whose depth is the
-    family's (the GPT's blocks, the ResNet's weighted layers).  It also comes
-    last here, and first in the columns.
+    model is the family (core/families/): the top-level family's (the
+    family whose section is the config's top level) for every cell of this
+    class; the other families' cells are plain dicts with these fields
+    (sweep.family_cells), whose depth is the family's (its spec's
+    depth_name: blocks, weighted layers).  It also comes last here, and
+    first in the columns.
     """
     depth: int
     width: int
@@ -42,17 +48,17 @@ class Cell:
     device: str = "cpu"
     dtype: str = "float32"
     branch_scale: str = "1"
-    model: str = "mlp"
+    model: str = TOP_LEVEL
 
 
 _FIELDS = [f.name for f in fields(Cell)]
 CELL_COLUMNS = ["model"] + [c for c in _FIELDS if c not in ("branch_scale", "model")]
 CELL_COLUMNS.insert(CELL_COLUMNS.index("shortcut_scale") + 1, "branch_scale")
 CELL_TYPES = {f.name: f.type for f in fields(Cell)}  # int, float, bool or str
-# Per parameter (the MLP: per layer, its weight): the layer it belongs to
+# Per parameter (the top-level family: per layer, its weight): the layer it belongs to
 # (the family's block index; -1 for parameters outside every block), its
 # name, the other names of the same Parameter ("tied": comma-separated, ""
-# for none; named_parameters() yields a shared Parameter once, as GPT-2's
+# for none; named_parameters() yields a shared Parameter once, as transformers' gpt2's
 # lm_head.weight, which is transformer.wte.weight), its number of
 # dimensions and elements, the book's statistic (mean |grad|) and a few
 # more; grad_zero_share is the share of its gradient's elements that are
@@ -63,9 +69,10 @@ CELL_TYPES = {f.name: f.type for f in fields(Cell)}  # int, float, bool or str
 # stream (mean field assumes ~0; NaN where either vector is zero).
 LAYER_COLUMNS = ["layer", "param", "tied", "ndim", "numel", "grad_abs_mean", "grad_l2",
                  "grad_zero_share", "bias_grad_abs_mean", "output_rms", "grad_stream_cos"]
-# Per cell, repeated on each of its layers' rows.  token_cosine is the GPT
-# family's token collapse (mean pairwise cosine of the last block's token
-# outputs), NaN for the MLP; output is the MLP's, NaN for the GPT.
+# Per cell, repeated on each of its layers' rows.  token_cosine is a
+# transformer family's token collapse (mean pairwise cosine of the last
+# block's token outputs), NaN for the others; output is the top-level
+# family's output (a width -> 1 layer), NaN for the others.
 CELL_RESULT_COLUMNS = ["loss", "output", "token_cosine", "finite"]
 COLUMNS = CELL_COLUMNS + LAYER_COLUMNS + CELL_RESULT_COLUMNS
 VALUE_COLUMNS = ["grad_abs_mean", "grad_l2", "grad_zero_share", "bias_grad_abs_mean",

@@ -47,7 +47,7 @@ Every cell gets exactly one state, in this precedence:
    has none), while the block as a whole still gets some (its point is
    non-zero).  At initialisation this is a zero-initialised residual
    branch: SkipInit (De & Smith 2020), Fixup (Zhang et al. 2019), timm's
-   ResNet with `zero_init_last` (its blocks' last BatchNorm starts at
+   ResNets with `zero_init_last` (its blocks' last BatchNorm starts at
    weight 0).  The branch's last factor is 0, so it passes nothing back to
    its own earlier weights; what the shortcut keeps alive is the skip path
    alone.  In timm's resnet18 with one block a stage, 96-100% of each
@@ -64,10 +64,10 @@ Every cell gets exactly one state, in this precedence:
    shortcuts whose block's weights mostly get exactly 0: it has no residual
    branch, and the gradient did not reach them.  Only families whose blocks are
    all their parameters (a user family's, core/families/'s Layout with
-   no profile parameter) are tested: the MLP's, the GPT's and the ResNet's
-   points are one weight each, and their cells keep the five states.
+   no profile parameter) are tested: the shipped families' points are one
+   weight each, and their cells keep the five states.
    (Exact zeros have other causes too: a saturated GELU or a dead ReLU unit
-   zeroes its weight row; in the default sweep 7 healthy width-3 MLP cells
+   zeroes its weight row; in the default sweep 7 healthy width-3 cells
    have a layer whose weight gradient is mostly exactly 0.)
 4. exploded: some hidden layer's gradient lies above 10^band times the last
    hidden layer's, or the stream leaving some layer has an RMS above 10^band
@@ -159,7 +159,7 @@ def classify(grad, output, output_rms, in_rms, depth=None, band=DEFAULT_BAND, fi
     alpha:      cells x layers, what each layer's gradient is divided by
                 (branch_alpha()); default 1
     head:       the last layer is the output layer, out of the band (the
-                MLP's width -> 1 layer, the GPT's and the ResNet's heads);
+                family's head, its spec's Layout.head, or a width -> 1 layer);
                 False: every layer is in the band, the last one its reference
     zero_share: cells x layers, the share of each block's weight elements
                 whose gradient is exactly 0 (core/cell_stats.py's

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import torch
 
 from shortcutbench.core.devices import check_device_name
+from shortcutbench.core.families import top_level_family
 
 
 class DeviceUnavailable(RuntimeError):
@@ -61,9 +62,9 @@ def torch_device(name):
 def deterministic(name):
     """Make a job on device `name` give the same bytes every run, before it
     touches the device.  On the CPU (one thread) every kernel already does.
-    On CUDA: cuDNN's deterministic algorithms and no autotuning (the ResNet's
-    conv and BatchNorm backward), torch's deterministic algorithms (the
-    GPT's embedding backward), and cuBLAS's fixed workspace that those need,
+    On CUDA: cuDNN's deterministic algorithms and no autotuning (conv and
+    BatchNorm backward), torch's deterministic algorithms (an embedding's
+    backward), and cuBLAS's fixed workspace that those need,
     which must be set before CUDA starts.  Returns what was set, for the
     job's machine facts."""
     if not name.startswith("cuda"):
@@ -92,8 +93,9 @@ def deterministic_ops(key, device):
         if found is None:
             raise
         op, where = found.group(1), f"in {key}" if key else "at the config's top level"
+        family = key or top_level_family()
         raise NotDeterministic(
-            f"{key or 'mlp'}: the model runs {op}, which torch cannot run deterministically on "
+            f"{family}: the model runs {op}, which torch cannot run deterministically on "
             f"{device}; shortcutbench measures every cell deterministically (the same bytes "
             f"every run, torch.use_deterministic_algorithms(True)). Replace that layer in "
             f"the model with ops that have a deterministic implementation (e.g. "

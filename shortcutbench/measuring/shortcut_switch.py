@@ -23,7 +23,7 @@ from the block's input and
 
 The parameter rule keeps GELU's x + 0.044715 x^3, LayerNorm's +eps and
 +shift, bias adds, RoPE and masks passed in as arguments (not the block's
-input) from being taken for shortcuts.  The book's MLP adds in its parent's
+input) from being taken for shortcuts.  A model may add in its parent's
 loop (x = x + layer(x)): an add outside every block, of two tensors derived
 from the model's input, whose branch has parameters the skip lacks, all of
 them within one block's parameters, is that block's residual add.
@@ -224,7 +224,7 @@ class _Tagger(TorchFunctionMode):
             return None
         if scope.block >= 0:
             return scope.block, skip
-        # An add in the model's own forward (the book's MLP: x = x + layer(x)):
+        # An add in the model's own forward (a loop of x = x + layer(x)):
         # the branch's new parameters must all be one block's.
         extra = (mask_b & ~mask_a) if skip == 0 else (mask_a & ~mask_b)
         owners = [k for k, block_mask in enumerate(self.block_masks)

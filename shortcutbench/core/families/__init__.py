@@ -164,7 +164,7 @@ class FamilySpec:
         return dict(self.fields)
 
     def norms(self, section: dict[str, Any]) -> tuple[str, ...]:
-        """Its own axis, recorded as `norm`: the GPT's norm placements."""
+        """Its own axis, recorded as `norm` (norm_axis: its section's `norms`)."""
         return tuple(sorted(section["norms"])) if self.norm_axis else (self.fields["norm"],)
 
     def mem_mb(self, section: dict[str, Any], dtype: str, checked: dict | None = None) -> int:

@@ -26,7 +26,7 @@ from shortcutbench.core.resources import (
 # The model libraries a section may name instead of a factory.
 LIBRARIES = ("transformers", "timm")
 # What importing a model library adds to a measuring process's resident set
-# (torch alone: 218 MB; with transformers' GPT-2 module: 377; with timm: 333).
+# (torch alone: 218 MB; with transformers' gpt2 module: 377; with timm: 333).
 LIBRARY_MB = {"transformers": 200, "timm": 150}
 # What a user family's measuring job needs of its section.
 USER_MODEL_KEYS = ("factory", *LIBRARIES, "depth_key", "stages", "inputs",
