@@ -15,10 +15,13 @@ from conftest import REPO
 
 from shortcutbench.analysis import family_laws
 from shortcutbench.analysis.findings import Verdict
+from shortcutbench.core import families
 from shortcutbench.core.config import validate_config
 from shortcutbench.core.family_check import check_user_families
+from shortcutbench.core.states import STATE_COLUMNS
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+RESNET_LAW = families.spec("resnet").laws["batchnorm"]
 
 
 def moments(values):
@@ -70,7 +73,7 @@ POST_STREAMS = {blocks: 0.71 for blocks in PRE_STREAMS}
 def test_xiong_fits_each_placement_where_its_regime_holds():
     frames = gpt_frames([("post_layernorm", 0.0, POST_STREAMS),
                          ("pre_layernorm", -0.5, PRE_STREAMS)])
-    finding = family_laws.xiong_finding(frames).to_json()
+    finding = family_laws.xiong_finding(frames, "gpt").to_json()
     rows = {r[0]: dict(zip(finding["table"]["columns"], r)) for r in finding["table"]["rows"]}
     post, pre = rows["post_layernorm"], rows["pre_layernorm"]
     assert post["regime"] == "L = 1-64" and post["cells"] == 6 * 4
@@ -84,7 +87,7 @@ def test_xiong_says_what_to_add_where_the_regime_has_too_few_depths():
     shallow = {blocks: s for blocks, s in PRE_STREAMS.items() if blocks <= 32}
     frames = gpt_frames([("post_layernorm", 0.0, POST_STREAMS),
                          ("pre_layernorm", -0.5, shallow)])
-    finding = family_laws.xiong_finding(frames).to_json()
+    finding = family_laws.xiong_finding(frames, "gpt").to_json()
     assert finding["verdict"] == "not measured" and "gpt.blocks" in finding["missing"]
 
 
@@ -94,7 +97,7 @@ def test_xiong_judges_float32_on_the_cpu_when_the_sweep_has_others_too():
     odd = gpt_frames([("post_layernorm", 0.4, POST_STREAMS),
                       ("pre_layernorm", 0.4, PRE_STREAMS)], dtype="bfloat16")
     frames = {k: pd.concat([odd[k], good[k]], ignore_index=True) for k in good}
-    assert family_laws.xiong_finding(frames).verdict == Verdict.AGREES
+    assert family_laws.xiong_finding(frames, "gpt").verdict == Verdict.AGREES
 
 
 def resnet_frames(plain_factor, residual_factor=1.05, depth=56, seeds=5, dtype="float32"):
@@ -106,7 +109,7 @@ def resnet_frames(plain_factor, residual_factor=1.05, depth=56, seeds=5, dtype="
                "device": "cpu"}
         cells.append({**key, "n_cells": seeds, "log10_factor_n": n, "log10_factor_mean": mean,
                       "log10_factor_m2": m2,
-                      **{f"state_{s}": 0 for s in family_laws.STATES},
+                      **{column: 0 for column in STATE_COLUMNS.values()},
                       "state_healthy": seeds if shortcut else 0,
                       "state_exploded": 0 if shortcut else seeds})
         for layer, log in ((0, 2.0 if not shortcut else 0.5), (depth - 2, -1.0)):
@@ -117,7 +120,7 @@ def resnet_frames(plain_factor, residual_factor=1.05, depth=56, seeds=5, dtype="
 @pytest.mark.parametrize("factor, verdict", [(1.211, "agrees"), (1.19, "close"),
                                              (1.17, "differs")])
 def test_the_batchnorm_verdict_compares_growth_rates(factor, verdict):
-    finding = family_laws.batchnorm_finding(resnet_frames(factor)).to_json()
+    finding = family_laws.batchnorm_finding(resnet_frames(factor), "resnet", RESNET_LAW).to_json()
     assert finding["verdict"] == verdict
     cols = finding["table"]["columns"]
     plain = dict(zip(cols, finding["table"]["rows"][0]))
@@ -131,7 +134,7 @@ def test_the_batchnorm_verdict_compares_growth_rates(factor, verdict):
 def test_the_batchnorm_finding_judges_float32_on_the_cpu():
     frames = {k: pd.concat([resnet_frames(2.0, dtype="bfloat16")[k], resnet_frames(1.211)[k]],
                            ignore_index=True) for k in ("cells", "blocks")}
-    assert family_laws.batchnorm_finding(frames).verdict == Verdict.AGREES
+    assert family_laws.batchnorm_finding(frames, "resnet", RESNET_LAW).verdict == Verdict.AGREES
 
 
 def test_no_finding_for_a_family_that_did_not_run():

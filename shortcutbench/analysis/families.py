@@ -41,9 +41,8 @@ from shortcutbench.analysis.variants import (
 from shortcutbench.analysis.words import STATE_VERBS, breakdown, dominant_state
 from shortcutbench.core import arms, families
 from shortcutbench.core.arms import ARM_COLUMNS
-from shortcutbench.core.states import STATES
+from shortcutbench.core.states import STATE_COLUMNS, STATES
 
-STATE_KEYS = {s: f"state_{s.replace('-', '_')}" for s in STATES}
 # Why a parameter outside every block is in no state, by where it sits
 # among the model's parameters (partial results' `outside`).
 OUTSIDE_WHY = {"before": "before the first block (an embedding or a stem)",
@@ -104,7 +103,7 @@ def state_rows(cells, states=STATES) -> list[dict[str, Any]]:
     rows = []
     for r in cells.to_dict("records"):
         n = int(r["n_cells"])
-        counts = {s: int(r[STATE_KEYS[s]]) for s in states}
+        counts = {s: int(r[STATE_COLUMNS[s]]) for s in states}
         rows.append({
             "variant": _variant(r), "arm": arms.of(r).as_dict(), "depth": int(r["depth"]),
             "n": n, "counts": counts, "healthy": counts["healthy"] / n if n else None,

@@ -1,8 +1,8 @@
-"""What the sweep shows for the families beyond the book's MLP: one finding
-each for He et al.'s ResNet (BatchNorm without shortcuts, after Yang et al.
-2019) and for the book's GPT (layer norm placement, after Xiong et al. 2020),
-where the family ran.  From the main sweep's merged partial results, like
-the MLP's (analysis/laws.py): a group's log10 moments give its geometric mean
+"""What the sweep shows of the laws a family is a case of (its spec's or
+its section's `laws`): BatchNorm without shortcuts (after Yang et al. 2019),
+layer norm placement (after Xiong et al. 2020) and the branch scale, where
+the family ran.  From the main sweep's merged partial results, like the
+top-level family's own laws: a group's log10 moments give its geometric mean
 and 95% CI, and a fit over depths pools the groups' moments into one least
 squares line over every cell.  No torch, no scipy.stats.
 """
@@ -19,6 +19,7 @@ from shortcutbench.analysis.findings import Finding, Verdict, compare, verdict_t
 from shortcutbench.analysis.partials_frame import only_model
 from shortcutbench.core import arms, families
 from shortcutbench.core.records import BRANCH_RULE, branch_label, branch_value
+from shortcutbench.core.states import STATE_COLUMNS, STATE_KEYS, STATES, ZERO_BRANCH
 
 # Yang et al. 2019: a batch-normalised ReLU network's squared gradient norm
 # grows by pi / (pi - 1) per layer for large batches; the gradient by its root.
@@ -31,7 +32,8 @@ EXPONENT_CLOSE = 0.1  # an exponent outside the CI but within 0.1 of the theorem
 # embeddings', i.e. the stream's largest RMS (pre-LN: the last block's, the
 # stream only grows) >= sqrt(2) x the embeddings'.
 REGIME_STREAM = math.sqrt(2)
-STATES = ("healthy", "vanished", "exploded", "dead", "non_finite")
+# The states whose shares a finding's table shows (zero-branch is no law's).
+SHOWN_STATES = STATES[:ZERO_BRANCH]
 
 
 def _log(row, value):
@@ -47,7 +49,7 @@ def _table(rows, columns):
 
 
 def _share(row, state):
-    return row[f"state_{state}"] / row["n_cells"] if row["n_cells"] else math.nan
+    return row[STATE_COLUMNS[state]] / row["n_cells"] if row["n_cells"] else math.nan
 
 
 def reference_setting(rows):
@@ -69,28 +71,31 @@ def log_verdict(predicted, low, high, measured):
                                  why if outcome == Verdict.DIFFERS else None)
 
 
-# ---------------------------------------------------------------- ResNet
+# ---------------------------------------------------------------- BatchNorm
 
-def _first_over_last(blocks, group):
-    """The first conv's gradient over the last conv's, geometric mean over
-    the seeds (the difference of the two layers' mean log10)."""
+def _first_over_last(blocks, group, last_offset):
+    """The first conv's gradient over the last conv's (layer depth +
+    last_offset), geometric mean over the seeds (the difference of the two
+    layers' mean log10)."""
     mine = blocks
     for column in ("depth", "shortcut", "dtype", "device"):
         mine = mine[mine[column] == group[column]]
     by_layer = {int(r["layer"]): r for r in mine.to_dict("records")}
-    first, last = by_layer.get(0), by_layer.get(int(group["depth"]) - 2)
+    first, last = by_layer.get(0), by_layer.get(int(group["depth"]) + last_offset)
     if not first or not last or not first["log10_n"] or not last["log10_n"]:
         return math.nan
     return 10.0 ** (first["log10_mean"] - last["log10_mean"])
 
 
-def batchnorm_finding(frames):
-    """He et al.'s plain nets with BatchNorm against Yang et al.'s explosion:
-    per depth, the plain and the residual net's per-layer factor (a log-linear
-    fit over the blocks' convs, one intercept per stage: core/families/resnet.py) with
-    its 95% CI, and the healthy share of each; the verdict compares the plain
-    net's factor at the deepest depth with sqrt(pi/(pi-1))."""
-    mine = only_model(frames, "resnet")
+def batchnorm_finding(frames, family, law):
+    """He et al.'s plain nets with BatchNorm against Yang et al.'s explosion,
+    on a family that declares it (law: {"last": the offset from depth of
+    its last conv's layer}): per depth, the plain and the residual net's
+    per-layer factor (a log-linear fit over the blocks' convs, one intercept
+    per stage: its Layout's `fit`) with its 95% CI, and the healthy share of
+    each; the verdict compares the plain net's factor at the deepest depth
+    with sqrt(pi/(pi-1))."""
+    mine = only_model(frames, family)
     cells = _scale_one(mine["cells"])
     if cells.empty:
         return None
@@ -103,9 +108,9 @@ def batchnorm_finding(frames):
         row = {"depth": int(r["depth"]), "shortcut": bool(r["shortcut"]), "dtype": r["dtype"],
                "device": r["device"], "seeds": n, "factor": factor, "ci_low": low,
                "ci_high": high, "predicted": BN_RELU_FACTOR if not r["shortcut"] else math.nan,
-               "first_over_last": (_first_over_last(blocks, r) if blocks is not None
-                                   else math.nan),
-               **{f"share_{s}": _share(r, s) for s in STATES}}
+               "first_over_last": (_first_over_last(blocks, r, law["last"])
+                                   if blocks is not None else math.nan),
+               **{f"share_{STATE_KEYS[s]}": _share(r, s) for s in SHOWN_STATES}}
         if not r["shortcut"]:
             row["outcome"], row["verdict"] = log_verdict(BN_RELU_FACTOR, low, high, factor)
         else:
@@ -117,7 +122,9 @@ def batchnorm_finding(frames):
     residual = {r["depth"]: r for r in main if r["shortcut"]}
     if not plain:
         return Finding("batchnorm", Verdict.NOT_MEASURED, measured="no plain cells",
-                       missing="add false to resnet.shortcut in the config")
+                       missing=f"add false to {families.config_key(family, 'shortcut')} "
+                               "in the config",
+                       families=(family,))
     deepest = plain[-1]
     verdict = deepest["outcome"]
     twin = residual.get(deepest["depth"])
@@ -133,25 +140,28 @@ def batchnorm_finding(frames):
               f"{deepest['ci_high']:.3g}; a rate ln f of {math.log(deepest['factor']):.3g} per "
               f"layer), Yang et al.'s is {BN_RELU_FACTOR:.4g} (a rate of "
               f"{math.log(BN_RELU_FACTOR):.3g}): {deepest['verdict']}. " + growth
-              + (f"; the ResNet's grows x{twin['factor']:.3g} per layer" if twin else "")
+              + (f"; the residual net's grows x{twin['factor']:.3g} per layer" if twin else "")
               + f". Healthy at {deepest['depth']} layers: {deepest['share_healthy']:.0%} of the "
-              f"plain nets" + (f", {twin['share_healthy']:.0%} of the ResNets" if twin else ""))
+              f"plain nets"
+              + (f", {twin['share_healthy']:.0%} of the residual nets" if twin else ""))
     measured = "; ".join(
         f"{r['depth']} layers: plain x{r['factor']:.3g} per layer (95% CI {r['ci_low']:.3g}-"
         f"{r['ci_high']:.3g}), first conv {r['first_over_last']:.3g} x its last, "
         f"{r['share_healthy']:.0%} healthy"
-        + (f"; ResNet x{residual[r['depth']]['factor']:.3g}, first conv "
+        + (f"; residual x{residual[r['depth']]['factor']:.3g}, first conv "
            f"{residual[r['depth']]['first_over_last']:.3g} x its last, "
            f"{residual[r['depth']]['share_healthy']:.0%} healthy" if r["depth"] in residual
            else "")
         for r in plain)
     return Finding("batchnorm", verdict, detail=detail, measured=measured, sweep="main",
+                   families=(family,),
                    table=_table(rows, ["depth", "shortcut", "dtype", "device", "seeds",
                                        "factor", "ci_low", "ci_high", "predicted", "verdict",
-                                       "first_over_last", *(f"share_{s}" for s in STATES)]))
+                                       "first_over_last",
+                                       *(f"share_{STATE_KEYS[s]}" for s in SHOWN_STATES)]))
 
 
-# ---------------------------------------------------------------- GPT
+# ---------------------------------------------------------------- layer norm placement
 
 def pooled_fit(x, n, mean, m2):
     """The least squares line y = a + slope x over every cell, from each
@@ -191,7 +201,7 @@ def _scale_one(frame):
     return frame
 
 
-def xiong_rows(frames, family="gpt", law=None):
+def xiong_rows(frames, family, law=None):
     """Per norm placement and number of blocks L (with shortcuts) of one
     family that declares Xiong's law (law: {"param": a regular expression
     matching each block's W2, "placement": its LayerNorms' placement, or
@@ -261,9 +271,9 @@ def _joint_verdict(fits):
             else Verdict.PARTLY)
 
 
-def xiong_finding(frames, family="gpt", law=None):
+def xiong_finding(frames, family, law=None):
     """The exponent of L in the last block's W2 gradient norm of a family
-    whose norm placement is an axis (the book's GPT), fitted per placement
+    whose norm placement is an axis (its `norm`), fitted per placement
     where the theorem's regime holds (post-LN: every L; pre-LN: where the
     blocks outweigh the embeddings in the stream), with its 95% CI, against
     Xiong et al.'s 0 and -1/2."""
@@ -296,13 +306,13 @@ def xiong_finding(frames, family="gpt", law=None):
             f"{f['norm']}: {f['regime']} in the theorem's regime" for f in fits),
             missing=f"{spec.section}.{spec.depths_key} up to 64 or more (pre-LN's regime "
                     "starts where the blocks outweigh the embeddings in the stream, ~32 blocks "
-                    "at PyTorch's default init)",
+                    "at PyTorch's default init)", families=(family,),
             table=_table(rows, ["norm", "blocks", "seeds", "grad_l2", "ci_low", "ci_high",
                                 "stream_over_embeddings"]))
     measured = "; ".join(_fit_words(f, f["norm"])[0] for f in fits)
     detail = "; ".join(_fit_words(f, f["norm"])[1] for f in fits)
     return Finding("xiong", _joint_verdict(fits), detail=detail + ". " + "; ".join(notes),
-                   measured=measured, sweep="main",
+                   measured=measured, sweep="main", families=(family,),
                    table=_table(fits, ["norm", "predicted", "exponent", "ci_low", "ci_high",
                                        "cells", "regime", "verdict"]),
                    tables={"points": _table(rows, ["norm", "blocks", "seeds", "grad_l2",
@@ -312,7 +322,8 @@ def xiong_finding(frames, family="gpt", law=None):
 
 def _fit_words(fit, who):
     """One exponent fit's words, (measured, verdict), `who` naming it: the
-    book's GPT's norm placement, or a family and its placement."""
+    norm placement of a family whose `norm` axis places them, or a family
+    and its placement."""
     measured = (f"{who}: exponent {fit['exponent']:.3g} (95% CI {fit['ci_low']:.3g} to "
                 f"{fit['ci_high']:.3g}) over {fit['regime']}, {fit['cells']} cells")
     detail = (f"{who} {fit['verdict']} with {fit['predicted']:g}"
@@ -323,10 +334,10 @@ def _fit_words(fit, who):
 
 def xiong_families_finding(frames, declared):
     """Xiong et al.'s exponents on the families whose config places their
-    LayerNorms (`laws: {xiong: {param, placement}}`: transformers' GPT-2,
+    LayerNorms (`laws: {xiong: {param, placement}}`: transformers' gpt2,
     pre-LN, and BERT, post-LN), one fit per family over every L swept
     (the pre-LN regime is checked where the family records its stream, as
-    the book's GPT does; a library model's is not recorded)."""
+    a shipped family may; a library model's is not recorded)."""
     rows, fits = [], []
     for family, law in declared.items():
         mine = xiong_rows(frames, family, law)
@@ -405,7 +416,7 @@ def branch_scale_rows(frames, family):
                      "ci_low": low / alpha, "ci_high": high / alpha,
                      "first_over_last": spread, "spread_ci_low": spread_low,
                      "spread_ci_high": spread_high,
-                     **{f"share_{s}": _share(r, s) for s in STATES},
+                     **{f"share_{STATE_KEYS[s]}": _share(r, s) for s in SHOWN_STATES},
                      "n": r["log10_first_grad_n"],
                      "log10_mean": r["log10_first_grad_mean"] - math.log10(alpha),
                      "log10_m2": r["log10_first_grad_m2"]})
@@ -426,7 +437,7 @@ def _growth_fit(rows):
 
 def branch_scale_families_finding(frames, declared):
     """The branch scale fix on the families that declare themselves
-    unnormalised residual networks (`laws: {branch_scale: true}`: GPT-2
+    unnormalised residual networks (`laws: {branch_scale: true}`: gpt2
     without its LayerNorms): alpha = 1 against alpha = 1/sqrt(depth).  The
     claim holds where alpha = 1's first-block gradient (over alpha) grows
     with depth (the exponent's CI above 0) and alpha = 1/sqrt(depth)'s does
@@ -449,7 +460,7 @@ def branch_scale_families_finding(frames, declared):
     names = tuple(dict.fromkeys(f["family"] for f in fits))
     columns = ["family", "branch_scale", "depth", "alpha", "seeds", "first_grad",
                "first_over_alpha", "ci_low", "ci_high", "first_over_last", "spread_ci_low",
-               "spread_ci_high", *(f"share_{s}" for s in STATES)]
+               "spread_ci_high", *(f"share_{STATE_KEYS[s]}" for s in SHOWN_STATES)]
     unmeasured = [f for f in fits if not math.isfinite(f["ci_low"])]
     labels = {(f["family"], f["branch_scale"]) for f in fits}
     lacking = [n for n in names if len({lab for fam, lab in labels if fam == n}) < 2]
@@ -512,9 +523,10 @@ def family_findings(frames, declared=None):
         return []
     if declared is None:
         declared = {name: spec.laws for name, spec in families.SPECS.items() if spec.laws}
-    found = [batchnorm_finding(frames)]
-    # A family whose norm placement is an axis has a finding of its own (the
-    # book's GPT); those that give theirs are judged together.
+    found = [batchnorm_finding(frames, name, laws["batchnorm"])
+             for name, laws in declared.items() if "batchnorm" in laws]
+    # A family whose norm placement is an axis has a finding of its own;
+    # those that give theirs are judged together.
     found += [xiong_finding(frames, name, laws["xiong"]) for name, laws in declared.items()
               if "xiong" in laws and not laws["xiong"].get("placement")]
     found.append(xiong_families_finding(frames, {

@@ -5,7 +5,7 @@ family's title, config key and switch come from its spec."""
 
 from shortcutbench.analysis.svg import figure
 from shortcutbench.core import arms
-from shortcutbench.core.families import spec
+from shortcutbench.core.families import config_key, spec
 
 GENERIC_SWITCH = ("The generic switch finds each block\u2019s residual adds by tracing which "
                   "operands of an add share the block\u2019s input and its parameters; without "
@@ -44,14 +44,6 @@ def switch_words(name, switch=None):
     return {"generic": generic, "means": means, "adds": adds,
             "where": list(switch.get("where") or []),
             "explain": GENERIC_SWITCH if adds else ""}
-
-
-def config_key(name, key):
-    """A key of a family's config section as the config names it:
-    'shortcut' (the top level's), 'SECTION.shortcut' (a shipped family's),
-    'families.mine.shortcut'."""
-    section = spec(name).section
-    return f"{section}.{key}" if section else key
 
 
 def one_flag_words(name, flags):

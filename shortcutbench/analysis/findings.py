@@ -67,11 +67,11 @@ class Finding:
     table: dict[str, Any] | None = None
     tables: dict[str, Any] = field(default_factory=dict)  # further tables, by name
     missing: str | None = None  # what to add to the config to measure it
-    families: tuple[str, ...] = ()  # the families it judges, where its claim names none
+    families: tuple[str, ...] = ()  # the families it judges (else its claim's `family`)
 
     def to_json(self) -> dict[str, Any]:
         claim = claims()[self.key]
-        family = ", ".join(self.families) if self.families else claim["family"]
+        family = ", ".join(self.families) if self.families else claim.get("family", "")
         return {"key": self.key, "family": family, "title": claim["title"],
                 "claim": claim["claim"], "sources": claim["sources"], "sweep": self.sweep,
                 "measured": self.measured, "verdict": str(self.verdict),

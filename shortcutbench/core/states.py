@@ -92,6 +92,10 @@ import numpy as np
 # (a state added later goes last: the partial results count them by index)
 STATES = ("healthy", "vanished", "exploded", "dead", "non-finite", "zero-branch")
 HEALTHY, VANISHED, EXPLODED, DEAD, NON_FINITE, ZERO_BRANCH = range(len(STATES))
+# Each state's column of cell counts in the partial results ('non-finite':
+# 'state_non_finite'), and its key in a table's column names ('non_finite').
+STATE_KEYS = {s: s.replace("-", "_") for s in STATES}
+STATE_COLUMNS = {s: f"state_{key}" for s, key in STATE_KEYS.items()}
 # "Mostly": more than this share of a block's weight elements get exactly 0.
 ZERO_BRANCH_SHARE = 0.5
 DEFAULT_BAND = 2.0

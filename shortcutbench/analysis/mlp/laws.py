@@ -49,6 +49,7 @@ from shortcutbench.core import states
 from shortcutbench.core.cell_stats import MID_LAYERS
 from shortcutbench.core.families import layout
 from shortcutbench.core.families.mlp import NAME
+from shortcutbench.core.partials import GROUP
 from shortcutbench.core.records import CELL_COLUMNS, branch_label
 
 CONFIG_COLUMNS = [c for c in CELL_COLUMNS if c not in ("seed", "depth")]
@@ -61,8 +62,6 @@ def log_interval(values):
     return intervals.log10_interval(values[intervals.usable(values)])[:4]
 
 
-GROUP_COLUMNS = [c for c in CELL_COLUMNS if c != "seed"]  # a partial result's group
-STATE_COLUMNS = {s: f"state_{s.replace('-', '_')}" for s in states.STATES}
 MLP_STATES = layout(NAME).states  # never zero-branch
 
 
@@ -101,10 +100,10 @@ def _labelled(frame):
 def layer_lookup(layers):
     """rows(group, layer): the layers frame's rows of a cells frame row's
     group at one layer, from one index of the frame (not a scan per call)."""
-    index = layers.groupby(GROUP_COLUMNS + ["layer"], sort=False).indices
+    index = layers.groupby(GROUP + ["layer"], sort=False).indices
 
     def rows(group, layer):
-        key = (*(group[c] for c in GROUP_COLUMNS), layer)
+        key = (*(group[c] for c in GROUP), layer)
         return layers.iloc[index.get(key, [])]
     return rows
 
@@ -152,7 +151,7 @@ def deepest_groups(cells):
     if deep.empty:
         return deep
     deep = deep[deep["depth"] == deep.groupby(CONFIG_COLUMNS)["depth"].transform("max")]
-    if deep.duplicated(GROUP_COLUMNS).any():
+    if deep.duplicated(GROUP).any():
         raise ValueError("the cells frame has a group twice: merge the partial results first")
     return deep.sort_values(CONFIG_COLUMNS + ["depth"], kind="stable")
 
@@ -288,7 +287,7 @@ def scale_finding(partials):
                                     if b["predicted"] > 1 else "flat")
         group = r["group"]
         r["stream_growth"] = group_log(group, "stream_growth")[1]
-        r["healthy_share"] = (float(group[STATE_COLUMNS["healthy"]] / group["n_cells"])
+        r["healthy_share"] = (float(group[states.STATE_COLUMNS["healthy"]] / group["n_cells"])
                               if group["n_cells"] else math.nan)
     with_shortcut = [r for r in rows if r["shortcut"]]
     # A prediction within CLOSE of 1 (lambda^2 + gamma E[phi'^2] ~ 1, e.g. lambda = 0.9)
@@ -396,8 +395,8 @@ def branch_scale_finding(partials, band=states.DEFAULT_BAND):
         n = int(group["n_cells"].sum())
         shares.append({"width": int(width), "shortcut_scale": float(lam), "branch_scale": alpha,
                        "depth": int(depth), "seeds": n,
-                       **{f"share_{s.replace('-', '_')}":
-                          float(group[STATE_COLUMNS[s]].sum() / n) if n else math.nan
+                       **{f"share_{states.STATE_KEYS[s]}":
+                          float(group[states.STATE_COLUMNS[s]].sum() / n) if n else math.nan
                           for s in MLP_STATES},
                        "stream_max": pooled_log(group, "stream_max")[1]})
     deepest = {}
@@ -436,7 +435,7 @@ def branch_scale_finding(partials, band=states.DEFAULT_BAND):
         table=_table(rows, ["width", "shortcut_scale", "branch_scale"] + FACTOR_COLUMNS),
         tables={"states": _table(shares, ["width", "shortcut_scale", "branch_scale", "depth",
                                           "seeds"]
-                                 + [f"share_{s.replace('-', '_')}" for s in MLP_STATES]
+                                 + [f"share_{states.STATE_KEYS[s]}" for s in MLP_STATES]
                                  + ["stream_max"])})
 
 
@@ -575,7 +574,10 @@ def findings(partials, training=None, band=states.DEFAULT_BAND) -> list[Finding]
                 for name, frames in partials.items()}
     if partials["main"]["cells"].empty:
         return []
-    return [attenuation_finding(partials), shortcut_finding(partials),
-            init_finding(partials), scale_finding(partials),
-            branch_scale_finding(partials, band), norm_finding(partials),
-            spread_finding(partials), training_finding(training)]
+    found = [attenuation_finding(partials), shortcut_finding(partials),
+             init_finding(partials), scale_finding(partials),
+             branch_scale_finding(partials, band), norm_finding(partials),
+             spread_finding(partials), training_finding(training)]
+    for finding in found:
+        finding.families = (NAME,)
+    return found

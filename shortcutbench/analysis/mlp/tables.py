@@ -36,9 +36,9 @@ from shortcutbench.core.arms import ARM_COLUMNS, BOOK_BRANCH, BOOK_SCALE
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
 from shortcutbench.core.families import layout, top_level_family
 from shortcutbench.core.files import write_json
-from shortcutbench.core.partials import LINES, read_merged
+from shortcutbench.core.partials import GROUP, LINES, read_merged
 from shortcutbench.core.records import CELL_COLUMNS
-from shortcutbench.core.states import DEFAULT_BAND
+from shortcutbench.core.states import DEFAULT_BAND, STATE_COLUMNS
 
 STATES = layout(top_level_family()).states  # the MLP's (never zero-branch)
 
@@ -302,7 +302,7 @@ def states_table(data):
     the first layer's usable gradients and how many of them are subnormal."""
     frames = frames_of(data)
     cells, layers = frames["cells"], frames["layers"]
-    group = [c for c in CELL_AXES if c != "seed"]
+    group = list(GROUP)
     first = {tuple(r[c] for c in group): r
              for r in layers[layers["layer"] == 0].to_dict("records")}
     rows = []
@@ -310,7 +310,7 @@ def states_table(data):
         f = first.get(tuple(r[c] for c in group))
         n_first = int(f["grad_abs_mean_n_pos"]) if f is not None else 0
         rows.append({"variant": variant, **arm, "depth": depth, "n": int(r["n_cells"]),
-                     "counts": {s: int(r[f"state_{s.replace('-', '_')}"]) for s in STATES},
+                     "counts": {s: int(r[STATE_COLUMNS[s]]) for s in STATES},
                      "first_gmean": (_gmean(f["grad_abs_mean_log10_mean"], n_first)
                                      if f is not None else math.nan),
                      "first_subnormal": int(f["grad_abs_mean_n_subnormal"])
@@ -379,7 +379,7 @@ def special_cells(data):
     first core.partials.SPECIAL_SEEDS seeds of each group)."""
     frames = frames_of(data)
     cells, special = frames["cells"], frames["special"]
-    group = [c for c in CELL_AXES if c != "seed"]
+    group = list(GROUP)
     total = {tuple(k[:-1]): int(k[-1]) for k in cells[group + ["n_cells"]].itertuples(
         index=False)}
     listings = {"non_finite": [], "zero": []}

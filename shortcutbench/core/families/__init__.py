@@ -236,6 +236,14 @@ def top_level_family() -> str:
     return next(name for name, found in SPECS.items() if found.section == "")
 
 
+def config_key(name: str, key: str) -> str:
+    """A key of a family's config section as the config names it:
+    'shortcut' (the top level's), 'SECTION.shortcut' (a shipped family's),
+    'families.mine.shortcut'."""
+    section = spec(name).section
+    return f"{section}.{key}" if section else key
+
+
 def layout(name: str) -> Layout:
     return spec(name).layout
 

@@ -113,4 +113,7 @@ SPEC = register_family(FamilySpec(
            "BasicBlock.forward, shortcutbench/measuring/resnet.py); without shortcut the "
            "block is plain",
     switch_blocks=r"stages\.(\d+)\.(\d+)\.",
+    # BatchNorm without shortcuts (Yang et al.): its last conv is layer
+    # depth - 2 (the linear layer is depth - 1)
+    laws={"batchnorm": {"last": -2}},
     template="families/resnet.html.j2", order=2))
