@@ -102,9 +102,9 @@ def test_every_familys_chunks_have_paths_the_measure_rule_matches(tmp_path):
                                           "blocks": "(b)"}}},
      ["families.m.factory: 'a.b' does not match", "module:function"]),
     ({"models": ["gpt"], "studies": {"s": {"depths": [2]}}},
-     ["studies: the studies are the MLP's", "add mlp to models, or remove studies"]),
+     ["studies: the studies are further sweeps of mlp", "add mlp to models, or remove studies"]),
     ({"models": ["gpt"], "training": {"depths": [2]}},
-     ["training: the training runs are the MLP's"]),
+     ["training: the training runs are further sweeps of mlp"]),
 ])
 def test_a_bad_family_config_is_refused_naming_the_key(change, words):
     with pytest.raises(ConfigError) as error:

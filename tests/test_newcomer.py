@@ -79,7 +79,7 @@ def test_models_typed_without_the_mlp_skips_its_studies_and_training_with_a_note
     assert [n.split(": ")[1].split(",")[0] for n in sweep["notes"]] == [
         "the config file's studies (branch_scale", "the config file's training runs"]
     # written in a config file, the same is a mistake to report
-    with pytest.raises(ConfigError, match="studies: the studies are the MLP's"):
+    with pytest.raises(ConfigError, match="studies: the studies are further sweeps of mlp"):
         validate_config({**copy.deepcopy(files), "models": ["gpt"]}, str(SCHEMA))
 
 

@@ -60,8 +60,8 @@ def _explain(error, schema):
 
 
 def _explanations(errors, schema):
-    """One line per mistake: the MLP's missing axes (the schema's if/then)
-    in one line, every other error in its own."""
+    """One line per mistake: the top-level family's missing axes (the
+    schema's if/then) in one line, every other error in its own."""
     missing = [e.message.split("'")[1] for e in errors
                if e.validator == "required" and not e.absolute_path]
     lines = [_explain(e, schema) for e in errors
@@ -69,10 +69,11 @@ def _explanations(errors, schema):
     if missing:
         names = " and ".join(", ".join(repr(m) for m in missing).rsplit(", ", 1))
         verb = "is" if len(missing) == 1 else "are"
-        lines.insert(0, f"{names} {verb} required: the book's MLP (models lists mlp, as it "
-                        f"does by default) is swept over depths, widths and seeds; add "
-                        f"{'it' if len(missing) == 1 else 'them'} to the config (see "
-                        f"config/config.yaml), or leave mlp out of models.")
+        top = families.top_level_family()
+        lines.insert(0, f"{names} {verb} required: {top}, the family whose axes are the "
+                        f"config's top level (models lists it, as it does by default), is "
+                        f"swept over them; add {'it' if len(missing) == 1 else 'them'} to the "
+                        f"config (see config/config.yaml), or leave {top} out of models.")
     return lines
 
 
@@ -225,7 +226,7 @@ def validate_config(config, schema_path, file_config=None):
         raise ConfigError(f"Invalid config; nothing was run.\n  {lines}\n"
                           f"The schema is {schema_path}.{hint}")
     validate(config, schema_path, set_default=True)
-    notes = _without_the_mlps_sweeps(config) if models_typed else []
+    notes = _without_the_top_levels_sweeps(config) if models_typed else []
     problem = family_problem(config)
     if problem:
         raise ConfigError(f"Invalid config; nothing was run.\n  config key {problem}\n"
@@ -250,31 +251,35 @@ def validate_config(config, schema_path, file_config=None):
     return sweep
 
 
-# The MLP's own further sweeps, which run only where `models` lists it.
-MLP_SWEEPS = {"studies": "the studies are the MLP's further sweeps",
-              "training": "the training runs are the MLP's"}
+# The top-level family's further sweeps (the main sweep with some axes
+# replaced, and training runs), which run only where `models` lists it.
+TOP_LEVEL_SWEEPS = {"studies": "the studies", "training": "the training runs"}
 
 
-def _mlp_sweeps_asked(config):
-    """The keys of MLP_SWEEPS the config asks to run."""
-    return [key for key in MLP_SWEEPS if config.get(key) and config[key].get("enabled", True)]
+def _top_level_sweeps_asked(config):
+    """The keys of TOP_LEVEL_SWEEPS the config asks to run."""
+    return [key for key in TOP_LEVEL_SWEEPS
+            if config.get(key) and config[key].get("enabled", True)]
 
 
-def _without_the_mlps_sweeps(config):
-    """`models` typed on the command line without the MLP: the config file's
-    studies and training, the MLP's, are not run (--config cannot remove a
-    key).  Notes saying so; in a config file the same is an error."""
-    if families.top_level_family() in config["models"]:
+def _without_the_top_levels_sweeps(config):
+    """`models` typed on the command line without the top-level family: the
+    config file's studies and training, its further sweeps, are not run
+    (--config cannot remove a key).  Notes saying so; in a config file the
+    same is an error."""
+    top = families.top_level_family()
+    if top in config["models"]:
         return []
     notes, models = [], f"models=[{','.join(config['models'])}]"
-    asked = _mlp_sweeps_asked(config)
+    asked = _top_level_sweeps_asked(config)
     if "studies" in asked:
-        notes.append(f"{models} leaves out mlp: the config file's studies "
-                     f"({', '.join(sorted(config['studies']))}), the MLP's, are not run")
+        notes.append(f"{models} leaves out {top}: the config file's studies "
+                     f"({', '.join(sorted(config['studies']))}), further sweeps of {top}, "
+                     f"are not run")
         config["studies"] = {}
     if "training" in asked:
-        notes.append(f"{models} leaves out mlp: the config file's training "
-                     "runs, the MLP's, are not run")
+        notes.append(f"{models} leaves out {top}: the config file's training "
+                     f"runs, further sweeps of {top}, are not run")
         config["training"] = {**config["training"], "enabled": False}
     return notes
 
@@ -292,8 +297,8 @@ def _builder_problem(name, family):
                 f"transformers (a model class) or timm (a model name); it has {which}")
     if named[0] != "factory" and "depth_key" not in family:
         return (f"families.{name}.depth_key: a {named[0]} model needs the argument its depth "
-                f"sets, e.g. depth_key: n_layer (GPT-2), num_hidden_layers (Llama, BERT, ViT), "
-                f"layers (timm's resnet, with stages: 4) or depths (convnext, with stages: 4)")
+                f"sets, e.g. depth_key: n_layer (gpt2), num_hidden_layers (Llama, BERT, ViT), "
+                f"layers (timm's resnet18, with stages: 4) or depths (convnext, with stages: 4)")
     extra = [key for key in ("depth_key", "stages", "inputs", "without_norms") if key in family
              and named[0] == "factory"] + (["stages"] if "stages" in family
                                            and named[0] == "transformers" else [])
@@ -318,7 +323,7 @@ def _laws_problem(name, family):
             return (f"families.{name}.laws.xiong.param: {laws['xiong']['param']!r} is not a "
                     f"regular expression ({error}); write one that matches the whole name of "
                     f"each block's second FFN weight, e.g. "
-                    f"'transformer\\.h\\.\\d+\\.mlp\\.c_proj\\.weight'")
+                    f"'encoder\\.layer\\.\\d+\\.output\\.dense\\.weight' (BERT's)")
     if laws.get("branch_scale"):
         scales = {branch_label(x) for x in family.get("branch_scales", [1])}
         lacking = [x for x in ("1", BRANCH_RULE) if x not in scales]
@@ -343,10 +348,13 @@ def family_problem(config):
         if name in families.SHIPPED:
             return (f"families.{name}: {name!r} is the name of a shipped family "
                     f"({', '.join(families.SHIPPED)}); give your family another name")
-    if families.top_level_family() not in config["models"]:
-        asked = _mlp_sweeps_asked(config)
+    top = families.top_level_family()
+    if top not in config["models"]:
+        asked = _top_level_sweeps_asked(config)
         if asked:
-            return f"{asked[0]}: {MLP_SWEEPS[asked[0]]}; add mlp to models, or remove {asked[0]}"
+            return (f"{asked[0]}: {TOP_LEVEL_SWEEPS[asked[0]]} are further sweeps of {top}, "
+                    f"the family whose axes are the config's top level; add {top} to models, "
+                    f"or remove {asked[0]}")
     for spec in families.SPECS.values():  # what the schema cannot check of a section
         if spec.check is not None and spec.section in config:
             try:
