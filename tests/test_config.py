@@ -65,7 +65,7 @@ def test_bad_config_is_refused_naming_key_and_allowed_form(change, words):
 
 def test_a_missing_required_key_is_named():
     config = {k: v for k, v in SMALL_CONFIG.items() if k != "widths"}
-    with pytest.raises(ConfigError, match="'widths' is required: mlp, the family whose axes are the config's top level"):
+    with pytest.raises(ConfigError, match="'widths' is required: mlp, the family whose axes"):
         check(config)
 
 

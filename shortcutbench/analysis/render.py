@@ -33,7 +33,7 @@ from shortcutbench.analysis.formats import (
 )
 from shortcutbench.analysis.svg import figure
 from shortcutbench.analysis.variants import describe_seeds, variant_label
-from shortcutbench.core.families import SHIPPED_SECTIONS, SPECS, spec, top_level_family
+from shortcutbench.core.families import SPECS, shipped_sections, spec, top_level_family
 from shortcutbench.core.files import atomic_write, read_json
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -90,7 +90,7 @@ def config_as_run(config):
     models = config.get("models", [top])
     shown = {}
     for key, value in config.items():
-        if key in SHIPPED_SECTIONS and key not in models:
+        if key in shipped_sections() and key not in models:
             continue
         if key in TOP_LEVEL_KEYS and top not in models:
             continue

@@ -238,7 +238,7 @@ def validate_config(config, schema_path, file_config=None):
                **({"devices": expand_devices(axes["devices"])} if "devices" in axes else {})}
         for name, axes in config["studies"].items()
     }
-    for section in families.SHIPPED_SECTIONS:
+    for section in families.shipped_sections():
         if "devices" in config.get(section, {}):
             sweep[section] = {**config[section],
                               "devices": expand_devices(config[section]["devices"])}

@@ -175,16 +175,26 @@ class FamilySpec:
         return self.memory(section, dtype, checked)
 
 
-_REGISTERED: dict[str, FamilySpec] = {}
+# The shipped families, by name, in their specs' order.
+SPECS: dict[str, FamilySpec] = {}
+# Their names (a live view: a family registered later is one of them).
+SHIPPED = SPECS.keys()
 _USER_FAMILY: list[Callable[[str], FamilySpec]] = []
 
 
 def register_family(family: FamilySpec) -> FamilySpec:
     """Register a shipped family's spec, once, from its own module."""
-    if family.name in _REGISTERED:
+    if family.name in SPECS:
         raise ValueError(f"family {family.name!r} is registered twice")
-    _REGISTERED[family.name] = family
+    ordered = sorted([*SPECS.values(), family], key=lambda found: found.order)
+    SPECS.clear()
+    SPECS.update((found.name, found) for found in ordered)
     return family
+
+
+def shipped_sections() -> tuple[str, ...]:
+    """The shipped families' own config sections (the top level's is '')."""
+    return tuple(found.section for found in SPECS.values() if found.section)
 
 
 def register_user_family(make: Callable[[str], FamilySpec]) -> Callable[[str], FamilySpec]:
@@ -281,8 +291,3 @@ def _register_every_family():
 
 
 _register_every_family()
-# The shipped families, by name, in the order their modules register them.
-SPECS = dict(sorted(_REGISTERED.items(), key=lambda item: item[1].order))
-SHIPPED = tuple(SPECS)
-# The shipped families' own config sections (the top level's is '').
-SHIPPED_SECTIONS = tuple(s.section for s in SPECS.values() if s.section)
