@@ -6,15 +6,23 @@ import re
 import subprocess
 
 import pytest
+import torch
 import yaml
 from conftest import BIN, REPO, SMALL_CONFIG, snakemake, snakemake_environment
 
+from shortcutbench.analysis.families import family_numbers
+from shortcutbench.analysis.partials_frame import merge_sweep, read_partials
+from shortcutbench.core import families
 from shortcutbench.core.config import (
     ConfigError,
     coerce_command_line,
     load_schema,
     validate_config,
 )
+from shortcutbench.core.families import FamilySpec, Layout
+from shortcutbench.core.sweep import FamilyChunk
+from shortcutbench.measuring.family import Family
+from shortcutbench.measuring.measure import run_chunk
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -195,3 +203,67 @@ def test_snakemakes_own_report_works_in_the_runtime_environment(tmp_path):
                             text=True, capture_output=True)
     assert report.returncode == 0, report.stderr[-3000:]
     assert (workdir / "report.zip").stat().st_size > 10_000
+
+
+# ------------------------------------------------- a new family, one module
+
+class TinyResidualNet(torch.nn.Module):
+    """depth linear layers of width 4, each with its own residual add."""
+
+    def __init__(self, depth, shortcut):
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(depth))
+        self.shortcut = shortcut
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = x + torch.tanh(layer(x)) if self.shortcut else torch.tanh(layer(x))
+        return x
+
+
+class TinyFamily(Family):
+    """The whole measuring side of a new family: its build and its layers."""
+    name = "tiny"
+    mode = "eval"
+
+    def build(self, depth, shortcut, norm, options):
+        model = TinyResidualNet(depth, shortcut)
+        return model, (torch.randn(8, 4),), lambda out: out.pow(2).mean()
+
+    def layer_of(self, name, depth):
+        return int(name.split(".")[1])
+
+
+TINY = FamilySpec(
+    "tiny", "A tiny residual net", "layers", "tiny", Layout(profile=r"layers\.\d+\.weight"),
+    f"{__name__}:TinyFamily",
+    fields={"width": 4, "activation": "tanh", "init": "pytorch", "norm": "none"},
+    memory=lambda section, dtype, checked: 300, order=10)
+
+
+@pytest.fixture
+def tiny_family():
+    """The family registered the way its own module would register it."""
+    registered = families.register_family(TINY)
+    yield registered
+    families.SPECS.pop(registered.name)
+
+
+def test_a_family_of_one_module_runs_through_the_same_runner(tiny_family, tmp_path):
+    assert "tiny" in families.SHIPPED and families.spec("tiny") is tiny_family
+    chunk = FamilyChunk("tiny", "cpu", "float32", (0, 1), (2, 6), (False, True), ("none",),
+                        options={})
+    paths = {name: tmp_path / name for name in ("records.parquet", "machine.json",
+                                                "partial.json")}
+    run_chunk(chunk.params(), paths["records.parquet"], paths["machine.json"], progress=None,
+              partial_path=paths["partial.json"])
+    merged = merge_sweep([paths["partial.json"]], [paths["records.parquet"]], [chunk.params()],
+                         2.0, tmp_path / "partials.json", tmp_path / "summary.csv",
+                         tmp_path / "lines.csv")
+    assert merged["family_seeds"] == {"tiny": [0, 1]}
+    numbers = family_numbers(read_partials(tmp_path / "partials.json"), "tiny")
+    # every cell is counted in one state, at both depths, with and without shortcut
+    counted = {(r["depth"], r["arm"]["shortcut"]): sum(r["counts"].values())
+               for r in numbers["states"]}
+    assert counted == {(depth, flag): 2 for depth in (2, 6) for flag in (False, True)}
+    assert numbers["title"] == "A tiny residual net" and numbers["deepest"] == 6

@@ -4,23 +4,29 @@
 - measuring never loads pandas, seaborn, matplotlib, Snakemake or the analysis side,
   not even while it measures a chunk (pyarrow would import pandas as it writes one);
 - analysis never loads torch (it would pay ~1.7 s of import for nothing);
-- the laws never load scipy.stats (~0.4 s of import, a quarter of their job).
+- the laws never load scipy.stats (~0.4 s of import, a quarter of their job);
+- a shipped family's name appears in its own modules only (those its spec
+  declares, and folders named after it): shared code asks the spec.
 """
 
 import pkgutil
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO
 
 import shortcutbench
+from shortcutbench.core import families
 
 
 def modules_of(part):
+    """The part's modules, those of its subpackages too (a family's own)."""
     package = f"shortcutbench.{part}"
     path = [str(REPO / "shortcutbench" / part)]
-    return [package] + [f"{package}.{m.name}" for m in pkgutil.iter_modules(path)]
+    return [package] + [m.name for m in pkgutil.walk_packages(path, prefix=f"{package}.")]
 
 
 def python(code, *args):
@@ -155,3 +161,79 @@ print("after", "colorsys" in sys.modules)
 
 def test_a_blocked_import_fails_inside_the_block_only():
     assert python(BLOCK).splitlines() == ["blocked colorsys", "xml.dom True", "after True"]
+
+
+# ------------------------------------------------------------ family names
+
+# Where the code is: what the names may not be in outside a family's own files.
+CODE = ["shortcutbench", "scripts", "workflow", "Snakefile"]
+# What is the config's or the docs' (they may name any family): the config's
+# schema, the captions of Snakemake's report, and READMEs.
+NOT_CODE = ["workflow/schemas/", "workflow/report/", "README.md"]
+# Files that still name a family not theirs: the top-level family's
+# measuring road and its partial results.  Strict: once one of them no
+# longer does, its test fails until it leaves this list.
+STILL_NAMING = {
+    "shortcutbench/core/cell_stats.py", "shortcutbench/core/partials.py",
+    "shortcutbench/core/resources.py", "shortcutbench/core/store.py",
+    "shortcutbench/core/sweep.py", "shortcutbench/measuring/batched.py",
+    "shortcutbench/measuring/family.py", "shortcutbench/measuring/measure.py",
+    "shortcutbench/measuring/model.py",
+    "shortcutbench/analysis/partials_frame.py", "workflow/rules/measure.smk",
+}
+
+
+def module_file(where):
+    """The file of a spec's "module:name" or "module"."""
+    return str(Path(*where.split(":")[0].split(".")).with_suffix(".py"))
+
+
+def own_files(found):
+    """A shipped family's own files: its module here, the modules and files
+    its spec names, and whatever sits in a folder named after it."""
+    named = [found.measuring, found.analysis_hook, found.findings, found.sections]
+    return ({f"shortcutbench/core/families/{found.name}.py", found.rules,
+             found.template and f"shortcutbench/analysis/templates/{found.template}"}
+            | {module_file(where) for where in named if where}) - {None}
+
+
+def owners(path):
+    return {name for name, found in families.SPECS.items()
+            if path in own_files(found) or f"/{name}/" in f"/{path}"}
+
+
+def code_files():
+    for top in CODE:
+        paths = [REPO / top] if (REPO / top).is_file() else sorted((REPO / top).rglob("*"))
+        for path in paths:
+            relative = path.relative_to(REPO).as_posix()
+            if path.is_file() and path.suffix not in (".pyc",) and \
+                    not any(relative.startswith(n) or relative.endswith(n) for n in NOT_CODE):
+                yield relative
+
+
+def strangers(path):
+    """Each line of a file that names a shipped family it does not belong to."""
+    others = [name for name in families.SHIPPED if name not in owners(path)]
+    pattern = re.compile(rf"\b({'|'.join(others)})\b", re.IGNORECASE)
+    text = (REPO / path).read_text(errors="replace")
+    return [f"{path}:{n}: {line.strip()}" for n, line in enumerate(text.splitlines(), 1)
+            if pattern.search(line)]
+
+
+def test_a_familys_name_is_in_its_own_files_only():
+    found = [line for path in code_files() if path not in STILL_NAMING
+             for line in strangers(path)]
+    assert not found, "a family named outside its own files:\n" + "\n".join(found)
+
+
+def test_every_shipped_family_owns_its_declared_files():
+    for found in families.SPECS.values():
+        missing = [path for path in own_files(found) if not (REPO / path).is_file()]
+        assert not missing, f"{found.name}'s spec names files that are not there: {missing}"
+
+
+@pytest.mark.parametrize("path", sorted(STILL_NAMING))
+@pytest.mark.xfail(strict=True, reason="it names a family not its own")
+def test_the_files_that_still_name_a_family(path):
+    assert not strangers(path)

@@ -12,6 +12,7 @@ from shortcutbench.analysis.style import Arms
 from shortcutbench.analysis.variants import VARIANT_AXES
 from shortcutbench.core import arms as arm_forms
 from shortcutbench.core.arms import ARM_COLUMNS
+from shortcutbench.core.families.mlp import NAME
 from shortcutbench.core.files import read_json
 
 
@@ -61,5 +62,5 @@ def read_table(path, partials_path=None):
         verify(path, recorded)
     table = pd.read_csv(path, dtype={"branch_scale": str})
     if "model" in table:
-        table = table[table["model"] == "mlp"].reset_index(drop=True)
+        table = table[table["model"] == NAME].reset_index(drop=True)
     return table

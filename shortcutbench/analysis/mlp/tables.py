@@ -35,6 +35,7 @@ from shortcutbench.core import arms
 from shortcutbench.core.arms import ARM_COLUMNS, BOOK_BRANCH, BOOK_SCALE
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
 from shortcutbench.core.families import layout, top_level_family
+from shortcutbench.core.families.mlp import NAME
 from shortcutbench.core.files import write_json
 from shortcutbench.core.partials import GROUP, LINES, read_merged
 from shortcutbench.core.records import CELL_COLUMNS
@@ -59,8 +60,8 @@ def frames_of(data, band=DEFAULT_BAND):
             missing["param"] = "layers." + records["layer"].astype(str) + ".0.weight"
         return to_frames(partials_of_records(records.assign(**missing), band))
     if isinstance(data, dict) and hasattr(data.get("layers"), "columns"):
-        return only_model(data, "mlp")
-    return only_model(to_frames(data), "mlp")  # the GPT family has its own section
+        return only_model(data, NAME)
+    return only_model(to_frames(data), NAME)  # the other families have their own sections
 
 
 def _gmean(log10_mean, n):

@@ -11,7 +11,7 @@ runs them before it builds anything.  Each error names the key and the fix.
 
 The book's GPT_CONFIG_124M is reachable by config:
 
-    models: [mlp, gpt]
+    models: [gpt]
     gpt: {blocks: [12], emb_dim: 768, n_heads: 12, vocab_size: 50257,
           context_length: 1024, n_tokens: 64, qkv_bias: false}
 
