@@ -10,9 +10,15 @@ import numpy as np
 import pandas as pd
 
 from shortcutbench.analysis.intervals import t_interval
-from shortcutbench.analysis.partials_frame import SUMMARY_COLUMNS, SUMMARY_GROUP
+from shortcutbench.analysis.partials_frame import SUMMARY_GROUP
 from shortcutbench.core.files import atomic_write
 from shortcutbench.core.records import CELL_COLUMNS, Cell
+
+# The merge's summary's first columns (its quantiles and subnormal counts
+# come from the partial results only).
+SUMMARY_COLUMNS = SUMMARY_GROUP + ["n", "n_finite", "mean", "std", "ci95_low", "ci95_high",
+                                   "log10_mean", "log10_std", "log10_ci95_low",
+                                   "log10_ci95_high"]
 
 
 def with_all_axes(gradients):
