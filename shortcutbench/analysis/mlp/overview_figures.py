@@ -28,11 +28,12 @@ from shortcutbench.analysis.variants import (
 )
 from shortcutbench.core import arms as arm_forms
 from shortcutbench.core.arms import BOOK, BOOK_BRANCH, BOOK_SCALE, WITHOUT, branch_text
-from shortcutbench.core.families import layout, top_level_family
+from shortcutbench.core.families import layout
+from shortcutbench.core.families.mlp import NAME
 from shortcutbench.core.files import read_json
 from shortcutbench.core.states import SMALLEST_NORMAL
 
-STATES = layout(top_level_family()).states  # the MLP's (never zero-branch)
+STATES = layout(NAME).states  # never zero-branch
 
 SMALLEST_FLOAT32_NORMAL = SMALLEST_NORMAL["float32"]
 

@@ -34,14 +34,14 @@ from shortcutbench.analysis.variants import (
 from shortcutbench.core import arms
 from shortcutbench.core.arms import ARM_COLUMNS, BOOK_BRANCH, BOOK_SCALE
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
-from shortcutbench.core.families import layout, top_level_family
+from shortcutbench.core.families import layout
 from shortcutbench.core.families.mlp import NAME
 from shortcutbench.core.files import write_json
 from shortcutbench.core.partials import GROUP, LINES, read_merged
 from shortcutbench.core.records import CELL_COLUMNS
 from shortcutbench.core.states import DEFAULT_BAND, STATE_COLUMNS
 
-STATES = layout(top_level_family()).states  # the MLP's (never zero-branch)
+STATES = layout(NAME).states  # never zero-branch
 
 CELL_AXES = tuple(CELL_COLUMNS)
 
