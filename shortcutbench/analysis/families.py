@@ -77,12 +77,20 @@ def variants_of(cells) -> list[dict[str, Any]]:
 
 
 def main_variant(name: str, variants: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The family's book variant where the sweep has it, else its first."""
+    """The variant a family's report leads with, one rule for its headline
+    and its section: axis by axis, its spec's main value where the sweep
+    has it, else the first value left (variants in variant_sort_key's
+    order), so a sweep without the whole main variant leads with the one
+    closest to it."""
     wanted = families.spec(name).main_variant
-    for variant in variants:
-        if all(variant.get(axis) == value for axis, value in wanted.items()):
-            return variant
-    return variants[0] if variants else None
+    left = list(variants)
+    for axis in VARIANT_AXES:
+        if not left:
+            break
+        values = [v[axis] for v in left]
+        value = wanted[axis] if wanted.get(axis) in values else values[0]
+        left = [v for v in left if v[axis] == value]
+    return left[0] if left else None
 
 
 def swept_axes(variants: list[dict[str, Any]]) -> list[str]:

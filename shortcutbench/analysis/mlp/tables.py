@@ -17,6 +17,7 @@ from os import PathLike
 
 import numpy as np
 
+from shortcutbench.analysis.families import main_variant, variants_of
 from shortcutbench.analysis.partials_frame import (
     facts,
     interval_columns,
@@ -122,19 +123,15 @@ def sweep_facts(data):
     }
 
 
-def main_choice(axes, sweep_arms):
-    """The headline's main row: the book's value on every axis the sweep
-    includes it (for width 3, else the smallest), and the axes where that
-    value was chosen among others (book_axes)."""
-    variant, book_axes = {}, []
-    for axis in VARIANT_AXES:
-        values = axes[axis]
-        if BOOK_CASE[axis] in values:
-            variant[axis] = BOOK_CASE[axis]
-            if len(values) > 1:
-                book_axes.append(axis)
-        else:
-            variant[axis] = values[0]
+def main_choice(axes, sweep_arms, variants):
+    """The headline's main row: its variant (analysis/families.py's
+    main_variant: the book's value on every axis the sweep includes it,
+    else its first), its arm's lambda and alpha (the book's where swept),
+    and the axes where the book's value was chosen among others
+    (book_axes)."""
+    variant = main_variant(NAME, variants)
+    book_axes = [axis for axis in VARIANT_AXES
+                 if len(axes[axis]) > 1 and variant[axis] == BOOK_CASE[axis]]
     withs = [a for a in sweep_arms if a["shortcut"]]
     scales = sorted({a["scale"] for a in withs})
     branches = sorted({a["branch"] for a in withs})
@@ -213,7 +210,7 @@ def headline_table(data):
                             "ci_high": math.nan, "log10_sd": math.nan, "excluded": 0,
                             "excluded_seeds": "", "without_subnormal": 0})
             rows.append(row)
-    variant, scale, branch, book_axes = main_choice(_axes(frames), _arms(cells))
+    variant, scale, branch, book_axes = main_choice(_axes(frames), _arms(cells), variants_of(cells))
 
     def order(r):
         return (r["variant"] != variant, variant_sort_key(r["variant"]),
