@@ -35,6 +35,7 @@ import csv
 import datetime
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,6 +44,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from analysis_scale import MANY_AXES
@@ -66,8 +68,8 @@ class Side:
 
     def snakemake(self, workdir, config=None, *args, cores=2, engine=None):
         """Run this side's workflow in a fresh `workdir` (config: a dict written
-        as the whole config, or None for its config/config.yaml); returns the
-        wall seconds.  Exits with Snakemake's output if it fails."""
+        as the whole config, or None for its config/config.yaml).  Exits with
+        Snakemake's output if it fails."""
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         command = [str(BIN / "snakemake"), "-s", str(self.root / "Snakefile"), "-d",
@@ -78,13 +80,10 @@ class Side:
             path = workdir / "config.yaml"
             path.write_text(yaml.safe_dump({**config, **({"engine": engine} if engine else {})}))
             command += ["--configfile", str(path)]
-        started = time.perf_counter()
         result = subprocess.run(command, cwd=workdir, env=self.env(), text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        seconds = time.perf_counter() - started
         if result.returncode:
             sys.exit(f"{self.name}: snakemake failed:\n{result.stdout[-4000:]}")
-        return seconds
 
 
 @contextlib.contextmanager
@@ -100,8 +99,41 @@ def baseline_tree(scratch):
                        check=True, capture_output=True)
 
 
+class Took(NamedTuple):
+    """A run's wall seconds and the CPU seconds of every process it waited for."""
+    wall: float
+    cpu: float
+
+
+def took(function, *args, **kwargs):
+    """Run function (which runs processes) and time it: wall and its children's CPU."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    function(*args, **kwargs)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Took(wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+
+
+def medians(times):
+    """Print every row's median wall and CPU seconds and its runs; returns {row: Took}."""
+    median = {k: Took(statistics.median(t.wall for t in v), statistics.median(t.cpu for t in v))
+              for k, v in times.items()}
+    for k, v in times.items():
+        print(f"  {k:28s} wall {median[k].wall:6.1f} s, CPU {median[k].cpu:6.1f} s   "
+              f"(wall of each run: {', '.join(f'{t.wall:.1f}' for t in v)})")
+    return median
+
+
 def ratio(new, reference, target):
-    return f"{new / reference:.2f}x (target <= {target}x)"
+    """new / reference in wall time (the target's) and in CPU time (less sensitive
+    to what else the machine runs)."""
+    return (f"{new.wall / reference.wall:.2f}x wall (target <= {target}x), "
+            f"{new.cpu / reference.cpu:.2f}x CPU")
+
+
+def minus(a, b):
+    return Took(a.wall - b.wall, a.cpu - b.cpu)
 
 
 # --- mlp2800 --------------------------------------------------------------------------------
@@ -122,29 +154,28 @@ BATCHED_PROCESS = textwrap.dedent("""
 def batched_process(config, out):
     """The batched engine in one fresh process: import torch, measure every cell, write them."""
     code = BATCHED_PROCESS.format(repo=str(REPO), config=config, out=str(out))
-    started = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, env=NEW.env())
-    return time.perf_counter() - started
 
 
 def target_mlp2800(scratch, repeats=3):
     print("\n== mlp2800: measuring 2,800 MLP cells, engine batched, against the floor ==")
-    times = {"floor": [], "batched process": [], "workflow --until measure": [],
+    times = {"floor": [], "batched engine, one process": [], "workflow --until measure": [],
              "snakemake alone": []}
     for _ in range(repeats):
-        times["floor"].append(floor(SWEEP_2800, "measure_cell_book_style", scratch / "f.csv"))
-        times["batched process"].append(batched_process(SWEEP_2800, scratch / "b.csv"))
-        times["workflow --until measure"].append(NEW.snakemake(
-            scratch / "mlp2800", SWEEP_2800, "--until", "measure", engine="batched"))
-        times["snakemake alone"].append(snakemake_alone(scratch / "one-job"))
-    median = {k: statistics.median(v) for k, v in times.items()}
-    for k, v in times.items():
-        print(f"  {k:26s} {median[k]:6.2f} s   (runs: {', '.join(f'{t:.2f}' for t in v)})")
-    workflow = median["workflow --until measure"] - median["snakemake alone"]
+        times["floor"].append(took(floor, SWEEP_2800, "measure_cell_book_style",
+                                   scratch / "f.csv"))
+        times["batched engine, one process"].append(
+            took(batched_process, SWEEP_2800, scratch / "b.csv"))
+        times["workflow --until measure"].append(took(
+            NEW.snakemake, scratch / "mlp2800", SWEEP_2800, "--until", "measure",
+            engine="batched"))
+        times["snakemake alone"].append(took(snakemake_alone, scratch / "one-job"))
+    median = medians(times)
+    workflow = minus(median["workflow --until measure"], median["snakemake alone"])
     print(f"  the workflow's measuring after Snakemake's own cost / floor = "
           f"{ratio(workflow, median['floor'], 0.2)}")
     print(f"  the batched engine in one process / floor = "
-          f"{ratio(median['batched process'], median['floor'], 0.2)}")
+          f"{ratio(median['batched engine, one process'], median['floor'], 0.2)}")
 
 
 # --- many -----------------------------------------------------------------------------------
@@ -152,13 +183,13 @@ def target_mlp2800(scratch, repeats=3):
 def target_many(scratch, baseline):
     print("\n== many: the 240-variant sweep's measuring (14,400 cells, --until measure, "
           "--cores 2) ==")
-    base = baseline.snakemake(scratch / "many", MANY_AXES, "--until", "measure")
-    exact = NEW.snakemake(scratch / "many", MANY_AXES, "--until", "measure")
-    batched = NEW.snakemake(scratch / "many", MANY_AXES, "--until", "measure",
-                            engine="batched")
-    print(f"  {baseline.name:26s} {base:6.1f} s")
-    print(f"  {'new, engine exact':26s} {exact:6.1f} s   {ratio(exact, base, 0.25)}")
-    print(f"  {'new, engine batched':26s} {batched:6.1f} s   {ratio(batched, base, 0.25)}")
+    runs = {baseline.name: (baseline, None), "new, engine exact": (NEW, None),
+            "new, engine batched": (NEW, "batched")}
+    median = medians({name: [took(side.snakemake, scratch / "many", MANY_AXES, "--until",
+                                  "measure", engine=engine)]
+                      for name, (side, engine) in runs.items()})
+    for name in list(runs)[1:]:
+        print(f"  {name}: {ratio(median[name], median[baseline.name], 0.25)}")
 
 
 # --- default --------------------------------------------------------------------------------
@@ -189,11 +220,11 @@ def timeline(workdir):
         elif (match := re.match(r"\s+wildcards: (.*)", line)) and rule:
             rule[1] = match.group(1)
         elif (match := re.match(r"\s+jobid: (\d+)", line)) and rule:
-            started[match.group(1)] = (stamp, *rule)
+            started[match.group(1)] = (stamp, rule)  # its wildcards come after
         elif match := re.match(r"Finished jobid: (\d+)", line):
             ended[match.group(1)] = stamp
-    return sorted(((s - first).seconds, (ended.get(j, s) - first).seconds, r, w)
-                  for j, (s, r, w) in started.items())
+    return sorted(((s - first).seconds, (ended.get(j, s) - first).seconds, *rule)
+                  for j, (s, rule) in started.items())
 
 
 def describe_default(workdir, wall):
@@ -207,42 +238,43 @@ def describe_default(workdir, wall):
     print("    the longest jobs (start -> end, s after the first job):")
     runs = timeline(workdir)
     for start, end, rule, wildcards in sorted(runs, key=lambda r: r[0] - r[1])[:8]:
-        print(f"      {start:4d} -> {end:4d} ({end - start:3d} s) {rule} {wildcards[-70:]}")
+        print(f"      {start:4d} -> {end:4d} ({end - start:3d} s) {rule} {wildcards}")
     last = max(runs, key=lambda r: r[1])
-    print(f"    the last job ends at {last[1]} s ({last[2]}); the analysis after the "
-          f"measuring starts at {min(s for s, _, r, _ in runs if r.startswith('merge'))} s")
+    merge = min(s for s, _, r, w in runs if r == "merge" and w == "prefix=")
+    print(f"    the main sweep's merge (after every chunk) starts at {merge} s; the last job "
+          f"ends at {last[1]} s ({last[2]})")
 
 
 def target_default(scratch, baseline):
     print("\n== default: `make report`'s workflow (config/config.yaml, --cores 4) ==")
-    base = baseline.snakemake(scratch / "default-base", None, cores=4)
-    print(f"  {baseline.name:26s} {base:6.1f} s")
-    describe_default(scratch / "default-base", base)
-    for engine in ("exact", "batched"):
-        workdir = scratch / f"default-{engine}"
-        seconds = NEW.snakemake(workdir, None, cores=4,
-                                engine=engine if engine != "exact" else None)
-        print(f"  {'new, engine ' + engine:26s} {seconds:6.1f} s   {ratio(seconds, base, 0.5)}")
-        describe_default(workdir, seconds)
+    runs = {baseline.name: (baseline, None, "default-base"),
+            "new, engine exact": (NEW, None, "default-exact"),
+            "new, engine batched": (NEW, "batched", "default-batched")}
+    times = {name: [took(side.snakemake, scratch / workdir, None, cores=4, engine=engine)]
+             for name, (side, engine, workdir) in runs.items()}
+    median = medians(times)
+    for name, (_, _, workdir) in runs.items():
+        print(f"  {name}" + (f": {ratio(median[name], median[baseline.name], 0.5)}"
+                             if name != baseline.name else ""))
+        describe_default(scratch / workdir, median[name].wall)
 
 
 # --- floor280, floor2800 --------------------------------------------------------------------
 
 def against_floor(scratch, name, label, config, target, *args, repeats=3):
     print(f"\n== {name}: {label} ==")
-    times = {"floor": [], "snakemake alone": [], "engine exact": [], "engine batched": []}
+    times = {"floor": [], "snakemake alone": [], "new, engine exact": [],
+             "new, engine batched": []}
     for _ in range(repeats):
         for engine in ("exact", "batched"):
-            times[f"engine {engine}"].append(NEW.snakemake(
-                scratch / name, config, *args, engine=engine if engine != "exact" else None))
-        times["snakemake alone"].append(snakemake_alone(scratch / "one-job"))
-        times["floor"].append(floor(config, "measure_cell_book_style", scratch / "f.csv"))
-    median = {k: statistics.median(v) for k, v in times.items()}
-    for k, v in times.items():
-        print(f"  {k:26s} {median[k]:6.2f} s   (runs: {', '.join(f'{t:.2f}' for t in v)})")
-    alone = median["snakemake alone"]
+            times[f"new, engine {engine}"].append(took(
+                NEW.snakemake, scratch / name, config, *args,
+                engine=engine if engine != "exact" else None))
+        times["snakemake alone"].append(took(snakemake_alone, scratch / "one-job"))
+        times["floor"].append(took(floor, config, "measure_cell_book_style", scratch / "f.csv"))
+    median = medians(times)
     for engine in ("exact", "batched"):
-        ours = median[f"engine {engine}"] - alone
+        ours = minus(median[f"new, engine {engine}"], median["snakemake alone"])
         print(f"  new, engine {engine}, after Snakemake's own cost / floor = "
               f"{ratio(ours, median['floor'], target)}")
 
