@@ -61,12 +61,13 @@ lint: test-env
 	snakefmt --check Snakefile workflow
 	ruff check .
 
-## bench: the performance benchmarks, ~15 minutes (prints figures; see docs/benchmarks.md)
+## bench: the performance benchmarks, ~20 minutes (prints figures; see docs/benchmarks.md)
 bench: env
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/families.py
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/zoo.py
 
 clean:

@@ -1,9 +1,14 @@
 """Short training runs: deterministic, recorded, and they learn."""
 
 import csv
+import dataclasses
+import io
 import math
 
+import pytest
+
 from shortcutbench.core.sweep import training_jobs
+from shortcutbench.measuring.batched_training import BATCH, train_runs_batched
 from shortcutbench.measuring.measure import configure_torch
 from shortcutbench.measuring.training import (
     COLUMNS,
@@ -12,6 +17,10 @@ from shortcutbench.measuring.training import (
     train_group,
     train_run,
 )
+
+SMALL = {"enabled": True, "depths": [3], "widths": [8], "seeds": [1, 2],
+         "shortcut": [False, True], "activations": ["gelu_tanh"], "norms": ["none"],
+         "steps": 20, "optimizer": "adam", "learning_rate": 0.01, "samples": 16}
 
 
 def test_the_task_is_fixed():
@@ -69,3 +78,70 @@ def test_the_training_figure_is_drawn_and_deterministic(tmp_path):
     for ext in ("svg", "png"):
         first = (tmp_path / f"a.{ext}").read_bytes()
         assert len(first) > 1000 and first == (tmp_path / f"b.{ext}").read_bytes()
+
+
+def _batched(runs):
+    configure_torch()
+    return list(train_runs_batched(runs, *regression_task(runs[0].width, runs[0].samples)))
+
+
+def _worst_relative_difference(a, b):
+    return max(abs(p - q) / abs(p) for p, q in zip(a, b))
+
+
+@pytest.mark.parametrize("optimizer, learning_rate", [("adam", 1e-2), ("sgd", 1e-1)])
+@pytest.mark.parametrize("norm", ["none", "pre_layernorm"])
+def test_batched_training_is_within_1e_5_of_the_exact_runs(optimizer, learning_rate, norm):
+    runs = [TrainingRun(3, 8, seed, shortcut, norm=norm, steps=20, optimizer=optimizer,
+                        learning_rate=learning_rate, samples=16)
+            for seed in (1, 2) for shortcut in (False, True)]
+    configure_torch()
+    exact = [train_run(run) for run in runs]
+    batched = _batched(runs)
+    assert len(batched) == len(runs)
+    for (losses, start, end), (b_losses, b_start, b_end) in zip(exact, batched):
+        assert len(b_losses) == len(losses) and len(b_start) == len(b_end) == len(start)
+        assert _worst_relative_difference(losses + start + end,
+                                          b_losses + b_start + b_end) < 1e-5
+
+
+def test_a_batched_run_does_not_depend_on_its_companions_or_place():
+    run = TrainingRun(3, 8, 5, True, steps=10, samples=16)
+    alone = _batched([run])
+    others = [dataclasses.replace(run, seed=seed, shortcut=shortcut)
+              for seed in (1, 2, 3) for shortcut in (False, True)]
+    first = _batched([run] + others[:3])[0]
+    last = _batched(others + [run])[len(others)]
+    # more runs than a batch: it lands in the second one
+    second_batch = _batched(others + others[:BATCH - len(others)] + [run])[BATCH]
+    assert alone[0] == first == last == second_batch
+
+
+def test_batched_training_writes_the_same_bytes_twice_and_the_exact_rows(tmp_path):
+    exact = training_jobs(SMALL)["activation~gelu_tanh/width~8/norm~none/depth~3"]
+    batched = training_jobs(SMALL, "batched")["activation~gelu_tanh/width~8/norm~none/depth~3"]
+    assert "engine" not in exact and batched == {**exact, "engine": "batched"}
+    logs = [io.StringIO(), io.StringIO()]
+    for name, log in zip(("a", "b"), logs):
+        train_group(batched, tmp_path / f"{name}.csv", progress=log)
+    train_group(exact, tmp_path / "exact.csv", progress=None)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert logs[0].getvalue().startswith("training 4 runs, engine batched")
+    with open(tmp_path / "a.csv") as f, open(tmp_path / "exact.csv") as g:
+        rows, exact_rows = list(csv.DictReader(f)), list(csv.DictReader(g))
+    # the same runs, steps and layers in the same order; the values within 1e-5
+    key = [c for c in COLUMNS if c != "value"]
+    assert [[r[c] for c in key] for r in rows] == [[r[c] for c in key] for r in exact_rows]
+    assert _worst_relative_difference([float(r["value"]) for r in exact_rows],
+                                      [float(r["value"]) for r in rows]) < 1e-5
+
+
+def test_the_exact_engine_trains_each_run_as_train_run_does(tmp_path):
+    job = training_jobs({**SMALL, "steps": 3})["activation~gelu_tanh/width~8/norm~none/depth~3"]
+    train_group(job, tmp_path / "t.csv", progress=None)
+    with open(tmp_path / "t.csv") as f:
+        losses = [float(r["value"]) for r in csv.DictReader(f)
+                  if r["kind"] == "loss" and r["seed"] == "2" and r["shortcut"] == "True"]
+    configure_torch()
+    assert losses == train_run(TrainingRun(3, 8, 2, True, steps=3, learning_rate=0.01,
+                                           samples=16))[0]

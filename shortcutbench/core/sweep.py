@@ -344,10 +344,11 @@ def n_cells(sweep: dict[str, Any]) -> int:
             * len(sweep["inits"]) * len(sweep["norms"]) * variants)
 
 
-def training_jobs(training):
+def training_jobs(training, engine="exact"):
     """The training config (validated) -> {job name: params}, one job of
     shortcutbench.training per (activation, width, norm, depth): deep runs
-    are the slow ones, so depths go to jobs that can run side by side."""
+    are the slow ones, so depths go to jobs that can run side by side.  The
+    engine is in a job's params only when batched, as in Chunk.params."""
     if not training["enabled"]:
         return {}
     jobs = {}
@@ -360,7 +361,8 @@ def training_jobs(training):
                                   "depth": depth, "seeds": sorted(training["seeds"]),
                                   "shortcut": sorted(training["shortcut"]),
                                   **{k: training[k] for k in ("steps", "optimizer",
-                                                              "learning_rate", "samples")}}
+                                                              "learning_rate", "samples")},
+                                  **({"engine": engine} if engine != "exact" else {})}
     return jobs
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from shortcutbench.core.files import atomic_write
-from shortcutbench.measuring.measure import configure_torch
+from shortcutbench.measuring.batched_training import BATCH, train_runs_batched
+from shortcutbench.measuring.family import configure_torch
 from shortcutbench.measuring.model import ExampleDeepNeuralNetwork, layer_sizes
 
 TASK_SEED = 0  # the task is the same for every run
@@ -83,29 +84,38 @@ def train_run(run: TrainingRun) -> tuple[list[float], list[float], list[float]]:
 
 
 def train_group(params, out_path, progress=sys.stderr):
-    """All runs of one (activation, width, norm, depth): every seed and shortcut flag."""
+    """All runs of one (activation, width, norm, depth): every seed and shortcut
+    flag, one after another (`engine: exact`, the default) or batched over
+    seeds (`engine: batched`, measuring/batched_training.py)."""
     configure_torch()
     rows = []
     started = time.perf_counter()
-    runs = [(seed, shortcut) for seed in params["seeds"] for shortcut in params["shortcut"]]
-    for n, (seed, shortcut) in enumerate(runs, 1):
-        spec = TrainingRun(
-            depth=params["depth"], width=params["width"], seed=seed, shortcut=shortcut,
-            activation=params["activation"], norm=params["norm"], steps=params["steps"],
-            optimizer=params["optimizer"], learning_rate=params["learning_rate"],
-            samples=params["samples"])
-        losses, start, end = train_run(spec)
+    runs = [TrainingRun(
+        depth=params["depth"], width=params["width"], seed=seed, shortcut=shortcut,
+        activation=params["activation"], norm=params["norm"], steps=params["steps"],
+        optimizer=params["optimizer"], learning_rate=params["learning_rate"],
+        samples=params["samples"])
+        for seed in params["seeds"] for shortcut in params["shortcut"]]
+    engine = params.get("engine", "exact")
+    if progress:
+        print(f"training {len(runs)} runs, engine {engine}"
+              + (f" ({BATCH} runs a batch)" if engine == "batched" else ""),
+              file=progress, flush=True)
+    if engine == "batched":
+        results = train_runs_batched(runs, *regression_task(params["width"], params["samples"]))
+    else:
+        results = map(train_run, runs)
+    for n, (spec, (losses, start, end)) in enumerate(zip(runs, results), 1):
         run = [getattr(spec, column) for column in RUN_COLUMNS]
         rows += [run + ["loss", step, value] for step, value in enumerate(losses)]
         rows += [run + ["grad_start", layer, value] for layer, value in enumerate(start)]
         rows += [run + ["grad_end", layer, value] for layer, value in enumerate(end)]
         final = losses[-1]
         if progress:
-            print(f"trained {n}/{len(runs)}: seed {seed}, shortcut {shortcut}: loss "
+            print(f"trained {n}/{len(runs)}: seed {spec.seed}, shortcut {spec.shortcut}: loss "
                   f"{losses[0]:.4g} -> {final:.4g}{'' if math.isfinite(final) else ' (diverged)'} "
                   f"({time.perf_counter() - started:.1f} s)", file=progress, flush=True)
     with atomic_write(out_path, newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(COLUMNS)
         writer.writerows(rows)
-

@@ -50,7 +50,9 @@ try:
 except ConfigError as error:
     # The message alone: it names the key and the fix; a traceback would not help.
     sys.exit(f"ConfigError: {error}")
-TRAINING_JOBS = training_jobs(SWEEP["training"]) if "training" in SWEEP else {}
+TRAINING_JOBS = (
+    training_jobs(SWEEP["training"], SWEEP["engine"]) if "training" in SWEEP else {}
+)
 # '' for the main sweep (results/), 'studies/NAME/' for each study.
 PREFIXES = [study_prefix(name) for name in ["", *sorted(SWEEP["studies"])]]
 # The model families to measure; the top-level family's own tables, figures
