@@ -1,7 +1,7 @@
 """Training runs batched over seeds (`engine: batched`).
 
 The exact path (training.train_run) trains one network at a time; a step of
-the book's MLP is a few small matmuls, so its time is Python and torch's
+the book's network is a few small matmuls, so its time is Python and torch's
 per-op overhead.  Here BATCH runs of one training group train at once: each
 layer's parameters are one tensor stacked over the runs ([runs, out, in]),
 the forward goes through torch.baddbmm, and the optimizer steps the stacked
