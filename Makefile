@@ -49,11 +49,11 @@ test-fast: test-env
 
 ## test-zoo: the tests that build transformers and timm models (config/zoo.yaml's families through the real workflow)
 test-zoo: test-env
-	SHORTCUTBENCH_ZOO_TESTS=1 pytest -m zoo
+	SHORTCUTBENCH_ZOO_TESTS=1 pytest -n 0 -m zoo
 
 ## test-cluster: bring up a three-node SLURM cluster here (root), run sweeps through it (one loses a node), stop it
 test-cluster: test-env
-	bash tests/cluster/run.sh
+	bash tests/cluster/run.sh -n 0
 
 ## lint: snakemake's own linter, snakefmt and ruff, all clean
 lint: test-env

@@ -90,9 +90,11 @@ def job_log(path: PathLike) -> Iterator[TextIO]:
             traceback.print_exc(file=log)
             log.flush()
             sys.stderr = saved
-            # A one-line summary where the person running snakemake sees it.
-            print(f"error: {type(exc).__name__}: {exc} (full traceback in {path})",
-                  file=sys.stderr)
+            # A one-line summary where the person running snakemake sees it,
+            # in one write: parallel jobs share that stream, and print()'s
+            # two writes (text, newline) can be split by another job's line.
+            sys.stderr.write(f"error: {type(exc).__name__}: {exc} (full traceback in {path})\n")
+            sys.stderr.flush()
             if isinstance(exc, Exception):
                 # The job fails with that line alone: the traceback is in the
                 # log, not repeated in snakemake's output.

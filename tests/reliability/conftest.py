@@ -1,6 +1,9 @@
 """Fixtures of the reliability tests; the helpers are in helpers.py."""
 
+import copy
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +45,31 @@ def reference(tmp_path_factory):
     assert returncode == 0, sweep.output[-5000:]
     end = sweep.lines[-1][0]
     return Reference(INTERRUPT_CONFIG, workdir, tree(workdir / "results"), end - first_job)
+
+
+@pytest.fixture(scope="module")
+def schema_parsed_once():
+    """Snakemake's validate() (which validate_config calls) parses its schema
+    file again on every call, with the pure-Python YAML parser: a tenth of a
+    second, most of the time of a test that validates hundreds of configs.
+    The schema does not change while tests run; parse each file once, and
+    hand out copies (validate() sets the schema's defaults into the config
+    by reference)."""
+    import snakemake.utils
+
+    parse = snakemake.utils._load_configfile
+    parsed = {}
+
+    def once(source, filetype="Config"):
+        if not isinstance(source, (str, os.PathLike)):
+            return parse(source, filetype)
+        path = Path(source).resolve()
+        stat = path.stat()
+        key = (path, stat.st_mtime_ns, stat.st_size, filetype)
+        if key not in parsed:
+            parsed[key] = parse(source, filetype)
+        return copy.deepcopy(parsed[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(snakemake.utils, "_load_configfile", once)
+        yield

@@ -7,6 +7,7 @@ test modules keeps meaning tests/conftest.py.
 
 import contextlib
 import copy
+import fcntl
 import json
 import os
 import signal
@@ -203,16 +204,22 @@ class Counts:
             return
         from shortcutbench.core.files import atomic_write
 
-        try:
-            previous = json.loads(Path(path).read_text())
-        except (OSError, ValueError):
-            previous = {}
-        data = previous.get("sections", {})
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        for section, numbers in self.sections.items():
-            data[section] = {**numbers, "when": stamp}
-        with atomic_write(path) as f:
-            json.dump({"about": "counts from the last run of tests/reliability; "
-                                "each section is replaced when its tests run",
-                       "sections": data}, f, indent=1, sort_keys=True)
-            f.write("\n")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # pytest-xdist's workers each write their own sections, perhaps at
+        # once: one read-merge-write at a time, or one loses the other's.
+        with open(path.with_name(path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                previous = json.loads(path.read_text())
+            except (OSError, ValueError):
+                previous = {}
+            data = previous.get("sections", {})
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            for section, numbers in self.sections.items():
+                data[section] = {**numbers, "when": stamp}
+            with atomic_write(path) as f:
+                json.dump({"about": "counts from the last run of tests/reliability; "
+                                    "each section is replaced when its tests run",
+                           "sections": data}, f, indent=1, sort_keys=True)
+                f.write("\n")

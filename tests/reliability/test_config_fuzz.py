@@ -36,6 +36,8 @@ from .helpers import SCHEMA_PATH, run, schema, workflow_config
 
 SCHEMA = schema()
 
+pytestmark = pytest.mark.usefixtures("schema_parsed_once")
+
 # The JSON-schema keywords the generators below know how to stay inside of
 # (and step outside of).  Annotations are harmless.
 UNDERSTOOD = {"type", "properties", "required", "additionalProperties", "propertyNames",

@@ -13,6 +13,22 @@ from shortcutbench.core.sweep import plan_chunks
 
 from .helpers import SCHEMA_PATH, run, tree
 
+# A measuring job's one-line summary of its error (core/files.py's job_log).
+SUMMARY = re.compile(r"error: \w+: .*?\(full traceback in logs/measure/(\S+?)\.log\)")
+
+
+def job_summaries(output):
+    """{chunk name: its job's summary} from snakemake's merged output.
+
+    A job writes its summary in one write, so the line arrives whole; but it
+    need not start a line: Snakemake's logger writes a many-line message and
+    its final newline in two writes, and a job's summary can land between
+    them, after that message's last line."""
+    found = list(SUMMARY.finditer(output))
+    names = [match.group(1) for match in found]
+    assert len(set(names)) == len(names), output[-6000:]  # one summary a job
+    return {match.group(1): match.group(0) for match in found}
+
 
 def host_has_cuda():
     import torch
@@ -40,13 +56,12 @@ def test_a_cuda_chunk_fails_alone_naming_device_and_host(reference, tmp_path, co
     cpu = [c for c in chunks if c.device == "cpu"]
     assert cuda and cpu
     # Each cuda job's one-line summary names the device and the host ...
-    summary = [line for line in result.stdout.splitlines() if line.startswith("error: ")]
-    assert len(summary) == len(cuda), summary
-    for chunk, line in zip(sorted(cuda, key=lambda c: c.name), sorted(summary)):
+    summaries = job_summaries(result.stdout)
+    assert sorted(summaries) == sorted(chunk.name for chunk in cuda), result.stdout[-6000:]
+    for line in summaries.values():
         assert line.startswith("error: DeviceUnavailable: device 'cuda' is not available on "
                                f"host {host!r}"), line
-        assert f"(full traceback in logs/measure/{chunk.name}.log)" in line
-    assert "Traceback (most recent call last)" not in result.stdout
+    assert "Traceback (most recent call last)" not in result.stdout, result.stdout[-6000:]
     # ... and so does its log, with the traceback.
     for chunk in cuda:
         log = (workdir / "logs" / "measure" / f"{chunk.name}.log").read_text()
