@@ -3,6 +3,7 @@ engine's columns and cells, its numbers within the precision contract, and
 a cell's bits that depend on its seed and config alone."""
 
 import copy
+import json
 import math
 
 import pytest
@@ -81,4 +82,6 @@ def test_the_log_names_the_engine(tmp_path, engine):
     with open(tmp_path / "log", "w") as log:
         run_chunk(params, tmp_path / "records.parquet", tmp_path / "machine.json", log)
     assert f"engine: {engine} (" in (tmp_path / "log").read_text()
+    # the report's provenance reads which path the chunk took
+    assert json.loads((tmp_path / "machine.json").read_text())["engine"] == engine
     assert len(read_records(tmp_path / "records.parquet")) == 2 * 2 * 3

@@ -107,6 +107,24 @@ def branch_labels(values):
                                                    0.0 if label == BRANCH_RULE else float(label))))
 
 
+# The keys of every chunk's params besides its family's options.
+CHUNK_KEYS = ("model", "device", "dtype", "seeds", "depths", "shortcuts", "norms", "options")
+
+
+def chunk_family(params: ChunkParams) -> str:
+    """The family a chunk's params are of (the top-level family's name none)."""
+    return params.get("model", families.top_level_family())
+
+
+def chunk_options(params: ChunkParams) -> dict[str, Any]:
+    """What a chunk's family needs besides its swept axes: its `options`; the
+    top-level family's chunks hold them beside the shared keys, as its
+    chunks' params always have (Snakemake re-runs a job whose params change)."""
+    if "options" in params:
+        return params["options"]
+    return {key: value for key, value in params.items() if key not in CHUNK_KEYS}
+
+
 def cells_of(params: ChunkParams) -> list[dict[str, Any]]:
     """Every cell of a chunk, from its params, as plain dicts with
     records.Cell's fields, in a fixed order.  The branch scale alpha only

@@ -14,7 +14,7 @@ NAME = "mlp"
 SPEC = register_family(FamilySpec(
     NAME, "The book\u2019s MLP (chapter 4.4)", "layers", "",
     Layout(profile=r"layers\.\d+\.0\.weight", stream=True),
-    "shortcutbench.measuring.model:MLPFamily", generic_figures=(),
+    "shortcutbench.measuring.mlp:MLPFamily", generic_figures=(),
     main_variant={axis: BOOK_CASE[axis] for axis in ("width", "activation", "init", "norm",
                                                       "dtype", "device")},
     switch="one residual add per layer where the shapes match, x = x + layer(x) "
