@@ -8,12 +8,13 @@ import math
 
 import pytest
 from conftest import REPO, SMALL_CONFIG
+from mlp_chunks import mlp_chunk
 
 from shortcutbench.core.cell_stats import cell_values
 from shortcutbench.core.config import ConfigError, validate_config
 from shortcutbench.core.records import Cell
 from shortcutbench.core.store import read_records
-from shortcutbench.core.sweep import Chunk, cells_of, plan_chunks
+from shortcutbench.core.sweep import cells_of, plan_chunks
 from shortcutbench.measuring.batched import BATCH, batchable, measure_cells_batched
 from shortcutbench.measuring.measure import measure_cell, measure_cells, run_chunk
 
@@ -21,7 +22,7 @@ SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 
 def chunk(seeds, depths=(1, 2, 8), width=32, engine="batched"):
-    return Chunk("", "cpu", "float32", "gelu_tanh", width, tuple(seeds), tuple(depths),
+    return mlp_chunk("", "cpu", "float32", "gelu_tanh", width, tuple(seeds), tuple(depths),
                  (False, True), (1.0,), ("pytorch",), ("none",), ("1",), engine=engine)
 
 

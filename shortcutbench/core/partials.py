@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from shortcutbench.core import cell_stats, states
+from shortcutbench.core import cell_stats, families, states
 from shortcutbench.core.arms import ARM_COLUMNS
 from shortcutbench.core.book import BOOK_CASE
 from shortcutbench.core.files import atomic_write, compact_json
@@ -147,8 +147,8 @@ def _log10(values, mask):
 
 # Columns records made before some families existed may lack, and their values there.
 # (a zero share unknown: NaN, never "mostly zero")
-ADDED_COLUMNS = {"model": "mlp", "token_cosine": math.nan, "tied": "", "ndim": 0,
-                 "grad_zero_share": math.nan}
+ADDED_COLUMNS = {"model": families.top_level_family(), "token_cosine": math.nan, "tied": "",
+                 "ndim": 0, "grad_zero_share": math.nan}
 
 
 def _column(records, name):
@@ -216,20 +216,16 @@ def chunk_partials(records: Sequence[Record] | Mapping[str, Sequence],
     if len(models) > 1:
         raise ValueError("a chunk's records hold one model family, not "
                          f"{', '.join(models.tolist())}")
-    if models[0] != "mlp":
-        # One row per parameter, layers -1 and up: a cell's rows are those of
-        # one cell code (the MLP's start at layer 0).
-        code = cell_code[order]
-        starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
-        depths = np.diff(np.append(starts, len(code)))
-        values = cell_stats.family_values_many(columns, starts, band)
-        profile = _flat_profile(values.pop("profile"))
-    else:
-        starts, depths = cell_stats.cell_bounds(columns["layer"])
-        values = cell_stats.cell_values_many(columns, band)
-        # The MLP's profile is every layer's weight, whose moments the layers
-        # table holds already: analysis derives its blocks from them.
-        profile = None
+    # Each cell's rows are those of one cell code.
+    code = cell_code[order]
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    depths = np.diff(np.append(starts, len(code)))
+    values = cell_stats.values_function(str(models[0]))(columns, starts, band)
+    # A family whose profile is every layer's weight (the top-level MLP's)
+    # gives none: the layers table holds its moments already, and analysis
+    # derives its blocks from them.
+    profile = values.pop("profile", None)
+    profile = _flat_profile(profile) if profile is not None else None
     values["state"] = cell_stats.state_indices(values)
     cell_of_row = np.repeat(np.arange(len(starts)), depths)
     cells = {name: columns[name][starts] for name in CELL_COLUMNS + ["output", "finite"]}
@@ -438,7 +434,7 @@ def _special(columns, cells, cell_of_row):
 
 def _book(columns):
     """The book's cell, both arms: without, and x + layer(x) (lambda 1, alpha 1)."""
-    mask = columns["model"] == "mlp"
+    mask = columns["model"] == families.top_level_family()
     for axis, value in BOOK_CASE.items():
         mask &= columns[axis] == value
     mask &= ~columns["shortcut"] | ((columns["shortcut_scale"] == 1.0)
