@@ -31,7 +31,7 @@ from shortcutbench.core import partials as core
 from shortcutbench.core.families import top_level_family
 from shortcutbench.core.files import atomic_write, sha256_of, write_json
 from shortcutbench.core.records import CELL_COLUMNS
-from shortcutbench.core.sweep import chunk_family
+from shortcutbench.core.sweep import cells_of, chunk_family, units_of
 
 SUMMARY_GROUP = [c for c in CELL_COLUMNS if c != "seed"] + ["layer"]
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -227,24 +227,45 @@ def write_csv(frame, path):
 
 # ---------------------------------------------------------------- rule merge
 
-def _checked(partial_paths, records_paths, chunk_params, band):
-    for partial, records, chunk in zip(partial_paths, records_paths, chunk_params):
-        data = core.read_partial(partial, chunk, records, band)
-        yield data  # folded in, then dropped
+def _checked(partial_paths, records_paths, chunk_params, band, names):
+    """Each chunk's partial results, checked, in the order of the chunks'
+    names (a pack's chunks among the others'), whichever jobs measured them:
+    the merge folds a group's chunks in the same order, so its numbers are
+    the same bytes packed or not.  A file is read again only where packs
+    interleave; one at a time is held."""
+    order = []
+    for job, (params, name) in enumerate(zip(chunk_params, names)):
+        for part, (unit_name, _) in enumerate(units_of(params)):
+            order.append((unit_name or name, job, part))
+    held, data = None, None
+    for _, job, part in sorted(order):
+        if held != job:
+            data = core.read_partial(partial_paths[job], chunk_params[job], records_paths[job],
+                                     band)
+            held = job
+        if "parts" not in data:
+            yield data  # folded in, then dropped
+            continue
+        unit = units_of(chunk_params[job])[part][1]
+        yield {"n_cells": len(cells_of(unit)), "band": data["band"],
+               **core.chunk_tables(data)[part]}
 
 
 def merge_sweep(partial_paths, records_paths, chunk_params, band, partials_path,
-                summary_path, lines_path):
+                summary_path, lines_path, names=None):
     """Rule merge: the chunks' partial results -> partials.json,
     summary.csv and lines.csv of one sweep.  Raises CorruptPartial naming
     a partial.json or records file that does not match its chunk."""
     if not (len(partial_paths) == len(records_paths) == len(chunk_params)):
         raise ValueError("one partial.json and one records file per chunk")
-    merged = core.merge_partials(_checked(partial_paths, records_paths, chunk_params, band))
+    names = names or [f"{n:09d}" for n in range(len(chunk_params))]  # their order
+    merged = core.merge_partials(_checked(list(partial_paths), list(records_paths),
+                                          chunk_params, band, names))
     # Each family's seeds ("seeds": the top-level family's, which its tables read).
     seeds = {}
-    for chunk in chunk_params:
-        seeds.setdefault(chunk_family(chunk), set()).update(int(s) for s in chunk["seeds"])
+    for job in chunk_params:
+        for _, chunk in units_of(job):
+            seeds.setdefault(chunk_family(chunk), set()).update(int(s) for s in chunk["seeds"])
     merged["family_seeds"] = {model: sorted(s) for model, s in sorted(seeds.items())}
     merged["seeds"] = merged["family_seeds"].get(top_level_family(), [])
     write_csv(summary_frame(frame_of(merged["layers"])), summary_path)

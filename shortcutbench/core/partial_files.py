@@ -64,7 +64,9 @@ def read_partial(path: PathLike, chunk: ChunkParams | None = None,
                  records_path: PathLike | None = None, band: float | None = None) -> dict:
     """A chunk's partial.json, checked: its version, its chunk params equal
     `chunk`, its cell count that of the chunk's cells, its band `band`, and
-    the sha256 of the records file equal to the one it was made from."""
+    the sha256 of the records file equal to the one it was made from.  A
+    pack's (sweep.Pack) holds one set of tables per chunk (`parts`:
+    chunk_tables gives them)."""
 
     try:
         with open(path, "rb") as f:
@@ -74,9 +76,15 @@ def read_partial(path: PathLike, chunk: ChunkParams | None = None,
         raise _refuse(path, f"cannot be read as JSON ({error})") from None
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise _refuse(path, f"is not a version {VERSION} partial result")
-    missing = [name for name in TABLES if name not in data]
+    parts = data.get("parts", [data])
+    if not isinstance(parts, list) or not all(isinstance(part, dict) for part in parts):
+        raise _refuse(path, "has no list of tables per chunk")
+    missing = sorted({name for part in parts for name in TABLES if name not in part})
     if missing:
         raise _refuse(path, f"lacks the tables {missing}")
+    if chunk is not None and "pack" in chunk and len(parts) != len(chunk["pack"]):
+        raise _refuse(path, f"holds the tables of {len(parts)} chunks, expected "
+                            f"{len(chunk['pack'])}")
     if chunk is not None:
         if data.get("chunk") != json.loads(json.dumps(chunk)):
             raise _refuse(path, "was made for other chunk params than this sweep's")
@@ -93,6 +101,12 @@ def read_partial(path: PathLike, chunk: ChunkParams | None = None,
 
         verify(records_path, str(data.get("records_sha256")))
     return data
+
+
+def chunk_tables(data: dict) -> list[dict]:
+    """The tables of each chunk a read partial result holds: a pack's, one
+    set per chunk in its order; a chunk's, its own."""
+    return data.get("parts", [data])
 
 
 def read_merged(path: PathLike) -> dict:

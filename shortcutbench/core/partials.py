@@ -56,6 +56,7 @@ from shortcutbench.core.moments import Moments, combine, moments, usable  # noqa
 from shortcutbench.core.partial_files import (  # noqa: F401
     VERSION,
     CorruptPartial,
+    chunk_tables,
     read_merged,
     read_partial,
     write_partial,

@@ -28,8 +28,10 @@ cell is seeded on its own), so the final tables are the same bytes either way.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import itertools
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -53,7 +55,9 @@ ChunkParams = dict[str, Any]
 
 CHUNK_PATTERN = (r"((studies/[a-z][a-z0-9_]*/)?cells/device~[a-z0-9-]+/dtype~[a-z0-9]+/"
                  r"activation~[a-z_]+/width~[0-9]+/seeds~[0-9_-]+"
-                 r"|cells/model~[a-z][a-z0-9_]*/device~[a-z0-9-]+/dtype~[a-z0-9]+/seeds~[0-9_-]+)")
+                 r"|cells/model~[a-z][a-z0-9_]*/device~[a-z0-9-]+/dtype~[a-z0-9]+/seeds~[0-9_-]+"
+                 r"|(studies/[a-z][a-z0-9_]*/)?cells/model~[a-z][a-z0-9_]*/device~[a-z0-9-]+/"
+                 r"dtype~[a-z0-9]+/pack~[0-9a-f]{12})")
 PREFIX_PATTERN = r"(studies/[a-z][a-z0-9_]*/)?"
 # The keys of every chunk's params besides its family's options.
 CHUNK_KEYS = ("model", "device", "dtype", "seeds", "depths", "shortcuts", "norms", "options")
@@ -66,8 +70,17 @@ def _planning(name: str, function: str):
 
 
 def chunk_family(params: ChunkParams) -> str:
-    """The family a chunk's params are of (the top-level family's name none)."""
+    """The family a chunk's (or a pack's) params are of (the top-level
+    family's where they name none)."""
     return params.get("model", families.top_level_family())
+
+
+def units_of(params: ChunkParams) -> list[tuple[str | None, ChunkParams]]:
+    """A job's chunks as (name, params): a pack's (Pack.params()), or the
+    chunk itself (its name not in its params: None)."""
+    if "pack" in params:
+        return [(unit["name"], unit["params"]) for unit in params["pack"]]
+    return [(None, params)]
 
 
 def chunk_options(params: ChunkParams) -> dict[str, Any]:
@@ -80,9 +93,11 @@ def chunk_options(params: ChunkParams) -> dict[str, Any]:
 
 
 def cells_of(params: ChunkParams) -> list[dict[str, Any]]:
-    """Every cell of a chunk, from its params, as plain dicts with
-    records.Cell's fields, in a fixed order: its family's own enumeration
-    where it has one, else family_cells'."""
+    """Every cell of a chunk (or of a pack: its chunks' in turn), from its
+    params, as plain dicts with records.Cell's fields, in a fixed order: its
+    family's own enumeration where it has one, else family_cells'."""
+    if "pack" in params:
+        return [cell for _, unit in units_of(params) for cell in cells_of(unit)]
     own = _planning(chunk_family(params), "chunk_cells")
     return own(params) if own else family_cells(params)
 
@@ -160,6 +175,91 @@ class Chunk:
         return self.mem
 
 
+@dataclass(frozen=True)
+class Pack:
+    """One measuring job holding several chunks of one family, study, device
+    and dtype (up to `cells_per_job` cells): a sweep of many small variants
+    is then a few jobs, not one import of torch per variant.  Its name is
+    the digest of its chunks' names; beside its records, the job writes
+    their names (results/{name}.chunks.json), from which a later plan knows
+    what the pack holds (pack_chunks)."""
+    chunks: tuple[Chunk, ...]
+
+    @property
+    def model(self) -> str:
+        return self.chunks[0].model
+
+    @property
+    def study(self) -> str:
+        return self.chunks[0].study
+
+    @property
+    def device(self) -> str:
+        return self.chunks[0].device
+
+    @property
+    def dtype(self) -> str:
+        return self.chunks[0].dtype
+
+    @property
+    def study_prefix(self) -> str:
+        return study_prefix(self.study)
+
+    @property
+    def group_path(self) -> str:
+        return (f"{study_prefix(self.study)}cells/model~{self.model}/"
+                f"device~{device_slug(self.device)}/dtype~{self.dtype}")
+
+    @property
+    def name(self) -> str:
+        digest = hashlib.sha256("\n".join(c.name for c in self.chunks).encode()).hexdigest()
+        return f"{self.group_path}/pack~{digest[:PACK_DIGEST]}"
+
+    def params(self) -> ChunkParams:
+        return {"model": self.model, "device": self.device, "dtype": self.dtype,
+                "pack": [{"name": c.name, "params": c.params()} for c in self.chunks]}
+
+    def cells(self) -> list[dict[str, Any]]:
+        return cells_of(self.params())
+
+    def mem_mb(self) -> int:
+        """Its biggest cell's: the job measures one cell at a time."""
+        return max(c.mem_mb() for c in self.chunks)
+
+
+# A measuring job: one chunk, or a pack of them.
+Job = Chunk | Pack
+PACK_DIGEST = 12  # hex digits of a pack's name
+PACK_CHUNKS = ".chunks.json"  # beside a pack's records: the names of its chunks
+
+
+def pack_chunks_path(records_path: str) -> str:
+    """Where the names of a pack's chunks are written, beside its records."""
+    return re.sub(r"\.parquet$", "", str(records_path)) + PACK_CHUNKS
+
+
+def _existing_packs(results_dir, folder):
+    """{pack name: its chunks' names} of the finished packs in one folder
+    (records and the names of its chunks both there)."""
+    try:
+        names = os.listdir(os.path.join(results_dir, folder))
+    except OSError:
+        return {}
+    found = {}
+    for name in sorted(names):
+        match = re.fullmatch(r"(pack~[0-9a-f]+)" + re.escape(PACK_CHUNKS), name)
+        if not match or f"{match.group(1)}.parquet" not in names:
+            continue
+        try:
+            with open(os.path.join(results_dir, folder, name)) as f:
+                chunks = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(chunks, list) and all(isinstance(c, str) for c in chunks):
+            found[f"{folder}/{match.group(1)}"] = chunks
+    return found
+
+
 def _existing_seed_sets(group_dir):
     """Seed sets of the chunk files already in one group's folder (Parquet;
     CSV chunks of earlier versions are not reused)."""
@@ -217,26 +317,73 @@ def family_variants(name: str, section: dict[str, Any],
 
 
 def plan_chunks(config: dict[str, Any], results_dir: str = "results",
-                checks: dict[str, Any] | None = None) -> list[Chunk]:
-    """The chunks that together hold every cell of every family the config's
-    `models` lists, in its order.  checks: {user family: what its check
-    measured} (its memory estimate comes from there)."""
-    chunks = []
+                checks: dict[str, Any] | None = None) -> list[Job]:
+    """The measuring jobs that together hold every cell of every family the
+    config's `models` lists, in its order: its chunks (a variant's block of
+    seeds each), those of one study, device and dtype packed up to the
+    family's `cells_per_job` cells a job (Pack).  checks: {user family: what
+    its check measured} (its memory estimate comes from there)."""
+    jobs = []
     sections = families.sections(config)
     for name in config.get("models", [families.top_level_family()]):
         own = _planning(name, "variants")
         found = own(config, checks) if own else family_variants(name, sections[name], checks)
+        section = sections.get(name, config)  # the top-level family's: the config
+        packs, chunks = {}, {}
         for variant in found:
             variant = dict(variant)
             seeds, per_job = variant.pop("seeds"), variant.pop("seeds_per_job")
             probe = Chunk(name, seeds=(), **variant)
+            folder = Pack((probe,)).group_path
+            if folder not in packs:
+                packs[folder] = _existing_packs(results_dir, folder)
             existing = _existing_seed_sets(os.path.join(results_dir, probe.group_path))
+            existing += [parse_seeds_slug(held.rpartition("/seeds~")[2])
+                         for names in packs[folder].values() for held in names
+                         if held.rpartition("/seeds~")[0] == probe.group_path]
             for block in _choose_chunks(seeds, existing, per_job):
-                chunks.append(Chunk(name, seeds=block, **variant))
-    return chunks
+                chunks.setdefault(folder, []).append(Chunk(name, seeds=block, **variant))
+        for folder, found_chunks in chunks.items():
+            jobs += _pack(found_chunks, packs[folder], section.get("cells_per_job"),
+                          results_dir)
+    return jobs
 
 
-def memory_problem(chunks: list[Chunk], max_mem_mb: int | None = None) -> str | None:
+def _pack(chunks, finished, cells_per_job, results_dir):
+    """Chunks of one family, study, device and dtype -> their jobs.  A
+    finished pack whose chunks are all still wanted is kept, and so is a
+    finished chunk of its own; the rest go, in name order, as many chunks
+    a job as fit `cells_per_job` cells (one chunk a job where it is None; a
+    pack of one chunk is that chunk)."""
+    if not cells_per_job:
+        return list(chunks)
+    wanted = {chunk.name: chunk for chunk in chunks}
+    jobs, taken = [], set()
+    for name, held in sorted(finished.items(), key=lambda item: (-len(item[1]), item[0])):
+        if set(held) <= wanted.keys() and not taken & set(held):
+            pack = Pack(tuple(wanted[chunk] for chunk in held))
+            if pack.name == name:
+                jobs.append(pack)
+                taken |= set(held)
+    group, count = [], 0
+    for chunk in sorted(chunks, key=lambda c: c.name):
+        if chunk.name in taken:
+            continue
+        if os.path.exists(os.path.join(results_dir, f"{chunk.name}.parquet")):
+            jobs.append(chunk)
+            continue
+        n = len(chunk.cells())
+        if group and count + n > cells_per_job:
+            jobs.append(group[0] if len(group) == 1 else Pack(tuple(group)))
+            group, count = [], 0
+        group.append(chunk)
+        count += n
+    if group:
+        jobs.append(group[0] if len(group) == 1 else Pack(tuple(group)))
+    return jobs
+
+
+def memory_problem(jobs: list[Job], max_mem_mb: int | None = None) -> str | None:
     """A message naming the biggest cell that cannot fit, its estimate, the
     limit and the fix, or None if every chunk's biggest cell fits.  The limit
     is `max_mem_mb` (the config key) or this machine's memory."""
@@ -246,6 +393,7 @@ def memory_problem(chunks: list[Chunk], max_mem_mb: int | None = None) -> str | 
                          "this machine's memory; set max_mem_mb to change it")
         if limit is None:
             return None
+    chunks = [chunk for job in jobs for chunk in getattr(job, "chunks", (job,))]
     over = [chunk for chunk in chunks if chunk.mem_mb() > limit]
     if not over:
         return None

@@ -24,7 +24,14 @@ from shortcutbench.core.imports import blocked_imports
 from shortcutbench.core.partials import chunk_partials, write_partial
 from shortcutbench.core.states import DEFAULT_BAND
 from shortcutbench.core.store import write_records  # one Parquet file per chunk
-from shortcutbench.core.sweep import ChunkParams, cells_of, chunk_family, chunk_options
+from shortcutbench.core.sweep import (
+    ChunkParams,
+    cells_of,
+    chunk_family,
+    chunk_options,
+    pack_chunks_path,
+    units_of,
+)
 from shortcutbench.measuring.devices import deterministic, torch_device
 from shortcutbench.measuring.family import configure_torch, family_of
 
@@ -66,34 +73,48 @@ def write_chunk(records, path):
 def run_chunk(params: ChunkParams, records_path: PathLike, machine_path: PathLike,
               progress: TextIO | None = sys.stderr, partial_path: PathLike | None = None,
               band: float = DEFAULT_BAND) -> None:
-    """Measure one chunk, given by its params (sweep.Chunk.params()): its
-    records go to `records_path`, where and how it was measured to
-    `machine_path`, and, after the records, its partial results
-    (core/partials.py, with the records file's sha256 and the healthy band
-    `band`) to `partial_path`.  Its family's measuring class measures its
+    """Measure one job, given by its params (sweep.Chunk.params() or
+    sweep.Pack.params()): its records go to `records_path`, where and how it
+    was measured to `machine_path`, and, after the records, its partial
+    results (core/partials.py, with the records file's sha256 and the
+    healthy band `band`; a pack's: one set of tables per chunk) to
+    `partial_path`.  Each chunk's family's measuring class measures its
     cells (Family.measure_cells: per cell, or its own faster path)."""
     started = time.time()
     settings = deterministic(params["device"])
-    cells = cells_of(params)
-    options = chunk_options(params)
-    family = family_of(chunk_family(params), options)
-    engine, how = family.engine(options)
-    if progress:
-        print(f"engine: {engine} ({how})", file=progress, flush=True)
-    records = family.measure_cells(cells, options, progress)
+    records, parts, engines = [], [], []
+    # A pack's chunks one after another, each through its family's class:
+    # a cell's numbers do not depend on its job, nor a chunk's tables.
+    for _, unit in units_of(params):
+        options = chunk_options(unit)
+        family = family_of(chunk_family(unit), options)
+        engine, how = family.engine(options)
+        if progress and engine not in engines:
+            print(f"engine: {engine} ({how})", file=progress, flush=True)
+        engines.append(engine)
+        unit_records = family.measure_cells(cells_of(unit), options, progress)
+        if partial_path is not None:
+            parts.append(unit_records)
+        records.extend(unit_records)
+    cells = len(cells_of(params))
     # The records file's sha256, recorded in the partial results: every later
     # reader checks the file against it (core.store.verify).
     sha256 = write_chunk(records, records_path)
-    meta = {"chunk": params, "cells": len(cells), "engine": engine, "started": started,
+    meta = {"chunk": params, "cells": cells, "engine": "/".join(dict.fromkeys(engines)),
+            "started": started,
             "seconds": round(time.time() - started, 3), **machine_facts(params["device"]),
             **settings}
     if partial_path is not None:
         t0 = time.perf_counter()
-        write_partial(chunk_partials(records, band), partial_path, params, len(cells), sha256,
-                      band)
+        tables = [chunk_partials(part, band) for part in parts]
+        write_partial(tables[0] if "pack" not in params else {"parts": tables}, partial_path,
+                      params, cells, sha256, band)
         meta["partial_seconds"] = round(time.perf_counter() - t0, 3)
         if progress:
             print(f"partial results in {meta['partial_seconds']} s", file=progress, flush=True)
     # At the end, when everything the family's module pulls in is loaded.
     meta["packages"] = imported_distributions()
     write_json(meta, machine_path)
+    if "pack" in params:
+        # what a later plan reads to know what the pack holds (sweep.Pack)
+        write_json([name for name, _ in units_of(params)], pack_chunks_path(records_path))
