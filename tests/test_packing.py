@@ -147,3 +147,17 @@ def test_the_workflow_measures_packs_and_asks_their_memory(tmp_path):
     assert dry.count("rule measure:") == 2  # a pack of each width's two blocks of seeds
     assert sorted(map(int, re.findall(r"mem_mb=(\d+)", dry))) == [cell_mem_mb(4, 3),
                                                                    cell_mem_mb(4, 64)]
+
+
+@pytest.mark.slow
+def test_the_workflow_s_results_are_the_same_bytes_packed_or_not(tmp_path):
+    config = {**MANY, "activations": ["relu", "tanh"], "training": {"enabled": False}}
+    targets = ["results/gradients.csv", "results/tables.json", "results/partials.json",
+               "results/summary.csv", "results/lines.csv"]
+    out = {}
+    for label, per_job in (("packed", 100), ("unpacked", 1)):
+        snakemake(tmp_path / label, {**config, "cells_per_job": per_job}, *targets)
+        out[label] = {t: (tmp_path / label / t).read_bytes() for t in targets}
+    packs = list((tmp_path / "packed" / "results" / "cells").rglob("pack~*.parquet"))
+    assert len(packs) == 2 and not list((tmp_path / "unpacked").rglob("pack~*"))
+    assert out["packed"] == out["unpacked"]
