@@ -24,6 +24,15 @@ are kept, and only the seeds no chunk holds are measured: adding seed 10 to
 seeds 0-9 adds the chunk `seeds~10` instead of re-measuring `seeds~0-10`.
 A chunk's numbers do not depend on which chunk a cell was measured in (every
 cell is seeded on its own), so the final tables are the same bytes either way.
+
+Small chunks of one family, study, device and dtype are packed into one job
+(Pack), up to the family's `cells_per_job` cells:
+
+    results/cells/model~mlp/device~cpu/dtype~float32/pack~5d4eeb5974b0.parquet
+
+named by the digest of its chunks' names, which its job writes beside its
+records (pack~....chunks.json): a later plan keeps a finished pack whose
+chunks are all still wanted and packs the rest again the same way.
 """
 
 from __future__ import annotations
