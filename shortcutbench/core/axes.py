@@ -1,13 +1,11 @@
 """The axes every family's cells share, and how a chunk's path spells them.
 
 Torch-free, pandas-free and free of the families' registry, so that a
-family's own module (core/families/) can use them while it registers.
+family's own module (core/families/) can import it while it registers.
 """
 
 import itertools
 from collections.abc import Iterable
-
-from shortcutbench.core.records import BRANCH_RULE, branch_label
 
 
 def seed_runs(seeds: Iterable[int]) -> list[tuple[int, int]]:
@@ -56,6 +54,10 @@ def shortcut_variants(shortcuts, scales):
 def branch_labels(values):
     """The config's branch scales -> their labels (records.branch_label), in a
     fixed order: numbers by value, then the rule "1/sqrt(depth)"."""
+    # Here, not at the top: records asks the families' registry when it is
+    # imported, and a family's module imports this while it registers.
+    from shortcutbench.core.records import BRANCH_RULE, branch_label
+
     labels = {branch_label(v) for v in values}
     return tuple(sorted(labels, key=lambda label: (label == BRANCH_RULE,
                                                    0.0 if label == BRANCH_RULE else float(label))))
