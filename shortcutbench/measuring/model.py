@@ -17,8 +17,8 @@ Parameter names stay the book's: `layers.{i}.0.weight`.
 `init_parameters` and `forward` are the same network without `nn.Module`:
 the same random draws in the same order and the same tensor operations, so
 the numbers are bit-identical (tests/test_model.py checks it), at about half
-the Python overhead.  The measurement uses them (measuring/mlp/exact.py);
-the module is the reference, and measuring/mlp/'s `MLPFamily` the network
+the Python overhead.  The measurement uses them (measuring/mlp_exact.py);
+the module is the reference, and measuring/mlp.py's `MLPFamily` the network
 through the contract every family is measured by (measuring/family.py).
 """
 

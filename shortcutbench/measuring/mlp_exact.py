@@ -91,7 +91,7 @@ def cell_records(cell: Cell, values: list[float], loss_value: float,
                  output_value: float) -> list[Record]:
     """One cell's records, one per layer, from its statistics: `values` holds
     six numbers a layer, in _layer_statistics' order.  Shared by both engines
-    (measuring/mlp/batched.py), so their records have the same columns."""
+    (measuring/batched.py), so their records have the same columns."""
     # grad_stream_cos is NaN wherever a vector is zero (a dead cell): not overflow.
     finite = (all(math.isfinite(v) for j, v in enumerate(values) if j % 6 != 5)
               and math.isfinite(loss_value) and math.isfinite(output_value))
