@@ -115,7 +115,7 @@ def chunk_partials(records: Sequence[Record] | Mapping[str, Sequence],
     starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
     depths = np.diff(np.append(starts, len(code)))
     values = cell_stats.values_function(str(models[0]))(columns, starts, band)
-    # A family whose profile is every layer's weight (the top-level MLP's)
+    # A family whose profile is every layer's weight (the top-level family's)
     # gives none: the layers table holds its moments already, and analysis
     # derives its blocks from them.
     profile = values.pop("profile", None)

@@ -1,9 +1,10 @@
-"""The book's MLP measured fast and exactly: one cell at a time, the book's
-`print_gradients` made fast (the `exact` engine, bit for bit the book-style
-loop's numbers; tests/test_model.py and tests/test_golden.py check it).
+"""The book's network (chapter 4.4) measured fast and exactly: one cell at a
+time, the book's `print_gradients` made fast (the `exact` engine, bit for bit
+the book-style loop's numbers; tests/test_model.py and tests/test_golden.py
+check it); its family class's measure_cells takes this path.
 
-An MLP cell is one network (depth, width, seed, shortcut, activation, ...)
-on one device in one dtype.  Its measurement is the book's
+A cell is one network (depth, width, seed, shortcut, activation, ...) on
+one device in one dtype.  Its measurement is the book's
 `print_gradients`: one forward pass on the sample input, MSE loss against
 zero, one backward pass, then the mean |gradient| of every layer's weight,
 plus a few more statistics; one record per layer.
@@ -115,7 +116,7 @@ def cell_records(cell: Cell, values: list[float], loss_value: float,
             "grad_stream_cos": cos,
             "loss": loss_value,
             "output": output_value,
-            "token_cosine": math.nan,  # the GPT family's
+            "token_cosine": math.nan,  # another family's statistic
             "finite": finite,
         })
     return records
