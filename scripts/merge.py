@@ -7,4 +7,4 @@ with job_log(snakemake.log[0]):
 
     merge_sweep(snakemake.input.partials, snakemake.input.records, snakemake.params.chunks,
                 snakemake.params.healthy_band, snakemake.output.partials,
-                snakemake.output.summary, snakemake.output.lines)
+                snakemake.output.summary, snakemake.output.lines, snakemake.params.names)

@@ -3,16 +3,18 @@ engine's columns and cells, its numbers within the precision contract, and
 a cell's bits that depend on its seed and config alone."""
 
 import copy
+import json
 import math
 
 import pytest
 from conftest import REPO, SMALL_CONFIG
+from mlp_chunks import mlp_chunk
 
 from shortcutbench.core.cell_stats import cell_values
 from shortcutbench.core.config import ConfigError, validate_config
 from shortcutbench.core.records import Cell
 from shortcutbench.core.store import read_records
-from shortcutbench.core.sweep import Chunk, cells_of, plan_chunks
+from shortcutbench.core.sweep import cells_of, plan_chunks
 from shortcutbench.measuring.batched import BATCH, batchable, measure_cells_batched
 from shortcutbench.measuring.measure import measure_cell, measure_cells, run_chunk
 
@@ -20,7 +22,7 @@ SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 
 def chunk(seeds, depths=(1, 2, 8), width=32, engine="batched"):
-    return Chunk("", "cpu", "float32", "gelu_tanh", width, tuple(seeds), tuple(depths),
+    return mlp_chunk("", "cpu", "float32", "gelu_tanh", width, tuple(seeds), tuple(depths),
                  (False, True), (1.0,), ("pytorch",), ("none",), ("1",), engine=engine)
 
 
@@ -81,4 +83,6 @@ def test_the_log_names_the_engine(tmp_path, engine):
     with open(tmp_path / "log", "w") as log:
         run_chunk(params, tmp_path / "records.parquet", tmp_path / "machine.json", log)
     assert f"engine: {engine} (" in (tmp_path / "log").read_text()
+    # the report's provenance reads which path the chunk took
+    assert json.loads((tmp_path / "machine.json").read_text())["engine"] == engine
     assert len(read_records(tmp_path / "records.parquet")) == 2 * 2 * 3

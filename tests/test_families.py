@@ -26,7 +26,7 @@ from shortcutbench.core.sweep import (
 )
 from shortcutbench.measuring import family as runner
 from shortcutbench.measuring.family import configure_torch, measure_chunk
-from shortcutbench.measuring.model import MLPFamily
+from shortcutbench.measuring.mlp import MLPFamily
 from shortcutbench.measuring.resnet import ResNet, ResNetFamily
 from shortcutbench.measuring.user_family import FamilyError, check
 

@@ -6,10 +6,11 @@ import re
 
 import pytest
 from conftest import SMALL_CONFIG, snakemake
+from mlp_chunks import mlp_chunk
 
 from shortcutbench.core import resources
 from shortcutbench.core.resources import cell_mem_mb, cell_parameters, chunk_mem_mb
-from shortcutbench.core.sweep import Chunk, study_sweeps
+from shortcutbench.core.sweep import memory_problem, plan_chunks
 
 
 def test_the_parameter_count_is_the_model_s():
@@ -33,33 +34,36 @@ def test_the_estimate_grows_with_depth_times_width_squared():
 
 
 def test_a_chunk_needs_what_its_biggest_cell_needs():
-    chunk = Chunk("", "cpu", "float64", "relu", 512, (0, 1), (1, 8, 64), (False, True),
-                  (1.0,), ("pytorch",), ("none",))
+    chunk = mlp_chunk("", "cpu", "float64", "relu", 512, (0, 1), (1, 8, 64), (False, True),
+                      (1.0,), ("pytorch",), ("none",))
     assert chunk_mem_mb(chunk) == cell_mem_mb(64, 512, "float64")
 
 
-def sweeps(**axes):
-    return study_sweeps({"depths": [1, 5], "widths": [3], "dtypes": ["float32"], **axes})
+def chunks(**axes):
+    config = {"depths": [1, 5], "widths": [3], "seeds": [0], "shortcut": [False, True],
+              "shortcut_scales": [1.0], "devices": ["cpu"], "activations": ["gelu_tanh"],
+              "inits": ["pytorch"], "norms": ["none"], "dtypes": ["float32"],
+              "seeds_per_job": 100, **axes}
+    return plan_chunks(config, "no-such-results-dir")
 
 
 def test_a_normal_sweep_fits():
     assert resources.machine_mem_mb() > 0
-    assert resources.memory_problem(sweeps()) is None
-    assert resources.memory_problem(sweeps(), max_mem_mb=1000) is None
+    assert memory_problem(chunks()) is None
+    assert memory_problem(chunks(), max_mem_mb=1000) is None
 
 
 def test_a_cell_that_cannot_fit_is_refused_with_its_numbers(monkeypatch):
     monkeypatch.setattr(resources, "machine_mem_mb", lambda: 16000)
-    message = resources.memory_problem(sweeps(depths=[1, 100000], widths=[3, 65536]))
+    message = memory_problem(chunks(depths=[1, 100000], widths=[3, 65536]))
     assert message.startswith("config key max_mem_mb: the cell depth 100000 x width 65536 "
                               "(float32) would need ~")
     estimate = cell_mem_mb(100000, 65536)
     assert f"~{estimate:,} MB" in message and "16,000 MB allowed (this machine's memory" in message
     assert "Fix: lower the largest depth or width" in message
     # the limit the user sets, and a study named
-    message = resources.memory_problem(
-        study_sweeps({"depths": [1], "widths": [3], "dtypes": ["float32"],
-                      "studies": {"wide": {"widths": [4096], "depths": [64]}}}),
+    message = memory_problem(
+        chunks(depths=[1], studies={"wide": {"widths": [4096], "depths": [64]}}),
         max_mem_mb=2000)
     assert "depth 64 x width 4096 (float32) of study 'wide'" in message
     assert "more than the 2,000 MB allowed (max_mem_mb in the config)" in message

@@ -9,8 +9,8 @@ from torch import nn
 
 from shortcutbench.core.book import BOOK_GRADIENTS, RTOL
 from shortcutbench.core.records import COLUMNS, Cell
+from shortcutbench.measuring.family import DTYPES
 from shortcutbench.measuring.measure import (
-    DTYPES,
     configure_torch,
     measure_cell,
     measure_cell_book_style,

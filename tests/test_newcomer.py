@@ -20,7 +20,7 @@ from shortcutbench.core.config import (
     validate_config,
 )
 from shortcutbench.core.families import FamilySpec, Layout
-from shortcutbench.core.sweep import FamilyChunk
+from shortcutbench.core.sweep import Chunk
 from shortcutbench.measuring.family import Family
 from shortcutbench.measuring.measure import run_chunk
 
@@ -251,8 +251,8 @@ def tiny_family():
 
 def test_a_family_of_one_module_runs_through_the_same_runner(tiny_family, tmp_path):
     assert "tiny" in families.SHIPPED and families.spec("tiny") is tiny_family
-    chunk = FamilyChunk("tiny", "cpu", "float32", (0, 1), (2, 6), (False, True), ("none",),
-                        options={})
+    chunk = Chunk("tiny", "", "cpu", "float32", (0, 1), (2, 6), (False, True), ("none",),
+                  options={})
     paths = {name: tmp_path / name for name in ("records.parquet", "machine.json",
                                                 "partial.json")}
     run_chunk(chunk.params(), paths["records.parquet"], paths["machine.json"], progress=None,

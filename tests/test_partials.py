@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+from mlp_chunks import mlp_chunk
 from test_report import make_gradients
 
 from shortcutbench.analysis.aggregate import summary_table
@@ -22,7 +23,6 @@ from shortcutbench.analysis.partials_frame import (
 from shortcutbench.core import partials
 from shortcutbench.core.files import sha256_of
 from shortcutbench.core.records import Cell
-from shortcutbench.core.sweep import Chunk
 from shortcutbench.measuring.measure import measure_cells, run_chunk
 
 RTOL = 1e-12
@@ -182,7 +182,7 @@ def test_lines_keep_the_smallest_seeds_and_moments_combine():
     assert partials.combine((0, math.nan, math.nan), right) == right
 
 
-CHUNK = Chunk("", "cpu", "float32", "gelu_tanh", 3, (122, 123), (1, 5), (False, True), (1.0,),
+CHUNK = mlp_chunk("", "cpu", "float32", "gelu_tanh", 3, (122, 123), (1, 5), (False, True), (1.0,),
               ("pytorch",), ("none",))
 
 
@@ -263,7 +263,7 @@ def test_a_partial_that_does_not_match_is_refused_by_name(measured, how):
 
 
 def test_partials_of_real_cells_equal_the_whole_table():
-    chunk = Chunk("", "cpu", "float32", "gelu_tanh", 3, tuple(range(6)), (1, 4, 16),
+    chunk = mlp_chunk("", "cpu", "float32", "gelu_tanh", 3, tuple(range(6)), (1, 4, 16),
                   (False, True), (1.0,), ("pytorch",), ("none",))
     recs = measure_cells([Cell(**c) for c in chunk.cells()], progress=None)
     frame = pd.DataFrame(recs)

@@ -20,7 +20,8 @@ from shortcutbench.measuring import family as runner
 from shortcutbench.measuring import gpt, model, resnet
 from shortcutbench.measuring.family import Family, configure_torch
 from shortcutbench.measuring.gpt import GPTFamily
-from shortcutbench.measuring.model import ExampleDeepNeuralNetwork, MLPFamily
+from shortcutbench.measuring.mlp import MLPFamily
+from shortcutbench.measuring.model import ExampleDeepNeuralNetwork
 from shortcutbench.measuring.resnet import ResNetFamily
 from shortcutbench.measuring.shortcut_switch import (
     ResidualAdd,

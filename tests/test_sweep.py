@@ -3,11 +3,11 @@
 import re
 
 import pytest
+from mlp_chunks import mlp_chunk
 
 from shortcutbench.core.records import COLUMNS, SORT_COLUMNS, branch_label, branch_value
 from shortcutbench.core.sweep import (
     CHUNK_PATTERN,
-    Chunk,
     _choose_chunks,
     branch_labels,
     n_cells,
@@ -82,7 +82,7 @@ def test_plan_reuses_chunk_files_on_disk(tmp_path):
 
 
 def test_chunk_cells_follow_its_params():
-    chunk = Chunk("", "cpu", "float32", "relu", 3, (1, 2), (1, 5), (False, True), (0.5, 1.0),
+    chunk = mlp_chunk("", "cpu", "float32", "relu", 3, (1, 2), (1, 5), (False, True), (0.5, 1.0),
                   ("pytorch",), ("none", "pre_layernorm"))
     cells = chunk.cells()
     # no shortcut once, with a shortcut once per lambda; times 2 norms, 2 depths, 2 seeds
@@ -112,7 +112,7 @@ def test_branch_scales_multiply_the_shortcut_cells_only(tmp_path):
               "branch_scales": [1, 0.1, "1/sqrt(depth)", 0.7071067811865476]}
     chunks = plan_chunks(config, tmp_path)
     cells = [c for chunk in chunks for c in chunk.cells()]
-    assert chunks[0].branch_scales == ("0.1", "0.7071067811865476", "1", "1/sqrt(depth)")
+    assert chunks[0].options["branch_scales"] == ("0.1", "0.7071067811865476", "1", "1/sqrt(depth)")
     # per depth and seed: 1 plain cell + 2 lambdas x 4 alphas
     assert len(cells) == n_cells(config) == 3 * 10 * (1 + 2 * 4)
     assert {c["branch_scale"] for c in cells if not c["shortcut"]} == {"1"}

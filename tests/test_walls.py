@@ -100,8 +100,9 @@ import sys
 from shortcutbench.core.sweep import Chunk
 from shortcutbench.measuring.measure import run_chunk
 
-chunk = Chunk("", "cpu", "float32", "gelu_tanh", 3, (122, 123), (1, 5), (False, True), (1.0,),
-              ("pytorch",), ("none",))
+options = {"activation": "gelu_tanh", "width": 3, "shortcut_scales": (1.0,),
+           "inits": ("pytorch",), "branch_scales": ("1",)}
+chunk = Chunk("mlp", "", "cpu", "float32", (122, 123), (1, 5), (False, True), ("none",), options)
 out = sys.argv[1]
 run_chunk(chunk.params(), out + "/chunk.parquet", out + "/machine.json", progress=None,
           partial_path=out + "/chunk.json")

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from shortcutbench.core import partials as core
+from shortcutbench.core.families import top_level_family
 from shortcutbench.core.files import atomic_write, sha256_of, write_json
 from shortcutbench.core.records import CELL_COLUMNS
+from shortcutbench.core.sweep import cells_of, chunk_family, units_of
 
 SUMMARY_GROUP = [c for c in CELL_COLUMNS if c != "seed"] + ["layer"]
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -78,13 +80,14 @@ def facts(frame) -> Facts:
     return frame.attrs.get("facts", Facts())
 
 
-def with_mlp_blocks(blocks, layers):
-    """The blocks frame with the MLP's rows, which the partial results do
-    not store: its profile value is each layer's weight gradient, so its
-    block moments are the layers table's grad_abs_mean ones."""
+def with_layer_blocks(blocks, layers):
+    """The blocks frame with the rows the partial results do not store: a
+    family whose chunks give no blocks (the top-level MLP's) has each
+    layer's weight gradient as its profile value, so its block moments are
+    the layers table's grad_abs_mean ones."""
     import pandas as pd
 
-    mlp = layers[layers["model"] == "mlp"]
+    mlp = layers[~layers["model"].isin(blocks["model"].unique())]
     if mlp.empty:
         return blocks
     s = "grad_abs_mean"
@@ -99,7 +102,7 @@ def with_mlp_blocks(blocks, layers):
 def to_frames(merged):
     """A merged partial result (dict) -> {table: DataFrame}."""
     frames = {name: frame_of(merged[name]) for name in core.TABLES if name != "lines"}
-    frames["blocks"] = with_mlp_blocks(frames["blocks"], frames["layers"])
+    frames["blocks"] = with_layer_blocks(frames["blocks"], frames["layers"])
     frames["lines"] = lines_frame(merged["lines"])
     shared = Facts({k: v for k, v in merged.items() if k not in core.TABLES})
     for frame in frames.values():
@@ -107,16 +110,19 @@ def to_frames(merged):
     return frames
 
 
-def only_model(frames, model="mlp"):
-    """The frames with one model family's rows (core/families/): the MLP's
-    tables and laws never see another family's cells, nor a family's
-    section another's.  Frames without a model column are the MLP's."""
+def only_model(frames, model=None):
+    """The frames with one model family's rows (core/families/; None: the
+    top-level family's): the MLP's tables and laws never see another
+    family's cells, nor a family's section another's.  Frames without a
+    model column are the top-level family's."""
+    top = top_level_family()
+    model = top if model is None else model
     out = {}
     for name, frame in frames.items():
         if "model" in frame.columns:
             picked = frame[frame["model"] == model].reset_index(drop=True)
         else:
-            picked = frame if model == "mlp" else frame.iloc[:0]
+            picked = frame if model == top else frame.iloc[:0]
         picked.attrs.update(frame.attrs)
         out[name] = picked
     return out
@@ -221,26 +227,47 @@ def write_csv(frame, path):
 
 # ---------------------------------------------------------------- rule merge
 
-def _checked(partial_paths, records_paths, chunk_params, band):
-    for partial, records, chunk in zip(partial_paths, records_paths, chunk_params):
-        data = core.read_partial(partial, chunk, records, band)
-        yield data  # folded in, then dropped
+def _checked(partial_paths, records_paths, chunk_params, band, names):
+    """Each chunk's partial results, checked, in the order of the chunks'
+    names (a pack's chunks among the others'), whichever jobs measured them:
+    the merge folds a group's chunks in the same order, so its numbers are
+    the same bytes packed or not.  A file is read again only where packs
+    interleave; one at a time is held."""
+    order = []
+    for job, (params, name) in enumerate(zip(chunk_params, names)):
+        for part, (unit_name, _) in enumerate(units_of(params)):
+            order.append((unit_name or name, job, part))
+    held, data = None, None
+    for _, job, part in sorted(order):
+        if held != job:
+            data = core.read_partial(partial_paths[job], chunk_params[job], records_paths[job],
+                                     band)
+            held = job
+        if "parts" not in data:
+            yield data  # folded in, then dropped
+            continue
+        unit = units_of(chunk_params[job])[part][1]
+        yield {"n_cells": len(cells_of(unit)), "band": data["band"],
+               **core.chunk_tables(data)[part]}
 
 
 def merge_sweep(partial_paths, records_paths, chunk_params, band, partials_path,
-                summary_path, lines_path):
+                summary_path, lines_path, names=None):
     """Rule merge: the chunks' partial results -> partials.json,
     summary.csv and lines.csv of one sweep.  Raises CorruptPartial naming
     a partial.json or records file that does not match its chunk."""
     if not (len(partial_paths) == len(records_paths) == len(chunk_params)):
         raise ValueError("one partial.json and one records file per chunk")
-    merged = core.merge_partials(_checked(partial_paths, records_paths, chunk_params, band))
-    # Each family's seeds ("seeds": the MLP's, which the MLP's tables read).
+    names = names or [f"{n:09d}" for n in range(len(chunk_params))]  # their order
+    merged = core.merge_partials(_checked(list(partial_paths), list(records_paths),
+                                          chunk_params, band, names))
+    # Each family's seeds ("seeds": the top-level family's, which its tables read).
     seeds = {}
-    for chunk in chunk_params:
-        seeds.setdefault(chunk.get("model", "mlp"), set()).update(int(s) for s in chunk["seeds"])
+    for job in chunk_params:
+        for _, chunk in units_of(job):
+            seeds.setdefault(chunk_family(chunk), set()).update(int(s) for s in chunk["seeds"])
     merged["family_seeds"] = {model: sorted(s) for model, s in sorted(seeds.items())}
-    merged["seeds"] = merged["family_seeds"].get("mlp", [])
+    merged["seeds"] = merged["family_seeds"].get(top_level_family(), [])
     write_csv(summary_frame(frame_of(merged["layers"])), summary_path)
     write_csv(lines_frame(merged["lines"]), lines_path)
     # What the figures read, checked there against these (core.store.verify).

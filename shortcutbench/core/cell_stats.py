@@ -46,6 +46,7 @@ from one copy.
 numpy only: no pandas, no torch.
 """
 
+import importlib
 import math
 
 import numpy as np
@@ -226,6 +227,24 @@ def cell_values_many(columns, band=states.DEFAULT_BAND):
             values[name][pick] = array
     values["state"] = values["state"].astype(str)
     return {**{c: per_cell(c) for c in CELL_COLUMNS}, **values}
+
+
+def layer_values_many(columns, starts, band=states.DEFAULT_BAND):
+    """cell_values_many for a family whose records are one per layer, each
+    cell's from layer 0 in order (its cells start where layer 0 is: `starts`
+    is for the common signature of a family's per-cell values)."""
+    return cell_values_many(columns, band)
+
+
+def values_function(family):
+    """A family's per-cell values, f(columns, starts, band): its spec's
+    `cell_values` where it names one, else family_values_many (its gradient
+    profile, read with its layout)."""
+    named = families.spec(family).cell_values
+    if named is None:
+        return family_values_many
+    module, _, function = named.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def cell_bounds(layer):

@@ -1,7 +1,9 @@
 """Memory known before a job runs: each measuring chunk's peak memory,
 estimated from its cells, for the `measure` rule's mem_mb resource (so that
 a cluster asks for what a chunk needs) and for refusing, before any job
-runs, a cell that cannot fit (workflow/rules/common.smk).
+runs, a cell that cannot fit (sweep.memory_problem, workflow/rules/common.smk).
+The estimate of the book's MLP lives here (cell_mem_mb), and the measured
+constants the other families' estimates build on (core/families/).
 
 A cell's peak is its weights and their gradients (about twice its
 parameters' bytes; issue 7 measured 2.04x) on top of what a measuring
@@ -52,11 +54,9 @@ def cell_mem_mb(depth, width, dtype="float32"):
 
 
 def chunk_mem_mb(chunk):
-    """The estimated peak memory (MB) of a measuring job (a sweep.Chunk or
-    sweep.FamilyChunk): that of its biggest cell."""
-    if chunk.model != "mlp":
-        return chunk.mem_mb()  # its family's estimate (core/families/)
-    return cell_mem_mb(max(chunk.depths), chunk.width, chunk.dtype)
+    """The estimated peak memory (MB) of a measuring job (a sweep.Chunk):
+    that of its biggest cell, which its family's planning estimated."""
+    return chunk.mem_mb()
 
 
 def machine_mem_mb():
@@ -73,56 +73,3 @@ def machine_mem_mb():
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // MB
     except (ValueError, OSError, AttributeError):
         return None
-
-
-def too_big(sweeps, limit_mb):
-    """The first cell of `sweeps` ({name: axes}, sweep.study_sweeps) whose
-    estimate exceeds `limit_mb`, as (name, depth, width, dtype, estimate),
-    the biggest such cell; None if all fit."""
-    worst = None
-    for name, sweep in sweeps.items():
-        for width in sweep["widths"]:
-            for dtype in sweep["dtypes"]:
-                depth = max(sweep["depths"])
-                estimate = cell_mem_mb(depth, width, dtype)
-                if estimate > limit_mb and (worst is None or estimate > worst[-1]):
-                    worst = (name, depth, width, dtype, estimate)
-    return worst
-
-
-def memory_problem(sweeps, max_mem_mb=None, chunks=()):
-    """A message naming the cell that cannot fit, its estimate, the limit
-    and the fix, or None if every cell fits.  The limit is `max_mem_mb`
-    (the config key) or this machine's memory.  `chunks`: planned chunks;
-    every family's but the MLP's (sweep.FamilyChunk) are checked by their
-    own estimate."""
-    limit, source = max_mem_mb, "max_mem_mb in the config"
-    if limit is None:
-        limit, source = machine_mem_mb(), "this machine's memory; set max_mem_mb to change it"
-        if limit is None:
-            return None
-    for chunk in chunks:
-        estimate = chunk_mem_mb(chunk)
-        if chunk.model != "mlp" and estimate > limit:
-            from shortcutbench.core.families import spec
-
-            family = spec(chunk.model)
-            return (f"config key max_mem_mb: the {chunk.model} cell of depth "
-                    f"{max(chunk.depths)} ({chunk.dtype}) would need ~{estimate:,} MB of "
-                    f"memory (its estimate, shortcutbench/core/families/), more than the "
-                    f"{limit:,} MB allowed ({source}). Nothing was run. Fix: "
-                    f"{family.memory_fix} in the config's {family.section}, or set "
-                    f"max_mem_mb to what one job may use where the measuring jobs run.")
-    worst = too_big(sweeps, limit)
-    if worst is None:
-        return None
-    name, depth, width, dtype, estimate = worst
-    where = f" of study {name!r}" if name else ""
-    parameters = cell_parameters(depth, width)
-    return (f"config key max_mem_mb: the cell depth {depth} x width {width} ({dtype}){where} "
-            f"would need ~{estimate:,} MB of memory ({parameters:,} parameters; "
-            f"shortcutbench/core/resources.py: {BASELINE_MB} MB + ~{PEAK_PER_PARAMETER_BYTE} x "
-            f"the parameters' bytes), more than the {limit:,} MB allowed ({source}). "
-            f"Nothing was run. Fix: lower the largest depth or width, or, if the measuring "
-            f"jobs run on machines with more memory (a cluster), set max_mem_mb to what "
-            f"one job may use.")

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow
 
+from shortcutbench.core import families
 from shortcutbench.core.files import atomic_write, sha256_of
 from shortcutbench.core.records import (
     CELL_COLUMNS,
@@ -207,8 +208,9 @@ def check_cells(path: PathLike, cell_layers: Iterable[tuple[tuple, int]],
     shape_of = ("model", "depth", "norm", "shortcut")  # what fixes a cell's parameters
     at = {name: CELL_COLUMNS.index(name) for name in shape_of}
     rows_of = {}
+    per_layer = families.top_level_family()  # whose records are one per layer
     for cell, seen in layers.items():
-        if cell[at["model"]] == "mlp":
+        if cell[at["model"]] == per_layer:
             if sorted(seen) != list(range(cell[at["depth"]])):
                 raise corrupt(path, f"cell {dict(zip(CELL_COLUMNS, cell))} does not have "
                                     f"exactly one row per layer")

@@ -2,14 +2,19 @@
 
 Torch-free and pandas-free: this runs inside Snakemake while it builds the DAG.
 
-The config's top-level axes are the main sweep (results/gradients.csv); each
-entry of `studies` is another sweep, the main one with some axes replaced,
-whose tables go to results/studies/NAME/.
+A *chunk* (Chunk) is one job's work, of any family: every depth, shortcut
+variant and norm of one variant of the family (its `options`: its model
+config), for a block of seeds, on one device in one dtype.  Importing torch
+costs a process ~1.7 s while a cell costs milliseconds, so a job must hold
+many cells; the chunk's path says exactly which:
 
-A *chunk* is one job's work: every depth, shortcut variant, init and norm,
-for a block of seeds, at one (device, dtype, activation, width).  Importing
-torch costs a process ~1.7 s while a cell costs milliseconds, so a job must
-hold many cells; the chunk's path says exactly which:
+    results/cells/model~gpt/device~cpu/dtype~float32/seeds~0-4.parquet
+
+A family's spec (core/families/) may name a module that plans its chunks
+where this generic planning does not fit (`planning`): the top-level
+family's (the book's MLP) has one variant per study x device x dtype x
+activation x width, chunk paths without a model~ part and its options
+beside the shared keys in its params:
 
     results/cells/device~cpu/dtype~float32/activation~gelu_tanh/width~3/seeds~0-9.parquet
 
@@ -20,116 +25,94 @@ seeds 0-9 adds the chunk `seeds~10` instead of re-measuring `seeds~0-10`.
 A chunk's numbers do not depend on which chunk a cell was measured in (every
 cell is seeded on its own), so the final tables are the same bytes either way.
 
-Every other model family (core/families/: the book's GPT, He et al.'s
-ResNet, the user's own) has chunks of its own (FamilyChunk), one per
-(device, dtype, block of seeds), holding every depth x norm x shortcut cell
-of the family's one model config:
+Small chunks of one family, study, device and dtype are packed into one job
+(Pack), up to the family's `cells_per_job` cells:
 
-    results/cells/model~gpt/device~cpu/dtype~float32/seeds~0-4.parquet
+    results/cells/model~mlp/device~cpu/dtype~float32/pack~5d4eeb5974b0.parquet
 
-The MLP's chunk paths have no model~ part.  Studies are the MLP's.
+named by the digest of its chunks' names, which its job writes beside its
+records (pack~....chunks.json): a later plan keeps a finished pack whose
+chunks are all still wanted and packs the rest again the same way.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import itertools
+import json
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shortcutbench.core import families
+from shortcutbench.core import families, resources
+from shortcutbench.core.axes import (  # noqa: F401  (importable from here too)
+    branch_labels,
+    device_slug,
+    parse_seeds_slug,
+    seed_runs,
+    seeds_slug,
+    shortcut_variants,
+    study_prefix,
+)
 from shortcutbench.core.family_check import family_source
-from shortcutbench.core.records import BRANCH_RULE, branch_label
 
-# What a measuring job is handed (Chunk.params(), FamilyChunk.params()): plain
-# JSON-able values, which Snakemake also compares to decide a re-run.
+# What a measuring job is handed (Chunk.params()): plain JSON-able values,
+# which Snakemake also compares to decide a re-run.
 ChunkParams = dict[str, Any]
 
-# The keys of a sweep (the main one or a study) and what the config omits.
-AXES = ("depths", "widths", "seeds", "shortcut", "shortcut_scales", "devices", "activations",
-        "inits", "norms", "dtypes", "branch_scales")
 CHUNK_PATTERN = (r"((studies/[a-z][a-z0-9_]*/)?cells/device~[a-z0-9-]+/dtype~[a-z0-9]+/"
                  r"activation~[a-z_]+/width~[0-9]+/seeds~[0-9_-]+"
-                 r"|cells/model~[a-z][a-z0-9_]*/device~[a-z0-9-]+/dtype~[a-z0-9]+/seeds~[0-9_-]+)")
+                 r"|cells/model~[a-z][a-z0-9_]*/device~[a-z0-9-]+/dtype~[a-z0-9]+/seeds~[0-9_-]+"
+                 r"|(studies/[a-z][a-z0-9_]*/)?cells/model~[a-z][a-z0-9_]*/device~[a-z0-9-]+/"
+                 r"dtype~[a-z0-9]+/pack~[0-9a-f]{12})")
 PREFIX_PATTERN = r"(studies/[a-z][a-z0-9_]*/)?"
+# The keys of every chunk's params besides its family's options.
+CHUNK_KEYS = ("model", "device", "dtype", "seeds", "depths", "shortcuts", "norms", "options")
 
 
-def seed_runs(seeds: Iterable[int]) -> list[tuple[int, int]]:
-    """[0, 1, 2, 3, 7, 9, 10] -> [(0, 3), (7, 7), (9, 10)]: runs of consecutive seeds."""
-    seeds = sorted(int(s) for s in seeds)
-    runs = []
-    for _, run in itertools.groupby(enumerate(seeds), key=lambda p: p[1] - p[0]):
-        run = [seed for _, seed in run]
-        runs.append((run[0], run[-1]))
-    return runs
+def _planning(name: str, function: str):
+    """A family's own planning function (its spec's `planning` module), or None."""
+    module = families.spec(name).planning
+    return getattr(importlib.import_module(module), function, None) if module else None
 
 
-def seeds_slug(seeds: Iterable[int]) -> str:
-    """[0, 1, 2, 3, 7, 9, 10] -> '0-3_7_9-10' (a chunk's file name)."""
-    return "_".join(str(a) if a == b else f"{a}-{b}" for a, b in seed_runs(seeds))
+def chunk_family(params: ChunkParams) -> str:
+    """The family a chunk's (or a pack's) params are of (the top-level
+    family's where they name none)."""
+    return params.get("model", families.top_level_family())
 
 
-def parse_seeds_slug(text: str) -> tuple[int, ...]:
-    """'0-3_7' -> (0, 1, 2, 3, 7); the inverse of seeds_slug."""
-    seeds = []
-    for part in text.split("_"):
-        first, _, last = part.partition("-")
-        seeds.extend(range(int(first), int(last or first) + 1))
-    return tuple(seeds)
+def units_of(params: ChunkParams) -> list[tuple[str | None, ChunkParams]]:
+    """A job's chunks as (name, params): a pack's (Pack.params()), or the
+    chunk itself (its name not in its params: None)."""
+    if "pack" in params:
+        return [(unit["name"], unit["params"]) for unit in params["pack"]]
+    return [(None, params)]
 
 
-def device_slug(device: str) -> str:
-    """'cuda:1' -> 'cuda-1': no colons in paths."""
-    return device.replace(":", "-")
-
-
-def study_prefix(study: str) -> str:
-    """Where a study's files live under results/ (and logs/): '' for the main sweep."""
-    return f"studies/{study}/" if study else ""
-
-
-def shortcut_variants(shortcuts, scales):
-    """(shortcut, lambda) pairs: lambda only means something with a shortcut;
-    cells without one record 0.0."""
-    variants = [(False, 0.0)] if False in shortcuts else []
-    if True in shortcuts:
-        variants += [(True, float(scale)) for scale in sorted(scales)]
-    return variants
-
-
-def branch_labels(values):
-    """The config's branch scales -> their labels (records.branch_label), in a
-    fixed order: numbers by value, then the rule "1/sqrt(depth)"."""
-    labels = {branch_label(v) for v in values}
-    return tuple(sorted(labels, key=lambda label: (label == BRANCH_RULE,
-                                                   0.0 if label == BRANCH_RULE else float(label))))
+def chunk_options(params: ChunkParams) -> dict[str, Any]:
+    """What a chunk's family needs besides its swept axes: its `options`; a
+    family whose params hold them beside the shared keys (the top-level
+    family's, as its chunks' params always have) gives the rest."""
+    if "options" in params:
+        return params["options"]
+    return {key: value for key, value in params.items() if key not in CHUNK_KEYS}
 
 
 def cells_of(params: ChunkParams) -> list[dict[str, Any]]:
-    """Every cell of a chunk, from its params, as plain dicts with
-    records.Cell's fields, in a fixed order.  The branch scale alpha only
-    means something with a shortcut; cells without one record "1".  A family
-    chunk's cells (params["model"] names a family other than the MLP) are
-    family_cells'."""
-    if params.get("model", families.top_level_family()) != families.top_level_family():
-        return family_cells(params)
-    alphas = branch_labels(params.get("branch_scales", [1]))
-    return [
-        {"model": "mlp", "depth": depth, "width": params["width"], "seed": seed,
-         "shortcut": shortcut, "shortcut_scale": scale, "branch_scale": alpha,
-         "activation": params["activation"], "init": init, "norm": norm,
-         "device": params["device"], "dtype": params["dtype"]}
-        for seed in params["seeds"] for depth in params["depths"]
-        for init in params["inits"] for norm in params["norms"]
-        for shortcut, scale in shortcut_variants(params["shortcuts"], params["shortcut_scales"])
-        for alpha in (alphas if shortcut else ("1",))
-    ]
+    """Every cell of a chunk (or of a pack: its chunks' in turn), from its
+    params, as plain dicts with records.Cell's fields, in a fixed order: its
+    family's own enumeration where it has one, else family_cells'."""
+    if "pack" in params:
+        return [cell for _, unit in units_of(params) for cell in cells_of(unit)]
+    own = _planning(chunk_family(params), "chunk_cells")
+    return own(params) if own else family_cells(params)
 
 
 def family_cells(params: ChunkParams) -> list[dict[str, Any]]:
-    """Every cell of a family chunk, in the order seed, depth, norm, shortcut
+    """Every cell of a chunk, in the order seed, depth, norm, shortcut
     (without first), lambda, alpha.  A cell without shortcut records lambda
     0 and alpha "1"; one with records the family's shortcut_scales and
     branch_scales (the generic switch's; [1] where it names none).  Width,
@@ -152,20 +135,19 @@ def family_cells(params: ChunkParams) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Chunk:
+    """One measuring job of any family: every depth x norm x shortcut cell
+    of one variant (`options`: its model config), for a block of seeds, on
+    one device in one dtype; `mem`: the megabytes its biggest cell needs."""
+    model: str
     study: str
     device: str
     dtype: str
-    activation: str
-    width: int
     seeds: tuple[int, ...]
     depths: tuple[int, ...]
     shortcuts: tuple[bool, ...]
-    shortcut_scales: tuple[float, ...]
-    inits: tuple[str, ...]
     norms: tuple[str, ...]
-    branch_scales: tuple[str, ...] = ("1",)
-    engine: str = "exact"  # the config's `engine` (measuring/batched.py)
-    model = families.top_level_family()
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+    mem: int = 0
 
     @property
     def study_prefix(self) -> str:
@@ -173,8 +155,12 @@ class Chunk:
 
     @property
     def group_path(self) -> str:
-        return (f"{study_prefix(self.study)}cells/device~{device_slug(self.device)}/"
-                f"dtype~{self.dtype}/activation~{self.activation}/width~{self.width}")
+        """The folder of its variant's chunks."""
+        own = _planning(self.model, "chunk_folder")
+        if own:
+            return own(self)
+        return (f"{study_prefix(self.study)}cells/model~{self.model}/"
+                f"device~{device_slug(self.device)}/dtype~{self.dtype}")
 
     @property
     def name(self) -> str:
@@ -183,59 +169,104 @@ class Chunk:
 
     def params(self) -> ChunkParams:
         """What the measuring job needs; also what Snakemake compares to decide a re-run."""
-        return {"device": self.device, "dtype": self.dtype, "activation": self.activation,
-                "width": self.width, "seeds": list(self.seeds), "depths": list(self.depths),
-                "shortcuts": list(self.shortcuts),
-                "shortcut_scales": list(self.shortcut_scales), "inits": list(self.inits),
-                "norms": list(self.norms), "branch_scales": list(self.branch_scales),
-                # only when batched: the exact engine's params (and so its
-                # chunks, which Snakemake re-runs when they change) stay as they were
-                **({"engine": self.engine} if self.engine != "exact" else {})}
-
-    def cells(self) -> list[dict[str, Any]]:
-        return cells_of(self.params())
-
-
-@dataclass(frozen=True)
-class FamilyChunk:
-    """One measuring job of a model family other than the MLP
-    (core/families/): every depth x norm x shortcut cell of its one model
-    config (`options`), for a block of seeds, on one device in one dtype."""
-    model: str
-    device: str
-    dtype: str
-    seeds: tuple[int, ...]
-    depths: tuple[int, ...]
-    shortcuts: tuple[bool, ...]
-    norms: tuple[str, ...]
-    options: dict[str, Any] = field(hash=False, compare=False)
-    mem: int = 0  # megabytes its biggest cell needs (families.FamilySpec.mem_mb)
-    study: str = ""
-
-    @property
-    def study_prefix(self) -> str:
-        return ""
-
-    @property
-    def group_path(self) -> str:
-        return f"cells/model~{self.model}/device~{device_slug(self.device)}/dtype~{self.dtype}"
-
-    @property
-    def name(self) -> str:
-        """The chunk's id; its records are results/{name}.parquet (core.store)."""
-        return f"{self.group_path}/seeds~{seeds_slug(self.seeds)}"
-
-    def params(self) -> ChunkParams:
+        own = _planning(self.model, "chunk_params")
+        if own:
+            return own(self)
         return {"model": self.model, "device": self.device, "dtype": self.dtype,
                 "seeds": list(self.seeds), "depths": list(self.depths),
                 "shortcuts": list(self.shortcuts), "norms": list(self.norms),
                 "options": self.options}
 
     def cells(self) -> list[dict[str, Any]]:
-        return family_cells(self.params())
+        return cells_of(self.params())
 
     def mem_mb(self) -> int:
         return self.mem
+
+
+@dataclass(frozen=True)
+class Pack:
+    """One measuring job holding several chunks of one family, study, device
+    and dtype (up to `cells_per_job` cells): a sweep of many small variants
+    is then a few jobs, not one import of torch per variant.  Its name is
+    the digest of its chunks' names; beside its records, the job writes
+    their names (results/{name}.chunks.json), from which a later plan knows
+    what the pack holds (pack_chunks)."""
+    chunks: tuple[Chunk, ...]
+
+    @property
+    def model(self) -> str:
+        return self.chunks[0].model
+
+    @property
+    def study(self) -> str:
+        return self.chunks[0].study
+
+    @property
+    def device(self) -> str:
+        return self.chunks[0].device
+
+    @property
+    def dtype(self) -> str:
+        return self.chunks[0].dtype
+
+    @property
+    def study_prefix(self) -> str:
+        return study_prefix(self.study)
+
+    @property
+    def group_path(self) -> str:
+        return (f"{study_prefix(self.study)}cells/model~{self.model}/"
+                f"device~{device_slug(self.device)}/dtype~{self.dtype}")
+
+    @property
+    def name(self) -> str:
+        digest = hashlib.sha256("\n".join(c.name for c in self.chunks).encode()).hexdigest()
+        return f"{self.group_path}/pack~{digest[:PACK_DIGEST]}"
+
+    def params(self) -> ChunkParams:
+        return {"model": self.model, "device": self.device, "dtype": self.dtype,
+                "pack": [{"name": c.name, "params": c.params()} for c in self.chunks]}
+
+    def cells(self) -> list[dict[str, Any]]:
+        return cells_of(self.params())
+
+    def mem_mb(self) -> int:
+        """Its biggest cell's: the job measures one cell at a time."""
+        return max(c.mem_mb() for c in self.chunks)
+
+
+# A measuring job: one chunk, or a pack of them.
+Job = Chunk | Pack
+PACK_DIGEST = 12  # hex digits of a pack's name
+PACK_CHUNKS = ".chunks.json"  # beside a pack's records: the names of its chunks
+
+
+def pack_chunks_path(records_path: str) -> str:
+    """Where the names of a pack's chunks are written, beside its records."""
+    return re.sub(r"\.parquet$", "", str(records_path)) + PACK_CHUNKS
+
+
+def _existing_packs(results_dir, folder):
+    """{pack name: its chunks' names} of the finished packs in one folder
+    (records and the names of its chunks both there)."""
+    try:
+        names = os.listdir(os.path.join(results_dir, folder))
+    except OSError:
+        return {}
+    found = {}
+    for name in sorted(names):
+        match = re.fullmatch(r"(pack~[0-9a-f]+)" + re.escape(PACK_CHUNKS), name)
+        if not match or f"{match.group(1)}.parquet" not in names:
+            continue
+        try:
+            with open(os.path.join(results_dir, folder, name)) as f:
+                chunks = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(chunks, list) and all(isinstance(c, str) for c in chunks):
+            found[f"{folder}/{match.group(1)}"] = chunks
+    return found
 
 
 def _existing_seed_sets(group_dir):
@@ -276,72 +307,123 @@ def _choose_chunks(wanted, existing, seeds_per_job):
     return sorted(chosen)
 
 
-def study_sweeps(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """{study name ('' for the main sweep): its axes}, from a validated config
-    whose 'devices' are already expanded: the MLP's sweeps, none without it."""
-    if families.top_level_family() not in config.get("models", [families.top_level_family()]):
-        return {}
-    main = {axis: config[axis] for axis in AXES if axis in config}
-    sweeps = {"": main}
-    for name, overrides in sorted(config.get("studies", {}).items()):
-        sweeps[name] = {**main, **overrides}
-    return sweeps
+def family_variants(name: str, section: dict[str, Any],
+                    checks: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """A family's chunks' variants, before their seeds are split into blocks:
+    one per (device, dtype) of its section, its one model config each."""
+    spec = families.spec(name)
+    options = spec.options(section)
+    if name not in families.SHIPPED:
+        # in its chunks' params: an edit to the module re-measures them
+        source = family_source(section, os.getcwd())
+        options["source_sha256" if "factory" in section else "library"] = source
+    return [{"study": "", "device": device, "dtype": dtype,
+             "depths": tuple(sorted(section["depths"])),
+             "shortcuts": tuple(sorted(section["shortcut"])), "norms": spec.norms(section),
+             "options": options, "mem": spec.mem_mb(section, dtype, (checks or {}).get(name)),
+             "seeds": section["seeds"], "seeds_per_job": section["seeds_per_job"]}
+            for device, dtype in itertools.product(section["devices"], section["dtypes"])]
 
 
 def plan_chunks(config: dict[str, Any], results_dir: str = "results",
-                checks: dict[str, Any] | None = None) -> list[AnyChunk]:
-    """The chunks that together hold every cell of every sweep in the config:
-    the MLP's, then every other family's.  checks: {user family: what its
-    check measured} (its memory estimate comes from there)."""
-    chunks = []
-    for study, sweep in study_sweeps(config).items():
-        inner = dict(depths=tuple(sorted(sweep["depths"])),
-                     shortcuts=tuple(sorted(sweep["shortcut"])),
-                     shortcut_scales=tuple(sorted(float(s) for s in sweep["shortcut_scales"])),
-                     inits=tuple(sorted(sweep["inits"])), norms=tuple(sorted(sweep["norms"])),
-                     branch_scales=branch_labels(sweep.get("branch_scales", [1])),
-                     engine=config.get("engine", "exact"))
-        for device, dtype, activation, width in itertools.product(
-                sweep["devices"], sweep["dtypes"], sweep["activations"], sweep["widths"]):
-            probe = Chunk(study, device, dtype, activation, width, (), **inner)
+                checks: dict[str, Any] | None = None) -> list[Job]:
+    """The measuring jobs that together hold every cell of every family the
+    config's `models` lists, in its order: its chunks (a variant's block of
+    seeds each), those of one study, device and dtype packed up to the
+    family's `cells_per_job` cells a job (Pack).  checks: {user family: what
+    its check measured} (its memory estimate comes from there)."""
+    jobs = []
+    sections = families.sections(config)
+    for name in config.get("models", [families.top_level_family()]):
+        own = _planning(name, "variants")
+        found = own(config, checks) if own else family_variants(name, sections[name], checks)
+        section = sections.get(name, config)  # the top-level family's: the config
+        packs, chunks = {}, {}
+        for variant in found:
+            variant = dict(variant)
+            seeds, per_job = variant.pop("seeds"), variant.pop("seeds_per_job")
+            probe = Chunk(name, seeds=(), **variant)
+            folder = Pack((probe,)).group_path
+            if folder not in packs:
+                packs[folder] = _existing_packs(results_dir, folder)
             existing = _existing_seed_sets(os.path.join(results_dir, probe.group_path))
-            for seeds in _choose_chunks(sweep["seeds"], existing, config["seeds_per_job"]):
-                chunks.append(Chunk(study, device, dtype, activation, width, seeds, **inner))
-    return chunks + plan_family_chunks(config, results_dir, checks)
+            existing += [parse_seeds_slug(held.rpartition("/seeds~")[2])
+                         for names in packs[folder].values() for held in names
+                         if held.rpartition("/seeds~")[0] == probe.group_path]
+            for block in _choose_chunks(seeds, existing, per_job):
+                chunks.setdefault(folder, []).append(Chunk(name, seeds=block, **variant))
+        for folder, found_chunks in chunks.items():
+            jobs += _pack(found_chunks, packs[folder], section.get("cells_per_job"),
+                          results_dir)
+    return jobs
 
 
-def plan_family_chunks(config: dict[str, Any], results_dir: str = "results",
-                       checks: dict[str, Any] | None = None) -> list[FamilyChunk]:
-    """Every family's chunks but the MLP's: one per (device, dtype, block of
-    seeds) of its section."""
-    chunks = []
-    for name, section in families.sections(config).items():
-        spec = families.spec(name)
-        options = spec.options(section)
-        if name not in families.SHIPPED:
-            # in its chunks' params: an edit to the module re-measures them
-            source = family_source(section, os.getcwd())
-            options["source_sha256" if "factory" in section else "library"] = source
-        inner = dict(depths=tuple(sorted(section["depths"])),
-                     shortcuts=tuple(sorted(section["shortcut"])), norms=spec.norms(section),
-                     options=options)
-        for device, dtype in itertools.product(section["devices"], section["dtypes"]):
-            probe = FamilyChunk(name, device, dtype, (), **inner)
-            existing = _existing_seed_sets(os.path.join(results_dir, probe.group_path))
-            mem = spec.mem_mb(section, dtype, (checks or {}).get(name))
-            for seeds in _choose_chunks(section["seeds"], existing, section["seeds_per_job"]):
-                chunks.append(FamilyChunk(name, device, dtype, seeds, mem=mem, **inner))
-    return chunks
+def _pack(chunks, finished, cells_per_job, results_dir):
+    """Chunks of one family, study, device and dtype -> their jobs.  A
+    finished pack whose chunks are all still wanted is kept, and so is a
+    finished chunk of its own; the rest go, in name order, as many chunks
+    a job as fit `cells_per_job` cells (one chunk a job where it is None; a
+    pack of one chunk is that chunk)."""
+    if not cells_per_job:
+        return list(chunks)
+    wanted = {chunk.name: chunk for chunk in chunks}
+    jobs, taken = [], set()
+    for name, held in sorted(finished.items(), key=lambda item: (-len(item[1]), item[0])):
+        if set(held) <= wanted.keys() and not taken & set(held):
+            pack = Pack(tuple(wanted[chunk] for chunk in held))
+            if pack.name == name:
+                jobs.append(pack)
+                taken |= set(held)
+    group, count = [], 0
+    for chunk in sorted(chunks, key=lambda c: c.name):
+        if chunk.name in taken:
+            continue
+        if os.path.exists(os.path.join(results_dir, f"{chunk.name}.parquet")):
+            jobs.append(chunk)
+            continue
+        n = len(chunk.cells())
+        if group and count + n > cells_per_job:
+            jobs.append(group[0] if len(group) == 1 else Pack(tuple(group)))
+            group, count = [], 0
+        group.append(chunk)
+        count += n
+    if group:
+        jobs.append(group[0] if len(group) == 1 else Pack(tuple(group)))
+    return jobs
+
+
+def memory_problem(jobs: list[Job], max_mem_mb: int | None = None) -> str | None:
+    """A message naming the biggest cell that cannot fit, its estimate, the
+    limit and the fix, or None if every chunk's biggest cell fits.  The limit
+    is `max_mem_mb` (the config key) or this machine's memory."""
+    limit, source = max_mem_mb, "max_mem_mb in the config"
+    if limit is None:
+        limit, source = (resources.machine_mem_mb(),
+                         "this machine's memory; set max_mem_mb to change it")
+        if limit is None:
+            return None
+    chunks = [chunk for job in jobs for chunk in getattr(job, "chunks", (job,))]
+    over = [chunk for chunk in chunks if chunk.mem_mb() > limit]
+    if not over:
+        return None
+    worst = max(over, key=lambda chunk: chunk.mem_mb())
+    own = _planning(worst.model, "memory_words")
+    if own:
+        what, how, fix = own(worst)
+    else:
+        spec = families.spec(worst.model)
+        what = f"the {worst.model} cell of depth {max(worst.depths)} ({worst.dtype})"
+        how = "its estimate, shortcutbench/core/families/"
+        fix = f"{spec.memory_fix} in the config's {spec.section}"
+    return (f"config key max_mem_mb: {what} would need ~{worst.mem_mb():,} MB of memory "
+            f"({how}), more than the {limit:,} MB allowed ({source}). Nothing was run. "
+            f"Fix: {fix}, or, if the measuring jobs run on machines with more memory (a "
+            f"cluster), set max_mem_mb to what one job may use.")
 
 
 def n_cells(sweep: dict[str, Any]) -> int:
-    """How many cells one sweep (main or study) has."""
-    alphas = len(branch_labels(sweep.get("branch_scales", [1])))
-    arms = shortcut_variants(sweep["shortcut"], sweep["shortcut_scales"])
-    variants = sum(alphas if shortcut else 1 for shortcut, _ in arms)
-    return (len(sweep["devices"]) * len(sweep["dtypes"]) * len(sweep["activations"])
-            * len(sweep["widths"]) * len(sweep["seeds"]) * len(sweep["depths"])
-            * len(sweep["inits"]) * len(sweep["norms"]) * variants)
+    """How many cells one of the top-level family's sweeps (main or study) has."""
+    return _planning(families.top_level_family(), "n_cells")(sweep)
 
 
 def training_jobs(training, engine="exact"):
@@ -364,7 +446,3 @@ def training_jobs(training, engine="exact"):
                                                               "learning_rate", "samples")},
                                   **({"engine": engine} if engine != "exact" else {})}
     return jobs
-
-
-# A measuring job of any family.
-AnyChunk = Chunk | FamilyChunk

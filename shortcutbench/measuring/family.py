@@ -50,7 +50,7 @@ from shortcutbench.core import families
 from shortcutbench.core.blocks import OUTSIDE, module_of, shown
 from shortcutbench.core.blocks import numbers as block_numbers
 from shortcutbench.core.records import COLUMNS, Record, branch_value
-from shortcutbench.core.sweep import ChunkParams, family_cells
+from shortcutbench.core.sweep import ChunkParams, cells_of, chunk_family, chunk_options
 from shortcutbench.measuring.devices import deterministic_ops, torch_device
 
 DTYPES = {
@@ -142,6 +142,28 @@ class Family:
         """Register forward hooks on the model; return a function that, given
         the model's output, gives what they saw.  None: nothing to watch."""
         return None
+
+    def engine(self, options: dict[str, Any]) -> tuple[str, str]:
+        """The path its chunks' cells take (its name, and in words), for the
+        log and the machine facts: here one cell at a time."""
+        return "exact", "one cell at a time through the measurement contract"
+
+    def measure_cells(self, cells: list[dict[str, Any]], options: dict[str, Any],
+                      progress: TextIO | None = sys.stderr) -> list[Record]:
+        """Every cell's records (cells: dicts of records.Cell's fields), cell
+        after cell in their order.  Here one at a time (measure_cell); a
+        family with a faster path of its own overrides it, with the same
+        records."""
+        configure_torch()
+        records = []
+        started = time.perf_counter()
+        step = max(1, len(cells) // 10)
+        for n, cell in enumerate(cells, 1):
+            records.extend(measure_cell(self, cell, options))
+            if progress and (n % step == 0 or n == len(cells)):
+                print(f"measured {n}/{len(cells)} {self.name} cells in "
+                      f"{time.perf_counter() - started:.1f} s", file=progress, flush=True)
+        return records
 
 
 def modules_of(model: torch.nn.Module, pattern: str) -> list[tuple[str, torch.nn.Module]]:
@@ -315,18 +337,9 @@ def configure_torch() -> None:
 
 
 def measure_chunk(params: ChunkParams, progress: TextIO | None = sys.stderr) -> list[Record]:
-    """Measure every cell of a family chunk (sweep.FamilyChunk.params()) in
-    this process; returns their records, cell after cell in family_cells'
-    order."""
-    configure_torch()
-    family = family_of(params["model"], params["options"])
-    cells = family_cells(params)
-    records = []
-    started = time.perf_counter()
-    step = max(1, len(cells) // 10)
-    for n, cell in enumerate(cells, 1):
-        records.extend(measure_cell(family, cell, params["options"]))
-        if progress and (n % step == 0 or n == len(cells)):
-            print(f"measured {n}/{len(cells)} {params['model']} cells in "
-                  f"{time.perf_counter() - started:.1f} s", file=progress, flush=True)
-    return records
+    """Measure every cell of a chunk (sweep.Chunk.params()) in this process
+    through its family's measuring class; returns their records, cell after
+    cell in sweep.cells_of's order."""
+    options = chunk_options(params)
+    family = family_of(chunk_family(params), options)
+    return family.measure_cells(cells_of(params), options, progress)

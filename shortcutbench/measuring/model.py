@@ -17,10 +17,9 @@ Parameter names stay the book's: `layers.{i}.0.weight`.
 `init_parameters` and `forward` are the same network without `nn.Module`:
 the same random draws in the same order and the same tensor operations, so
 the numbers are bit-identical (tests/test_model.py checks it), at about half
-the Python overhead.  The measurement uses them (measuring/measure.py); the
-module is the reference, and `MLPFamily` the network through the contract
-every family is measured by (measuring/family.py), whose mean |grad| per
-layer the fast path equals bit for bit (tests/test_families.py).
+the Python overhead.  The measurement uses them (measuring/mlp_exact.py);
+the module is the reference, and measuring/mlp.py's `MLPFamily` the network
+through the contract every family is measured by (measuring/family.py).
 """
 
 import functools
@@ -29,8 +28,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from shortcutbench.measuring.family import Family
 
 
 def gelu_tanh(x):
@@ -178,25 +175,3 @@ def forward(parameters, x, use_shortcut, activation="gelu_tanh", shortcut_scale=
             x = layer_output
         hidden.append(x)
     return x, hidden
-
-
-class MLPFamily(Family):
-    """The book's network through the measurement contract: `options` holds
-    width and activation; eval mode (it has no dropout or BatchNorm)."""
-
-    name = "mlp"
-    mode = "eval"
-
-    def build(self, depth, shortcut, norm, options):
-        width = options["width"]
-        model = ExampleDeepNeuralNetwork(layer_sizes(depth, width), shortcut,
-                                         options.get("activation", "gelu_tanh"), norm=norm)
-        x = sample_input(width)
-
-        def loss_fn(output):
-            return F.mse_loss(output, torch.zeros_like(output))
-
-        return model, (x,), loss_fn
-
-    def layer_of(self, name, depth):
-        return int(name.split(".")[1])  # layers.{i}.0.weight and .bias

@@ -10,9 +10,12 @@ import pytest
 from .helpers import Background, Counts, tree, workflow_config
 
 # The sweep the interruption, concurrency and tampering tests run: three
-# measuring jobs (seeds {1}, {2, 3}, {4}), then merge, aggregate, the
-# figures and the report -- every rule of the default target, in seconds.
-INTERRUPT_CONFIG = workflow_config(depths=[1, 4, 16, 64], seeds=[1, 2, 3, 4], seeds_per_job=2)
+# measuring jobs (seeds {1}, {2, 3}, {4}; cells_per_job 1: each block of
+# seeds a job of its own, not one pack of them, tests/test_packing.py), then
+# merge, aggregate, the figures and the report -- every rule of the default
+# target, in seconds.
+INTERRUPT_CONFIG = workflow_config(depths=[1, 4, 16, 64], seeds=[1, 2, 3, 4], seeds_per_job=2,
+                                   cells_per_job=1)
 
 
 @pytest.fixture(scope="session")

@@ -14,14 +14,14 @@ from shortcutbench.core.family_check import check_user_families
 from shortcutbench.core.sweep import (
     CHUNK_PATTERN,
     PREFIX_PATTERN,
+    memory_problem,
     plan_chunks,
     study_prefix,
-    study_sweeps,
     training_jobs,
 )
 from shortcutbench.core.devices import is_gpu
 from shortcutbench.core.partials import VERSION as PARTIALS_FORMAT
-from shortcutbench.core.resources import chunk_mem_mb, memory_problem
+from shortcutbench.core.resources import chunk_mem_mb
 
 SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 try:
@@ -42,9 +42,7 @@ try:
         ) from None
     # Memory known before a job runs: a cell that cannot fit is refused here.
     CHUNKS = {chunk.name: chunk for chunk in plan_chunks(SWEEP, "results", CHECKS)}
-    MEMORY_PROBLEM = memory_problem(
-        study_sweeps(SWEEP), SWEEP.get("max_mem_mb"), CHUNKS.values()
-    )
+    MEMORY_PROBLEM = memory_problem(list(CHUNKS.values()), SWEEP.get("max_mem_mb"))
     if MEMORY_PROBLEM:
         raise ConfigError(MEMORY_PROBLEM)
 except ConfigError as error:

@@ -29,6 +29,8 @@ rule merge:
     params:
         # what each chunk's partial results must have been made for
         chunks=lambda wildcards: [c.params() for c in chunks_of(wildcards.prefix)],
+        # the chunks' names: their partial results are folded in this order
+        names=lambda wildcards: [c.name for c in chunks_of(wildcards.prefix)],
         healthy_band=SWEEP["healthy_band"],
         # the partial results' format: a newer one re-makes the merge
         partials_format=PARTIALS_FORMAT,

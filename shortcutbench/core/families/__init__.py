@@ -147,6 +147,15 @@ class FamilySpec:
     # a reader (a library model's title), or None: as it is.
     describe: Callable[[FamilySpec, dict[str, Any]], FamilySpec] | None = \
         field(default=None, compare=False)
+    # The module that plans its chunks where core/sweep.py's generic planning
+    # does not fit, defining any of: variants(config, checks),
+    # chunk_folder(chunk), chunk_params(chunk), chunk_cells(params),
+    # memory_words(chunk); None: the generic planning for all of them.
+    planning: str | None = None
+    # "module:function" of its per-cell values (core/cell_stats.py), from a
+    # chunk's columns, its cells' first rows and the healthy band; None: the
+    # values from its gradient profile, read with its layout.
+    cell_values: str | None = None
 
     @property
     def figures(self) -> tuple[str, ...]:

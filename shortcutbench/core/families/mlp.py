@@ -6,6 +6,10 @@ devices are the main sweep's axes, and `studies` and `training` are its
 further sweeps (core/sweep.py).  Its measuring code is measuring/model.py.
 """
 
+import itertools
+
+from shortcutbench.core import resources
+from shortcutbench.core.axes import branch_labels, device_slug, shortcut_variants, study_prefix
 from shortcutbench.core.book import BOOK_CASE
 from shortcutbench.core.families import FamilySpec, Layout, register_family
 
@@ -14,7 +18,7 @@ NAME = "mlp"
 SPEC = register_family(FamilySpec(
     NAME, "The book\u2019s MLP (chapter 4.4)", "layers", "",
     Layout(profile=r"layers\.\d+\.0\.weight", stream=True),
-    "shortcutbench.measuring.model:MLPFamily", generic_figures=(),
+    "shortcutbench.measuring.mlp:MLPFamily", generic_figures=(),
     main_variant={axis: BOOK_CASE[axis] for axis in ("width", "activation", "init", "norm",
                                                       "dtype", "device")},
     switch="one residual add per layer where the shapes match, x = x + layer(x) "
@@ -25,4 +29,108 @@ SPEC = register_family(FamilySpec(
     findings="shortcutbench.analysis.mlp.laws:findings",
     sections="shortcutbench.analysis.mlp.report", template="families/mlp.html.j2",
     rules="workflow/rules/mlp.smk",
-    order=0))
+    order=0, planning="shortcutbench.core.families.mlp",
+    cell_values="shortcutbench.core.cell_stats:layer_values_many"))
+
+
+# ------------------------------------------------ its chunks (core/sweep.py)
+
+# The keys of one of its sweeps (the main one or a study) in the config.
+AXES = ("depths", "widths", "seeds", "shortcut", "shortcut_scales", "devices", "activations",
+        "inits", "norms", "dtypes", "branch_scales")
+
+
+def sweeps(config):
+    """{study name ('' for the main sweep): its axes}, from a validated config
+    whose 'devices' are already expanded; none where `models` leaves it out.
+    Each study is the main sweep with some axes replaced."""
+    if NAME not in config.get("models", [NAME]):
+        return {}
+    main = {axis: config[axis] for axis in AXES if axis in config}
+    found = {"": main}
+    for name, overrides in sorted(config.get("studies", {}).items()):
+        found[name] = {**main, **overrides}
+    return found
+
+
+def variants(config, checks=None):
+    """Its chunks' variants, before their seeds are split into blocks: one
+    per study x device x dtype x activation x width, every depth, shortcut,
+    lambda, alpha, init and norm of it in each chunk (core/sweep.py)."""
+    out = []
+    for study, sweep in sweeps(config).items():
+        shared = {"shortcut_scales": tuple(sorted(float(s) for s in sweep["shortcut_scales"])),
+                  "inits": tuple(sorted(sweep["inits"])),
+                  "branch_scales": branch_labels(sweep.get("branch_scales", [1])),
+                  "engine": config.get("engine", "exact")}
+        depths = tuple(sorted(sweep["depths"]))
+        for device, dtype, activation, width in itertools.product(
+                sweep["devices"], sweep["dtypes"], sweep["activations"], sweep["widths"]):
+            out.append({"study": study, "device": device, "dtype": dtype, "depths": depths,
+                        "shortcuts": tuple(sorted(sweep["shortcut"])),
+                        "norms": tuple(sorted(sweep["norms"])),
+                        "options": {"activation": activation, "width": width, **shared},
+                        "mem": resources.cell_mem_mb(max(depths), width, dtype),
+                        "seeds": sweep["seeds"], "seeds_per_job": config["seeds_per_job"]})
+    return out
+
+
+def chunk_folder(chunk):
+    """results/[studies/NAME/]cells/device~D/dtype~T/activation~A/width~W."""
+    return (f"{study_prefix(chunk.study)}cells/device~{device_slug(chunk.device)}/"
+            f"dtype~{chunk.dtype}/activation~{chunk.options['activation']}/"
+            f"width~{chunk.options['width']}")
+
+
+def chunk_params(chunk):
+    """Its chunks' params: its options beside the shared keys, in the order
+    they always had (Snakemake re-runs a job whose params change); the
+    engine only when batched."""
+    options = chunk.options
+    engine = options.get("engine", "exact")
+    return {"device": chunk.device, "dtype": chunk.dtype, "activation": options["activation"],
+            "width": options["width"], "seeds": list(chunk.seeds), "depths": list(chunk.depths),
+            "shortcuts": list(chunk.shortcuts),
+            "shortcut_scales": list(options["shortcut_scales"]),
+            "inits": list(options["inits"]), "norms": list(chunk.norms),
+            "branch_scales": list(options["branch_scales"]),
+            **({"engine": engine} if engine != "exact" else {})}
+
+
+def chunk_cells(params):
+    """Every cell of one of its chunks, from its params, as plain dicts with
+    records.Cell's fields, in a fixed order.  The branch scale alpha only
+    means something with a shortcut; cells without one record "1"."""
+    alphas = branch_labels(params.get("branch_scales", [1]))
+    return [
+        {"model": NAME, "depth": depth, "width": params["width"], "seed": seed,
+         "shortcut": shortcut, "shortcut_scale": scale, "branch_scale": alpha,
+         "activation": params["activation"], "init": init, "norm": norm,
+         "device": params["device"], "dtype": params["dtype"]}
+        for seed in params["seeds"] for depth in params["depths"]
+        for init in params["inits"] for norm in params["norms"]
+        for shortcut, scale in shortcut_variants(params["shortcuts"], params["shortcut_scales"])
+        for alpha in (alphas if shortcut else ("1",))
+    ]
+
+
+def memory_words(chunk):
+    """(its biggest cell, how its memory was estimated, the fix) for the
+    message refusing a chunk that cannot fit."""
+    depth, width = max(chunk.depths), chunk.options["width"]
+    where = f" of study {chunk.study!r}" if chunk.study else ""
+    return (f"the cell depth {depth} x width {width} ({chunk.dtype}){where}",
+            f"{resources.cell_parameters(depth, width):,} parameters; "
+            f"shortcutbench/core/resources.py: {resources.BASELINE_MB} MB + "
+            f"~{resources.PEAK_PER_PARAMETER_BYTE} x the parameters' bytes",
+            "lower the largest depth or width")
+
+
+def n_cells(sweep):
+    """How many cells one of its sweeps (main or study) has."""
+    alphas = len(branch_labels(sweep.get("branch_scales", [1])))
+    arms = shortcut_variants(sweep["shortcut"], sweep["shortcut_scales"])
+    arm_count = sum(alphas if shortcut else 1 for shortcut, _ in arms)
+    return (len(sweep["devices"]) * len(sweep["dtypes"]) * len(sweep["activations"])
+            * len(sweep["widths"]) * len(sweep["seeds"]) * len(sweep["depths"])
+            * len(sweep["inits"]) * len(sweep["norms"]) * arm_count)
