@@ -171,17 +171,6 @@ CODE = ["shortcutbench", "scripts", "workflow", "Snakefile"]
 # What is the config's or the docs' (they may name any family): the config's
 # schema, the captions of Snakemake's report, and READMEs.
 NOT_CODE = ["workflow/schemas/", "workflow/report/", "README.md"]
-# Files that still name a family not theirs: the top-level family's
-# measuring road and its partial results.  Strict: once one of them no
-# longer does, its test fails until it leaves this list.
-STILL_NAMING = {
-    "shortcutbench/core/cell_stats.py", "shortcutbench/core/partials.py",
-    "shortcutbench/core/resources.py", "shortcutbench/core/store.py",
-    "shortcutbench/core/sweep.py", "shortcutbench/measuring/batched.py",
-    "shortcutbench/measuring/family.py", "shortcutbench/measuring/measure.py",
-    "shortcutbench/measuring/model.py",
-    "shortcutbench/analysis/partials_frame.py", "workflow/rules/measure.smk",
-}
 
 
 def module_file(where):
@@ -192,7 +181,8 @@ def module_file(where):
 def own_files(found):
     """A shipped family's own files: its module here, the modules and files
     its spec names, and whatever sits in a folder named after it."""
-    named = [found.measuring, found.analysis_hook, found.findings, found.sections]
+    named = [found.measuring, found.analysis_hook, found.findings, found.sections,
+             found.planning, *found.own_modules]
     return ({f"shortcutbench/core/families/{found.name}.py", found.rules,
              found.template and f"shortcutbench/analysis/templates/{found.template}"}
             | {module_file(where) for where in named if where}) - {None}
@@ -223,8 +213,7 @@ def strangers(path):
 
 
 def test_a_familys_name_is_in_its_own_files_only():
-    found = [line for path in code_files() if path not in STILL_NAMING
-             for line in strangers(path)]
+    found = [line for path in code_files() for line in strangers(path)]
     assert not found, "a family named outside its own files:\n" + "\n".join(found)
 
 
@@ -234,7 +223,3 @@ def test_every_shipped_family_owns_its_declared_files():
         assert not missing, f"{found.name}'s spec names files that are not there: {missing}"
 
 
-@pytest.mark.parametrize("path", sorted(STILL_NAMING))
-@pytest.mark.xfail(strict=True, reason="it names a family not its own")
-def test_the_files_that_still_name_a_family(path):
-    assert not strangers(path)

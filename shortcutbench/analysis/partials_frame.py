@@ -82,19 +82,19 @@ def facts(frame) -> Facts:
 
 def with_layer_blocks(blocks, layers):
     """The blocks frame with the rows the partial results do not store: a
-    family whose chunks give no blocks (the top-level MLP's) has each
+    family whose chunks give no blocks (one record per layer) has each
     layer's weight gradient as its profile value, so its block moments are
     the layers table's grad_abs_mean ones."""
     import pandas as pd
 
-    mlp = layers[~layers["model"].isin(blocks["model"].unique())]
-    if mlp.empty:
+    flat = layers[~layers["model"].isin(blocks["model"].unique())]
+    if flat.empty:
         return blocks
     s = "grad_abs_mean"
-    derived = mlp[core.BLOCK_KEY].assign(
-        n=mlp[f"{s}_n"], n_finite=mlp[f"{s}_n_finite"], n_zero=mlp[f"{s}_n_zero"],
-        log10_n=mlp[f"{s}_n_pos"], log10_mean=mlp[f"{s}_log10_mean"],
-        log10_m2=mlp[f"{s}_log10_m2"])
+    derived = flat[core.BLOCK_KEY].assign(
+        n=flat[f"{s}_n"], n_finite=flat[f"{s}_n_finite"], n_zero=flat[f"{s}_n_zero"],
+        log10_n=flat[f"{s}_n_pos"], log10_mean=flat[f"{s}_log10_mean"],
+        log10_m2=flat[f"{s}_log10_m2"])
     derived = derived[list(blocks.columns)].reset_index(drop=True)
     return pd.concat([derived, blocks], ignore_index=True) if len(blocks) else derived
 
@@ -112,7 +112,7 @@ def to_frames(merged):
 
 def only_model(frames, model=None):
     """The frames with one model family's rows (core/families/; None: the
-    top-level family's): the MLP's tables and laws never see another
+    top-level family's): the top-level family's tables and laws never see another
     family's cells, nor a family's section another's.  Frames without a
     model column are the top-level family's."""
     top = top_level_family()

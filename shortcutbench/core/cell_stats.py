@@ -26,15 +26,17 @@ block's parameters), `family_values_many` the values:
 
 - first_grad: the profile's first layer; last_grad: its last; attenuation
   first / last; factor: the per-layer factor fitted over the layers of the
-  band (the family's `fit` groups give each its own intercept: the ResNet's
-  stages); stream_growth and stream_max: of the residual stream leaving each
-  layer relative to the input's (families whose records carry it: the
-  GPT's embeddings); token_cosine: the GPT's token collapse, a PLAIN value
-  (NaN elsewhere).  bias_factor and cos_mid are the MLP's (NaN).
+  band (the family's `fit` groups give each its own intercept, e.g. a
+  network's stages); stream_growth and stream_max: of the residual stream leaving each
+  layer relative to the input's (families whose records carry it, e.g. a
+  transformer's embeddings); token_cosine: a family's token collapse, a
+  PLAIN value (NaN elsewhere).  bias_factor and cos_mid are the
+  layer-per-record families' (NaN).
 - state: the healthy band (states.classify) over the profile's layers, each
   against the last one before the family's head; the head counts for zero
-  and finiteness only, as the MLP's output layer; the loss stands in for the
-  MLP's output (a cell is "dead" only if its loss is exactly 0).  Where a
+  and finiteness only, as a one-record-per-layer network's output layer;
+  the loss stands in for that network's output (a cell is "dead" only if
+  its loss is exactly 0).  Where a
   block is all its parameters (a user family's layout), a block whose
   weights mostly get exactly 0 makes the cell "zero-branch"
   (block_zero_shares: the records' grad_zero_share, weighted by element).
@@ -346,8 +348,8 @@ def block_zero_shares(columns, starts):
 
 
 def family_values_many(columns, starts, band=states.DEFAULT_BAND):
-    """The per-cell values of a chunk's cells of one family other than the
-    MLP (one record per parameter, each cell's rows together, starting at
+    """The per-cell values of a chunk's cells of a family with one record
+    per parameter (each cell's rows together, starting at
     `starts`), read with the family's layout.  Returns what
     cell_values_many returns, and "profile": profile_matrix's {(depth,
     shortcut, norm): (cells, layers, values, streams)}."""

@@ -23,7 +23,8 @@ Every table is {"columns": [...], "rows": [[...], ...]}, rows sorted by key:
 - blocks:  per CELL_COLUMNS minus seed and layer of the family's gradient
            profile (core/cell_stats.py): n, n_finite, n_zero and log10
            moments (log10_n, log10_mean, log10_m2) of the layer's profile
-           value.  None for the MLP: its profile is every layer's weight,
+           value.  None for a family with one record per layer: its profile
+           is every layer's weight,
            the layers table's grad_abs_mean (analysis/partials_frame.py
            derives its rows).
 - cells:   per CELL_COLUMNS minus seed: n_cells, the count of each state,
@@ -41,7 +42,8 @@ Every table is {"columns": [...], "rows": [[...], ...]}, rows sorted by key:
            position among the cell's, name, layer, element count, its
            other names, and where it sits (`side`: before the first
            block's parameters, after the last one's, or between); none
-           for the MLP.  The report lists them: they are in no cell state.
+           for a family with one record per layer.  The report lists
+           them: they are in no cell state.
 
 The code is in four modules, one concept each, and every name is importable
 from here: core/moments.py (the triples and their combination),

@@ -2,8 +2,9 @@
 estimated from its cells, for the `measure` rule's mem_mb resource (so that
 a cluster asks for what a chunk needs) and for refusing, before any job
 runs, a cell that cannot fit (sweep.memory_problem, workflow/rules/common.smk).
-The estimate of the book's MLP lives here (cell_mem_mb), and the measured
-constants the other families' estimates build on (core/families/).
+The estimate of a stack of width x width layers lives here (cell_mem_mb,
+the top-level family's), and the measured constants every family's
+estimate builds on (core/families/).
 
 A cell's peak is its weights and their gradients (about twice its
 parameters' bytes; issue 7 measured 2.04x) on top of what a measuring

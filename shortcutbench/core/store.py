@@ -190,10 +190,11 @@ def check_cells(path: PathLike, cell_layers: Iterable[tuple[tuple, int]],
     """Check the rows of a table of records -- given as (cell, layer) per
     row, cell a tuple of CELL_COLUMNS values -- against the cells
     `chunk_params` (a list of chunk params) ask for: every cell there and
-    none other; an MLP cell has exactly one row per layer, any other
-    family's cell one row per parameter, the same layers as every cell of
+    none other; a cell of a family with one record per layer has exactly
+    one row per layer, any other family's cell one row per parameter, the
+    same layers as every cell of
     its depth, norm and shortcut flag.  A truncation that loses a cell, or
-    an MLP cell's row, is caught here; one that loses another family's row
+    such a cell's row, is caught here; one that loses another family's row
     in a cell with no sibling of its shape only by the recorded sha256
     (read_records).  Raises CorruptChunk naming the file."""
     layers = {}

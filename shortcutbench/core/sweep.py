@@ -8,11 +8,11 @@ config), for a block of seeds, on one device in one dtype.  Importing torch
 costs a process ~1.7 s while a cell costs milliseconds, so a job must hold
 many cells; the chunk's path says exactly which:
 
-    results/cells/model~gpt/device~cpu/dtype~float32/seeds~0-4.parquet
+    results/cells/model~NAME/device~cpu/dtype~float32/seeds~0-4.parquet
 
 A family's spec (core/families/) may name a module that plans its chunks
 where this generic planning does not fit (`planning`): the top-level
-family's (the book's MLP) has one variant per study x device x dtype x
+family's, for example, has one variant per study x device x dtype x
 activation x width, chunk paths without a model~ part and its options
 beside the shared keys in its params:
 
@@ -28,7 +28,7 @@ cell is seeded on its own), so the final tables are the same bytes either way.
 Small chunks of one family, study, device and dtype are packed into one job
 (Pack), up to the family's `cells_per_job` cells:
 
-    results/cells/model~mlp/device~cpu/dtype~float32/pack~5d4eeb5974b0.parquet
+    results/cells/model~NAME/device~cpu/dtype~float32/pack~5d4eeb5974b0.parquet
 
 named by the digest of its chunks' names, which its job writes beside its
 records (pack~....chunks.json): a later plan keeps a finished pack whose

@@ -1,7 +1,7 @@
 """The contract every model family is measured through, and its runner.
 
-A family (the book's GPT, He et al.'s ResNet, the user's own module; the
-book's MLP too, which also has a faster path of its own) tells the
+A family (a shipped one, registered in core/families/, or the user's own
+module; a family may also have a faster path of its own) tells the
 measurement three things:
 
 - `build(depth, shortcut, norm, options)`: one cell's model, its inputs (a
@@ -13,7 +13,7 @@ measurement three things:
 
 and may add statistics of its own through one hook, `watch(model, depth)`:
 forward hooks that record the residual stream's RMS per layer and per-cell
-values (the GPT's token collapse).
+values (e.g. a transformer's token collapse).
 
 For each cell the runner (measure_cell):
 
@@ -61,7 +61,7 @@ DTYPES = {
 }
 SMALL = 2 ** 14  # gradients with fewer entries are stacked for their statistics
 # The per-cell statistics a family's watch hook may give: record columns
-# that are NaN for the families without them (the GPT's token collapse).
+# that are NaN for the families without them (a transformer's token collapse).
 CELL_STATISTICS = ("token_cosine",)
 
 # What a watch hook gives back once the model has run: the stream's RMS per

@@ -3,7 +3,7 @@
 `run_chunk` is the measuring job, one road for every family: the chunk's
 family (its spec's measuring class, measuring/family.py) measures the
 chunk's cells, through the per-cell contract or a faster path of its own
-(the MLP's exact fast path and its batched engine, measuring/mlp.py); the
+(e.g. an exact fast path and a batched engine); the
 log and the machine facts name the path it took.
 
 This module imports torch and never pandas, seaborn or Snakemake.
@@ -35,7 +35,8 @@ from shortcutbench.core.sweep import (
 from shortcutbench.measuring.devices import deterministic, torch_device
 from shortcutbench.measuring.family import configure_torch, family_of
 
-# Importable from here as before (tests, benchmarks): the MLP's exact path.
+# Importable from here as before (tests, benchmarks): the top-level family's
+# exact fast path.
 from shortcutbench.measuring.mlp_exact import (  # noqa: F401
     BATCH_ELEMENTS,
     cell_records,

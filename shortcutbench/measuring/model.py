@@ -10,7 +10,7 @@ book's network):
 - `branch_scale` (alpha): the residual branch is scaled, x = lambda * x +
   alpha * layer(x), the literature's fix (Fixup, SkipInit: alpha ~ 1/sqrt(depth));
   alpha = 1 skips the multiply, so the book's numbers stay bit for bit;
-- `norm`: `pre_layernorm` feeds each layer LayerNorm(x), as GPT blocks do.
+- `norm`: `pre_layernorm` feeds each layer LayerNorm(x), as transformer blocks do.
 
 Parameter names stay the book's: `layers.{i}.0.weight`.
 

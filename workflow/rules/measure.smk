@@ -1,8 +1,8 @@
 rule measure:
     """Measure one chunk: every cell of a block of seeds of one variant of
-    one family at one device and dtype (the MLP's: one activation and
-    width), or a pack of such chunks (core/sweep.py's Pack); one row per
-    cell x layer (every other family's: per parameter), and the partial
+    one family at one device and dtype (its variant: its options, e.g. one
+    activation and width), or a pack of such chunks (core/sweep.py's Pack);
+    one row per cell x layer or per parameter, and the partial
     results of each chunk (counts, moments, histograms per group)."""
     output:
         records="results/{chunk}.parquet",

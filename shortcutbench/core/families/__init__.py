@@ -156,6 +156,9 @@ class FamilySpec:
     # chunk's columns, its cells' first rows and the healthy band; None: the
     # values from its gradient profile, read with its layout.
     cell_values: str | None = None
+    # Its further modules beyond those named above (its model, fast paths,
+    # training): its own, free to name it.
+    own_modules: tuple[str, ...] = ()
 
     @property
     def figures(self) -> tuple[str, ...]:

@@ -30,7 +30,11 @@ SPEC = register_family(FamilySpec(
     sections="shortcutbench.analysis.mlp.report", template="families/mlp.html.j2",
     rules="workflow/rules/mlp.smk",
     order=0, planning="shortcutbench.core.families.mlp",
-    cell_values="shortcutbench.core.cell_stats:layer_values_many"))
+    cell_values="shortcutbench.core.cell_stats:layer_values_many",
+    own_modules=("shortcutbench.core.book", "shortcutbench.measuring.model",
+                 "shortcutbench.measuring.mlp_exact", "shortcutbench.measuring.batched",
+                 "shortcutbench.measuring.training",
+                 "shortcutbench.measuring.batched_training")))
 
 
 # ------------------------------------------------ its chunks (core/sweep.py)
