@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO, SMALL_CONFIG
 from mlp_chunks import mlp_chunk
 
+from shortcutbench.analysis import provenance
 from shortcutbench.core.cell_stats import cell_values
 from shortcutbench.core.config import ConfigError, validate_config
 from shortcutbench.core.records import Cell
@@ -84,5 +85,11 @@ def test_the_log_names_the_engine(tmp_path, engine):
         run_chunk(params, tmp_path / "records.parquet", tmp_path / "machine.json", log)
     assert f"engine: {engine} (" in (tmp_path / "log").read_text()
     # the report's provenance reads which path the chunk took
-    assert json.loads((tmp_path / "machine.json").read_text())["engine"] == engine
+    facts = json.loads((tmp_path / "machine.json").read_text())
+    assert facts["engine"] == engine
     assert len(read_records(tmp_path / "records.parquet")) == 2 * 2 * 3
+    # ... and sums it per family and path, jobs and cells
+    gpt_job = {"chunk": {"model": "gpt"}, "engine": "exact", "cells": 5}
+    assert provenance.engines([facts, facts, gpt_job, {"missing": True}]) == [
+        {"family": "gpt", "engine": "exact", "jobs": 1, "cells": 5},
+        {"family": "mlp", "engine": engine, "jobs": 2, "cells": 2 * facts["cells"]}]

@@ -135,6 +135,23 @@ def machines(facts):
     return [{**e, "devices": sorted(d for d in e["devices"] if d)} for e in seen.values()]
 
 
+def engines(facts):
+    """How the cells were measured: per family and engine path (the log's
+    `engine: ...`, a measuring job's machine file), its jobs and cells."""
+    top = top_level_family()
+    seen = {}
+    for fact in facts:
+        if fact.get("missing"):
+            continue
+        chunk = fact.get("chunk") or {}
+        key = (chunk.get("model", top), fact.get("engine") or "exact")
+        entry = seen.setdefault(key, {"family": key[0], "engine": key[1], "jobs": 0,
+                                      "cells": 0})
+        entry["jobs"] += 1
+        entry["cells"] += int(fact.get("cells") or 0)
+    return [seen[key] for key in sorted(seen)]
+
+
 def _number(text):
     try:
         return float(text)
@@ -199,6 +216,7 @@ def gather(config, devices, chunks, logs_dir, repo, now=None, all_chunks=None):
         "report_host": {"host": platform.node(), "os": platform.platform(), "cpu": cpu_name(),
                         "python_executable": sys.executable},
         "machines": machines(facts),
+        "engines": engines(facts),
         "gpus": gpus,
         "missing_machine_files": [f["chunk"] for f in facts if f.get("missing")],
         "git": git_state(repo),
