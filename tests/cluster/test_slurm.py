@@ -89,16 +89,17 @@ GPU_NODES = sorted(name for name, (_, gres) in NODES.items() if "gpu" in gres)
 multi_node = pytest.mark.skipif(
     len(NODES) < 2, reason="needs a cluster of 2 nodes or more (SHORTCUTBENCH_SLURM_NODES)")
 
-# Three cpu chunks (seeds_per_job 1): more chunks than CORES, so that the
-# group has something to group and must fit its chunks into CORES CPUs.
+# Three cpu chunks (seeds_per_job 1), which the planner packs into one job
+# (cells_per_job): a pack measured on the cluster gives the local run's bytes.
 CPU_CONFIG = {**SMALL_CONFIG, "seeds": [122, 123, 124], "seeds_per_job": 1}
 # One cpu chunk and one cuda chunk.
 GPU_CONFIG = {**SMALL_CONFIG, "seeds": [123], "devices": ["cpu", "cuda"]}
 # Six cpu chunks (two widths x three blocks of two seeds), sent out two per
 # submission: three submissions, each asking for a whole node.  Each chunk
-# measures for seconds, long enough to take a node away under it.
+# measures for seconds, long enough to take a node away under it; each chunk
+# a job of its own (cells_per_job 1: no packing), so that there is work to spread.
 SWEEP_CONFIG = {**SMALL_CONFIG, "depths": [1, 2, 4, 8, 16, 32, 64], "widths": [3, 32],
-                "seeds": [0, 1, 2, 3, 4, 5], "seeds_per_job": 2}
+                "seeds": [0, 1, 2, 3, 4, 5], "seeds_per_job": 2, "cells_per_job": 1}
 SWEEP_CHUNKS = 6
 SWEEP_CELLS = 7 * 2 * 2 * 6  # depths x widths x shortcut flags x seeds
 SWEEP_ARGS = ("--group-components", "measure-cpu=2")
