@@ -97,6 +97,7 @@ PROVENANCE = {
     "machines": [{"host": "h", "os": "Linux", "cpu": "CPU", "gpu": None, "python": "3.11.7",
                   "torch": "2.13.0", "torch_threads": 1, "devices": ["cpu"], "jobs": 1,
                   "cells": 8}],
+    "engines": [{"family": "mlp", "engine": "batched", "jobs": 1, "cells": 8}],
     "gpus": [], "missing_machine_files": [],
     "git": {"commit": "0123456789abcdef", "dirty": True, "untracked": 2, "note": None,
             "subject": "a commit"},
@@ -286,6 +287,7 @@ def test_report_shows_the_book_reproduced():
     assert "1 Headline" in text and "depth 12" in text
     assert "95% CI" in text and "Only one device ran" in text
     assert "None: in all 18 cells" in text
+    assert "mlp: batched (1 job, 8 cells)" in text  # how the cells were measured
     assert_self_contained(page)
 
 
@@ -394,6 +396,8 @@ def test_provenance_reads_logs_of_this_sweep_only(tmp_path):
     assert facts["stale_benchmarks"] == 1
     assert facts["missing_machine_files"] == ["cells/missing/seeds~3"]
     assert facts["machines"][0]["cpu"] == "Some CPU" and facts["machines"][0]["cells"] == 8
+    # a machine file without the chunk's params or engine: the top-level family, exact
+    assert facts["engines"] == [{"family": "mlp", "engine": "exact", "jobs": 1, "cells": 8}]
     assert facts["started"] == "2023-11-14T22:13:20+00:00"
     assert facts["git"]["commit"] is None and facts["git"]["note"] == "not a git checkout"
     assert facts["versions"]["torch"] and facts["versions"]["snakemake"]

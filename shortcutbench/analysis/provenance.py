@@ -143,8 +143,10 @@ def engines(facts):
     for fact in facts:
         if fact.get("missing"):
             continue
-        chunk = fact.get("chunk") or {}
-        key = (chunk.get("model", top), fact.get("engine") or "exact")
+        # the machine file's chunk params (an older file: the chunk's name)
+        chunk = fact.get("chunk")
+        model = chunk.get("model", top) if isinstance(chunk, dict) else top
+        key = (model, fact.get("engine") or "exact")
         entry = seen.setdefault(key, {"family": key[0], "engine": key[1], "jobs": 0,
                                       "cells": 0})
         entry["jobs"] += 1
