@@ -60,6 +60,17 @@ def _refuse(path, what):
         f"delete it and run snakemake again to re-make it.")
 
 
+def _read_json(path: PathLike) -> tuple[bytes, object]:
+    """A partial result's bytes and their JSON; CorruptPartial where either
+    cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        return raw, json.loads(raw)
+    except (OSError, ValueError) as error:
+        raise _refuse(path, f"cannot be read as JSON ({error})") from None
+
+
 def read_partial(path: PathLike, chunk: ChunkParams | None = None,
                  records_path: PathLike | None = None, band: float | None = None) -> dict:
     """A chunk's partial.json, checked: its version, its chunk params equal
@@ -67,16 +78,10 @@ def read_partial(path: PathLike, chunk: ChunkParams | None = None,
     the sha256 of the records file equal to the one it was made from.  A
     pack's (sweep.Pack) holds one set of tables per chunk (`parts`:
     chunk_tables gives them)."""
-
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        data = json.loads(raw)
-    except (OSError, ValueError) as error:
-        raise _refuse(path, f"cannot be read as JSON ({error})") from None
+    raw, data = _read_json(path)
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise _refuse(path, f"is not a version {VERSION} partial result")
-    parts = data.get("parts", [data])
+    parts = chunk_tables(data)
     if not isinstance(parts, list) or not all(isinstance(part, dict) for part in parts):
         raise _refuse(path, "has no list of tables per chunk")
     missing = sorted({name for part in parts for name in TABLES if name not in part})
@@ -113,12 +118,7 @@ def read_merged(path: PathLike) -> dict:
     """A merged partial result, results/{prefix}partials.json (rule merge),
     checked before it is read: whole JSON holding every table, each row as
     long as its columns.  Raises CorruptPartial naming the file."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        data = json.loads(raw)
-    except (OSError, ValueError) as error:
-        raise _refuse(path, f"cannot be read as JSON ({error})") from None
+    _, data = _read_json(path)
     if not isinstance(data, dict):
         raise _refuse(path, "is not a merged partial result")
     for name in TABLES:
