@@ -133,6 +133,13 @@ def family_cells(params: ChunkParams) -> list[dict[str, Any]]:
     ]
 
 
+def job_folder(job) -> str:
+    """results/[studies/NAME/]cells/model~M/device~D/dtype~T: the folder of a
+    family's chunks of one study, device and dtype, and of their packs."""
+    return (f"{study_prefix(job.study)}cells/model~{job.model}/"
+            f"device~{device_slug(job.device)}/dtype~{job.dtype}")
+
+
 @dataclass(frozen=True)
 class Chunk:
     """One measuring job of any family: every depth x norm x shortcut cell
@@ -157,10 +164,7 @@ class Chunk:
     def group_path(self) -> str:
         """The folder of its variant's chunks."""
         own = _planning(self.model, "chunk_folder")
-        if own:
-            return own(self)
-        return (f"{study_prefix(self.study)}cells/model~{self.model}/"
-                f"device~{device_slug(self.device)}/dtype~{self.dtype}")
+        return own(self) if own else job_folder(self)
 
     @property
     def name(self) -> str:
@@ -216,8 +220,7 @@ class Pack:
 
     @property
     def group_path(self) -> str:
-        return (f"{study_prefix(self.study)}cells/model~{self.model}/"
-                f"device~{device_slug(self.device)}/dtype~{self.dtype}")
+        return job_folder(self)
 
     @property
     def name(self) -> str:
@@ -343,7 +346,7 @@ def plan_chunks(config: dict[str, Any], results_dir: str = "results",
             variant = dict(variant)
             seeds, per_job = variant.pop("seeds"), variant.pop("seeds_per_job")
             probe = Chunk(name, seeds=(), **variant)
-            folder = Pack((probe,)).group_path
+            folder = job_folder(probe)
             if folder not in packs:
                 packs[folder] = _existing_packs(results_dir, folder)
             existing = _existing_seed_sets(os.path.join(results_dir, probe.group_path))
