@@ -83,7 +83,7 @@ def run_chunk(params: ChunkParams, records_path: PathLike, machine_path: PathLik
     cells (Family.measure_cells: per cell, or its own faster path)."""
     started = time.time()
     settings = deterministic(params["device"])
-    records, parts, engines = [], [], []
+    records, parts, engines, cells = [], [], [], 0
     # A pack's chunks one after another, each through its family's class:
     # a cell's numbers do not depend on its job, nor a chunk's tables.
     for _, unit in units_of(params):
@@ -93,11 +93,12 @@ def run_chunk(params: ChunkParams, records_path: PathLike, machine_path: PathLik
         if progress and engine not in engines:
             print(f"engine: {engine} ({how})", file=progress, flush=True)
         engines.append(engine)
-        unit_records = family.measure_cells(cells_of(unit), options, progress)
+        unit_cells = cells_of(unit)
+        cells += len(unit_cells)
+        unit_records = family.measure_cells(unit_cells, options, progress)
         if partial_path is not None:
             parts.append(unit_records)
         records.extend(unit_records)
-    cells = len(cells_of(params))
     # The records file's sha256, recorded in the partial results: every later
     # reader checks the file against it (core.store.verify).
     sha256 = write_chunk(records, records_path)
