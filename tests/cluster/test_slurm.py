@@ -146,11 +146,16 @@ def set_node_state(node, state):
                  "Reason=shortcutbench cluster test")
 
 
+UP = ("idle", "mixed", "allocated", "completing")
+
+
 def resume_node(node):
-    """Give the node back to the cluster and wait until it takes jobs."""
-    set_node_state(node, "RESUME")
+    """Give the node back to the cluster and wait until it takes jobs.  A
+    node that is up already is left alone: SLURM refuses to resume it."""
+    if node_state(node).rstrip("*~#!%$@^-") not in UP:
+        set_node_state(node, "RESUME")
     wait_for(f"node {node} to be idle again",
-             lambda: node_state(node) in ("idle", "mixed", "allocated"))
+             lambda: node_state(node) in UP)
 
 
 def results_files(workdir):
@@ -364,7 +369,7 @@ def measuring_submission(run):
 @pytest.fixture(scope="module")
 def lost_node_run(quiet_cluster, tmp_path_factory):
     """The six-chunk sweep; while one submission measures, its node is set
-    DOWN (and stays down until the run has ended)."""
+    DOWN (and stays down until the run has ended, then comes back)."""
     run = SlurmRun(tmp_path_factory.mktemp("slurm-lost-node"), SWEEP_CONFIG, *SWEEP_ARGS,
                    targets=TARGETS, cores=NODE_CPUS)
     node = None
@@ -377,6 +382,8 @@ def lost_node_run(quiet_cluster, tmp_path_factory):
         set_node_state(node, "DOWN")
         run.wait()
         run.lost = {"job": job_id, "node": node, "chunk": chunk, "at": lost_at}
+        # The run has ended: the node comes back before the next run needs it.
+        resume_node(node)
         yield run
     finally:
         run.stop()
