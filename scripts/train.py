@@ -1,7 +1,7 @@
-"""Snakemake job: the training runs of one (activation, width, norm, depth)."""
+"""Snakemake job: the training runs of one job (one group, or a pack of them)."""
 from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log[0]) as log:
-    from shortcutbench.measuring.training import train_group
+    from shortcutbench.measuring.training import train_job
 
-    train_group(snakemake.params.job, snakemake.output[0], log)
+    train_job(snakemake.params.job, snakemake.output[0], log)

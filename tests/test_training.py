@@ -15,6 +15,7 @@ from shortcutbench.measuring.training import (
     TrainingRun,
     regression_task,
     train_group,
+    train_job,
     train_run,
 )
 
@@ -126,7 +127,8 @@ def test_batched_training_writes_the_same_bytes_twice_and_the_exact_rows(tmp_pat
         train_group(batched, tmp_path / f"{name}.csv", progress=log)
     train_group(exact, tmp_path / "exact.csv", progress=None)
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
-    assert logs[0].getvalue().startswith("training 4 runs, engine batched")
+    assert logs[0].getvalue().startswith("training 4 runs of depth 3, width 8, norm none, "
+                                         "engine batched")
     with open(tmp_path / "a.csv") as f, open(tmp_path / "exact.csv") as g:
         rows, exact_rows = list(csv.DictReader(f)), list(csv.DictReader(g))
     # the same runs, steps and layers in the same order; the values within 1e-5
@@ -145,3 +147,29 @@ def test_the_exact_engine_trains_each_run_as_train_run_does(tmp_path):
     configure_torch()
     assert losses == train_run(TrainingRun(3, 8, 2, True, steps=3, learning_rate=0.01,
                                            samples=16))[0]
+
+
+def test_short_groups_share_a_job_and_give_the_same_table(tmp_path):
+    from shortcutbench.analysis.aggregate import concatenate_tables
+
+    training = {**SMALL, "depths": [2, 3, 4], "steps": 2}
+    alone = training_jobs(training)
+    assert sorted(alone) == [f"activation~gelu_tanh/width~8/norm~none/depth~{d}" for d in (2, 3, 4)]
+    # 4 runs a group (2 seeds x 2 flags): two groups fit 9 runs, the third is its own job
+    packed = training_jobs({**training, "runs_per_job": 9})
+    assert packed == training_jobs({**training, "runs_per_job": 9})  # the same names each plan
+    pack = [name for name in packed if name.startswith("pack~")]
+    assert len(packed) == 2 and len(pack) == 1, packed
+    assert [g["depth"] for g in packed[pack[0]]["groups"]] == [2, 3]
+    assert packed["activation~gelu_tanh/width~8/norm~none/depth~4"] == alone[
+        "activation~gelu_tanh/width~8/norm~none/depth~4"]
+    # a group bigger than runs_per_job is still one job
+    assert training_jobs({**training, "runs_per_job": 1}) == alone
+    # everything in one job: the same table, byte for byte
+    (one,) = training_jobs({**training, "runs_per_job": 100}).values()
+    train_job(one, tmp_path / "one.csv", progress=None)
+    for name, params in alone.items():
+        train_job(params, tmp_path / f"{name.replace('/', '_')}.csv", progress=None)
+    concatenate_tables([tmp_path / "one.csv"], tmp_path / "from-one.csv")
+    concatenate_tables(sorted(tmp_path.glob("activation~*.csv")), tmp_path / "from-three.csv")
+    assert (tmp_path / "from-one.csv").read_bytes() == (tmp_path / "from-three.csv").read_bytes()

@@ -430,22 +430,36 @@ def n_cells(sweep: dict[str, Any]) -> int:
 
 
 def training_jobs(training, engine="exact"):
-    """The training config (validated) -> {job name: params}, one job of
-    shortcutbench.training per (activation, width, norm, depth): deep runs
-    are the slow ones, so depths go to jobs that can run side by side.  The
-    engine is in a job's params only when batched, as in Chunk.params."""
+    """The training config (validated) -> {job name: params}.  A group is
+    one (activation, width, norm, depth): every seed and shortcut flag of
+    it.  Groups go, in that order, as many a job as fit `runs_per_job` runs,
+    so that a few short groups share one import of torch; a job of one group
+    is named by it (activation~A/width~W/norm~N/depth~D), one of several by
+    the digest of their names (pack~...).  The engine is in a group's params
+    only when batched, as in Chunk.params."""
     if not training["enabled"]:
         return {}
-    jobs = {}
+    groups = {}
     for activation in training["activations"]:
         for width in training["widths"]:
             for norm in training["norms"]:
                 for depth in training["depths"]:
                     name = f"activation~{activation}/width~{width}/norm~{norm}/depth~{depth}"
-                    jobs[name] = {"activation": activation, "width": width, "norm": norm,
-                                  "depth": depth, "seeds": sorted(training["seeds"]),
-                                  "shortcut": sorted(training["shortcut"]),
-                                  **{k: training[k] for k in ("steps", "optimizer",
-                                                              "learning_rate", "samples")},
-                                  **({"engine": engine} if engine != "exact" else {})}
+                    groups[name] = {"activation": activation, "width": width, "norm": norm,
+                                    "depth": depth, "seeds": sorted(training["seeds"]),
+                                    "shortcut": sorted(training["shortcut"]),
+                                    **{k: training[k] for k in ("steps", "optimizer",
+                                                                "learning_rate", "samples")},
+                                    **({"engine": engine} if engine != "exact" else {})}
+    runs = len(training["seeds"]) * len(training["shortcut"])
+    per_job = max(1, training.get("runs_per_job", 1) // runs)
+    names = list(groups)
+    jobs = {}
+    for start in range(0, len(names), per_job):
+        held = names[start:start + per_job]
+        if len(held) == 1:
+            jobs[held[0]] = groups[held[0]]
+        else:
+            digest = hashlib.sha256("\n".join(held).encode()).hexdigest()[:PACK_DIGEST]
+            jobs[f"pack~{digest}"] = {"groups": [groups[name] for name in held]}
     return jobs

@@ -83,11 +83,28 @@ def train_run(run: TrainingRun) -> tuple[list[float], list[float], list[float]]:
     return losses, start, _gradient_profile(model)
 
 
-def train_group(params, out_path, progress=sys.stderr):
-    """All runs of one (activation, width, norm, depth): every seed and shortcut
-    flag, one after another (`engine: exact`, the default) or batched over
-    seeds (`engine: batched`, measuring/batched_training.py)."""
+def train_job(params, out_path, progress=sys.stderr):
+    """A training job (sweep.training_jobs): its groups' runs, one group
+    after another, into one CSV."""
     configure_torch()
+    rows = []
+    for group in params.get("groups", [params]):
+        rows += _group_rows(group, progress)
+    with atomic_write(out_path, newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows(rows)
+
+
+def train_group(params, out_path, progress=sys.stderr):
+    """All runs of one group (activation, width, norm, depth) into one CSV."""
+    train_job({"groups": [params]}, out_path, progress)
+
+
+def _group_rows(params, progress):
+    """The rows of one group's runs: every seed and shortcut flag, one after
+    another (`engine: exact`, the default) or batched over seeds (`engine:
+    batched`, measuring/batched_training.py)."""
     rows = []
     started = time.perf_counter()
     runs = [TrainingRun(
@@ -98,7 +115,8 @@ def train_group(params, out_path, progress=sys.stderr):
         for seed in params["seeds"] for shortcut in params["shortcut"]]
     engine = params.get("engine", "exact")
     if progress:
-        print(f"training {len(runs)} runs, engine {engine}"
+        print(f"training {len(runs)} runs of depth {params['depth']}, width {params['width']}, "
+              f"norm {params['norm']}, engine {engine}"
               + (f" ({BATCH} runs a batch)" if engine == "batched" else ""),
               file=progress, flush=True)
     if engine == "batched":
@@ -115,7 +133,4 @@ def train_group(params, out_path, progress=sys.stderr):
             print(f"trained {n}/{len(runs)}: seed {spec.seed}, shortcut {spec.shortcut}: loss "
                   f"{losses[0]:.4g} -> {final:.4g}{'' if math.isfinite(final) else ' (diverged)'} "
                   f"({time.perf_counter() - started:.1f} s)", file=progress, flush=True)
-    with atomic_write(out_path, newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(rows)
+    return rows

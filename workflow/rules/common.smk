@@ -75,7 +75,7 @@ FAMILY_STEMS = {
 wildcard_constraints:
     chunk=CHUNK_PATTERN,
     prefix=PREFIX_PATTERN,
-    job="activation~[a-z_]+/width~[0-9]+/norm~[a-z_]+/depth~[0-9]+",
+    job="activation~[a-z_]+/width~[0-9]+/norm~[a-z_]+/depth~[0-9]+|pack~[0-9a-f]{12}",
 
 
 def chunks_of(prefix):

@@ -1,6 +1,7 @@
 rule train:
     """Train every seed and shortcut flag of one (activation, width, norm,
-    depth) on the fixed regression task; loss per step, gradient profiles."""
+    depth), or of several such groups up to training.runs_per_job runs, on
+    the fixed regression task; loss per step, gradient profiles."""
     output:
         "results/training/{job}.csv",
     log:
