@@ -97,7 +97,7 @@ def test_models_on_the_command_line_runs_one_family_of_the_default_sweep(tmp_pat
     assert result.returncode == 0, result.stdout
     assert "Note: models=[resnet] leaves out mlp" in result.stdout
     jobs = planned_jobs(result.stdout)
-    assert "train" not in jobs and jobs["merge"] == 1 and "figures_overview" not in jobs
+    assert "train" not in jobs and jobs["merge"] == 1 and "figures" not in jobs
     assert jobs["measure"] >= 1 and jobs["report"] == 1
 
 

@@ -27,7 +27,7 @@ from shortcutbench.core.host import cpu_name
 PACKAGES = ("torch", "snakemake", "pandas", "numpy", "scipy", "seaborn", "matplotlib", "jinja2")
 # Rules in the order the workflow runs them, for the job table.
 RULE_ORDER = ("measure", "merge", "tables", "train", "training_table", "laws", "families",
-              "figures_profile", "figures_overview", "figures_training", "report")
+              "figures", "figures_training", "report")
 
 
 def package_versions(packages=PACKAGES):

@@ -20,11 +20,12 @@ rule tables:
         "../../scripts/mlp/tables.py"
 
 
-# The report's figures, drawn from the merged results in two jobs that run
-# side by side: the gradient profile (results/summary.csv, results/lines.csv),
-# and the overview (cell states, axis effects, attenuation, heat map) from
-# results/summary.csv and results/tables.json, the numbers the report prints.
-# Neither reads the tidy records: no figure grows with the number of seeds.
+# The report's figures, drawn from the merged results in one job (seaborn
+# costs a process ~2 s to import): the gradient profile (results/summary.csv,
+# results/lines.csv), and the overview (cell states, axis effects,
+# attenuation, heat map) from results/summary.csv and results/tables.json, the
+# numbers the report prints.  Neither reads the tidy records: no figure grows
+# with the number of seeds.
 OVERVIEW_FIGURES = ("headline", "attenuation", "heatmap")
 # The axes beyond depth, seed and the shortcut flag that the main sweep varies:
 # one "axis effects" figure each.
@@ -48,50 +49,30 @@ SWEPT_AXES = [
 AXIS_STEMS = {axis: f"results/figures/axis/{axis}" for axis in SWEPT_AXES}
 
 
-rule figures_profile:
+rule figures:
     """The gradient profile of the headline's variant (mean |grad| per layer,
-    one panel per depth, one colour per shortcut arm), and every variant's
-    profile as numbers, which the report's variant picker draws."""
+    one panel per depth, one colour per shortcut arm) and every variant's
+    profile as numbers, which the report's variant picker draws; the cell
+    states by depth of the headline's variant, the effect of each swept axis
+    at the deepest depth, the attenuation with depth and the layer x depth
+    heat map."""
     input:
         summary="results/summary.csv",
         lines="results/lines.csv",
-        # the headline's variant and the sweep's variants
+        # the headline's variant, the sweep's variants and the numbers the report prints
         tables="results/tables.json",
         # the sha256 of summary.csv and lines.csv, recorded by the merge,
         # checked before drawing
         partials="results/partials.json",
     output:
-        svg=report(
+        profile=report(
             "results/figures/profile.svg",
             caption="../report/profile.rst",
             category="Figures",
             subcategory="Gradient profile",
             labels={"figure": "gradient profile"},
         ),
-        png="results/figures/profile.png",
         numbers="results/figures/profiles.json",
-    log:
-        "logs/figures_profile.log",
-    benchmark:
-        "logs/benchmark/figures_profile.tsv"
-    conda:
-        "../../environment.yml"
-    params:
-        stem=lambda wildcards, output: os.path.splitext(output.svg)[0],
-    script:
-        "../../scripts/mlp/figures.py"
-
-
-rule figures_overview:
-    """The cell states by depth of the headline's variant, the effect of each
-    swept axis at the deepest depth, the attenuation with depth and the
-    layer x depth heat map."""
-    input:
-        summary="results/summary.csv",
-        tables="results/tables.json",
-        # the sha256 of summary.csv, recorded by the merge, checked before drawing
-        partials="results/partials.json",
-    output:
         headline=report(
             "results/figures/headline.svg",
             caption="../report/headline.rst",
@@ -123,15 +104,16 @@ rule figures_overview:
             )
             for axis, stem in AXIS_STEMS.items()
         ],
-        png=[f"results/figures/{name}.png" for name in OVERVIEW_FIGURES]
+        png=[f"results/figures/{name}.png" for name in ("profile", *OVERVIEW_FIGURES)]
         + [f"{stem}.png" for stem in AXIS_STEMS.values()],
     log:
-        "logs/figures_overview.log",
+        "logs/figures.log",
     benchmark:
-        "logs/benchmark/figures_overview.tsv"
+        "logs/benchmark/figures.tsv"
     conda:
         "../../environment.yml"
     params:
+        profile_stem=lambda wildcards, output: os.path.splitext(output.profile)[0],
         stems={name: f"results/figures/{name}" for name in OVERVIEW_FIGURES},
         axis_stems=AXIS_STEMS,
     script:

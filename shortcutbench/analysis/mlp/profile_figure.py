@@ -192,7 +192,7 @@ def profile_numbers(profiles, variant, arms, swept=(), lines=MAX_LINES):
 
 
 def make_profiles(summary_path, lines_path, tables_path, stem, json_path, partials_path=None):
-    """Rule figures_profile: the profile figure of the headline's variant
+    """Rule figures: the profile figure of the headline's variant
     (stem.svg, stem.png), and every variant's profile as numbers
     (json_path), which the page's variant picker draws."""
     summary = read_table(summary_path, partials_path)
