@@ -121,15 +121,16 @@ def family_cells(params: ChunkParams) -> list[dict[str, Any]]:
     fields = families.spec(params["model"]).cell_fields(params["options"])
     options = params["options"]
     alphas = branch_labels(options.get("branch_scales", [1]))
+    arms = [(shortcut, scale, alpha) for shortcut, scale in shortcut_variants(
+                params["shortcuts"], options.get("shortcut_scales", [1.0]))
+            for alpha in (alphas if shortcut else ("1",))]
     return [
         {"model": params["model"], "depth": depth, "width": fields["width"], "seed": seed,
          "shortcut": shortcut, "shortcut_scale": scale, "branch_scale": alpha,
          "activation": fields["activation"], "init": fields["init"], "norm": norm,
          "device": params["device"], "dtype": params["dtype"]}
         for seed in params["seeds"] for depth in params["depths"]
-        for norm in params["norms"] for shortcut, scale in shortcut_variants(
-            params["shortcuts"], options.get("shortcut_scales", [1.0]))
-        for alpha in (alphas if shortcut else ("1",))
+        for norm in params["norms"] for shortcut, scale, alpha in arms
     ]
 
 

@@ -106,6 +106,9 @@ def chunk_cells(params):
     records.Cell's fields, in a fixed order.  The branch scale alpha only
     means something with a shortcut; cells without one record "1"."""
     alphas = branch_labels(params.get("branch_scales", [1]))
+    arms = [(shortcut, scale, alpha)
+            for shortcut, scale in shortcut_variants(params["shortcuts"], params["shortcut_scales"])
+            for alpha in (alphas if shortcut else ("1",))]
     return [
         {"model": NAME, "depth": depth, "width": params["width"], "seed": seed,
          "shortcut": shortcut, "shortcut_scale": scale, "branch_scale": alpha,
@@ -113,8 +116,7 @@ def chunk_cells(params):
          "device": params["device"], "dtype": params["dtype"]}
         for seed in params["seeds"] for depth in params["depths"]
         for init in params["inits"] for norm in params["norms"]
-        for shortcut, scale in shortcut_variants(params["shortcuts"], params["shortcut_scales"])
-        for alpha in (alphas if shortcut else ("1",))
+        for shortcut, scale, alpha in arms
     ]
 
 
