@@ -161,20 +161,24 @@ def _number(text):
         return None
 
 
-def benchmarks(logs_dir, chunks, skip=("report",)):
+def benchmarks(logs_dir, chunks, skip=("report",), training=None):
     """Per job: wall time, peak memory and CPU time from Snakemake's
-    benchmark: files.  Measuring jobs of chunks not in this sweep (left over
-    from an earlier config) and the rules in `skip` (the report's own file is
-    from its previous run) are left out."""
+    benchmark: files.  Measuring jobs of chunks not in this sweep and, where
+    `training` names this config's training jobs, training jobs not among
+    them (left over from an earlier config) are counted as stale and left
+    out, as are the rules in `skip` (the report's own file is from its
+    previous run)."""
     root = os.path.join(logs_dir, "benchmark")
-    wanted = set(chunks)
+    wanted = {"measure": set(chunks)}
+    if training is not None:
+        wanted["train"] = set(training)
     jobs, stale = [], 0
     for path in sorted(glob.glob(os.path.join(root, "**", "*.tsv"), recursive=True)):
         name = os.path.relpath(path, root)[:-len(".tsv")].replace(os.sep, "/")
         rule, _, job = name.partition("/")
         if rule in skip:
             continue
-        if rule == "measure" and job not in wanted:
+        if rule in wanted and job not in wanted[rule]:
             stale += 1
             continue
         try:
@@ -195,17 +199,20 @@ def benchmarks(logs_dir, chunks, skip=("report",)):
     return jobs, stale
 
 
-def gather(config, devices, chunks, logs_dir, repo, now=None, all_chunks=None):
+def gather(config, devices, chunks, logs_dir, repo, now=None, all_chunks=None,
+           training_jobs=None):
     """Everything the report's provenance section shows, as JSON-able data.
 
     config: the config as run; devices: its devices with 'auto' expanded;
     chunks: the names (sweep.Chunk.name) of the measuring jobs behind the
     report's numbers; all_chunks: every measuring job of the config (studies
-    too), for the job table (default: chunks).
+    too), for the job table (default: chunks); training_jobs: the config's
+    training jobs' names (None: every training job's file is shown).
     """
     facts = machine_files(logs_dir, chunks)
     started = [f["started"] for f in facts if isinstance(f.get("started"), (int, float))]
-    jobs, stale = benchmarks(logs_dir, chunks if all_chunks is None else all_chunks)
+    jobs, stale = benchmarks(logs_dir, chunks if all_chunks is None else all_chunks,
+                             training=training_jobs)
     gpus = sorted({f["gpu"] for f in facts if f.get("gpu")})
     now = datetime.datetime.now(datetime.UTC) if now is None else now
     imported = job_packages(facts)

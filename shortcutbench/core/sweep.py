@@ -254,22 +254,31 @@ def pack_chunks_path(records_path: str) -> str:
 def _existing_packs(results_dir, folder):
     """{pack name: its chunks' names} of the finished packs in one folder
     (records and the names of its chunks both there)."""
+    found = _pack_manifests(os.path.join(results_dir, folder), PACK_CHUNKS, ".parquet")
+    return {f"{folder}/{name}": held for name, held in found.items()}
+
+
+def _pack_manifests(directory, manifest, output):
+    """{pack~...: the names it lists} of the finished packs in a directory:
+    its `output` file and its list of names (`manifest`, a JSON list of
+    strings) both there.  What a list says is checked by its reader: a
+    pack's name is its names' digest."""
     try:
-        names = os.listdir(os.path.join(results_dir, folder))
+        names = os.listdir(directory)
     except OSError:
         return {}
     found = {}
     for name in sorted(names):
-        match = re.fullmatch(r"(pack~[0-9a-f]+)" + re.escape(PACK_CHUNKS), name)
-        if not match or f"{match.group(1)}.parquet" not in names:
+        match = re.fullmatch(r"(pack~[0-9a-f]+)" + re.escape(manifest), name)
+        if not match or f"{match.group(1)}{output}" not in names:
             continue
         try:
-            with open(os.path.join(results_dir, folder, name)) as f:
-                chunks = json.load(f)
+            with open(os.path.join(directory, name)) as f:
+                held = json.load(f)
         except (OSError, ValueError):
             continue
-        if isinstance(chunks, list) and all(isinstance(c, str) for c in chunks):
-            found[f"{folder}/{match.group(1)}"] = chunks
+        if isinstance(held, list) and all(isinstance(item, str) for item in held):
+            found[match.group(1)] = held
     return found
 
 
@@ -430,14 +439,40 @@ def n_cells(sweep: dict[str, Any]) -> int:
     return _planning(families.top_level_family(), "n_cells")(sweep)
 
 
-def training_jobs(training, engine="exact"):
+TRAINING_JOB_PATTERN = (r"activation~[a-z_]+/width~[0-9]+/norm~[a-z_]+/depth~[0-9]+"
+                        rf"|pack~[0-9a-f]{{{PACK_DIGEST}}}")
+PACK_GROUPS = ".groups.json"  # beside a training pack's table: the names of its groups
+
+
+def training_pack_name(groups: list[str]) -> str:
+    """A training job holding several groups: named by their names' digest."""
+    return f"pack~{hashlib.sha256(chr(10).join(groups).encode()).hexdigest()[:PACK_DIGEST]}"
+
+
+def pack_groups_path(table_path: str) -> str:
+    """Where a training pack's job writes the names of its groups, beside its table."""
+    return re.sub(r"\.csv$", "", str(table_path)) + PACK_GROUPS
+
+
+def training_group_name(group) -> str:
+    """A training group's name: activation~A/width~W/norm~N/depth~D."""
+    return (f"activation~{group['activation']}/width~{group['width']}/norm~{group['norm']}/"
+            f"depth~{group['depth']}")
+
+
+def training_jobs(training, engine="exact", results_dir=None):
     """The training config (validated) -> {job name: params}.  A group is
     one (activation, width, norm, depth): every seed and shortcut flag of
     it.  Groups go, in that order, as many a job as fit `runs_per_job` runs,
-    so that a few short groups share one import of torch; a job of one group
-    is named by it (activation~A/width~W/norm~N/depth~D), one of several by
-    the digest of their names (pack~...).  The engine is in a group's params
-    only when batched, as in Chunk.params."""
+    so that short groups share one import of torch (deep groups take
+    longest: a job of many of them runs them one after another).  A job of
+    one group is named by it (activation~A/width~W/norm~N/depth~D), one of
+    several by the digest of their names (pack~...).  As with the measuring
+    packs, a finished job (results/training/NAME.csv; a pack's group names
+    beside it) whose groups are all still wanted is kept, so that a grown
+    config trains only its new groups (results_dir None: none is looked
+    for).  The engine is in a group's params only when batched, as in
+    Chunk.params."""
     if not training["enabled"]:
         return {}
     groups = {}
@@ -445,22 +480,33 @@ def training_jobs(training, engine="exact"):
         for width in training["widths"]:
             for norm in training["norms"]:
                 for depth in training["depths"]:
-                    name = f"activation~{activation}/width~{width}/norm~{norm}/depth~{depth}"
-                    groups[name] = {"activation": activation, "width": width, "norm": norm,
-                                    "depth": depth, "seeds": sorted(training["seeds"]),
-                                    "shortcut": sorted(training["shortcut"]),
-                                    **{k: training[k] for k in ("steps", "optimizer",
-                                                                "learning_rate", "samples")},
-                                    **({"engine": engine} if engine != "exact" else {})}
+                    group = {"activation": activation, "width": width, "norm": norm,
+                             "depth": depth, "seeds": sorted(training["seeds"]),
+                             "shortcut": sorted(training["shortcut"]),
+                             **{k: training[k] for k in ("steps", "optimizer",
+                                                         "learning_rate", "samples")},
+                             **({"engine": engine} if engine != "exact" else {})}
+                    groups[training_group_name(group)] = group
+    folder = os.path.join(results_dir, "training") if results_dir else None
+    finished = _pack_manifests(folder, PACK_GROUPS, ".csv") if folder else {}
+    jobs, taken = {}, set()
+    for name, held in sorted(finished.items(),
+                             key=lambda item: (-len(item[1]), item[0])):
+        if set(held) <= groups.keys() and not taken & set(held) and \
+                training_pack_name(held) == name:
+            jobs[name] = {"groups": [groups[group] for group in held]}
+            taken |= set(held)
+    left = [name for name in groups if name not in taken]
+    for name in left:
+        if folder and os.path.exists(os.path.join(folder, f"{name}.csv")):
+            jobs[name] = groups[name]
+    left = [name for name in left if name not in jobs]
     runs = len(training["seeds"]) * len(training["shortcut"])
-    per_job = max(1, training.get("runs_per_job", 1) // runs)
-    names = list(groups)
-    jobs = {}
-    for start in range(0, len(names), per_job):
-        held = names[start:start + per_job]
+    per_job = max(1, training["runs_per_job"] // runs)
+    for start in range(0, len(left), per_job):
+        held = left[start:start + per_job]
         if len(held) == 1:
             jobs[held[0]] = groups[held[0]]
         else:
-            digest = hashlib.sha256("\n".join(held).encode()).hexdigest()[:PACK_DIGEST]
-            jobs[f"pack~{digest}"] = {"groups": [groups[name] for name in held]}
+            jobs[training_pack_name(held)] = {"groups": [groups[name] for name in held]}
     return jobs

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from shortcutbench.core.files import atomic_write
+from shortcutbench.core.files import atomic_write, write_json
+from shortcutbench.core.sweep import pack_groups_path, training_group_name
 from shortcutbench.measuring.batched_training import BATCH, train_runs_batched
 from shortcutbench.measuring.family import configure_torch
 from shortcutbench.measuring.model import ExampleDeepNeuralNetwork, layer_sizes
@@ -85,20 +86,19 @@ def train_run(run: TrainingRun) -> tuple[list[float], list[float], list[float]]:
 
 def train_job(params, out_path, progress=sys.stderr):
     """A training job (sweep.training_jobs): its groups' runs, one group
-    after another, into one CSV."""
+    after another, into one CSV; a pack of groups also writes their names
+    beside it, from which a later plan knows what it holds."""
     configure_torch()
+    groups = params.get("groups", [params])
     rows = []
-    for group in params.get("groups", [params]):
+    for group in groups:
         rows += _group_rows(group, progress)
     with atomic_write(out_path, newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(COLUMNS)
         writer.writerows(rows)
-
-
-def train_group(params, out_path, progress=sys.stderr):
-    """All runs of one group (activation, width, norm, depth) into one CSV."""
-    train_job({"groups": [params]}, out_path, progress)
+    if "groups" in params:
+        write_json([training_group_name(group) for group in groups], pack_groups_path(out_path))
 
 
 def _group_rows(params, progress):
@@ -115,8 +115,8 @@ def _group_rows(params, progress):
         for seed in params["seeds"] for shortcut in params["shortcut"]]
     engine = params.get("engine", "exact")
     if progress:
-        print(f"training {len(runs)} runs of depth {params['depth']}, width {params['width']}, "
-              f"norm {params['norm']}, engine {engine}"
+        print(f"training {len(runs)} runs of {params['activation']}, depth {params['depth']}, "
+              f"width {params['width']}, norm {params['norm']}, engine {engine}"
               + (f" ({BATCH} runs a batch)" if engine == "batched" else ""),
               file=progress, flush=True)
     if engine == "batched":

@@ -151,11 +151,11 @@ UP = ("idle", "mixed", "allocated", "completing")
 
 def resume_node(node):
     """Give the node back to the cluster and wait until it takes jobs.  A
-    node that is up already is left alone: SLURM refuses to resume it."""
+    node whose state is up already (whatever sinfo's flag suffix, e.g. `*`
+    while it does not respond) is left alone: SLURM refuses to resume it."""
     if node_state(node).rstrip("*~#!%$@^-") not in UP:
         set_node_state(node, "RESUME")
-    wait_for(f"node {node} to be idle again",
-             lambda: node_state(node) in UP)
+    wait_for(f"node {node} to take jobs again", lambda: node_state(node) in UP)
 
 
 def results_files(workdir):

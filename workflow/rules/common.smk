@@ -14,6 +14,7 @@ from shortcutbench.core.family_check import check_user_families
 from shortcutbench.core.sweep import (
     CHUNK_PATTERN,
     PREFIX_PATTERN,
+    TRAINING_JOB_PATTERN,
     memory_problem,
     plan_chunks,
     study_prefix,
@@ -49,7 +50,9 @@ except ConfigError as error:
     # The message alone: it names the key and the fix; a traceback would not help.
     sys.exit(f"ConfigError: {error}")
 TRAINING_JOBS = (
-    training_jobs(SWEEP["training"], SWEEP["engine"]) if "training" in SWEEP else {}
+    training_jobs(SWEEP["training"], SWEEP["engine"], "results")
+    if "training" in SWEEP
+    else {}
 )
 # '' for the main sweep (results/), 'studies/NAME/' for each study.
 PREFIXES = [study_prefix(name) for name in ["", *sorted(SWEEP["studies"])]]
@@ -75,7 +78,7 @@ FAMILY_STEMS = {
 wildcard_constraints:
     chunk=CHUNK_PATTERN,
     prefix=PREFIX_PATTERN,
-    job="activation~[a-z_]+/width~[0-9]+/norm~[a-z_]+/depth~[0-9]+|pack~[0-9a-f]{12}",
+    job=TRAINING_JOB_PATTERN,
 
 
 def chunks_of(prefix):

@@ -49,6 +49,8 @@ rule report:
         # the measuring jobs behind the report's numbers (the main sweep), and all of them
         main_chunks=[chunk.name for chunk in chunks_of("")],
         chunks=sorted(CHUNKS),
+        # the training jobs of this config: others' benchmark files are stale
+        training_jobs=sorted(TRAINING_JOBS),
         logs="logs",
         repo=workflow.basedir,
     script:
