@@ -18,8 +18,9 @@ SMALL_CONFIG = {
     "shortcut": [False, True],
     "devices": ["cpu"],
     "activations": ["gelu_tanh"],
-    # a token training run, so that the default target stays quick
-    "training": {"depths": [2], "widths": [3], "seeds": [1], "norms": ["none"], "steps": 3},
+    # token training runs, so that the default target stays quick: two
+    # groups, which share one job (training.runs_per_job)
+    "training": {"depths": [2, 3], "widths": [3], "seeds": [1], "norms": ["none"], "steps": 3},
 }
 
 
