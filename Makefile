@@ -66,6 +66,7 @@ bench: env
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/families.py
+	$(BIN)/python benchmarks/gpt_stacking.py
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/zoo.py
