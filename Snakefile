@@ -31,7 +31,6 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/merge.smk"
 include: "workflow/rules/gradients.smk"
-include: "workflow/rules/training.smk"
 
 
 for family_rules in FAMILY_RULES:

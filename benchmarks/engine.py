@@ -17,7 +17,7 @@ depth and width: the worst relative difference of grad_abs_mean over every
 layer of every cell, the share of cells whose records are bit-identical,
 and the cells whose state (core/states.py, through cell_stats.cell_values)
 differs.  Last, the batched forward and backward through torch.baddbmm
-against torch.func.vmap over model.forward, the choice measuring/batched.py
+against torch.func.vmap over model.forward, the choice measuring/mlp/batched.py
 made.  Ratios, never asserted.
 """
 
@@ -36,13 +36,10 @@ import torch.nn.functional as F  # noqa: E402
 
 from shortcutbench.core.cell_stats import cell_values  # noqa: E402
 from shortcutbench.core.records import Cell  # noqa: E402
-from shortcutbench.measuring.batched import BATCH, measure_cells_batched  # noqa: E402
 from shortcutbench.measuring.family import configure_torch  # noqa: E402
-from shortcutbench.measuring.measure import (  # noqa: E402
-    measure_cell_book_style,
-    measure_cells,
-)
-from shortcutbench.measuring.model import (  # noqa: E402
+from shortcutbench.measuring.mlp.batched import BATCH, measure_cells_batched  # noqa: E402
+from shortcutbench.measuring.mlp.exact import measure_cell_book_style, measure_cells  # noqa: E402
+from shortcutbench.measuring.mlp.model import (  # noqa: E402
     add_shortcut,
     forward,
     gelu_tanh,

@@ -44,7 +44,8 @@ ENV = snakemake_environment()
 FLOOR = textwrap.dedent("""
     import sys, itertools
     sys.path.insert(0, {repo!r})
-    from shortcutbench.measuring.measure import {function}, configure_torch, write_chunk
+    from shortcutbench.measuring.measure import configure_torch, write_chunk
+    from shortcutbench.measuring.mlp.exact import {function}
     from shortcutbench.core.records import Cell
     configure_torch()
     config = {config!r}
@@ -170,11 +171,8 @@ def goal_in_process(repeats=5):
     import itertools
 
     from shortcutbench.core.records import Cell
-    from shortcutbench.measuring.measure import (
-        configure_torch,
-        measure_cell,
-        measure_cell_book_style,
-    )
+    from shortcutbench.measuring.measure import configure_torch
+    from shortcutbench.measuring.mlp.exact import measure_cell, measure_cell_book_style
 
     configure_torch()
     cells = [Cell(d, w, s, sc) for d, w, s, sc in itertools.product(
@@ -197,7 +195,8 @@ def goal_in_process(repeats=5):
 BIG = textwrap.dedent("""
     import resource, sys, time
     sys.path.insert(0, {repo!r})
-    from shortcutbench.measuring.measure import configure_torch, measure_cell
+    from shortcutbench.measuring.measure import configure_torch
+    from shortcutbench.measuring.mlp.exact import measure_cell
     from shortcutbench.core.records import Cell
     configure_torch()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

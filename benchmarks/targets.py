@@ -143,7 +143,7 @@ BATCHED_PROCESS = textwrap.dedent("""
     import itertools, sys
     sys.path.insert(0, {repo!r})
     from shortcutbench.core.records import Cell
-    from shortcutbench.measuring.batched import measure_cells_batched
+    from shortcutbench.measuring.mlp.batched import measure_cells_batched
     from shortcutbench.measuring.measure import write_chunk
     config = {config!r}
     cells = [Cell(d, w, s, sc) for d, w, s, sc in itertools.product(
@@ -309,8 +309,8 @@ def target_limits(repeats=5):
     from families import GPT_OPTIONS, cell
 
     from shortcutbench.core.records import Cell
-    from shortcutbench.measuring.batched import BATCH, measure_cells_batched
     from shortcutbench.measuring.family import configure_torch, family_of, measure_cell
+    from shortcutbench.measuring.mlp.batched import BATCH, measure_cells_batched
 
     configure_torch()
     peak = matmul_flops_per_second()

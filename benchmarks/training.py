@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shortcutbench.measuring.batched_training import BATCH, train_runs_batched  # noqa: E402
 from shortcutbench.measuring.family import configure_torch  # noqa: E402
-from shortcutbench.measuring.training import (  # noqa: E402
+from shortcutbench.measuring.mlp.batched_training import BATCH, train_runs_batched  # noqa: E402
+from shortcutbench.measuring.mlp.training import (  # noqa: E402
     TrainingRun,
     regression_task,
     train_run,

@@ -14,7 +14,8 @@ from shortcutbench.core.cell_stats import (
     fit_layer_factor,
 )
 from shortcutbench.core.records import CELL_COLUMNS, COLUMNS, Cell, record_fields
-from shortcutbench.measuring.measure import configure_torch, measure_cell
+from shortcutbench.measuring.measure import configure_torch
+from shortcutbench.measuring.mlp.exact import measure_cell
 
 
 def hand_made(cell, grad, bias=None, rms=None, cos=None, output=0.5, finite=True):

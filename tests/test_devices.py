@@ -87,7 +87,7 @@ def test_a_missing_gpu_cell_fails_in_measure_cell():
     import torch
 
     from shortcutbench.core.records import Cell
-    from shortcutbench.measuring.measure import measure_cell
+    from shortcutbench.measuring.mlp.exact import measure_cell
 
     if torch.cuda.is_available():
         pytest.skip("this host has CUDA")

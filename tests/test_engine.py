@@ -1,4 +1,4 @@
-"""The batched engine (`engine: batched`, measuring/batched.py): the exact
+"""The batched engine (`engine: batched`, measuring/mlp/batched.py): the exact
 engine's columns and cells, its numbers within the precision contract, and
 a cell's bits that depend on its seed and config alone."""
 
@@ -16,8 +16,9 @@ from shortcutbench.core.config import ConfigError, validate_config
 from shortcutbench.core.records import Cell
 from shortcutbench.core.store import read_records
 from shortcutbench.core.sweep import cells_of, plan_chunks
-from shortcutbench.measuring.batched import BATCH, batchable, measure_cells_batched
-from shortcutbench.measuring.measure import measure_cell, measure_cells, run_chunk
+from shortcutbench.measuring.measure import run_chunk
+from shortcutbench.measuring.mlp.batched import BATCH, batchable, measure_cells_batched
+from shortcutbench.measuring.mlp.exact import measure_cell, measure_cells
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 

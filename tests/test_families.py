@@ -26,7 +26,7 @@ from shortcutbench.core.sweep import (
 )
 from shortcutbench.measuring import family as runner
 from shortcutbench.measuring.family import configure_torch, measure_chunk
-from shortcutbench.measuring.mlp import MLPFamily
+from shortcutbench.measuring.mlp.family import MLPFamily
 from shortcutbench.measuring.resnet import ResNet, ResNetFamily
 from shortcutbench.measuring.user_family import FamilyError, check
 
@@ -180,7 +180,7 @@ def test_the_mlp_through_the_contract_equals_its_fast_path():
     per layer, bit for bit: one contract, and a faster road to the same
     numbers."""
     from shortcutbench.core.records import Cell
-    from shortcutbench.measuring.measure import measure_cell
+    from shortcutbench.measuring.mlp.exact import measure_cell
 
     for depth, shortcut, seed in [(5, False, 123), (5, True, 123), (12, True, 7)]:
         cell = Cell(depth, 3, seed, shortcut, 1.0 if shortcut else 0.0)

@@ -33,7 +33,8 @@ from shortcutbench.analysis.mlp.laws import (
 from shortcutbench.core import cell_stats
 from shortcutbench.core.files import read_json
 from shortcutbench.core.records import Cell
-from shortcutbench.measuring.measure import configure_torch, measure_cell
+from shortcutbench.measuring.measure import configure_torch
+from shortcutbench.measuring.mlp.exact import measure_cell
 
 # ----------------------------------------------------------------- the sweeps
 

@@ -14,7 +14,7 @@ from shortcutbench.core.sweep import memory_problem, plan_chunks
 
 
 def test_the_parameter_count_is_the_model_s():
-    from shortcutbench.measuring.model import init_parameters, layer_sizes
+    from shortcutbench.measuring.mlp.model import init_parameters, layer_sizes
 
     for depth, width in [(1, 3), (5, 3), (4, 32), (3, 100)]:
         drawn = init_parameters(layer_sizes(depth, width), "pytorch")

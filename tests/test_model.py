@@ -10,12 +10,9 @@ from torch import nn
 from shortcutbench.core.book import BOOK_GRADIENTS, RTOL
 from shortcutbench.core.records import COLUMNS, Cell
 from shortcutbench.measuring.family import DTYPES
-from shortcutbench.measuring.measure import (
-    configure_torch,
-    measure_cell,
-    measure_cell_book_style,
-)
-from shortcutbench.measuring.model import (
+from shortcutbench.measuring.measure import configure_torch
+from shortcutbench.measuring.mlp.exact import measure_cell, measure_cell_book_style
+from shortcutbench.measuring.mlp.model import (
     ACTIVATIONS,
     ExampleDeepNeuralNetwork,
     forward,

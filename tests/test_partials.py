@@ -23,7 +23,8 @@ from shortcutbench.analysis.partials_frame import (
 from shortcutbench.core import partials
 from shortcutbench.core.files import sha256_of
 from shortcutbench.core.records import Cell
-from shortcutbench.measuring.measure import measure_cells, run_chunk
+from shortcutbench.measuring.measure import run_chunk
+from shortcutbench.measuring.mlp.exact import measure_cells
 
 RTOL = 1e-12
 

@@ -17,11 +17,12 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from shortcutbench.measuring import family as runner
-from shortcutbench.measuring import gpt, model, resnet
+from shortcutbench.measuring import gpt, resnet
 from shortcutbench.measuring.family import Family, configure_torch
 from shortcutbench.measuring.gpt import GPTFamily
-from shortcutbench.measuring.mlp import MLPFamily
-from shortcutbench.measuring.model import ExampleDeepNeuralNetwork
+from shortcutbench.measuring.mlp import model
+from shortcutbench.measuring.mlp.family import MLPFamily
+from shortcutbench.measuring.mlp.model import ExampleDeepNeuralNetwork
 from shortcutbench.measuring.resnet import ResNetFamily
 from shortcutbench.measuring.shortcut_switch import (
     ResidualAdd,

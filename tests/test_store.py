@@ -13,7 +13,7 @@ import pytest
 from shortcutbench.core import store
 from shortcutbench.core.records import COLUMNS, SORT_COLUMNS, Cell
 from shortcutbench.core.sweep import cells_of
-from shortcutbench.measuring.measure import measure_cells
+from shortcutbench.measuring.mlp.exact import measure_cells
 
 
 def params(width=3, seeds=(1, 2), activation="gelu_tanh"):

@@ -25,8 +25,9 @@ from shortcutbench.analysis.theory import (
     weight_variance,
 )
 from shortcutbench.core.records import Cell
-from shortcutbench.measuring.measure import configure_torch, measure_cell
-from shortcutbench.measuring.model import ACTIVATIONS, draw_linear, gelu_tanh
+from shortcutbench.measuring.measure import configure_torch
+from shortcutbench.measuring.mlp.exact import measure_cell
+from shortcutbench.measuring.mlp.model import ACTIVATIONS, draw_linear, gelu_tanh
 
 X = np.linspace(-6, 6, 1201) + 1e-3  # no point exactly at relu's kink
 

@@ -10,9 +10,9 @@ import re
 import pytest
 
 from shortcutbench.core.sweep import TRAINING_JOB_PATTERN, training_jobs, training_pack_name
-from shortcutbench.measuring.batched_training import BATCH, train_runs_batched
 from shortcutbench.measuring.measure import configure_torch
-from shortcutbench.measuring.training import (
+from shortcutbench.measuring.mlp.batched_training import BATCH, train_runs_batched
+from shortcutbench.measuring.mlp.training import (
     COLUMNS,
     TrainingRun,
     regression_task,

@@ -42,8 +42,8 @@ MB = 1 << 20
 
 
 def cell_parameters(depth, width):
-    """Parameters of a cell: measuring.model.layer_sizes(depth, width) is
-    depth-1 Linear(width, width) layers and one Linear(width, 1)."""
+    """Parameters of a cell of the book's network: its layer_sizes(depth,
+    width) are depth-1 Linear(width, width) layers and one Linear(width, 1)."""
     return (depth - 1) * (width * width + width) + width + 1
 
 

@@ -47,7 +47,7 @@ from shortcutbench.core.families.gpt import (  # noqa: F401 (the config lives in
     gpt_config,
 )
 from shortcutbench.measuring.family import Family, rms
-from shortcutbench.measuring.model import GELU
+from shortcutbench.measuring.gelu import GELU
 
 
 class LayerNorm(nn.Module):

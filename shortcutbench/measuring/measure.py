@@ -35,19 +35,7 @@ from shortcutbench.core.sweep import (
 from shortcutbench.measuring.devices import deterministic, torch_device
 from shortcutbench.measuring.family import configure_torch, family_of
 
-# Importable from here as before (tests, benchmarks): the top-level family's
-# exact fast path.
-from shortcutbench.measuring.mlp_exact import (  # noqa: F401
-    BATCH_ELEMENTS,
-    cell_records,
-    measure_cell,
-    measure_cell_book_style,
-    measure_cells,
-)
-
-__all__ = ["BATCH_ELEMENTS", "cell_records", "configure_torch", "machine_facts",
-           "measure_cell", "measure_cell_book_style", "measure_cells", "run_chunk",
-           "write_chunk"]
+__all__ = ["configure_torch", "machine_facts", "run_chunk", "write_chunk"]
 
 
 def machine_facts(device):

@@ -18,7 +18,7 @@ sys.path.insert(0, str(HERE.parents[1] / "examples" / "highway"))
 from shortcutbench.core.records import Cell  # noqa: E402
 from shortcutbench.measuring import family as runner  # noqa: E402
 from shortcutbench.measuring.gpt import GPTFamily  # noqa: E402
-from shortcutbench.measuring.measure import measure_cell  # noqa: E402
+from shortcutbench.measuring.mlp.exact import measure_cell  # noqa: E402
 from shortcutbench.measuring.resnet import ResNetFamily  # noqa: E402
 from shortcutbench.measuring.user_family import UserFamily  # noqa: E402
 

@@ -44,7 +44,7 @@ from shortcutbench.core.store import (
 )
 from shortcutbench.core.store import check_gradients_csv as check_gradients
 from shortcutbench.core.sweep import cells_of
-from shortcutbench.measuring.measure import measure_cells
+from shortcutbench.measuring.mlp.exact import measure_cells
 
 from .helpers import run, tree
 

@@ -3,7 +3,7 @@
 Its section is the config's top level: depths, widths, seeds, shortcut,
 activations, inits, norms, shortcut_scales, branch_scales, dtypes and
 devices are the main sweep's axes, and `studies` and `training` are its
-further sweeps (core/sweep.py).  Its measuring code is measuring/model.py.
+further sweeps (core/sweep.py).  Its measuring code is the package measuring/mlp/.
 """
 
 import itertools
@@ -18,12 +18,12 @@ NAME = "mlp"
 SPEC = register_family(FamilySpec(
     NAME, "The book\u2019s MLP (chapter 4.4)", "layers", "",
     Layout(profile=r"layers\.\d+\.0\.weight", stream=True),
-    "shortcutbench.measuring.mlp:MLPFamily", generic_figures=(),
+    "shortcutbench.measuring.mlp.family:MLPFamily", generic_figures=(),
     main_variant={axis: BOOK_CASE[axis] for axis in ("width", "activation", "init", "norm",
                                                       "dtype", "device")},
     switch="one residual add per layer where the shapes match, x = x + layer(x) "
            "(ExampleDeepNeuralNetwork.forward and the fast path's forward, "
-           "shortcutbench/measuring/model.py); without shortcut x = layer(x), and with "
+           "shortcutbench/measuring/mlp/model.py); without shortcut x = layer(x), and with "
            "shortcut_scale \u03bb and branch_scale \u03b1, x = \u03bb\u00b7x + "
            "\u03b1\u00b7layer(x)",
     findings="shortcutbench.analysis.mlp.laws:findings",
@@ -31,10 +31,8 @@ SPEC = register_family(FamilySpec(
     rules="workflow/rules/mlp.smk",
     order=0, planning="shortcutbench.core.families.mlp",
     cell_values="shortcutbench.core.cell_stats:layer_values_many",
-    own_modules=("shortcutbench.core.book", "shortcutbench.measuring.model",
-                 "shortcutbench.measuring.mlp_exact", "shortcutbench.measuring.batched",
-                 "shortcutbench.measuring.training",
-                 "shortcutbench.measuring.batched_training")))
+    # (its measuring code is the package measuring/mlp/, its own by its name)
+    own_modules=("shortcutbench.core.book",)))
 
 
 # ------------------------------------------------ its chunks (core/sweep.py)

@@ -1,7 +1,7 @@
 """The book's MLP through the measurement contract (measuring/family.py),
 with paths of its own for a chunk's cells: the exact fast path (one cell at
-a time, bit for bit the book-style loop's numbers, measuring/mlp_exact.py)
-or, with `engine: batched`, the batched engine (measuring/batched.py).
+a time, bit for bit the book-style loop's numbers, measuring/mlp/exact.py)
+or, with `engine: batched`, the batched engine (measuring/mlp/batched.py).
 
 This module imports torch and never pandas, seaborn or Snakemake.
 """
@@ -13,15 +13,15 @@ import torch
 import torch.nn.functional as F
 
 from shortcutbench.core.records import Cell, Record
-from shortcutbench.measuring.batched import measure_cells_batched
 from shortcutbench.measuring.family import Family
-from shortcutbench.measuring.mlp_exact import measure_cells
-from shortcutbench.measuring.model import ExampleDeepNeuralNetwork, layer_sizes, sample_input
+from shortcutbench.measuring.mlp.batched import measure_cells_batched
+from shortcutbench.measuring.mlp.exact import measure_cells
+from shortcutbench.measuring.mlp.model import ExampleDeepNeuralNetwork, layer_sizes, sample_input
 
 # The config's `engine`, as a measuring job's log names it.
 ENGINES = {"exact": "one cell at a time, bit for bit the book-style loop's numbers",
            "batched": "the cells of one config, 32 seeds at a time through torch.baddbmm; "
-                      "cells too big to stack one at a time (measuring/batched.py)"}
+                      "cells too big to stack one at a time (measuring/mlp/batched.py)"}
 
 
 class MLPFamily(Family):

@@ -19,9 +19,9 @@ import torch
 
 from shortcutbench.core.files import atomic_write, write_json
 from shortcutbench.core.sweep import pack_groups_path, training_group_name
-from shortcutbench.measuring.batched_training import BATCH, train_runs_batched
 from shortcutbench.measuring.family import configure_torch
-from shortcutbench.measuring.model import ExampleDeepNeuralNetwork, layer_sizes
+from shortcutbench.measuring.mlp.batched_training import BATCH, train_runs_batched
+from shortcutbench.measuring.mlp.model import ExampleDeepNeuralNetwork, layer_sizes
 
 TASK_SEED = 0  # the task is the same for every run
 RUN_COLUMNS = ["depth", "width", "seed", "shortcut", "activation", "norm", "optimizer",
@@ -104,7 +104,7 @@ def train_job(params, out_path, progress=sys.stderr):
 def _group_rows(params, progress):
     """The rows of one group's runs: every seed and shortcut flag, one after
     another (`engine: exact`, the default) or batched over seeds (`engine:
-    batched`, measuring/batched_training.py)."""
+    batched`, measuring/mlp/batched_training.py)."""
     rows = []
     started = time.perf_counter()
     runs = [TrainingRun(

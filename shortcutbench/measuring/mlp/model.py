@@ -17,38 +17,18 @@ Parameter names stay the book's: `layers.{i}.0.weight`.
 `init_parameters` and `forward` are the same network without `nn.Module`:
 the same random draws in the same order and the same tensor operations, so
 the numbers are bit-identical (tests/test_model.py checks it), at about half
-the Python overhead.  The measurement uses them (measuring/mlp_exact.py);
-the module is the reference, and measuring/mlp.py's `MLPFamily` the network
+the Python overhead.  The measurement uses them (measuring/mlp/exact.py);
+the module is the reference, and measuring/mlp/family.py's `MLPFamily` the network
 through the contract every family is measured by (measuring/family.py).
 """
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def gelu_tanh(x):
-    """The book's GELU: the tanh approximation, written out by hand."""
-    return 0.5 * x * (1 + torch.tanh(
-        _sqrt_2_over_pi(x.dtype, x.device) *
-        (x + 0.044715 * torch.pow(x, 3))
-    ))
-
-
-@functools.cache
-def _sqrt_2_over_pi(dtype, device):
-    # The book computes torch.sqrt(torch.tensor(2.0 / torch.pi)) on every call;
-    # the value is the same each time, so compute it once per dtype and device.
-    return torch.sqrt(torch.tensor(2.0 / torch.pi, dtype=dtype, device=device))
-
-
-class GELU(nn.Module):
-    def forward(self, x):
-        return gelu_tanh(x)
-
+from shortcutbench.measuring.gelu import GELU, gelu_tanh
 
 # Name in the config -> (function, module).  `gelu_tanh` is the book's own;
 # `gelu` (exact erf) is the classic reader's mistake.

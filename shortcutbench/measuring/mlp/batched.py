@@ -1,7 +1,7 @@
 """The batched engine (`engine: batched`): an MLP chunk's cells that differ
 only in their seed, measured together.
 
-The exact engine (mlp_exact.measure_cell) measures one cell at a time; a cell
+The exact engine (exact.measure_cell) measures one cell at a time; a cell
 of the book's MLP is a few tiny matmuls, so its time is Python and torch's
 per-op overhead.  Here the parameters of BATCH seeds are stacked and go
 forward and backward through torch.baddbmm (1.4-2.2x faster than
@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from shortcutbench.core.records import Cell, Record, branch_value
 from shortcutbench.measuring.devices import torch_device
 from shortcutbench.measuring.family import DTYPES, configure_torch
-from shortcutbench.measuring.mlp_exact import BATCH_ELEMENTS, cell_records, measure_cell
-from shortcutbench.measuring.model import (
+from shortcutbench.measuring.mlp.exact import BATCH_ELEMENTS, cell_records, measure_cell
+from shortcutbench.measuring.mlp.model import (
     ACTIVATIONS,
     add_shortcut,
     init_parameters,
@@ -129,7 +129,7 @@ def _measure_batch(stacked, rows: list[int], cells: list[Cell]) -> list[list[Rec
     act = ACTIVATIONS[cell.activation][0]
     alpha = branch_value(cell.branch_scale, cell.depth)
 
-    # mlp_exact.measure_cell's forward, each seed's row of size 1 x width.
+    # exact.measure_cell's forward, each seed's row of size 1 x width.
     x = sample_input(cell.width).to(leaves[0]).expand(BATCH, 1, cell.width)
     hidden = []
     for weight, bias in zip(leaves[0::2], leaves[1::2]):
@@ -161,7 +161,7 @@ def _measure_batch(stacked, rows: list[int], cells: list[Cell]) -> list[list[Rec
 
 
 def _statistics(weight_grads, bias_grads, hidden, stream_grads):
-    """layers x BATCH x 6: mlp_exact._layer_statistics' six numbers for every
+    """layers x BATCH x 6: exact._layer_statistics' six numbers for every
     seed of layers whose tensors all have the same shapes, in the same
     dtypes (means in the model's, the rest in float64)."""
     weight_grads, bias_grads = torch.stack(weight_grads), torch.stack(bias_grads)

@@ -9,7 +9,7 @@ tensors.  Adam and SGD are elementwise (no norm or statistic across a
 tensor), so stepping a stacked tensor is each run's own step.
 
 Each run's network is drawn exactly as the exact path draws it (its seed,
-then nn.Linear's draws, measuring/batched.py's stacked draws), and each
+then nn.Linear's draws, measuring/mlp/batched.py's stacked draws), and each
 run's loss is its own mean over the task's samples, so only the batching of
 the arithmetic differs, and with it the last bits (benchmarks/training.py
 measures the agreement).
@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from shortcutbench.core.records import Cell
-from shortcutbench.measuring.batched import _draw_stacked
-from shortcutbench.measuring.model import ACTIVATIONS, layer_input
+from shortcutbench.measuring.mlp.batched import _draw_stacked
+from shortcutbench.measuring.mlp.model import ACTIVATIONS, layer_input
 
 BATCH = 8  # runs a batch; fixed: a different size could change a run's bits
 

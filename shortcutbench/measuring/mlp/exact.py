@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from shortcutbench.core.records import Cell, Record, branch_value, record_fields
 from shortcutbench.measuring.devices import torch_device
 from shortcutbench.measuring.family import DTYPES, configure_torch
-from shortcutbench.measuring.model import (
+from shortcutbench.measuring.mlp.model import (
     ExampleDeepNeuralNetwork,
     add_shortcut,
     forward,
@@ -92,7 +92,7 @@ def cell_records(cell: Cell, values: list[float], loss_value: float,
                  output_value: float) -> list[Record]:
     """One cell's records, one per layer, from its statistics: `values` holds
     six numbers a layer, in _layer_statistics' order.  Shared by both engines
-    (measuring/batched.py), so their records have the same columns."""
+    (measuring/mlp/batched.py), so their records have the same columns."""
     # grad_stream_cos is NaN wherever a vector is zero (a dead cell): not overflow.
     finite = (all(math.isfinite(v) for j, v in enumerate(values) if j % 6 != 5)
               and math.isfinite(loss_value) and math.isfinite(output_value))
