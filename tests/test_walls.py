@@ -203,10 +203,27 @@ def code_files():
                 yield relative
 
 
+def naming(names):
+    """A pattern that finds any of `names` where strangers() looks for them."""
+    return re.compile(rf"(?<![A-Za-z])(?i:{'|'.join(names)})(?![a-z0-9])")
+
+
+def test_the_check_finds_a_name_inside_longer_names():
+    pattern = naming(["mlp", "gpt", "resnet"])
+    for line in ("from x.mlp_exact import y", "MLPFamily()", "tests/test_gpt.py",
+                 "He et al.'s ResNet", "_resnet", "GPT's blocks"):
+        assert pattern.search(line), line
+    for line in ("transformers' gpt2", "timm's resnet18", "multilayer", "chatgpt"):
+        assert not pattern.search(line), line
+
+
 def strangers(path):
-    """Each line of a file that names a shipped family it does not belong to."""
+    """Each line of a file that names a shipped family it does not belong to,
+    also inside a longer name (mlp_exact, MLPFamily, test_gpt.py), in any
+    case; a name that goes on with letters or digits is another word (a
+    library's gpt2 or resnet18)."""
     others = [name for name in families.SHIPPED if name not in owners(path)]
-    pattern = re.compile(rf"\b({'|'.join(others)})\b", re.IGNORECASE)
+    pattern = naming(others)
     text = (REPO / path).read_text(errors="replace")
     return [f"{path}:{n}: {line.strip()}" for n, line in enumerate(text.splitlines(), 1)
             if pattern.search(line)]

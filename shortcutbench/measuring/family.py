@@ -302,7 +302,7 @@ def grad_statistics(grads: list[torch.Tensor], out: torch.Tensor) -> None:
     for gradients of one shape.  The mean in the gradient's dtype (the
     book's statistic), the norm in float64, where a finite gradient's square
     cannot overflow.  Stacked, the reductions give the same floats as one
-    gradient at a time (tests/test_gpt.py)."""
+    gradient at a time (the tests check it bit for bit)."""
     if len(grads) == 1:
         out[0] = grads[0].abs().mean()
         out[1] = torch.linalg.vector_norm(grads[0], dtype=torch.float64)

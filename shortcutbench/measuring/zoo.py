@@ -9,7 +9,7 @@ depth, with no weights downloaded.
         options: {n_embd: 64, n_head: 4}    # the rest of its config class
         inputs: {batch: 2, tokens: 32}      # optional
         blocks: 'transformer\\.h\\.(\\d+)\\.'
-      resnet_timm:
+      timm_resnet18:
         timm: resnet18                      # a timm model name
         depth_key: layers                   # create_model's depth argument
         stages: 4                           # a list of that many: [depth] * stages
