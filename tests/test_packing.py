@@ -104,12 +104,14 @@ def test_a_cells_bytes_do_not_depend_on_its_pack(tmp_path):
 
 def finish(job, root):
     """What a finished job leaves for the planner: its records (and a pack's
-    chunk names beside them)."""
+    chunk names beside its partial results)."""
     path = root / "results" / f"{job.name}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"")
     if isinstance(job, Pack):
-        (root / "results").joinpath(pack_chunks_path(job.name)).write_text(
+        manifest = root / "results" / pack_chunks_path(f"partials/{job.name}.json")
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(
             json.dumps([c.name for c in job.chunks]))
 
 
@@ -132,10 +134,11 @@ def test_more_seeds_keep_the_finished_packs_and_measure_only_the_new_seeds(tmp_p
     assert {c.seeds for c in new} == {(4,)} and len(new) == 6
 
 
-def test_a_pack_s_chunk_names_are_written_beside_its_records(tmp_path):
+def test_a_pack_s_chunk_names_are_written_beside_its_partial_results(tmp_path):
     job = planned(tmp_path)[0]
     measure([job], tmp_path)
-    names = json.loads((tmp_path / "results" / pack_chunks_path(job.name)).read_text())
+    names = json.loads((tmp_path / "results" / pack_chunks_path(f"partials/{job.name}.json"))
+                       .read_text())
     assert names == [c.name for c in job.chunks]
     assert json.loads((tmp_path / "machine.json").read_text())["engine"] == "exact"
 
@@ -161,3 +164,10 @@ def test_the_workflow_s_results_are_the_same_bytes_packed_or_not(tmp_path):
     packs = list((tmp_path / "packed" / "results" / "cells").rglob("pack~*.parquet"))
     assert len(packs) == 2 and not list((tmp_path / "unpacked").rglob("pack~*"))
     assert out["packed"] == out["unpacked"]
+    # results/cells/ reads as one dataset (README), packs and all: nothing but
+    # Parquet files under it
+    import pandas as pd
+
+    frames = {label: pd.read_parquet(tmp_path / label / "results" / "cells")
+              for label in out}
+    assert len(frames["packed"]) == len(frames["unpacked"]) > 0

@@ -31,8 +31,9 @@ Small chunks of one family, study, device and dtype are packed into one job
     results/cells/model~NAME/device~cpu/dtype~float32/pack~5d4eeb5974b0.parquet
 
 named by the digest of its chunks' names, which its job writes beside its
-records (pack~....chunks.json): a later plan keeps a finished pack whose
-chunks are all still wanted and packs the rest again the same way.
+partial results (results/partials/.../pack~....chunks.json): a later plan
+keeps a finished pack whose chunks are all still wanted and packs the rest
+again the same way.
 """
 
 from __future__ import annotations
@@ -194,9 +195,9 @@ class Pack:
     """One measuring job holding several chunks of one family, study, device
     and dtype (up to `cells_per_job` cells): a sweep of many small variants
     is then a few jobs, not one import of torch per variant.  Its name is
-    the digest of its chunks' names; beside its records, the job writes
-    their names (results/{name}.chunks.json), from which a later plan knows
-    what the pack holds (pack_chunks)."""
+    the digest of its chunks' names; beside its partial results, the job
+    writes their names (results/partials/{name}.chunks.json), from which a
+    later plan knows what the pack holds (_existing_packs)."""
     chunks: tuple[Chunk, ...]
 
     @property
@@ -243,34 +244,38 @@ class Pack:
 # A measuring job: one chunk, or a pack of them.
 Job = Chunk | Pack
 PACK_DIGEST = 12  # hex digits of a pack's name
-PACK_CHUNKS = ".chunks.json"  # beside a pack's records: the names of its chunks
+PACK_CHUNKS = ".chunks.json"  # beside a pack's partial results: the names of its chunks
 
 
-def pack_chunks_path(records_path: str) -> str:
-    """Where the names of a pack's chunks are written, beside its records."""
-    return re.sub(r"\.parquet$", "", str(records_path)) + PACK_CHUNKS
+def pack_chunks_path(partial_path: str) -> str:
+    """Where the names of a pack's chunks are written: beside its partial
+    results (results/partials/...), not among its records, so that
+    results/cells/ still reads as one Parquet dataset."""
+    return re.sub(r"\.json$", "", str(partial_path)) + PACK_CHUNKS
 
 
 def _existing_packs(results_dir, folder):
-    """{pack name: its chunks' names} of the finished packs in one folder
-    (records and the names of its chunks both there)."""
-    found = _pack_manifests(os.path.join(results_dir, folder), PACK_CHUNKS, ".parquet")
+    """{pack name: its chunks' names} of the finished packs of one folder
+    (its records there, the names of its chunks under results/partials/)."""
+    found = _pack_manifests(os.path.join(results_dir, "partials", folder), PACK_CHUNKS,
+                            ".parquet", os.path.join(results_dir, folder))
     return {f"{folder}/{name}": held for name, held in found.items()}
 
 
-def _pack_manifests(directory, manifest, output):
-    """{pack~...: the names it lists} of the finished packs in a directory:
-    its `output` file and its list of names (`manifest`, a JSON list of
-    strings) both there.  What a list says is checked by its reader: a
-    pack's name is its names' digest."""
+def _pack_manifests(directory, manifest, output, outputs_dir=None):
+    """{pack~...: the names it lists} of the finished packs whose list of
+    names (`manifest`, a JSON list of strings) is in `directory` and whose
+    `output` file is in `outputs_dir` (default: the same directory).  What a
+    list says is checked by its reader: a pack's name is its names' digest."""
     try:
         names = os.listdir(directory)
+        outputs = set(names if outputs_dir is None else os.listdir(outputs_dir))
     except OSError:
         return {}
     found = {}
     for name in sorted(names):
         match = re.fullmatch(r"(pack~[0-9a-f]+)" + re.escape(manifest), name)
-        if not match or f"{match.group(1)}{output}" not in names:
+        if not match or f"{match.group(1)}{output}" not in outputs:
             continue
         try:
             with open(os.path.join(directory, name)) as f:

@@ -105,6 +105,6 @@ def run_chunk(params: ChunkParams, records_path: PathLike, machine_path: PathLik
     # At the end, when everything the family's module pulls in is loaded.
     meta["packages"] = imported_distributions()
     write_json(meta, machine_path)
-    if "pack" in params:
+    if "pack" in params and partial_path is not None:
         # what a later plan reads to know what the pack holds (sweep.Pack)
-        write_json([name for name, _ in units_of(params)], pack_chunks_path(records_path))
+        write_json([name for name, _ in units_of(params)], pack_chunks_path(partial_path))

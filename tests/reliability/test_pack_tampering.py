@@ -1,6 +1,7 @@
 """Tampering with a pack: a measuring job that held several chunks
 (core/sweep.py's Pack) wrote one records file, one partial-results file
-and the names of its chunks beside its records (pack~....chunks.json).
+and the names of its chunks beside its partial results
+(results/partials/.../pack~....chunks.json).
 
 An edited records file or partial result is refused by the merge, naming
 the file, as a single chunk's is (test_tampering.py).  The names of its
@@ -66,7 +67,7 @@ def test_an_edited_pack_stops_the_merge_naming_the_file(packed, tmp_path, part, 
                                   "not JSON"])
 def test_the_names_of_a_pack_s_chunks_are_never_trusted(packed, tmp_path, edit, counts):
     workdir, results, pack = copy_of(packed, tmp_path), packed[1], packed[2]
-    names = workdir / "results" / f"{pack}.chunks.json"
+    names = workdir / "results" / "partials" / f"{pack}.chunks.json"
     held = json.loads(names.read_text())
     assert len(held) == 3, held
     if edit == "removed":
@@ -82,7 +83,7 @@ def test_the_names_of_a_pack_s_chunks_are_never_trusted(packed, tmp_path, edit, 
     # nothing new, every result the run's bytes
     assert "Nothing to be done" in result.stdout, result.stdout[-3000:]
     after = tree(workdir / "results")
-    names = f"{pack}.chunks.json"
+    names = f"partials/{pack}.chunks.json"
     assert set(after) - {names} == set(results) - {names}
     for name, data in results.items():
         if name != names:
