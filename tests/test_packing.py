@@ -69,20 +69,49 @@ def measure(jobs, root):
                   partial_path=partial)
 
 
+def merged(root, jobs):
+    """merge_sweep over `jobs` (measured under root), as rule merge runs it."""
+    jobs = sorted(jobs, key=lambda j: j.name)
+    merge_sweep([root / "results" / "partials" / f"{j.name}.json" for j in jobs],
+                [root / "results" / f"{j.name}.parquet" for j in jobs],
+                [j.params() for j in jobs], 2.0, root / "partials.json",
+                root / "summary.csv", root / "lines.csv", [j.name for j in jobs])
+    return {name: (root / name).read_bytes()
+            for name in ("partials.json", "summary.csv", "lines.csv")}
+
+
 @pytest.mark.parametrize("engine", ["exact", "batched"])
 def test_packed_results_are_the_unpacked_bytes(tmp_path, engine):
     out = {}
     for label, per_job in (("packed", 100), ("unpacked", 1)):
         root = tmp_path / label
-        jobs = sorted(planned(root, cells_per_job=per_job, engine=engine), key=lambda j: j.name)
+        jobs = planned(root, cells_per_job=per_job, engine=engine)
         measure(jobs, root)
-        merge_sweep([root / "results" / "partials" / f"{j.name}.json" for j in jobs],
-                    [root / "results" / f"{j.name}.parquet" for j in jobs],
-                    [j.params() for j in jobs], 2.0, root / "partials.json",
-                    root / "summary.csv", root / "lines.csv", [j.name for j in jobs])
-        out[label] = {name: (root / name).read_bytes()
-                      for name in ("partials.json", "summary.csv", "lines.csv")}
+        out[label] = merged(root, jobs)
     assert out["packed"] == out["unpacked"]
+
+
+def test_a_grown_sweep_s_interleaved_packs_are_read_once_and_merge_the_same(tmp_path,
+                                                                            monkeypatch):
+    from shortcutbench.core import partials
+
+    grown = {"seeds": [0, 1, 2, 3, 4, 5]}
+    root = tmp_path / "grown"
+    measure(planned(root), root)
+    jobs = planned(root, **grown)
+    measure([j for j in jobs if not (root / "results" / f"{j.name}.parquet").exists()], root)
+    # the old packs' chunks and the new pack's alternate in name order
+    assert len(jobs) >= 3 and sum(isinstance(j, Pack) for j in jobs) == len(jobs)
+    reads = []
+    read_partial = partials.read_partial
+    monkeypatch.setattr(partials, "read_partial",
+                        lambda path, *args: reads.append(path) or read_partial(path, *args))
+    ours = merged(root, jobs)
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == len(jobs)
+    fresh = tmp_path / "fresh"
+    at_once = planned(fresh, cells_per_job=1, **grown)
+    measure(at_once, fresh)
+    assert ours == merged(fresh, at_once)
 
 
 def test_a_cells_bytes_do_not_depend_on_its_pack(tmp_path):

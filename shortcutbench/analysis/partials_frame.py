@@ -231,20 +231,25 @@ def _checked(partial_paths, records_paths, chunk_params, band, names):
     """Each chunk's partial results, checked, in the order of the chunks'
     names (a pack's chunks among the others'), whichever jobs measured them:
     the merge folds a group's chunks in the same order, so its numbers are
-    the same bytes packed or not.  A file is read again only where packs
-    interleave; one at a time is held."""
-    order = []
+    the same bytes packed or not.  Each file is read and checked once, and
+    held until its last chunk is folded in: only where the packs of a grown
+    sweep interleave is more than one held at a time."""
+    order, left = [], {}
     for job, (params, name) in enumerate(zip(chunk_params, names)):
         for part, (unit_name, _) in enumerate(units_of(params)):
             order.append((unit_name or name, job, part))
-    held, data = None, None
+            left[job] = left.get(job, 0) + 1
+    held = {}
     for _, job, part in sorted(order):
-        if held != job:
-            data = core.read_partial(partial_paths[job], chunk_params[job], records_paths[job],
-                                     band)
-            held = job
+        if job not in held:
+            held[job] = core.read_partial(partial_paths[job], chunk_params[job],
+                                          records_paths[job], band)
+        data = held[job]
+        left[job] -= 1
+        if not left[job]:
+            del held[job]  # folded in, then dropped
         if "parts" not in data:
-            yield data  # folded in, then dropped
+            yield data
             continue
         unit = units_of(chunk_params[job])[part][1]
         yield {"n_cells": len(cells_of(unit)), "band": data["band"],
