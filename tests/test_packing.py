@@ -15,7 +15,15 @@ from shortcutbench.analysis.partials_frame import merge_sweep
 from shortcutbench.core.config import ConfigError, validate_config
 from shortcutbench.core.resources import cell_mem_mb
 from shortcutbench.core.store import read_records
-from shortcutbench.core.sweep import CHUNK_PATTERN, Chunk, Pack, pack_chunks_path, plan_chunks
+from shortcutbench.core.sweep import (
+    CHUNK_PATTERN,
+    Chunk,
+    Pack,
+    job_named,
+    pack_chunks_path,
+    plan_chunks,
+    write_pack_lists,
+)
 from shortcutbench.measuring.measure import run_chunk
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -161,6 +169,28 @@ def test_more_seeds_keep_the_finished_packs_and_measure_only_the_new_seeds(tmp_p
     assert len(kept) == len(first)
     new = [c for j in grown if j not in kept for c in units([j])]
     assert {c.seeds for c in new} == {(4,)} and len(new) == 6
+
+
+def test_a_plan_s_packs_are_found_by_name_while_the_sweep_runs(tmp_path):
+    """A cluster job's Snakemake plans again while other jobs finish, and
+    may then pack the rest differently; the job it runs is still found by
+    the name the first plan gave it, as the same cells."""
+    config = {"seeds": [0, 1, 2, 3, 4], "seeds_per_job": 2, "cells_per_job": 32}
+    first = planned(tmp_path, **config)
+    write_pack_lists(first, str(tmp_path / "results"))
+    changed = 0
+    for done in first:
+        finish(done, tmp_path)
+        again = {job.name: job for job in planned(tmp_path, **config)}
+        changed += sorted(again) != sorted(job.name for job in first)
+        for job in first:
+            found = job_named(job.name, again, str(tmp_path / "results"))
+            assert found.name == job.name and found.params() == job.params()
+        (tmp_path / "results" / f"{done.name}.parquet").unlink()
+    assert changed  # the plan did change under the sweep: the lookup mattered
+    with pytest.raises(KeyError, match="run snakemake again"):
+        job_named("cells/model~mlp/device~cpu/dtype~float32/pack~000000000000", again,
+                  str(tmp_path / "results"))
 
 
 def test_a_pack_s_chunk_names_are_written_beside_its_partial_results(tmp_path):

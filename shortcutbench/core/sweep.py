@@ -58,6 +58,7 @@ from shortcutbench.core.axes import (  # noqa: F401  (importable from here too)
     study_prefix,
 )
 from shortcutbench.core.family_check import family_source
+from shortcutbench.core.files import write_json
 
 # What a measuring job is handed (Chunk.params()): plain JSON-able values,
 # which Snakemake also compares to decide a re-run.
@@ -252,6 +253,51 @@ def pack_chunks_path(partial_path: str) -> str:
     results (results/partials/...), not among its records, so that
     results/cells/ still reads as one Parquet dataset."""
     return re.sub(r"\.json$", "", str(partial_path)) + PACK_CHUNKS
+
+
+def write_pack_lists(jobs: list[Job], results_dir: str = "results") -> None:
+    """The names of each planned pack's chunks, where its job writes them
+    too (pack_chunks_path), written when the pack is planned: a process that
+    plans again while the sweep runs (a cluster job's Snakemake, after other
+    packs have finished) may pack the rest differently, and still finds a
+    pack of this plan by its name (job_named).  A pack's name is the digest
+    of these names, so the file of a name is always the same."""
+    for job in jobs:
+        if isinstance(job, Pack):
+            path = os.path.join(results_dir, pack_chunks_path(f"partials/{job.name}.json"))
+            names = [chunk.name for chunk in job.chunks]
+            try:
+                with open(path) as f:
+                    if json.load(f) == names:
+                        continue
+            except (OSError, ValueError):
+                pass  # missing or not JSON: written again
+            try:
+                write_json(names, path)
+            except OSError:
+                # results/ cannot be written: the pack's job, which writes
+                # the same file, stops with the message that says so
+                return
+
+
+def job_named(name: str, jobs: dict[str, Job], results_dir: str = "results") -> Job:
+    """The measuring job of this name: the plan's own (`jobs`, by name), or
+    a pack an earlier plan of this sweep made (write_pack_lists), of this
+    plan's chunks.  A KeyError naming the job and the fix where neither."""
+    if name in jobs:
+        return jobs[name]
+    chunks = {chunk.name: chunk for job in jobs.values()
+              for chunk in getattr(job, "chunks", (job,))}
+    try:
+        with open(os.path.join(results_dir, pack_chunks_path(f"partials/{name}.json"))) as f:
+            held = json.load(f)
+        pack = Pack(tuple(chunks[chunk] for chunk in held))
+    except (OSError, ValueError, KeyError, TypeError):
+        pack = None
+    if pack is None or pack.name != name:
+        raise KeyError(f"no measuring job {name!r} in this sweep's plan: the config or "
+                       f"results/ changed while it ran; run snakemake again")
+    return pack
 
 
 def _existing_packs(results_dir, folder):

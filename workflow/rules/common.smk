@@ -15,10 +15,12 @@ from shortcutbench.core.sweep import (
     CHUNK_PATTERN,
     PREFIX_PATTERN,
     TRAINING_JOB_PATTERN,
+    job_named,
     memory_problem,
     plan_chunks,
     study_prefix,
     training_jobs,
+    write_pack_lists,
 )
 from shortcutbench.core.devices import is_gpu
 from shortcutbench.core.partials import VERSION as PARTIALS_FORMAT
@@ -46,6 +48,10 @@ try:
     MEMORY_PROBLEM = memory_problem(list(CHUNKS.values()), SWEEP.get("max_mem_mb"))
     if MEMORY_PROBLEM:
         raise ConfigError(MEMORY_PROBLEM)
+    # What a cluster job's Snakemake, which plans again while the sweep
+    # runs, needs to find this plan's packs by name (measuring_job).
+    if workflow.is_main_process:
+        write_pack_lists(CHUNKS.values(), "results")
 except ConfigError as error:
     # The message alone: it names the key and the fix; a traceback would not help.
     sys.exit(f"ConfigError: {error}")
@@ -79,6 +85,11 @@ wildcard_constraints:
     chunk=CHUNK_PATTERN,
     prefix=PREFIX_PATTERN,
     job=TRAINING_JOB_PATTERN,
+
+
+def measuring_job(wildcards):
+    """The measuring job (chunk or pack) a measure job's wildcards name."""
+    return job_named(wildcards.chunk, CHUNKS, "results")
 
 
 def chunks_of(prefix):

@@ -19,17 +19,17 @@ rule measure:
     # workflow/profiles/slurm); cpu chunks never hold a GPU node.  Inert locally.
     group:
         lambda wildcards: (
-            "measure-gpu" if is_gpu(CHUNKS[wildcards.chunk].device) else "measure-cpu"
+            "measure-gpu" if is_gpu(measuring_job(wildcards).device) else "measure-cpu"
         )
     conda:
         "../../environment.yml"
     resources:
-        gpu=lambda wildcards: int(is_gpu(CHUNKS[wildcards.chunk].device)),
+        gpu=lambda wildcards: int(is_gpu(measuring_job(wildcards).device)),
         # the chunk's peak memory, estimated from its biggest cell
         # (core/resources.py), so that a cluster asks for what it needs
-        mem_mb=lambda wildcards: chunk_mem_mb(CHUNKS[wildcards.chunk]),
+        mem_mb=lambda wildcards: chunk_mem_mb(measuring_job(wildcards)),
     params:
-        chunk=lambda wildcards: CHUNKS[wildcards.chunk].params(),
+        chunk=lambda wildcards: measuring_job(wildcards).params(),
         # the healthy band of the cell states in the partial results
         healthy_band=SWEEP["healthy_band"],
         # their format: a newer one re-makes them
