@@ -80,3 +80,28 @@ def test_snakemake_refuses_before_any_job_and_asks_each_job_s_memory(tmp_path):
     assert not (tmp_path / "big" / "results").exists()
     planned = snakemake(tmp_path / "small", SMALL_CONFIG, "-n", "results/gradients.csv")
     assert re.findall(r"mem_mb=(\d+)", planned.stdout) == ["301"]  # one chunk, 12 x 3
+
+
+def test_a_batched_chunk_asks_for_its_stacked_batch_and_stays_under_it():
+    import subprocess
+    import sys
+
+    from shortcutbench.core.families.mlp import chunk_mem_mb as mlp_chunk_mem_mb
+
+    exact = mlp_chunk_mem_mb((1, 8, 32), 64, "float32")
+    batched = mlp_chunk_mem_mb((1, 8, 32), 64, "float32", "batched")
+    assert batched > exact == cell_mem_mb(32, 64)
+    # a cell too big to stack is measured the exact way: its own estimate
+    assert mlp_chunk_mem_mb((1024,), 1024, "float32", "batched") == cell_mem_mb(1024, 1024)
+    # a process measuring the biggest batch of that chunk peaks under the estimate
+    code = (
+        "from shortcutbench.core.records import Cell\n"
+        "from shortcutbench.measuring.mlp.batched import measure_cells_batched\n"
+        "measure_cells_batched([Cell(32, 64, seed, shortcut) for seed in range(32)\n"
+        "                       for shortcut in (False, True)], progress=None)\n"
+        "print(next(line.split()[1] for line in open('/proc/self/status')\n"
+        "           if line.startswith('VmHWM')))\n")
+    peak_kb = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True).stdout)
+    # (measured here: ~335 MB, above the one-cell estimate it used to ask for)
+    assert peak_kb / 1024 <= batched, (peak_kb / 1024, exact, batched)

@@ -7,6 +7,7 @@ further sweeps (core/sweep.py).  Its measuring code is the package measuring/mlp
 """
 
 import itertools
+import math
 
 from shortcutbench.core import resources
 from shortcutbench.core.axes import branch_labels, device_slug, shortcut_variants, study_prefix
@@ -55,6 +56,39 @@ def sweeps(config):
     return found
 
 
+# The batched engine (measuring/mlp/batched.py): seeds stacked in a batch
+# (fixed: another size could change a cell's bits), and the most parameters
+# a batch may stack; a cell whose batch would stack more is measured the
+# exact way (its matmuls are big enough on their own).
+BATCH = 32
+BATCH_ELEMENTS = 2 ** 22
+# A batch's peak memory above the baseline, per byte of its stacked weights
+# (measured, depth 32 x width 64 x 32 seeds: 335 MB in float32, 401 MB in
+# float64, against 239 MB for one cell; weights, gradients and the
+# activations of every seed held at once; margin included).
+BATCH_PEAK_PER_BYTE = 6
+
+
+def batchable(depth, width):
+    """Whether the batched engine stacks a cell of this shape: its config
+    alone decides."""
+    return BATCH * resources.cell_parameters(depth, width) <= BATCH_ELEMENTS
+
+
+def chunk_mem_mb(depths, width, dtype, engine="exact"):
+    """The estimated peak memory (MB) of measuring a chunk's cells: its
+    deepest cell's, or with the batched engine its deepest stacked batch's
+    where that is more."""
+    mem = resources.cell_mem_mb(max(depths), width, dtype)
+    stacked = [depth for depth in depths if batchable(depth, width)]
+    if engine == "batched" and stacked:
+        stacked_bytes = (BATCH * resources.cell_parameters(max(stacked), width)
+                         * resources.DTYPE_BYTES[dtype])
+        mem = max(mem, resources.BASELINE_MB
+                  + math.ceil(BATCH_PEAK_PER_BYTE * stacked_bytes / resources.MB))
+    return mem
+
+
 def variants(config, checks=None):
     """Its chunks' variants, before their seeds are split into blocks: one
     per study x device x dtype x activation x width, every depth, shortcut,
@@ -72,7 +106,7 @@ def variants(config, checks=None):
                         "shortcuts": tuple(sorted(sweep["shortcut"])),
                         "norms": tuple(sorted(sweep["norms"])),
                         "options": {"activation": activation, "width": width, **shared},
-                        "mem": resources.cell_mem_mb(max(depths), width, dtype),
+                        "mem": chunk_mem_mb(depths, width, dtype, shared["engine"]),
                         "seeds": sweep["seeds"], "seeds_per_job": config["seeds_per_job"]})
     return out
 

@@ -18,9 +18,10 @@ its companions: the batch is always BATCH seeds (the last one padded with
 repeats of real seeds, whose results are dropped) and the job runs on one
 thread, so every batch of one config is the same computation with other
 numbers in it (tests/test_engine.py measures one cell in three chunks).
-Cells whose batch would stack more than BATCH_ELEMENTS parameters are
-measured the exact way: their matmuls are big enough on their own, and the
-memory estimate (core/resources.py) stays that of one cell.
+Cells whose batch would stack more than BATCH_ELEMENTS parameters
+(core/families/mlp.py) are measured the exact way: their matmuls are big
+enough on their own; the memory estimate of a chunk counts its deepest
+stacked batch (core/families/mlp.py's chunk_mem_mb).
 """
 
 import dataclasses
@@ -32,10 +33,12 @@ from typing import TextIO
 import torch
 import torch.nn.functional as F
 
+from shortcutbench.core.families.mlp import BATCH
+from shortcutbench.core.families.mlp import batchable as batchable_shape
 from shortcutbench.core.records import Cell, Record, branch_value
 from shortcutbench.measuring.devices import torch_device
 from shortcutbench.measuring.family import DTYPES, configure_torch
-from shortcutbench.measuring.mlp.exact import BATCH_ELEMENTS, cell_records, measure_cell
+from shortcutbench.measuring.mlp.exact import cell_records, measure_cell
 from shortcutbench.measuring.mlp.model import (
     ACTIVATIONS,
     add_shortcut,
@@ -45,13 +48,10 @@ from shortcutbench.measuring.mlp.model import (
     sample_input,
 )
 
-BATCH = 32  # seeds a batch; fixed: a different size could change a cell's bits
-
 
 def batchable(cell: Cell) -> bool:
     """Whether the batched engine stacks this cell: its config alone decides."""
-    parameters = (cell.depth - 1) * (cell.width + 1) * cell.width + cell.width + 1
-    return BATCH * parameters <= BATCH_ELEMENTS
+    return batchable_shape(cell.depth, cell.width)
 
 
 def measure_cells_batched(cells: Sequence[Cell],

@@ -21,6 +21,7 @@ from typing import TextIO
 import torch
 import torch.nn.functional as F
 
+from shortcutbench.core.families.mlp import BATCH_ELEMENTS  # entries stacked at once
 from shortcutbench.core.records import Cell, Record, branch_value, record_fields
 from shortcutbench.measuring.devices import torch_device
 from shortcutbench.measuring.family import DTYPES, configure_torch
@@ -34,8 +35,6 @@ from shortcutbench.measuring.mlp.model import (
     reinitialize_,
     sample_input,
 )
-
-BATCH_ELEMENTS = 2 ** 22  # gradient entries stacked at once for the statistics
 
 
 def measure_cell(cell: Cell) -> list[Record]:
