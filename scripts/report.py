@@ -9,7 +9,8 @@ with job_log(snakemake.log[0]):
     facts = provenance.gather(snakemake.params.config, snakemake.params.devices,
                               snakemake.params.main_chunks, snakemake.params.logs,
                               snakemake.params.repo, all_chunks=snakemake.params.chunks,
-                              training_jobs=snakemake.params.training_jobs)
+                              training_jobs=snakemake.params.training_jobs,
+                              rules=snakemake.params.rules)
     provenance.write(facts, snakemake.output.provenance)
     # The top-level family's own sections, where it ran (the rule's named inputs).
     sections = {name: getattr(snakemake.input, name)

@@ -386,17 +386,20 @@ def test_provenance_reads_logs_of_this_sweep_only(tmp_path):
     bench = tmp_path / "logs" / "benchmark"
     for name, s in [(f"measure/{chunk}", 3.5), ("measure/cells/old/seeds~9", 9.0),
                     ("figures", 1.25), ("report", 0.5), ("families", 0.75),
-                    ("train/pack~0123456789ab", 2.0), ("train/pack~ba9876543210", 4.0)]:
+                    ("train/pack~0123456789ab", 2.0), ("train/pack~ba9876543210", 4.0),
+                    ("figures_profile", 1.0)]:
         path = bench / f"{name}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(header + f"{s}\t0:00:03\t150.5\t300\t1\t1\t0\t0\t50\t2.25\n")
     facts = provenance.gather({"depths": [1]}, ["cpu"], [chunk, "cells/missing/seeds~3"],
                                str(tmp_path / "logs"), str(tmp_path),
-                               training_jobs=["pack~0123456789ab"])
+                               training_jobs=["pack~0123456789ab"],
+                               rules=["measure", "train", "figures", "families", "report"])
+    # in the workflow's order of its rules
     assert [(j["rule"], j["s"]) for j in facts["jobs"]] == [
-        ("measure", 3.5), ("train", 2.0), ("families", 0.75), ("figures", 1.25)]
-    # another config's chunk and training job
-    assert facts["stale_benchmarks"] == 2
+        ("measure", 3.5), ("train", 2.0), ("figures", 1.25), ("families", 0.75)]
+    # another config's chunk and training job, and a rule this workflow has not
+    assert facts["stale_benchmarks"] == 3
     assert facts["missing_machine_files"] == ["cells/missing/seeds~3"]
     assert facts["machines"][0]["cpu"] == "Some CPU" and facts["machines"][0]["cells"] == 8
     # a machine file without the chunk's params or engine: the top-level family, exact

@@ -1,4 +1,4 @@
-"""Snakemake job: the training runs' figure (analysis/training_figure.py)."""
+"""Snakemake job: the training runs' figure (analysis/mlp/training_figure.py)."""
 from shortcutbench.core.files import job_log
 
 with job_log(snakemake.log[0]):

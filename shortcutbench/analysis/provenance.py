@@ -25,9 +25,6 @@ from shortcutbench.core.files import write_json
 from shortcutbench.core.host import cpu_name
 
 PACKAGES = ("torch", "snakemake", "pandas", "numpy", "scipy", "seaborn", "matplotlib", "jinja2")
-# Rules in the order the workflow runs them, for the job table.
-RULE_ORDER = ("measure", "merge", "tables", "train", "training_table", "laws", "families",
-              "figures", "figures_training", "report")
 
 
 def package_versions(packages=PACKAGES):
@@ -161,12 +158,14 @@ def _number(text):
         return None
 
 
-def benchmarks(logs_dir, chunks, skip=("report",), training=None):
+def benchmarks(logs_dir, chunks, skip=("report",), training=None, rules=None):
     """Per job: wall time, peak memory and CPU time from Snakemake's
-    benchmark: files.  Measuring jobs of chunks not in this sweep and, where
-    `training` names this config's training jobs, training jobs not among
-    them (left over from an earlier config) are counted as stale and left
-    out, as are the rules in `skip` (the report's own file is from its
+    benchmark: files, in the order of `rules` (the workflow's, as it
+    defines them), else by name.  Measuring jobs of chunks not in this sweep,
+    where `training` names this config's training jobs those not among
+    them, and where `rules` names the workflow's rules the files of others
+    (left over from an earlier config or version) are counted as stale and
+    left out, as are the rules in `skip` (the report's own file is from its
     previous run)."""
     root = os.path.join(logs_dir, "benchmark")
     wanted = {"measure": set(chunks)}
@@ -178,7 +177,8 @@ def benchmarks(logs_dir, chunks, skip=("report",), training=None):
         rule, _, job = name.partition("/")
         if rule in skip:
             continue
-        if rule in wanted and job not in wanted[rule]:
+        if (rule in wanted and job not in wanted[rule]) or \
+                (rules is not None and rule not in rules):
             stale += 1
             continue
         try:
@@ -194,25 +194,27 @@ def benchmarks(logs_dir, chunks, skip=("report",), training=None):
                      "cpu_time": _number(row.get("cpu_time")),
                      "mean_load": _number(row.get("mean_load")),
                      "finished": _iso(os.path.getmtime(path))})
-    order = {rule: i for i, rule in enumerate(RULE_ORDER)}
+    order = {rule: i for i, rule in enumerate(rules or ())}
     jobs.sort(key=lambda j: (order.get(j["rule"], len(order)), j["job"]))
     return jobs, stale
 
 
 def gather(config, devices, chunks, logs_dir, repo, now=None, all_chunks=None,
-           training_jobs=None):
+           training_jobs=None, rules=None):
     """Everything the report's provenance section shows, as JSON-able data.
 
     config: the config as run; devices: its devices with 'auto' expanded;
     chunks: the names (sweep.Chunk.name) of the measuring jobs behind the
     report's numbers; all_chunks: every measuring job of the config (studies
     too), for the job table (default: chunks); training_jobs: the config's
-    training jobs' names (None: every training job's file is shown).
+    training jobs' names (None: every training job's file is shown); rules:
+    the workflow's rules in the order it defines them (None: every rule's
+    files, by name).
     """
     facts = machine_files(logs_dir, chunks)
     started = [f["started"] for f in facts if isinstance(f.get("started"), (int, float))]
     jobs, stale = benchmarks(logs_dir, chunks if all_chunks is None else all_chunks,
-                             training=training_jobs)
+                             training=training_jobs, rules=rules)
     gpus = sorted({f["gpu"] for f in facts if f.get("gpu")})
     now = datetime.datetime.now(datetime.UTC) if now is None else now
     imported = job_packages(facts)

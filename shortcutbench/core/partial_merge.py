@@ -122,7 +122,9 @@ class _Merger:
 def merge_partials(partials: Iterable[Partial]) -> Partial:
     """Partial results (dicts, or a generator of them: each is folded in and
     dropped) -> one partial result of the same form, whose statistics are
-    those of all the chunks' records together.  Order does not matter."""
+    those of all the chunks' records together, in any order up to the
+    last bit of a float sum: the merge folds them in the chunks' name order
+    (analysis/partials_frame.py), so that its bytes never depend on the jobs."""
     mergers = {name: _Merger(name, columns) for name, columns in empty_tables().items()}
     meta = {"version": VERSION, "n_cells": 0, "n_chunks": 0, "band": None}
     for partial in partials:

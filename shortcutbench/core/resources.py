@@ -10,7 +10,9 @@ A cell's peak is its weights and their gradients (about twice its
 parameters' bytes; issue 7 measured 2.04x) on top of what a measuring
 process holds anyway (Python, torch, one tiny cell).  The constants were
 measured here (torch 2.13.0 CPU, below); a chunk's peak is its biggest
-cell's, since a job measures its cells one after another and frees each.
+cell's, since a job measures its cells one after another and frees each
+(an engine that stacks cells asks for its biggest stack: its family's
+planning estimates that).
 
 Torch-free and pandas-free: this runs while Snakemake builds the DAG.
 """

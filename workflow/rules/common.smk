@@ -104,11 +104,7 @@ def chunks_of(prefix):
 localrules:
     all,
     merge,
-    tables,
     gradients_csv,
-    training_table,
     laws,
-    figures,
-    figures_training,
     families,
     report,

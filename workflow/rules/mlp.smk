@@ -1,5 +1,14 @@
 # The book's MLP's own rules (its spec's `rules`): every number its own
-# sections of the report print (results/tables.json) and their figures.
+# sections of the report print (results/tables.json), their figures and its
+# training runs.
+
+
+# Seconds of work each, as the shared ones (workflow/rules/common.smk).
+localrules:
+    tables,
+    figures,
+    figures_training,
+    training_table,
 
 
 rule tables:
@@ -199,4 +208,4 @@ rule training_table:
     conda:
         "../../environment.yml"
     script:
-        "../../scripts/training_table.py"
+        "../../scripts/mlp/training_table.py"

@@ -49,8 +49,10 @@ rule report:
         # the measuring jobs behind the report's numbers (the main sweep), and all of them
         main_chunks=[chunk.name for chunk in chunks_of("")],
         chunks=sorted(CHUNKS),
-        # the training jobs of this config: others' benchmark files are stale
+        # the training jobs of this config and the workflow's rules, in the
+        # order they are defined: other benchmark files are stale
         training_jobs=sorted(TRAINING_JOBS),
+        rules=[rule.name for rule in workflow.rules],
         logs="logs",
         repo=workflow.basedir,
     script:

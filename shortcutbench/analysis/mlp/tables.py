@@ -4,8 +4,8 @@
 `tables(partials)` gives the sweep's facts, the headline ratio, the book's
 case, the attenuation with depth, the cell states, device differences and
 the non-finite and zero cells.  Rule `tables` writes them to
-results/tables.json, which the figures and the report (render.py) both
-read, so that they show the very same numbers and each can be traced to one
+results/tables.json, which the figures and the report (analysis/mlp/report.py)
+both read, so that they show the very same numbers and each can be traced to one
 file.  Nothing here reads the records: memory grows with the number of
 groups (cells without their seed), not with seeds.  Each table function
 also takes a frame of records (a hand-made results/gradients.csv), turned

@@ -150,7 +150,8 @@ class FamilySpec:
     # The module that plans its chunks where core/sweep.py's generic planning
     # does not fit, defining any of: variants(config, checks),
     # chunk_folder(chunk), chunk_params(chunk), chunk_cells(params),
-    # memory_words(chunk); None: the generic planning for all of them.
+    # memory_words(chunk), n_cells(sweep); None: the generic planning for
+    # all of them.
     planning: str | None = None
     # "module:function" of its per-cell values (core/cell_stats.py), from a
     # chunk's columns, its cells' first rows and the healthy band; None: the

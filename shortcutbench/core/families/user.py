@@ -46,8 +46,6 @@ def user_mem_mb(checked: dict[str, Any], size: int, section: dict[str, Any] | No
     return BASELINE_MB + library + int(-(-(parameters + saved) // 2 ** 20))
 
 
-
-
 def _described(found: FamilySpec, section: dict[str, Any]) -> FamilySpec:
     """A library model titled by its library and class, and its depth, per
     stage where each of `stages` gets `depth` blocks."""
