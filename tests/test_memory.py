@@ -10,7 +10,7 @@ from mlp_chunks import mlp_chunk
 
 from shortcutbench.core import resources
 from shortcutbench.core.resources import cell_mem_mb, cell_parameters, chunk_mem_mb
-from shortcutbench.core.sweep import memory_problem, plan_chunks
+from shortcutbench.core.sweep import memory_problem, plan_chunks, records_mb
 
 
 def test_the_parameter_count_is_the_model_s():
@@ -36,7 +36,9 @@ def test_the_estimate_grows_with_depth_times_width_squared():
 def test_a_chunk_needs_what_its_biggest_cell_needs():
     chunk = mlp_chunk("", "cpu", "float64", "relu", 512, (0, 1), (1, 8, 64), (False, True),
                       (1.0,), ("pytorch",), ("none",))
-    assert chunk_mem_mb(chunk) == cell_mem_mb(64, 512, "float64")
+    # and its records until its job writes them: 2 seeds x 2 flags x (3 + 10 + 66) rows
+    assert chunk_mem_mb(chunk) == cell_mem_mb(64, 512, "float64") + records_mb(chunk)
+    assert records_mb(chunk) == 1
 
 
 def chunks(**axes):
@@ -79,7 +81,8 @@ def test_snakemake_refuses_before_any_job_and_asks_each_job_s_memory(tmp_path):
     assert "Traceback" not in refused.stdout
     assert not (tmp_path / "big" / "results").exists()
     planned = snakemake(tmp_path / "small", SMALL_CONFIG, "-n", "results/gradients.csv")
-    assert re.findall(r"mem_mb=(\d+)", planned.stdout) == ["301"]  # one chunk, 12 x 3
+    # one chunk: its 12 x 3 cell and its 96 records (1 MB)
+    assert re.findall(r"mem_mb=(\d+)", planned.stdout) == [str(cell_mem_mb(12, 3) + 1)]
 
 
 def test_a_batched_chunk_asks_for_its_stacked_batch_and_stays_under_it():

@@ -22,6 +22,7 @@ from shortcutbench.core.sweep import (
     job_named,
     pack_chunks_path,
     plan_chunks,
+    records_mb,
     write_pack_lists,
 )
 from shortcutbench.measuring.measure import run_chunk
@@ -54,7 +55,8 @@ def test_a_job_holds_up_to_cells_per_job_cells_of_many_variants(tmp_path):
     assert len(cells) == len(set(cells)) == 12 * 16
     for job in jobs:
         assert len({(c.model, c.study, c.device, c.dtype) for c in job.chunks}) == 1
-        assert job.mem_mb() == max(cell_mem_mb(4, c.options["width"]) for c in job.chunks)
+        assert job.mem_mb() == max(cell_mem_mb(4, c.options["width"]) for c in job.chunks) + \
+            sum(records_mb(c) for c in job.chunks)
         assert job.name.startswith("cells/model~mlp/device~cpu/dtype~float32/pack~")
         assert re.fullmatch(CHUNK_PATTERN, job.name)
 
@@ -207,8 +209,9 @@ def test_the_workflow_measures_packs_and_asks_their_memory(tmp_path):
               "cells_per_job": 16, "training": {"enabled": False}}
     dry = snakemake(tmp_path / "run", config, "-n", "--until", "measure").stdout
     assert dry.count("rule measure:") == 2  # a pack of each width's two blocks of seeds
-    assert sorted(map(int, re.findall(r"mem_mb=(\d+)", dry))) == [cell_mem_mb(4, 3),
-                                                                   cell_mem_mb(4, 64)]
+    # each pack: its biggest cell and its two chunks' records (1 MB each)
+    assert sorted(map(int, re.findall(r"mem_mb=(\d+)", dry))) == [cell_mem_mb(4, 3) + 2,
+                                                                   cell_mem_mb(4, 64) + 2]
 
 
 @pytest.mark.slow

@@ -42,6 +42,7 @@ import hashlib
 import importlib
 import itertools
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -158,6 +159,7 @@ class Chunk:
     norms: tuple[str, ...]
     options: dict[str, Any] = field(default_factory=dict, hash=False)
     mem: int = 0
+    mem_given: bool = False  # `mem` is the job's, as its config section says
 
     @property
     def study_prefix(self) -> str:
@@ -188,7 +190,9 @@ class Chunk:
         return cells_of(self.params())
 
     def mem_mb(self) -> int:
-        return self.mem
+        """Its biggest cell's, and its records', which it holds until it
+        writes them (or what its section says a job needs)."""
+        return self.mem if self.mem_given else self.mem + records_mb(self)
 
 
 @dataclass(frozen=True)
@@ -238,12 +242,37 @@ class Pack:
         return cells_of(self.params())
 
     def mem_mb(self) -> int:
-        """Its biggest cell's: the job measures one cell at a time."""
-        return max(c.mem_mb() for c in self.chunks)
+        """Its biggest cell's (the job measures one cell, or one engine's
+        stack of cells, at a time), and every chunk's records, which it
+        holds until it writes them."""
+        return max(c.mem for c in self.chunks) + sum(
+            records_mb(c) for c in self.chunks if not c.mem_given)
 
 
 # A measuring job: one chunk, or a pack of them.
 Job = Chunk | Pack
+# What one record costs a measuring job in memory before it is written (a
+# Python dict of 27 fields: measured ~1,050 bytes).
+RECORD_BYTES = 1100
+
+
+def records_mb(chunk: Chunk) -> int:
+    """The megabytes of a chunk's records while its job holds them: a row
+    per block (and the parameters outside them) of every cell, as many as
+    its family's spec says a block writes."""
+    per_block = families.spec(chunk.model).records_per_block
+    cells = len(chunk.seeds) * len(chunk.norms) * len(chunk.shortcuts) * _variants(chunk)
+    rows = cells * sum(depth + 2 for depth in chunk.depths) * per_block
+    return math.ceil(rows * RECORD_BYTES / resources.MB)
+
+
+def _variants(chunk: Chunk) -> int:
+    """A chunk's cells per seed, depth, norm and shortcut flag: its options'
+    inits, lambdas and alphas (an upper bound: a cell without shortcut has
+    one lambda and alpha)."""
+    options = chunk.options
+    return (len(options.get("inits", [None])) * len(options.get("shortcut_scales", [1.0]))
+            * len(options.get("branch_scales", [1])))
 PACK_DIGEST = 12  # hex digits of a pack's name
 PACK_CHUNKS = ".chunks.json"  # beside a pack's partial results: the names of its chunks
 
@@ -385,6 +414,7 @@ def family_variants(name: str, section: dict[str, Any],
              "depths": tuple(sorted(section["depths"])),
              "shortcuts": tuple(sorted(section["shortcut"])), "norms": spec.norms(section),
              "options": options, "mem": spec.mem_mb(section, dtype, (checks or {}).get(name)),
+             "mem_given": "mem_mb" in section,
              "seeds": section["seeds"], "seeds_per_job": section["seeds_per_job"]}
             for device, dtype in itertools.product(section["devices"], section["dtypes"])]
 
@@ -467,10 +497,10 @@ def memory_problem(jobs: list[Job], max_mem_mb: int | None = None) -> str | None
         if limit is None:
             return None
     chunks = [chunk for job in jobs for chunk in getattr(job, "chunks", (job,))]
-    over = [chunk for chunk in chunks if chunk.mem_mb() > limit]
+    over = [chunk for chunk in chunks if chunk.mem > limit]
     if not over:
         return None
-    worst = max(over, key=lambda chunk: chunk.mem_mb())
+    worst = max(over, key=lambda chunk: chunk.mem)
     own = _planning(worst.model, "memory_words")
     if own:
         what, how, fix = own(worst)
@@ -479,7 +509,7 @@ def memory_problem(jobs: list[Job], max_mem_mb: int | None = None) -> str | None
         what = f"the {worst.model} cell of depth {max(worst.depths)} ({worst.dtype})"
         how = "its estimate, shortcutbench/core/families/"
         fix = f"{spec.memory_fix} in the config's {spec.section}"
-    return (f"config key max_mem_mb: {what} would need ~{worst.mem_mb():,} MB of memory "
+    return (f"config key max_mem_mb: {what} would need ~{worst.mem:,} MB of memory "
             f"({how}), more than the {limit:,} MB allowed ({source}). Nothing was run. "
             f"Fix: {fix}, or, if the measuring jobs run on machines with more memory (a "
             f"cluster), set max_mem_mb to what one job may use.")

@@ -113,6 +113,9 @@ class FamilySpec:
     check: Callable[[dict], None] | None = None  # ValueError('key: what, the fix')
     memory: Callable[[dict, str, dict | None], int] | None = None  # MB of its biggest cell
     memory_fix: str = ""  # what to lower when a cell cannot fit
+    # records a cell writes per block (its parameters a block; the top-level
+    # family's: one a layer): what a job's records hold in memory until written
+    records_per_block: int = 16
     # How its own `shortcut` argument removes the shortcut, for the report:
     # the residual adds per block and where; '' for a user family, whose
     # check finds them (family_check's `switch`).

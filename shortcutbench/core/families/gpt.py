@@ -138,6 +138,8 @@ SPEC = register_family(FamilySpec(
     Layout(profile=r"trf_blocks\.\d+\.att\.W_query\.weight", head=r"out_head\.weight",
            stream=True),
     "shortcutbench.measuring.gpt:GPTFamily",
+    # a block's parameters: attention 5 (8 with qkv_bias), feed-forward 4, norms 4
+    records_per_block=16,
     fields={"activation": "gelu_tanh", "init": "pytorch"},
     main_variant={"norm": "pre_layernorm"}, model_keys=MODEL_KEYS + SCALE_KEYS,
     norm_axis=True,

@@ -20,6 +20,7 @@ SPEC = register_family(FamilySpec(
     NAME, "The book\u2019s MLP (chapter 4.4)", "layers", "",
     Layout(profile=r"layers\.\d+\.0\.weight", stream=True),
     "shortcutbench.measuring.mlp.family:MLPFamily", generic_figures=(),
+    records_per_block=1,  # one record a layer (its weight)
     main_variant={axis: BOOK_CASE[axis] for axis in ("width", "activation", "init", "norm",
                                                       "dtype", "device")},
     switch="one residual add per layer where the shapes match, x = x + layer(x) "

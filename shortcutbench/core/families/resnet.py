@@ -104,6 +104,7 @@ SPEC = register_family(FamilySpec(
     Layout(profile=r"(stem\.conv|stages\.\d+\.\d+\.conv[12]|fc)\.weight",
            head=r"fc\.weight", fit=fit_stages),
     "shortcutbench.measuring.resnet:ResNetFamily",
+    records_per_block=3,  # a layer's: its conv's weight, its BatchNorm's two
     fields={"width": STAGE_WIDTHS[0], "activation": "relu",
             "init": "kaiming_normal", "norm": "batchnorm"},
     model_keys=("batch_size", *SCALE_KEYS), check=_resnet_check, memory=_resnet_memory,
