@@ -141,8 +141,8 @@ def render(provenance, families, family_figures, laws=None, sections=None, train
     if sections is not None:
         own = importlib.import_module(top.sections).context(sections)
         own["top"] = {"name": top.name, "template": top.template}
-    for f in fams:  # shown by its own sections (the top-level family's, where it ran)
-        f["own_sections"] = own["top"] is not None and f["name"] == top.name
+    for f in fams:  # shown by its own sections, where it has them, never the generic one
+        f["own_sections"] = spec(f["name"]).sections is not None
     toc = contents(fams, own.pop("toc", []))
     import yaml
 
