@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from shortcutbench.core.sweep import TRAINING_JOB_PATTERN, training_jobs, training_pack_name
+from shortcutbench.core.sweep import TRAINING_JOB_PATTERN, pack_name, training_jobs
 from shortcutbench.measuring.measure import configure_torch
 from shortcutbench.measuring.mlp.batched_training import BATCH, train_runs_batched
 from shortcutbench.measuring.mlp.training import (
@@ -162,7 +162,7 @@ def test_short_groups_share_a_job_and_give_the_same_table(tmp_path):
     assert sorted(alone) == names
     # 4 runs a group (2 seeds x 2 flags): two groups fit 9 runs, the third is its own job
     packed = training_jobs({**training, "runs_per_job": 9})
-    pack = training_pack_name(names[:2])
+    pack = pack_name(names[:2])
     assert sorted(packed) == [names[2], pack]
     assert re.fullmatch(TRAINING_JOB_PATTERN, pack) and re.fullmatch(TRAINING_JOB_PATTERN,
                                                                      names[2])

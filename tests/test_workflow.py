@@ -10,7 +10,7 @@ import yaml
 from conftest import BIN, REPO, SMALL_CONFIG, snakemake
 
 from shortcutbench.core.book import BOOK_CASE, BOOK_GRADIENTS, RTOL
-from shortcutbench.core.sweep import training_pack_name
+from shortcutbench.core.sweep import pack_name
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_summary_has_a_ci_over_seeds(small_run):
 def test_short_training_groups_run_as_one_job(small_run):
     workdir, _ = small_run
     jobs = sorted((workdir / "results" / "training").rglob("*.csv"))
-    assert [job.name for job in jobs] == [f"{training_pack_name(GROUPS)}.csv"], jobs
+    assert [job.name for job in jobs] == [f"{pack_name(GROUPS)}.csv"], jobs
     rows = read_rows(workdir / "results" / "training.csv")
     assert {(r["depth"], r["shortcut"]) for r in rows} == {
         (d, s) for d in ("2", "3") for s in ("False", "True")}

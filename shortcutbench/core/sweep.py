@@ -231,8 +231,7 @@ class Pack:
 
     @property
     def name(self) -> str:
-        digest = hashlib.sha256("\n".join(c.name for c in self.chunks).encode()).hexdigest()
-        return f"{self.group_path}/pack~{digest[:PACK_DIGEST]}"
+        return f"{self.group_path}/{pack_name(c.name for c in self.chunks)}"
 
     def params(self) -> ChunkParams:
         return {"model": self.model, "device": self.device, "dtype": self.dtype,
@@ -274,6 +273,27 @@ def _variants(chunk: Chunk) -> int:
     return (len(options.get("inits", [None])) * len(options.get("shortcut_scales", [1.0]))
             * len(options.get("branch_scales", [1])))
 PACK_DIGEST = 12  # hex digits of a pack's name
+
+
+def pack_name(names) -> str:
+    """pack~<digest>: the name of a job that holds several chunks (or
+    training groups), from their names; the list of them written beside its
+    results is checked against it, so an edited list is never trusted."""
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()
+    return f"pack~{digest[:PACK_DIGEST]}"
+
+
+def kept_packs(finished, wanted, name_of):
+    """The finished packs ({name: the names it holds}) a new plan keeps, as
+    (name, names): every name it holds still wanted, none held by a pack
+    kept before it (the largest first, then by name), and its name what
+    name_of(names) gives (its digest)."""
+    kept, taken = [], set()
+    for name, held in sorted(finished.items(), key=lambda item: (-len(item[1]), item[0])):
+        if set(held) <= wanted and not taken & set(held) and name_of(held) == name:
+            kept.append((name, held))
+            taken |= set(held)
+    return kept
 PACK_CHUNKS = ".chunks.json"  # beside a pack's partial results: the names of its chunks
 
 
@@ -462,12 +482,10 @@ def _pack(chunks, finished, cells_per_job, results_dir):
         return list(chunks)
     wanted = {chunk.name: chunk for chunk in chunks}
     jobs, taken = [], set()
-    for name, held in sorted(finished.items(), key=lambda item: (-len(item[1]), item[0])):
-        if set(held) <= wanted.keys() and not taken & set(held):
-            pack = Pack(tuple(wanted[chunk] for chunk in held))
-            if pack.name == name:
-                jobs.append(pack)
-                taken |= set(held)
+    for _, held in kept_packs(finished, wanted.keys(),
+                              lambda held: Pack(tuple(wanted[c] for c in held)).name):
+        jobs.append(Pack(tuple(wanted[chunk] for chunk in held)))
+        taken |= set(held)
     group, count = [], 0
     for chunk in sorted(chunks, key=lambda c: c.name):
         if chunk.name in taken:
@@ -525,11 +543,6 @@ TRAINING_JOB_PATTERN = (r"activation~[a-z_]+/width~[0-9]+/norm~[a-z_]+/depth~[0-
 PACK_GROUPS = ".groups.json"  # beside a training pack's table: the names of its groups
 
 
-def training_pack_name(groups: list[str]) -> str:
-    """A training job holding several groups: named by their names' digest."""
-    return f"pack~{hashlib.sha256(chr(10).join(groups).encode()).hexdigest()[:PACK_DIGEST]}"
-
-
 def pack_groups_path(table_path: str) -> str:
     """Where a training pack's job writes the names of its groups, beside its table."""
     return re.sub(r"\.csv$", "", str(table_path)) + PACK_GROUPS
@@ -571,12 +584,9 @@ def training_jobs(training, engine="exact", results_dir=None):
     folder = os.path.join(results_dir, "training") if results_dir else None
     finished = _pack_manifests(folder, PACK_GROUPS, ".csv") if folder else {}
     jobs, taken = {}, set()
-    for name, held in sorted(finished.items(),
-                             key=lambda item: (-len(item[1]), item[0])):
-        if set(held) <= groups.keys() and not taken & set(held) and \
-                training_pack_name(held) == name:
-            jobs[name] = {"groups": [groups[group] for group in held]}
-            taken |= set(held)
+    for name, held in kept_packs(finished, groups.keys(), pack_name):
+        jobs[name] = {"groups": [groups[group] for group in held]}
+        taken |= set(held)
     left = [name for name in groups if name not in taken]
     for name in left:
         if folder and os.path.exists(os.path.join(folder, f"{name}.csv")):
@@ -589,5 +599,5 @@ def training_jobs(training, engine="exact", results_dir=None):
         if len(held) == 1:
             jobs[held[0]] = groups[held[0]]
         else:
-            jobs[training_pack_name(held)] = {"groups": [groups[name] for name in held]}
+            jobs[pack_name(held)] = {"groups": [groups[name] for name in held]}
     return jobs
