@@ -172,6 +172,42 @@ def test_measurement_equals_the_reference_on_other_cells(changes):
     same_records(measure(cell), reference(cell))
 
 
+@pytest.mark.parametrize("norm", NORMS)
+def test_a_redrawn_model_is_a_new_one_bit_for_bit(norm):
+    """The runner measures every seed of a depth, shortcut and norm on one
+    model, drawn again per seed (GPTFamily.redraw): its weights must be
+    those GPTModel draws after the same seed."""
+    family = GPTFamily()
+    _, options = small_cell()
+    model, _, _ = family.build(3, True, norm, options)
+    for seed in (5, 0, 123):
+        torch.manual_seed(seed)
+        family.redraw(model)
+        torch.manual_seed(seed)
+        fresh, _, _ = family.build(3, True, norm, options)
+        drawn, expected = model.state_dict(), fresh.state_dict()
+        assert list(drawn) == list(expected)
+        assert all(torch.equal(drawn[k], expected[k]) for k in expected)
+
+
+def test_a_chunk_measured_on_shared_models_equals_each_cell_alone():
+    """measure_cells groups a chunk's cells by model (seeds measured on one
+    model, drawn again) and gives them back in the chunk's order: every
+    record equals the reference's of that cell alone, in any order of the
+    cells; a float64 cell, which moves its model, is built anew."""
+    cells = [small_cell(seed=seed, shortcut=shortcut, norm=norm, blocks=blocks)
+             for seed in (7, 3) for blocks in (1, 2) for norm in ("pre_layernorm", "none")
+             for shortcut in (False, True)]
+    cells.insert(3, small_cell(seed=3, dtype="float64"))
+    options = cells[0][1]
+    expected = [record for cell in cells for record in reference(cell)]
+    for order in (cells, cells[::-1]):
+        got = GPTFamily().measure_cells([cell for cell, _ in order], options, progress=None)
+        want = expected if order is cells else [
+            record for cell in order for record in reference(cell)]
+        same_records(got, want)
+
+
 def test_records_layout():
     cell = small_cell(seed=3)
     records = measure(cell)

@@ -13,7 +13,11 @@ measurement three things:
 
 and may add statistics of its own through one hook, `watch(model, depth)`:
 forward hooks that record the residual stream's RMS per layer and per-cell
-values (e.g. a transformer's token collapse).
+values (e.g. a transformer's token collapse).  A family whose inputs and
+loss take no random draw may also give `redraw(model)`: a model build()
+made, drawn again in place exactly as build() draws it from the random
+state; the runner then builds one model per depth, shortcut and norm and
+measures every seed on it (building costs more than measuring a small cell).
 
 For each cell the runner (measure_cell):
 
@@ -38,11 +42,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import itertools
 import math
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import torch
 
@@ -140,8 +145,12 @@ class Family:
 
     def watch(self, model: torch.nn.Module, depth: int) -> Callable[[Any], Watched] | None:
         """Register forward hooks on the model; return a function that, given
-        the model's output, gives what they saw.  None: nothing to watch."""
+        the model's output, gives what they saw (at every forward pass, of
+        that pass).  None: nothing to watch."""
         return None
+
+    # redraw(model) -> None: optional (see the module's docstring).
+    redraw: Callable[[torch.nn.Module], None] | None = None
 
     def engine(self, options: dict[str, Any]) -> tuple[str, str]:
         """The path its chunks' cells take (its name, and in words), for the
@@ -155,15 +164,20 @@ class Family:
         family with a faster path of its own overrides it, with the same
         records."""
         configure_torch()
-        records = []
+        by_cell = [None] * len(cells)
         started = time.perf_counter()
         step = max(1, len(cells) // 10)
-        for n, cell in enumerate(cells, 1):
-            records.extend(measure_cell(self, cell, options))
-            if progress and (n % step == 0 or n == len(cells)):
-                print(f"measured {n}/{len(cells)} {self.name} cells in "
-                      f"{time.perf_counter() - started:.1f} s", file=progress, flush=True)
-        return records
+        n = 0
+        for group in model_groups(self, cells):
+            built = None
+            for i in group:
+                built = prepared(self, cells[i], options, built)
+                by_cell[i] = measured(self, cells[i], built)
+                n += 1
+                if progress and (n % step == 0 or n == len(cells)):
+                    print(f"measured {n}/{len(cells)} {self.name} cells in "
+                          f"{time.perf_counter() - started:.1f} s", file=progress, flush=True)
+        return [record for records in by_cell for record in records]
 
 
 def modules_of(model: torch.nn.Module, pattern: str) -> list[tuple[str, torch.nn.Module]]:
@@ -216,16 +230,67 @@ def call_model(model: torch.nn.Module, inputs: tuple | dict) -> Any:
     return model(*inputs)
 
 
+class Built(NamedTuple):
+    """A cell's model on its device, in its mode, with what build() gave
+    and what its family watches."""
+    model: torch.nn.Module
+    inputs: tuple | dict
+    loss_fn: Callable
+    seen: Callable[[Any], Watched] | None
+    kept: bool  # as build() made it (on the CPU, in float32): redraw() may draw it again
+
+
+def model_groups(family: Family, cells: list[dict[str, Any]]) -> list[list[int]]:
+    """The cells' indices in the order they are measured: one at a time in
+    their order, or, for a family with redraw(), grouped by the model they
+    share (depth, shortcut, norm, device, dtype), in first-seen order."""
+    if family.redraw is None:
+        return [[i] for i in range(len(cells))]
+    groups = {}
+    for i, cell in enumerate(cells):
+        key = tuple(cell[k] for k in ("depth", "shortcut", "norm", "device", "dtype"))
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def prepared(family: Family, cell: dict[str, Any], options: dict[str, Any],
+             built: Built | None = None) -> Built:
+    """The cell's model, seeded: `built` (a model of the same depth,
+    shortcut, norm, device and dtype) drawn again where its family can and
+    it was not moved, else a new one from build()."""
+    torch.manual_seed(cell["seed"])
+    if built is not None and built.kept:
+        family.redraw(built.model)
+        built.model.zero_grad(set_to_none=True)
+        return built
+    device, dtype = torch_device(cell["device"]), DTYPES[cell["dtype"]]
+    model, inputs, loss_fn = family.build(cell["depth"], cell["shortcut"], cell["norm"], options)
+    moved = moves(model, device, dtype)
+    if moved:
+        model = model.to(device, dtype)
+    inputs = to_cell(inputs, device, dtype)
+    model.train(family.mode == "train")
+    return Built(model, inputs, loss_fn, family.watch(model, cell["depth"]),
+                 family.redraw is not None and not moved)
+
+
+def moves(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether model.to(device, dtype) would change a tensor of the model."""
+    return any(t.device != device or (t.is_floating_point() and t.dtype != dtype)
+               for t in itertools.chain(model.parameters(), model.buffers()))
+
+
 def measure_cell(family: Family, cell: dict[str, Any], options: dict[str, Any]) -> list[Record]:
     """Measure one cell (a dict of records.Cell's fields) of `family`;
     returns its records, one per named parameter, in records.COLUMNS order."""
-    device, dtype = torch_device(cell["device"]), DTYPES[cell["dtype"]]
-    torch.manual_seed(cell["seed"])
-    model, inputs, loss_fn = family.build(cell["depth"], cell["shortcut"], cell["norm"], options)
-    model = model.to(device, dtype)
-    inputs = to_cell(inputs, device, dtype)
-    model.train(family.mode == "train")
-    seen = family.watch(model, cell["depth"])
+    return measured(family, cell, prepared(family, cell, options))
+
+
+def measured(family: Family, cell: dict[str, Any], built: Built) -> list[Record]:
+    """One cell's forward and backward pass on its prepared model, and its
+    records."""
+    model, inputs, loss_fn, seen = built.model, built.inputs, built.loss_fn, built.seen
+    device = torch_device(cell["device"])
     with (deterministic_ops(families.spec(family.name).section, cell["device"]),
           family.forward_context(model, inputs, loss_fn, cell)):
         output = call_model(model, inputs)

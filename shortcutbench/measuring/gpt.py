@@ -217,6 +217,14 @@ class GPTFamily(Family):
 
         return model, (ids,), loss_fn
 
+    def redraw(self, model):
+        """Draw a GPTModel's weights again, as GPTModel(cfg) draws them: its
+        embeddings and linear layers, each reset in the order the model
+        creates them (its LayerNorms draw nothing, and no cell changes them)."""
+        for module in model.modules():
+            if isinstance(module, nn.Embedding | nn.Linear):
+                module.reset_parameters()
+
     def layer_of(self, name, depth):
         if name.startswith("trf_blocks."):
             return int(name.split(".")[1])
