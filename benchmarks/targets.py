@@ -258,6 +258,25 @@ def target_default(scratch, baseline):
         print(f"  {name}" + (f": {ratio(median[name], median[baseline.name], 0.5)}"
                              if name != baseline.name else ""))
         describe_default(scratch / workdir, median[name].wall)
+    floor_of_default(scratch / "default-batched", median["new, engine batched"],
+                     0.5 * median[baseline.name].wall)
+
+
+def floor_of_default(workdir, new, target_wall):
+    """What bounds the default workflow's wall from below on this machine:
+    its CPU seconds over the cores (jobs run on one thread each), and the
+    part of them no change to a job's code removes (a process that imports
+    torch, once per measuring or training job; Snakemake alone)."""
+    cores = os.cpu_count()
+    torch_import = statistics.median(
+        took(subprocess.run, [sys.executable, "-c", "import torch"], check=True).cpu
+        for _ in range(3))
+    jobs = job_seconds(workdir)
+    torch_jobs = sum(name.split("/")[0] in ("measure", "train") for name in jobs)
+    print(f"  floor: the batched run's CPU over {cores} cores is {new.cpu / cores:.1f} s of wall "
+          f"at best; the target is {target_wall:.1f} s.  Importing torch costs a process "
+          f"{torch_import:.2f} s of CPU: {torch_jobs} measuring and training jobs, "
+          f"{torch_jobs * torch_import:.1f} s; {len(jobs)} jobs in all")
 
 
 # --- floor280, floor2800 --------------------------------------------------------------------
