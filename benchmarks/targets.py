@@ -264,10 +264,11 @@ def target_default(scratch, baseline):
 
 def floor_of_default(workdir, new, target_wall):
     """What bounds the default workflow's wall from below on this machine:
-    its CPU seconds over the cores (jobs run on one thread each), and the
-    part of them no change to a job's code removes (a process that imports
-    torch, once per measuring or training job; Snakemake alone)."""
-    cores = os.cpu_count()
+    its CPU seconds over the cores it runs on (the machine's, at most the
+    run's --cores 4; jobs run on one thread each), and the part of them no
+    change to a job's code removes (a process that imports torch, once per
+    measuring or training job)."""
+    cores = min(os.cpu_count(), 4)
     torch_import = statistics.median(
         took(subprocess.run, [sys.executable, "-c", "import torch"], check=True).cpu
         for _ in range(3))

@@ -172,19 +172,20 @@ def test_measurement_equals_the_reference_on_other_cells(changes):
     same_records(measure(cell), reference(cell))
 
 
-@pytest.mark.parametrize("norm", NORMS)
-def test_a_redrawn_model_is_a_new_one_bit_for_bit(norm):
+@pytest.mark.parametrize("norm, shortcut, qkv_bias",
+                         [(norm, True, False) for norm in NORMS] + [("none", False, True)])
+def test_a_redrawn_model_is_a_new_one_bit_for_bit(norm, shortcut, qkv_bias):
     """The runner measures every seed of a depth, shortcut and norm on one
     model, drawn again per seed (GPTFamily.redraw): its weights must be
     those GPTModel draws after the same seed."""
     family = GPTFamily()
-    _, options = small_cell()
-    model, _, _ = family.build(3, True, norm, options)
+    _, options = small_cell(qkv_bias=qkv_bias)
+    model, _, _ = family.build(3, shortcut, norm, options)
     for seed in (5, 0, 123):
         torch.manual_seed(seed)
         family.redraw(model)
         torch.manual_seed(seed)
-        fresh, _, _ = family.build(3, True, norm, options)
+        fresh, _, _ = family.build(3, shortcut, norm, options)
         drawn, expected = model.state_dict(), fresh.state_dict()
         assert list(drawn) == list(expected)
         assert all(torch.equal(drawn[k], expected[k]) for k in expected)
@@ -193,19 +194,28 @@ def test_a_redrawn_model_is_a_new_one_bit_for_bit(norm):
 def test_a_chunk_measured_on_shared_models_equals_each_cell_alone():
     """measure_cells groups a chunk's cells by model (seeds measured on one
     model, drawn again) and gives them back in the chunk's order: every
-    record equals the reference's of that cell alone, in any order of the
-    cells; a float64 cell, which moves its model, is built anew."""
-    cells = [small_cell(seed=seed, shortcut=shortcut, norm=norm, blocks=blocks)
+    record equals that of the cell measured alone, in either order of the
+    cells.  Among them: cells of one model with another lambda or alpha
+    (the generic switch around the shared model), and float64 cells, whose
+    model is moved and so built anew for each seed."""
+    def cell(**changes):
+        fields, _ = small_cell(**{k: v for k, v in changes.items() if k in SMALL})
+        return {**fields, **{k: v for k, v in changes.items() if k not in SMALL}}
+
+    cells = [cell(seed=seed, shortcut=shortcut, norm=norm, blocks=blocks)
              for seed in (7, 3) for blocks in (1, 2) for norm in ("pre_layernorm", "none")
              for shortcut in (False, True)]
-    cells.insert(3, small_cell(seed=3, dtype="float64"))
-    options = cells[0][1]
-    expected = [record for cell in cells for record in reference(cell)]
+    cells[3:3] = [cell(seed=3, dtype="float64"), cell(seed=7, dtype="float64"),
+                  cell(seed=3, blocks=2, shortcut_scale=0.5),
+                  cell(seed=7, blocks=2, branch_scale="1/sqrt(depth)")]
+    _, options = small_cell()
     for order in (cells, cells[::-1]):
-        got = GPTFamily().measure_cells([cell for cell, _ in order], options, progress=None)
-        want = expected if order is cells else [
-            record for cell in order for record in reference(cell)]
-        same_records(got, want)
+        got = GPTFamily().measure_cells(order, options, progress=None)
+        same_records(got, [r for c in order for r in runner.measure_cell(GPTFamily(), c, options)])
+    plain = [c for c in cells
+             if c["shortcut_scale"] == float(c["shortcut"]) and c["branch_scale"] == "1"]
+    same_records(GPTFamily().measure_cells(plain, options, progress=None),
+                 [r for c in plain for r in reference((c, options))])
 
 
 def test_records_layout():

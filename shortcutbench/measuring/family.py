@@ -13,18 +13,25 @@ measurement three things:
 
 and may add statistics of its own through one hook, `watch(model, depth)`:
 forward hooks that record the residual stream's RMS per layer and per-cell
-values (e.g. a transformer's token collapse).  A family whose inputs and
-loss take no random draw may also give `redraw(model)`: a model build()
-made, drawn again in place exactly as build() draws it from the random
-state; the runner then builds one model per depth, shortcut and norm and
-measures every seed on it (building costs more than measuring a small cell).
+values (e.g. a transformer's token collapse).
+
+A family may also give `redraw(model)`: a model build() made, drawn again
+in place exactly as build() draws it from the random state.  The runner
+then builds one model per depth, shortcut and norm (building costs more
+than measuring a small cell) and measures each seed on it, with the inputs
+and loss function build() gave: a family that gives redraw promises that
+they do not depend on the seed and that a forward pass changes nothing a
+later cell sees (no buffer it updates, as train-mode BatchNorm does).
 
 For each cell the runner (measure_cell):
 
 1. calls torch.manual_seed(seed), then build(...), on the CPU in float32, so
-   that every device and dtype starts from the same numbers;
-2. moves the model and its inputs to the cell's device and dtype, sets the
-   mode, computes loss_fn(model(*inputs)) and one backward pass;
+   that every device and dtype starts from the same numbers (or, for a
+   family with redraw, redraw(model) on a model of the same depth,
+   shortcut and norm still on the CPU in float32);
+2. moves the model and its inputs to the cell's device and dtype (where
+   they are not there already), sets the mode, computes
+   loss_fn(model(*inputs)) and one backward pass;
 3. writes one record per named_parameters() entry: its layer, its name,
    the other names of the same Parameter (tied weights, which
    named_parameters() yields once), its dimensions and element count, the
@@ -76,7 +83,8 @@ Watched = tuple[dict[int, torch.Tensor], dict[str, torch.Tensor]]
 
 class Family:
     """A model family, as the measurement sees it.  Subclasses set `name`
-    and `mode` and implement build() and layer_of(); watch() is optional.
+    and `mode` and implement build() and layer_of(); watch() and redraw()
+    are optional (the module's docstring).
 
     A family whose build() takes the shortcut itself (`own_switch`) gets
     shortcut_scale lambda and branch_scale alpha from the generic switch
@@ -149,7 +157,8 @@ class Family:
         that pass).  None: nothing to watch."""
         return None
 
-    # redraw(model) -> None: optional (see the module's docstring).
+    # redraw(model) -> None: optional (the module's docstring); None: the
+    # runner builds every cell's model.
     redraw: Callable[[torch.nn.Module], None] | None = None
 
     def engine(self, options: dict[str, Any]) -> tuple[str, str]:
@@ -160,9 +169,10 @@ class Family:
     def measure_cells(self, cells: list[dict[str, Any]], options: dict[str, Any],
                       progress: TextIO | None = sys.stderr) -> list[Record]:
         """Every cell's records (cells: dicts of records.Cell's fields), cell
-        after cell in their order.  Here one at a time (measure_cell); a
-        family with a faster path of its own overrides it, with the same
-        records."""
+        after cell in their order.  Here through the contract, each cell as
+        measure_cell measures it (a family with redraw(): the cells of one
+        model one after another, the records in the cells' order); a family
+        with a faster path of its own overrides it, with the same records."""
         configure_torch()
         by_cell = [None] * len(cells)
         started = time.perf_counter()
@@ -171,6 +181,8 @@ class Family:
         for group in model_groups(self, cells):
             built = None
             for i in group:
+                if built is not None and not built.redrawable:
+                    built = None  # one model alive at a time: freed before the next is built
                 built = prepared(self, cells[i], options, built)
                 by_cell[i] = measured(self, cells[i], built)
                 n += 1
@@ -237,7 +249,9 @@ class Built(NamedTuple):
     inputs: tuple | dict
     loss_fn: Callable
     seen: Callable[[Any], Watched] | None
-    kept: bool  # as build() made it (on the CPU, in float32): redraw() may draw it again
+    # its family has redraw() and it stayed where build() made it (a model
+    # moved to a device or dtype would be drawn there, not on the CPU)
+    redrawable: bool
 
 
 def model_groups(family: Family, cells: list[dict[str, Any]]) -> list[list[int]]:
@@ -254,15 +268,15 @@ def model_groups(family: Family, cells: list[dict[str, Any]]) -> list[list[int]]
 
 
 def prepared(family: Family, cell: dict[str, Any], options: dict[str, Any],
-             built: Built | None = None) -> Built:
-    """The cell's model, seeded: `built` (a model of the same depth,
-    shortcut, norm, device and dtype) drawn again where its family can and
-    it was not moved, else a new one from build()."""
+             previous: Built | None = None) -> Built:
+    """The cell's model, seeded: `previous` (the model of an earlier cell
+    of the same depth, shortcut, norm, device and dtype) drawn again where
+    it is redrawable, else a new one from build()."""
     torch.manual_seed(cell["seed"])
-    if built is not None and built.kept:
-        family.redraw(built.model)
-        built.model.zero_grad(set_to_none=True)
-        return built
+    if previous is not None and previous.redrawable:
+        family.redraw(previous.model)
+        previous.model.zero_grad(set_to_none=True)
+        return previous
     device, dtype = torch_device(cell["device"]), DTYPES[cell["dtype"]]
     model, inputs, loss_fn = family.build(cell["depth"], cell["shortcut"], cell["norm"], options)
     moved = moves(model, device, dtype)
@@ -275,8 +289,10 @@ def prepared(family: Family, cell: dict[str, Any], options: dict[str, Any],
 
 
 def moves(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether model.to(device, dtype) would change a tensor of the model."""
-    return any(t.device != device or (t.is_floating_point() and t.dtype != dtype)
+    """Whether model.to(device, dtype) would change a tensor of the model
+    (it casts floating-point and complex ones)."""
+    return any(t.device != device
+               or ((t.is_floating_point() or t.is_complex()) and t.dtype != dtype)
                for t in itertools.chain(model.parameters(), model.buffers()))
 
 
