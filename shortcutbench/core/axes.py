@@ -51,6 +51,15 @@ def shortcut_variants(shortcuts, scales):
     return variants
 
 
+def shortcut_arms(shortcuts, scales, branch_scales):
+    """(shortcut, lambda, alpha label) of every arm a cell may take: the
+    branch scale alpha, like lambda, only means something with a shortcut;
+    cells without one record alpha "1"."""
+    alphas = branch_labels(branch_scales)
+    return [(shortcut, scale, alpha) for shortcut, scale in shortcut_variants(shortcuts, scales)
+            for alpha in (alphas if shortcut else ("1",))]
+
+
 def branch_labels(values):
     """The config's branch scales -> their labels (records.branch_label), in a
     fixed order: numbers by value, then the rule "1/sqrt(depth)"."""

@@ -55,6 +55,7 @@ from shortcutbench.core.axes import (  # noqa: F401  (importable from here too)
     parse_seeds_slug,
     seed_runs,
     seeds_slug,
+    shortcut_arms,
     shortcut_variants,
     study_prefix,
 )
@@ -123,10 +124,8 @@ def family_cells(params: ChunkParams) -> list[dict[str, Any]]:
     model config's (families.FamilySpec.cell_fields)."""
     fields = families.spec(params["model"]).cell_fields(params["options"])
     options = params["options"]
-    alphas = branch_labels(options.get("branch_scales", [1]))
-    arms = [(shortcut, scale, alpha) for shortcut, scale in shortcut_variants(
-                params["shortcuts"], options.get("shortcut_scales", [1.0]))
-            for alpha in (alphas if shortcut else ("1",))]
+    arms = shortcut_arms(params["shortcuts"], options.get("shortcut_scales", [1.0]),
+                         options.get("branch_scales", [1]))
     return [
         {"model": params["model"], "depth": depth, "width": fields["width"], "seed": seed,
          "shortcut": shortcut, "shortcut_scale": scale, "branch_scale": alpha,

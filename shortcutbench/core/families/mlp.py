@@ -10,7 +10,7 @@ import itertools
 import math
 
 from shortcutbench.core import resources
-from shortcutbench.core.axes import branch_labels, device_slug, shortcut_variants, study_prefix
+from shortcutbench.core.axes import branch_labels, device_slug, shortcut_arms, study_prefix
 from shortcutbench.core.book import BOOK_CASE
 from shortcutbench.core.families import FamilySpec, Layout, register_family
 
@@ -138,10 +138,8 @@ def chunk_cells(params):
     """Every cell of one of its chunks, from its params, as plain dicts with
     records.Cell's fields, in a fixed order.  The branch scale alpha only
     means something with a shortcut; cells without one record "1"."""
-    alphas = branch_labels(params.get("branch_scales", [1]))
-    arms = [(shortcut, scale, alpha)
-            for shortcut, scale in shortcut_variants(params["shortcuts"], params["shortcut_scales"])
-            for alpha in (alphas if shortcut else ("1",))]
+    arms = shortcut_arms(params["shortcuts"], params["shortcut_scales"],
+                         params.get("branch_scales", [1]))
     return [
         {"model": NAME, "depth": depth, "width": params["width"], "seed": seed,
          "shortcut": shortcut, "shortcut_scale": scale, "branch_scale": alpha,
@@ -167,9 +165,8 @@ def memory_words(chunk):
 
 def n_cells(sweep):
     """How many cells one of its sweeps (main or study) has."""
-    alphas = len(branch_labels(sweep.get("branch_scales", [1])))
-    arms = shortcut_variants(sweep["shortcut"], sweep["shortcut_scales"])
-    arm_count = sum(alphas if shortcut else 1 for shortcut, _ in arms)
+    arms = shortcut_arms(sweep["shortcut"], sweep["shortcut_scales"],
+                         sweep.get("branch_scales", [1]))
     return (len(sweep["devices"]) * len(sweep["dtypes"]) * len(sweep["activations"])
             * len(sweep["widths"]) * len(sweep["seeds"]) * len(sweep["depths"])
-            * len(sweep["inits"]) * len(sweep["norms"]) * arm_count)
+            * len(sweep["inits"]) * len(sweep["norms"]) * len(arms))
