@@ -175,9 +175,7 @@ class Family:
         with a faster path of its own overrides it, with the same records."""
         configure_torch()
         by_cell = [None] * len(cells)
-        started = time.perf_counter()
-        step = max(1, len(cells) // 10)
-        n = 0
+        report = Progress(len(cells), f"{self.name} cells", progress)
         for group in model_groups(self, cells):
             built = None
             for i in group:
@@ -185,11 +183,26 @@ class Family:
                     built = None  # one model alive at a time: freed before the next is built
                 built = prepared(self, cells[i], options, built)
                 by_cell[i] = measured(self, cells[i], built)
-                n += 1
-                if progress and (n % step == 0 or n == len(cells)):
-                    print(f"measured {n}/{len(cells)} {self.name} cells in "
-                          f"{time.perf_counter() - started:.1f} s", file=progress, flush=True)
+                report(1)
         return [record for records in by_cell for record in records]
+
+
+class Progress:
+    """A measuring job's progress on its log: "measured n/total cells in t
+    s" each time another tenth of the cells is done, and at the end."""
+
+    def __init__(self, total: int, what: str = "cells", stream: TextIO | None = sys.stderr):
+        self.total, self.what, self.stream = total, what, stream
+        self.done, self.step = 0, max(1, total // 10)
+        self.started = time.perf_counter()
+
+    def __call__(self, n: int) -> None:
+        """`n` more cells are done."""
+        before, self.done = self.done, self.done + n
+        if self.stream and (self.done // self.step > before // self.step
+                            or self.done == self.total):
+            print(f"measured {self.done}/{self.total} {self.what} in "
+                  f"{time.perf_counter() - self.started:.1f} s", file=self.stream, flush=True)
 
 
 def modules_of(model: torch.nn.Module, pattern: str) -> list[tuple[str, torch.nn.Module]]:

@@ -26,7 +26,6 @@ stacked batch (core/families/mlp.py's chunk_mem_mb).
 
 import dataclasses
 import sys
-import time
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -37,7 +36,7 @@ from shortcutbench.core.families.mlp import BATCH
 from shortcutbench.core.families.mlp import batchable as batchable_shape
 from shortcutbench.core.records import Cell, Record, branch_value
 from shortcutbench.measuring.devices import torch_device
-from shortcutbench.measuring.family import DTYPES, configure_torch
+from shortcutbench.measuring.family import DTYPES, Progress, configure_torch
 from shortcutbench.measuring.mlp.exact import cell_records, measure_cell
 from shortcutbench.measuring.mlp.model import (
     ACTIVATIONS,
@@ -59,17 +58,8 @@ def measure_cells_batched(cells: Sequence[Cell],
     """Every cell's records, in the order of `cells` (as measure_cells gives
     them), the cells that differ only in their seed measured BATCH at a time."""
     configure_torch()
-    started = time.perf_counter()
     by_cell: list[list[Record] | None] = [None] * len(cells)
-    done, step = 0, max(1, len(cells) // 10)
-
-    def report(n):
-        nonlocal done
-        before, done = done, done + n
-        if progress and (done // step > before // step or done == len(cells)):
-            print(f"measured {done}/{len(cells)} cells in "
-                  f"{time.perf_counter() - started:.1f} s", file=progress, flush=True)
-
+    report = Progress(len(cells), stream=progress)
     # Cells that share their weights' draws (all but the shortcut, norm and
     # scales) are drawn once per seed; each variant then runs on them.
     draws: dict[tuple, list[int]] = {}

@@ -14,7 +14,6 @@ This module imports torch and never pandas, seaborn or Snakemake.
 
 import math
 import sys
-import time
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from shortcutbench.core.families.mlp import BATCH_ELEMENTS  # entries stacked at once
 from shortcutbench.core.records import Cell, Record, branch_value, record_fields
 from shortcutbench.measuring.devices import torch_device
-from shortcutbench.measuring.family import DTYPES, configure_torch
+from shortcutbench.measuring.family import DTYPES, Progress, configure_torch
 from shortcutbench.measuring.mlp.model import (
     ExampleDeepNeuralNetwork,
     add_shortcut,
@@ -200,11 +199,8 @@ def measure_cells(cells: Sequence[Cell], progress: TextIO | None = sys.stderr) -
     """Measure many cells in this process; returns all their records."""
     configure_torch()
     records = []
-    started = time.perf_counter()
-    step = max(1, len(cells) // 10)
-    for n, cell in enumerate(cells, 1):
+    report = Progress(len(cells), stream=progress)
+    for cell in cells:
         records.extend(measure_cell(cell))
-        if progress and (n % step == 0 or n == len(cells)):
-            print(f"measured {n}/{len(cells)} cells in "
-                  f"{time.perf_counter() - started:.1f} s", file=progress, flush=True)
+        report(1)
     return records
