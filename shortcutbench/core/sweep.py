@@ -271,6 +271,8 @@ def _variants(chunk: Chunk) -> int:
     options = chunk.options
     return (len(options.get("inits", [None])) * len(options.get("shortcut_scales", [1.0]))
             * len(options.get("branch_scales", [1])))
+
+
 PACK_DIGEST = 12  # hex digits of a pack's name
 
 
@@ -293,6 +295,8 @@ def kept_packs(finished, wanted, name_of):
             kept.append((name, held))
             taken |= set(held)
     return kept
+
+
 PACK_CHUNKS = ".chunks.json"  # beside a pack's partial results: the names of its chunks
 
 
