@@ -148,6 +148,34 @@ def test_adding_a_seed_measures_only_the_new_cells(tmp_path):
     assert "Nothing to be done" in again.stdout
 
 
+def job_priorities(dry_run):
+    """{(rule, its first output): priority} of every job a dry run lists
+    (Snakemake prints a job's priority only where it is not 0)."""
+    jobs = re.findall(r"^\s*(?:local)?rule (\w+):((?:\n\s+\w+: .*)*)", dry_run, re.M)
+    priorities = {}
+    for rule, lines in jobs:
+        output = re.search(r"output: ([^,\s]+)", lines)
+        priority = re.search(r"priority: (\d+)", lines)
+        if output:
+            priorities[rule, output[1]] = int(priority[1]) if priority else 0
+    return priorities
+
+
+def test_the_main_sweep_and_the_training_start_before_the_studies(tmp_path):
+    config = {**SMALL_CONFIG, "studies": {"init": {"inits": ["pytorch", "xavier_uniform"]}}}
+    priorities = job_priorities(snakemake(tmp_path, config, "-n").stdout)
+    by_rule = {}
+    for (rule, output), priority in priorities.items():
+        kind = "study" if output.startswith("results/studies/") else "main"
+        by_rule.setdefault((rule, kind), set()).add(priority)
+    assert by_rule[("measure", "main")] == {1}
+    assert by_rule[("train", "main")] == {1}
+    assert by_rule[("measure", "study")] == {0}
+    # the rest, the report's chain included, keep Snakemake's default
+    assert {p for key, ps in by_rule.items() if key[0] not in ("measure", "train")
+            for p in ps} == {0}
+
+
 def test_lint_is_clean(tmp_path):
     result = snakemake(tmp_path, SMALL_CONFIG, "--lint", check=False)
     assert result.returncode == 0, result.stdout

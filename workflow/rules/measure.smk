@@ -15,6 +15,10 @@ rule measure:
         machine="logs/measure/{chunk}.machine.json",
     benchmark:
         "logs/benchmark/measure/{chunk}.tsv"
+    # When the cores are busy, the main sweep's chunks start first: the
+    # report's longest chain (merge, tables, figures) waits on them, while the
+    # studies' short chunks fill the cores meanwhile.
+    priority: lambda wildcards: 0 if measuring_job(wildcards).study else 1
     # On a cluster, chunks for one kind of device go out together (see
     # workflow/profiles/slurm); cpu chunks never hold a GPU node.  Inert locally.
     group:

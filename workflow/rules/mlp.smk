@@ -187,6 +187,8 @@ rule train:
         "logs/train/{job}.log",
     benchmark:
         "logs/benchmark/train/{job}.tsv"
+    # the longest jobs: they start with the main sweep's chunks (rule measure)
+    priority: 1
     conda:
         "../../environment.yml"
     params:
