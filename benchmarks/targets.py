@@ -14,7 +14,8 @@ Targets (each printed as new / reference, the reference named on its line):
              MANY_AXES, `snakemake --until measure`) <= 0.25x the baseline's;
 - default:   the default `make report` workflow (`snakemake --cores 4`, config/config.yaml)
              <= 0.5x the baseline's; its jobs' seconds per rule, its longest jobs and
-             when they ran;
+             when they ran; its floor (CPU over cores), and a bound: the same run with
+             the config's studies left out;
 - floor280:  280 cells to results/gradients.csv <= 1.0x the floor, after Snakemake's own cost;
 - floor2800: 2,800 cells with the report <= 0.5x the floor, after Snakemake's own cost;
 - limits:    one width-32 depth-64 MLP cell (batched engine) and one GPT cell (the default
@@ -260,6 +261,19 @@ def target_default(scratch, baseline):
         describe_default(scratch / workdir, median[name].wall)
     floor_of_default(scratch / "default-batched", median["new, engine batched"],
                      0.5 * median[baseline.name].wall)
+    without_studies(scratch, median[baseline.name])
+
+
+def without_studies(scratch, baseline):
+    """A bound on packing the studies' jobs into the main sweep's: the batched
+    run with the config's studies left out, as if measuring, merging and
+    reading them cost nothing."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    studies = sorted(config.pop("studies", {}))
+    run = took(NEW.snakemake, scratch / "default-no-studies", config, cores=4, engine="batched")
+    print(f"  bound: the batched run without the config's {len(studies)} studies "
+          f"({', '.join(studies)}), as if they cost nothing: {run.wall:.1f} s of wall, "
+          f"{run.cpu:.1f} s of CPU; {ratio(run, baseline, 0.5)}")
 
 
 def floor_of_default(workdir, new, target_wall):
