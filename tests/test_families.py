@@ -554,3 +554,24 @@ def test_options_may_not_hold_what_the_sweep_gives():
         validate_config({"models": ["m"], "families": {"m": {
             "factory": "a:b", "depths": [1], "seeds": [0], "blocks": "(x)",
             "options": {"depth": 3}}}}, SCHEMA)
+
+
+def state_row(shortcut, dominant, n=4):
+    return {"variant": "v", "depth": 64, "n": n, "arm": (shortcut, 1.0),
+            "counts": {dominant: n}, "dominant": dominant}
+
+
+def test_a_family_read_by_one_parameter_says_whose_gradient_vanished():
+    from shortcutbench.analysis.families import words
+
+    rows = [state_row(False, "vanished"), state_row(True, "exploded")]
+    # the GPT reads each block by its queries alone: a vanished state is theirs
+    assert words("gpt", rows, "v", 64) == [
+        "Without shortcuts, the att.W_query.weight gradient vanishes (vanished) at 64 blocks: "
+        "all 4 seeds vanished.",
+        # an explosion may be the residual stream's: the network's
+        "With shortcuts, the network explodes at 64 blocks: all 4 seeds exploded."]
+    # the ResNet reads every conv: its whole network's
+    assert words("resnet", rows, "v", 64)[0] == (
+        "Without shortcuts, the network loses its gradient (vanished) at 64 layers: "
+        "all 4 seeds vanished.")

@@ -38,7 +38,7 @@ from shortcutbench.analysis.variants import (
     variant_of,
     variant_sort_key,
 )
-from shortcutbench.analysis.words import STATE_VERBS, breakdown, dominant_state
+from shortcutbench.analysis.words import POINT_VERBS, STATE_VERBS, breakdown, dominant_state
 from shortcutbench.core import arms, families
 from shortcutbench.core.arms import ARM_COLUMNS
 from shortcutbench.core.states import STATE_COLUMNS, STATES
@@ -188,6 +188,16 @@ def outside_rows(outside, layout) -> list[dict[str, Any]]:
     return rows
 
 
+def what_happens(name: str, state: str) -> str:
+    """'the network explodes', or, where the family's layers are read by one
+    of their parameters, what happens to that parameter's gradient: 'the
+    att.W_query.weight gradient vanishes (vanished)'."""
+    point = families.spec(name).layout.point
+    if point and state in POINT_VERBS:
+        return f"the {point} gradient {POINT_VERBS[state]}"
+    return f"the network {STATE_VERBS[state]}"
+
+
 def words(name: str, states: list[dict[str, Any]], variant, deepest: int) -> list[str]:
     """What the main variant does at the deepest depth, one sentence per arm."""
     scales, branches = arms.knobs(r["arm"] for r in states)
@@ -199,7 +209,7 @@ def words(name: str, states: list[dict[str, Any]], variant, deepest: int) -> lis
         knobs = arms.label(arm, scales, branches).partition(", ")[2]  # "λ=0.5, α=0.1"
         subject = ("Without shortcuts" if not arm.shortcut
                    else "With shortcuts" + (f" ({knobs})" if knobs else ""))
-        sentences.append(f"{subject}, the network {STATE_VERBS[r['dominant']]} "
+        sentences.append(f"{subject}, {what_happens(name, r['dominant'])} "
                          f"{at_depth(name, deepest)}: "
                          f"{breakdown(r['counts'], r['n'], r['dominant'])}.")
     return sentences
@@ -223,6 +233,7 @@ def family_numbers(frames: dict, name: str, section: dict[str, Any] | None = Non
     states = state_rows(cells, spec.layout.states)
     return {
         "name": name, "title": spec.title, "depth_name": spec.depth_name,
+        "point": spec.layout.point,
         "healthy_rule": spec.layout.band_text(), "states_order": list(spec.layout.states),
         "section": section or {}, "seeds": seeds or [],
         "n_cells": int(cells["n_cells"].sum()),

@@ -10,6 +10,11 @@ STATE_VERBS = {"healthy": "stays healthy", "vanished": "loses its gradient (vani
                "exploded": "explodes", "dead": "dies (its output is exactly 0)",
                "non-finite": "overflows (non-finite)",
                "zero-branch": "passes its blocks' weights no gradient (zero-branch)"}
+# The state read from the profile's gradients alone, as what it does to the
+# gradient of the one parameter a layout reads each layer by (its `point`);
+# the other states also weigh the stream, the output or finiteness, and stay
+# the network's.
+POINT_VERBS = {"vanished": "vanishes (vanished)"}
 # Which unhealthy state names a mixed arm, on equal counts.
 UNHEALTHY_ORDER = ("exploded", "non-finite", "vanished", "dead", "zero-branch")
 

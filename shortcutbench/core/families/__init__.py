@@ -61,12 +61,17 @@ class Layout:
              of the cell states;
     fit:     per layer of the profile, the group of the per-layer factor's
              fit (one intercept per group, one slope), -1 to leave it out;
-             None: one straight line over every layer but the head.
+             None: one straight line over every layer but the head;
+    point:   where `profile` picks one of a layer's parameters, its name
+             within the layer ("att.W_query.weight"): the report's sentences
+             then speak of that parameter's gradient, not the network's, since
+             the layer's other parameters may fare otherwise.
     """
     profile: str | None = None
     head: str | None = None
     stream: bool = False
     fit: Callable[[int], list[int]] | None = field(default=None, compare=False)
+    point: str | None = None
 
     def is_profile(self, name: str) -> bool:
         return self.profile is None or re.fullmatch(self.profile, name) is not None
@@ -85,8 +90,9 @@ class Layout:
 
     def band_text(self) -> str:
         """What 'healthy' means for this layout, in words for the page."""
-        layers = ("every layer's gradient but the head's" if self.head else
-                  "every layer's gradient")
+        gradient = f"{self.point} gradient" if self.point else "gradient"
+        layers = (f"every layer's {gradient} but the head's" if self.head else
+                  f"every layer's {gradient}")
         reference = "the last layer before the head" if self.head else "the last layer"
         stream = (" and the residual stream's RMS within as many decades above its input's"
                   if self.stream else "")

@@ -136,7 +136,7 @@ def _gpt_memory(section, dtype, checked=None):
 SPEC = register_family(FamilySpec(
     NAME, "The book\u2019s GPT (chapter 4)", "blocks", "gpt",
     Layout(profile=r"trf_blocks\.\d+\.att\.W_query\.weight", head=r"out_head\.weight",
-           stream=True),
+           stream=True, point="att.W_query.weight"),
     "shortcutbench.measuring.gpt:GPTFamily",
     # a block's parameters: attention 5 (8 with qkv_bias), feed-forward 4, norms 4
     records_per_block=16,
