@@ -87,6 +87,29 @@ def test_every_error_is_reported_at_once():
     assert "depths[0]" in str(error.value) and "devices[0]" in str(error.value)
 
 
+def test_a_key_inside_a_section_is_explained_by_its_own_words_not_the_sections():
+    training = {"depths": [2], "widths": [3], "seeds": [1], "norms": ["none"]}
+    with pytest.raises(ConfigError) as error:
+        check({**SMALL_CONFIG, "training": {**training, "optimizer": "rmsprop"}})
+    assert "config key training.optimizer: 'rmsprop' is not one of ['sgd', 'adam'].\n" \
+        in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        check({**SMALL_CONFIG, "models": ["mlp", "gpt"], "gpt": {"blocks": [0]}})
+    assert "gpt.blocks[0]: 0 is less than the minimum of 1 (numbers of TransformerBlocks" \
+        in str(error.value)
+    # the section itself wrong: the section's words
+    with pytest.raises(ConfigError, match=r"config key gpt: 5 is not of type 'object' \(the GPT"):
+        check({**SMALL_CONFIG, "models": ["mlp", "gpt"], "gpt": 5})
+
+
+def test_a_malformed_list_on_the_command_line_names_the_key():
+    file_config = copy.deepcopy(SMALL_CONFIG)
+    with pytest.raises(ConfigError, match=r"config key depths: --config gave '\[1,2', which "
+                                          r"is not a list; write it as depths='\[1, 2, 3\]'"):
+        validate_config({**copy.deepcopy(SMALL_CONFIG), "depths": "[1,2"}, str(SCHEMA),
+                        file_config=file_config)
+
+
 @pytest.mark.slow
 def test_snakemake_refuses_a_bad_config_before_any_job(tmp_path):
     # A user config file merges over config/config.yaml, as Snakemake does.

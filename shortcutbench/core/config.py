@@ -53,10 +53,23 @@ def _explain(error, schema):
     if error.validator == "not" and "propertyNames" in error.relative_schema_path:
         return (f"config key {key}: {error.instance!r} is the sweep's (each cell's own); leave "
                 f"it out of {key}.")
-    top = schema["properties"].get(error.absolute_path[0], {}) if error.absolute_path else {}
-    description = error.schema.get("description") or top.get("description")
+    description = error.schema.get("description") or _nearest_description(
+        schema, list(error.absolute_path))
     hint = f" ({description.strip()})" if description else ""
     return f"config key {key}: {error.message}{hint}."
+
+
+def _nearest_description(schema, path):
+    """The description of the deepest key on `path` that has one, a whole
+    section's only where the mistake is the section itself: a key inside it
+    is explained by its own words or the message alone."""
+    found = None
+    for depth in range(1, len(path) + 1):
+        node = _schema_at(schema, path[:depth])
+        section = "properties" in node or node.get("type") == "object"
+        if node.get("description") and (depth == len(path) or not section):
+            found = node["description"]
+    return found
 
 
 def _explanations(errors, schema):
@@ -130,6 +143,16 @@ def _schema_at(schema, path):
     return node
 
 
+def _list_from_text(text, path):
+    """'[1, 2]' from --config as a list; a malformed one refused, naming the key."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        key = ".".join(map(str, path))
+        raise ConfigError(f"config key {key}: --config gave {text!r}, which is not a list; "
+                          f"write it as {key}='[1, 2, 3]', quoted for the shell") from None
+
+
 def _scalar_from_text(text, node):
     """`text` as the schema's scalar type, or `text` unchanged if it is not one."""
     kinds = [node["type"]] if "type" in node else [n.get("type") for n in node.get("anyOf", [])]
@@ -164,7 +187,7 @@ def coerce_command_line(config, schema, file_config):
                     for key, item in value.items()}
         if node.get("type") == "array":
             if isinstance(value, str):
-                parsed = yaml.safe_load(value) if value.strip().startswith("[") else None
+                parsed = _list_from_text(value, path) if value.strip().startswith("[") else None
                 value = parsed if isinstance(parsed, list) else [value]
             elif not isinstance(value, list):
                 value = [value]
