@@ -6,7 +6,7 @@ import pytest
 import yaml
 from conftest import REPO, SMALL_CONFIG, snakemake
 
-from shortcutbench.core.config import ConfigError, validate_config
+from shortcutbench.core.config import ConfigError, read_config_files, validate_config
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -108,6 +108,20 @@ def test_a_malformed_list_on_the_command_line_names_the_key():
                                           r"is not a list; write it as depths='\[1, 2, 3\]'"):
         validate_config({**copy.deepcopy(SMALL_CONFIG), "depths": "[1,2"}, str(SCHEMA),
                         file_config=file_config)
+
+
+def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("depths: [1, 5]\nwidths: [3]\nresnet:\n  depths: [8]\ndepths: [64]\n")
+    with pytest.raises(ConfigError, match=rf"config file {path}: key 'depths' is given twice, "
+                                          r"on lines 1 and 5"):
+        read_config_files([str(path)])
+    path.write_text("depths: [1, 5]\nresnet: {depths: [8], batch_size: 4, depths: [20]}\n")
+    with pytest.raises(ConfigError, match="key 'depths' is given twice, on lines 2 and 2"):
+        read_config_files([str(path)])
+    # the same key in two mappings is no repeat
+    path.write_text("depths: [1, 5]\nresnet:\n  depths: [8]\n")
+    assert read_config_files([str(path)]) == {"depths": [1, 5], "resnet": {"depths": [8]}}
 
 
 @pytest.mark.slow

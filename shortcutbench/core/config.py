@@ -208,6 +208,22 @@ def _read_yaml(f):
     return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
+class _OnceEachLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """YAML's safe subset, refusing a key given twice in one mapping: YAML
+    keeps the last silently, so one of the two sweeps would not run."""
+
+    def construct_mapping(self, node, deep=False):
+        lines = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                raise ConfigError(f"key {key!r} is given twice, on lines {lines[key]} and "
+                                  f"{line}; YAML would keep only the second: give it once")
+            lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def read_config_files(paths):
     """The config files' content, merged in order as Snakemake merges them."""
     from snakemake.utils import update_config
@@ -215,7 +231,11 @@ def read_config_files(paths):
     merged = {}
     for path in paths:
         with open(path) as f:
-            update_config(merged, _read_yaml(f) or {})
+            try:
+                content = yaml.load(f, Loader=_OnceEachLoader)
+            except ConfigError as error:
+                raise ConfigError(f"config file {path}: {error}") from None
+        update_config(merged, content or {})
     return merged
 
 
