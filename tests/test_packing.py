@@ -209,6 +209,7 @@ def test_the_workflow_measures_packs_and_asks_their_memory(tmp_path):
               "cells_per_job": 16, "training": {"enabled": False}}
     dry = snakemake(tmp_path / "run", config, "-n", "--until", "measure").stdout
     assert dry.count("rule measure:") == 2  # a pack of each width's two blocks of seeds
+    assert not (tmp_path / "run" / "results").exists()  # a dry run writes nothing
     # each pack: its biggest cell and its two chunks' records (1 MB each)
     assert sorted(map(int, re.findall(r"mem_mb=(\d+)", dry))) == [cell_mem_mb(4, 3) + 2,
                                                                    cell_mem_mb(4, 64) + 2]

@@ -48,13 +48,18 @@ try:
     MEMORY_PROBLEM = memory_problem(list(CHUNKS.values()), SWEEP.get("max_mem_mb"))
     if MEMORY_PROBLEM:
         raise ConfigError(MEMORY_PROBLEM)
-    # What a cluster job's Snakemake, which plans again while the sweep
-    # runs, needs to find this plan's packs by name (measuring_job).
-    if workflow.is_main_process:
-        write_pack_lists(CHUNKS.values(), "results")
 except ConfigError as error:
     # The message alone: it names the key and the fix; a traceback would not help.
     sys.exit(f"ConfigError: {error}")
+
+
+# What a cluster job's Snakemake, which plans again while the sweep runs,
+# needs to find this plan's packs by name (measuring_job): written before the
+# first job starts, and not by a dry run, which starts none.
+onstart:
+    write_pack_lists(CHUNKS.values(), "results")
+
+
 TRAINING_JOBS = (
     training_jobs(SWEEP["training"], SWEEP["engine"], "results")
     if "training" in SWEEP
