@@ -406,6 +406,12 @@ def write_module(workdir, body):
         def build(depth, shortcut):
             return torch.nn.Linear(2, 2)
         """, "families.t.factory", ["must return (model, inputs, loss_fn)"]),
+    ({"factory": "broken:build", "options": {}, "blocks": None}, """
+        import torch
+        def build(depth, shortcut):  # one layer at every depth: no names grow with depth
+            return torch.nn.Linear(2, 2), (torch.ones(1, 2),), lambda out: out.sum()
+        """, "families.t.blocks", ["no pattern is given, and none could be read from the "
+                                   "parameter names of", "(weight, bias)"]),
     ({"factory": "broken:build", "options": {}}, """
         import torch
         def build(depth, shortcut):

@@ -161,6 +161,8 @@ class UserFamily(Family):
         if not pattern:  # read from the names: what grows with depth
             if self._suggested.get(depth) is None:
                 deeper = self._deeper_names(depth, shortcut, kwargs)
+                # none found: a pattern that matches nothing, which the
+                # check then refuses, saying that none could be read
                 self._suggested[depth] = blocks.suggest(names, deeper) or "(?!)"
             pattern = self._suggested[depth]
         try:
@@ -487,8 +489,10 @@ def _blocks_of(key, family, records, depth, shortcut, options):
         better = blocks.suggest(names)
         fix = (f"e.g. {blocks.shown(better)}, read from these names" if better else
                "e.g. 'blocks\\.(\\d+)\\.', naming the blocks' parameters")
-        raise FamilyError(f"{key}.blocks: {blocks.shown(family.blocks)} matches none of the "
-                          f"parameter names of {family.call(depth, shortcut, options)} "
+        what = (f"{blocks.shown(family.blocks)} matches none of the parameter names"
+                if family.pattern else
+                "no pattern is given, and none could be read from the parameter names")
+        raise FamilyError(f"{key}.blocks: {what} of {family.call(depth, shortcut, options)} "
                           f"({listed}); write a pattern whose groups number the blocks, {fix}")
     return found
 
