@@ -520,6 +520,28 @@ def test_the_example_family_measured_directly_is_the_runners(workdir, monkeypatc
     assert np.isnan(records[0]["output_rms"])  # no stream: the family has no watch hook
 
 
+def test_a_factory_failing_in_a_measuring_job_names_the_family_and_the_cell(workdir,
+                                                                           monkeypatch):
+    monkeypatch.chdir(workdir)
+    monkeypatch.syspath_prepend(str(workdir))
+    from shortcutbench.measuring.user_family import UserFamily
+
+    write_module(workdir, """
+        import highway
+        def build(depth, shortcut, width, batch):
+            if depth > 2:
+                raise ValueError("too deep for my model")
+            return highway.build(depth, shortcut, width, batch)
+        """)
+    options = {"factory": "broken:build", "options": {"width": 8, "batch": 4},
+               "blocks": r"blocks\.(\d+)\.", "mode": "eval"}
+    family = UserFamily("t", options)
+    family.build(2, True, None, options)
+    with pytest.raises(FamilyError, match=r"^families\.t\.factory: .*depth=4.* raised "
+                                          r"ValueError: too deep for my model; fix the factory"):
+        family.build(4, True, None, options)
+
+
 def test_a_factory_the_meta_device_cannot_build_is_counted_from_its_smallest_cell(workdir):
     """A model that reads a number while it is built (no meta tensors) and
     returns its input as a bare tensor: accepted, its memory scaled from the

@@ -137,8 +137,17 @@ class UserFamily(Family):
 
     def build(self, depth, shortcut, norm, options):
         kwargs = options["options"]
-        result = self._call(depth, shortcut, kwargs)
-        model, inputs, loss_fn = _built(self.key, self.call(depth, shortcut, kwargs), result)
+        call = self.call(depth, shortcut, kwargs)
+        try:
+            result = self._call(depth, shortcut, kwargs)
+        except zoo.LibraryError as error:  # it names its key and the fix
+            raise FamilyError(str(error)) from None
+        except Exception as error:
+            # in a measuring job too, where a factory that built the checked
+            # cells may still fail at another depth: say which family and cell
+            raise FamilyError(f"{self.key}.factory: {call} raised {_said(error)}; fix the "
+                              f"factory or {self.key}.options") from None
+        model, inputs, loss_fn = _built(self.key, call, result)
         self._number_blocks(model, depth, shortcut, kwargs)
         return model, inputs, loss_fn
 
@@ -223,27 +232,18 @@ def _output_text(output: Any) -> str:
     return type(output).__name__ + (f" (fields {', '.join(fields)})" if fields else "")
 
 
-def _build(key, family, depth, shortcut, options, seed):
+def _build(family, depth, shortcut, options, seed):
     """One cell as a measuring job builds it, the factory called after
     torch.manual_seed(seed): (its call as text, model, inputs, loss_fn)."""
     call = family.call(depth, shortcut, options)
     torch.manual_seed(seed)
-    try:
-        built = family.build(depth, shortcut, None, {"options": options})
-    except FamilyError:
-        raise
-    except zoo.LibraryError as error:  # it names its key and the fix
-        raise FamilyError(str(error)) from None
-    except Exception as error:
-        raise FamilyError(f"{key}.factory: {call} raised {_said(error)}; fix the factory or "
-                          f"{key}.options") from None
-    return (call, *built)
+    return (call, *family.build(depth, shortcut, None, {"options": options}))
 
 
 def _run(key, family, depth, shortcut, options, seed, count_saved=False):
     """Build and run one cell as the measurement does; returns the model
     and the bytes autograd kept for backward."""
-    call, model, inputs, loss_fn = _build(key, family, depth, shortcut, options, seed)
+    call, model, inputs, loss_fn = _build(family, depth, shortcut, options, seed)
     if not any(True for _ in model.parameters()):
         raise FamilyError(f"{key}.factory: the model of {call} has no parameters; there is no "
                           f"gradient to measure")
@@ -371,7 +371,7 @@ def _switch(key, family, section, options, seed):
 
     depths = sorted(section["depths"])
     depth = next((d for d in depths if d >= 2), depths[0])
-    call, model, inputs, loss_fn = _build(key, family, depth, True, options, seed)
+    call, model, inputs, loss_fn = _build(family, depth, True, options, seed)
     model.train(family.mode == "train")
     try:
         modules = family.block_modules(model)
@@ -441,7 +441,7 @@ def _follows_the_device(key, family, depth, shortcut, options, seed):
              ("the loss_fn", "make it follow the output's device, e.g. labels.to(out.device)")]
     step = -1
     try:
-        call, model, inputs, loss_fn = _build(key, family, depth, shortcut, options, seed)
+        call, model, inputs, loss_fn = _build(family, depth, shortcut, options, seed)
         model = model.to("meta").train(family.mode == "train")
         inputs = to_cell(inputs, torch.device("meta"), torch.float32)
         with _CPUTensorFinder():
@@ -518,7 +518,7 @@ def _largest(key, family, depth, shortcut, options, seed):
     except FamilyError:
         try:
             with torch.device("meta"):
-                model = _build(key, family, depth, shortcut, options, seed)[1]
+                model = _build(family, depth, shortcut, options, seed)[1]
         except Exception:
             return None, None, None, None
         saved = None
