@@ -108,3 +108,42 @@ def test_a_batched_chunk_asks_for_its_stacked_batch_and_stays_under_it():
                                  check=True).stdout)
     # (measured here: ~335 MB, above the one-cell estimate it used to ask for)
     assert peak_kb / 1024 <= batched, (peak_kb / 1024, exact, batched)
+
+
+def training_group(depth, width, engine, samples=64):
+    return {"activation": "gelu_tanh", "width": width, "norm": "none", "depth": depth,
+            "seeds": [0, 1, 2, 3], "shortcut": [False, True], "steps": 2, "optimizer": "adam",
+            "learning_rate": 1e-3, "samples": samples,
+            **({"engine": engine} if engine == "batched" else {})}
+
+
+@pytest.mark.parametrize("engine", ["exact", "batched"])
+def test_a_training_job_stays_under_its_estimate(engine, tmp_path):
+    import subprocess
+    import sys
+
+    from shortcutbench.core.families.mlp import training_job_mem_mb
+
+    group = training_group(8, 1024, engine)
+    estimate = training_job_mem_mb({"groups": [training_group(2, 3, engine), group]})
+    code = (
+        "import io\n"
+        "from shortcutbench.measuring.mlp.training import train_job\n"
+        f"train_job({group!r}, {str(tmp_path / 'runs.csv')!r}, io.StringIO())\n"
+        "print(next(line.split()[1] for line in open('/proc/self/status')\n"
+        "           if line.startswith('VmHWM')))\n")
+    peak_mb = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True).stdout) / 1024
+    # safe for a scheduler that kills a job above its request, and not far above it
+    assert peak_mb <= estimate <= 1.5 * peak_mb, (peak_mb, estimate)
+
+
+def test_a_training_group_that_cannot_fit_is_refused_before_any_job(tmp_path):
+    training = {"depths": [8], "widths": [32768], "seeds": [1], "norms": ["none"], "steps": 2}
+    refused = snakemake(tmp_path, {**SMALL_CONFIG, "training": training}, "-n", check=False)
+    assert refused.returncode != 0
+    assert re.search(r"^ConfigError: config key max_mem_mb: the training group depth 8 x width "
+                     r"32768 \(one run, 64 samples\) would need ~[0-9,]+ MB .* Fix: smaller "
+                     r"training.widths", refused.stdout, re.M), refused.stdout
+    assert "Traceback" not in refused.stdout
+    assert not (tmp_path / "results").exists()

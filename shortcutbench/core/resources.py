@@ -76,3 +76,20 @@ def machine_mem_mb():
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // MB
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def too_big(mem_mb, max_mem_mb, what, how, fix):
+    """The message refusing a job of `mem_mb` (its biggest piece of work
+    `what`, estimated `how`; `fix` what to change), or None if it fits: the
+    limit is `max_mem_mb` (the config key) or this machine's memory."""
+    limit, source = max_mem_mb, "max_mem_mb in the config"
+    if limit is None:
+        limit, source = machine_mem_mb(), "this machine's memory; set max_mem_mb to change it"
+        if limit is None:
+            return None
+    if mem_mb <= limit:
+        return None
+    return (f"config key max_mem_mb: {what} would need ~{mem_mb:,} MB of memory ({how}), "
+            f"more than the {limit:,} MB allowed ({source}). Nothing was run. Fix: {fix}, "
+            f"or, if the jobs run on machines with more memory (a cluster), set max_mem_mb "
+            f"to what one job may use.")

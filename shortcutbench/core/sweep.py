@@ -511,17 +511,10 @@ def memory_problem(jobs: list[Job], max_mem_mb: int | None = None) -> str | None
     """A message naming the biggest cell that cannot fit, its estimate, the
     limit and the fix, or None if every chunk's biggest cell fits.  The limit
     is `max_mem_mb` (the config key) or this machine's memory."""
-    limit, source = max_mem_mb, "max_mem_mb in the config"
-    if limit is None:
-        limit, source = (resources.machine_mem_mb(),
-                         "this machine's memory; set max_mem_mb to change it")
-        if limit is None:
-            return None
     chunks = [chunk for job in jobs for chunk in getattr(job, "chunks", (job,))]
-    over = [chunk for chunk in chunks if chunk.mem > limit]
-    if not over:
+    if not chunks:
         return None
-    worst = max(over, key=lambda chunk: chunk.mem)
+    worst = max(chunks, key=lambda chunk: chunk.mem)
     own = _planning(worst.model, "memory_words")
     if own:
         what, how, fix = own(worst)
@@ -530,10 +523,7 @@ def memory_problem(jobs: list[Job], max_mem_mb: int | None = None) -> str | None
         what = f"the {worst.model} cell of depth {max(worst.depths)} ({worst.dtype})"
         how = "its estimate, shortcutbench/core/families/"
         fix = f"{spec.memory_fix} in the config's {spec.section}"
-    return (f"config key max_mem_mb: {what} would need ~{worst.mem:,} MB of memory "
-            f"({how}), more than the {limit:,} MB allowed ({source}). Nothing was run. "
-            f"Fix: {fix}, or, if the measuring jobs run on machines with more memory (a "
-            f"cluster), set max_mem_mb to what one job may use.")
+    return resources.too_big(worst.mem, max_mem_mb, what, how, fix)
 
 
 def n_cells(sweep: dict[str, Any]) -> int:

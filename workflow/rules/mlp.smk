@@ -1,6 +1,7 @@
 # The book's MLP's own rules (its spec's `rules`): every number its own
 # sections of the report print (results/tables.json), their figures and its
 # training runs.
+from shortcutbench.core.families.mlp import training_job_mem_mb, training_memory_problem
 
 
 # Seconds of work each, as the shared ones (workflow/rules/common.smk).
@@ -175,6 +176,13 @@ SECTION_INPUTS.update(
 
 
 # Its training runs (the config's `training`; core/sweep.py's training_jobs).
+# Memory known before a job runs, as for the measuring: a training group that
+# cannot fit is refused here.
+TRAINING_MEMORY_PROBLEM = training_memory_problem(
+    TRAINING_JOBS.values(), SWEEP.get("max_mem_mb")
+)
+if TRAINING_MEMORY_PROBLEM:
+    sys.exit(f"ConfigError: {TRAINING_MEMORY_PROBLEM}")
 
 
 rule train:
@@ -191,6 +199,9 @@ rule train:
     priority: 1
     conda:
         "../../environment.yml"
+    resources:
+        # its biggest group's estimated peak, so that a cluster asks for it
+        mem_mb=lambda wildcards: training_job_mem_mb(TRAINING_JOBS[wildcards.job]),
     params:
         job=lambda wildcards: TRAINING_JOBS[wildcards.job],
     script:

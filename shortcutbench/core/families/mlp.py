@@ -90,6 +90,49 @@ def chunk_mem_mb(depths, width, dtype, engine="exact"):
     return mem
 
 
+# Training (measuring/mlp/batched_training.py): runs of one group trained at
+# once by the batched engine (fixed, as BATCH), and a run's peak memory above
+# the baseline per float32 parameter and per activation (samples x width x
+# depth), measured with Adam: depth 16 x width 1024 and 2048 (one run) 5.6
+# and 5.1 bytes per parameter's 4; depth 16 and 64 x width 1024, 8 runs,
+# 64 and 4,096 samples: 4.3 activations' 4 bytes each; margins included
+# (the estimates are 1.1-1.2x those peaks).
+TRAINING_BATCH = 8  # fixed: a different size could change a run's bits
+TRAINING_COPIES = 6
+TRAINING_ACTIVATIONS = 5
+
+
+def training_mem_mb(group):
+    """The estimated peak memory (MB) of training one group (a training
+    job's, sweep.training_jobs, is its biggest group's): every run at once
+    with the batched engine, one at a time with the exact one."""
+    runs = TRAINING_BATCH if group.get("engine") == "batched" else 1
+    depth, width = group["depth"], group["width"]
+    floats = (TRAINING_COPIES * resources.cell_parameters(depth, width)
+              + TRAINING_ACTIVATIONS * group["samples"] * width * depth)
+    return resources.BASELINE_MB + math.ceil(runs * 4 * floats / resources.MB)
+
+
+def training_job_mem_mb(job):
+    return max(training_mem_mb(group) for group in job.get("groups", [job]))
+
+
+def training_memory_problem(jobs, max_mem_mb=None):
+    """A message naming the biggest training group that cannot fit, its
+    estimate, the limit and the fix, or None."""
+    groups = [group for job in jobs for group in job.get("groups", [job])]
+    if not groups:
+        return None
+    worst = max(groups, key=training_mem_mb)
+    return resources.too_big(
+        training_mem_mb(worst), max_mem_mb,
+        f"the training group depth {worst['depth']} x width {worst['width']} "
+        f"({f'{TRAINING_BATCH} runs at once' if worst.get('engine') == 'batched' else 'one run'}"
+        f", {worst['samples']} samples)",
+        "its estimate, shortcutbench/core/families/mlp.py",
+        "smaller training.widths or training.depths, or fewer training.samples")
+
+
 def variants(config, checks=None):
     """Its chunks' variants, before their seeds are split into blocks: one
     per study x device x dtype x activation x width, every depth, shortcut,

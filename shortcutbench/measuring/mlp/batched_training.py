@@ -25,11 +25,10 @@ run beside different companions and compares the bytes).
 import torch
 import torch.nn.functional as F
 
+from shortcutbench.core.families.mlp import TRAINING_BATCH as BATCH
 from shortcutbench.core.records import Cell
 from shortcutbench.measuring.mlp.batched import _draw_stacked
 from shortcutbench.measuring.mlp.model import ACTIVATIONS, layer_input
-
-BATCH = 8  # runs a batch; fixed: a different size could change a run's bits
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
