@@ -59,6 +59,17 @@ def torch_device(name):
     raise AssertionError(name)  # check_device_name let an unknown name through
 
 
+def unavailable_here(names):
+    """What refuses a device among `names` that this host lacks, naming the
+    config key, or None: a local run's check before its first job."""
+    for name in names:
+        try:
+            torch_device(name)
+        except DeviceUnavailable as error:
+            return f"config key devices: {error} Nothing was run."
+    return None
+
+
 def deterministic(name):
     """Make a job on device `name` give the same bytes every run, before it
     touches the device.  On the CPU (one thread) every kernel already does.

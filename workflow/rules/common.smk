@@ -53,10 +53,20 @@ except ConfigError as error:
     sys.exit(f"ConfigError: {error}")
 
 
-# What a cluster job's Snakemake, which plans again while the sweep runs,
-# needs to find this plan's packs by name (measuring_job): written before the
-# first job starts, and not by a dry run, which starts none.
+# Before the first job (neither a dry run nor a job's own Snakemake runs
+# this): a local run measures where it plans, so a device this machine lacks
+# is refused now, not by a job midway (a cluster's nodes may have it); and
+# what a cluster job's Snakemake, which plans again while the sweep runs,
+# needs to find this plan's packs by name (measuring_job).
 onstart:
+    ACCELERATORS = sorted({job.device for job in CHUNKS.values()} - {"cpu"})
+    if workflow.local_exec and ACCELERATORS:
+        # torch, which this imports, only where a device is not the CPU
+        from shortcutbench.measuring.devices import unavailable_here
+
+        DEVICE_PROBLEM = unavailable_here(ACCELERATORS)
+        if DEVICE_PROBLEM:
+            sys.exit(f"ConfigError: {DEVICE_PROBLEM}")
     write_pack_lists(CHUNKS.values(), "results")
 
 
