@@ -5,6 +5,7 @@ the book's numbers, and the measurement equal to a plain nn.Module reference
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -366,3 +367,13 @@ def test_token_collapse_section_is_of_the_reference_setting():
     plt.close("all")
     assert extra["norm_labels"] == NORM_LABELS
     assert (extra["finding"]["without"], extra["finding"]["with"]) == (0.5, 0.7)
+
+
+def test_the_token_cosines_interval_stays_within_a_cosines_range():
+    from shortcutbench.analysis.gpt_section import _cosine
+
+    values = np.array([0.97, 0.99, 0.999, 1.0])
+    row = {"token_cosine_n": len(values), "token_cosine_mean": values.mean(),
+           "token_cosine_m2": ((values - values.mean()) ** 2).sum()}
+    shown = _cosine(row)
+    assert shown["high"] == 1.0 and 0.9 < shown["low"] < shown["mean"] < 1.0

@@ -26,9 +26,12 @@ NORM_LABELS = {"pre_layernorm": "pre-LN (the book\u2019s)", "post_layernorm": "p
 
 
 def _cosine(row):
+    """The mean cosine over seeds and its 95% t-interval, clipped to the
+    range a cosine has (the t-interval of a mean near 1 reaches past it)."""
     n, mean, _, low, high = intervals.moments_interval(
         row["token_cosine_n"], row["token_cosine_mean"], row["token_cosine_m2"])
-    return {"n": n, "mean": _number(mean), "low": _number(low), "high": _number(high)}
+    return {"n": n, "mean": _number(mean), "low": _number(max(low, -1.0)),
+            "high": _number(min(high, 1.0))}
 
 
 def _number(x):
