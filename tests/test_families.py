@@ -448,6 +448,18 @@ def test_the_check_runs_in_a_process_of_its_own_and_answers_in_json(workdir):
                                                         "options": {}}}}, str(workdir))
 
 
+def test_a_file_hiding_a_standard_module_is_named_when_the_check_crashes(workdir,
+                                                                       monkeypatch):
+    monkeypatch.chdir(workdir)  # as a run is: python -m puts it first on the import path
+    (workdir / "random.py").write_text("x = 1\n")
+    top = {"devices": ["cpu"], "dtypes": ["float32"], "seeds_per_job": 100}
+    with pytest.raises(ValueError, match=r"^families\.highway: its check crashed .* random\.py "
+                                         r"in the run's directory hides the standard library's "
+                                         r"module of that name, which torch imports: rename it"):
+        family_check.check_user_families(
+            {**top, "models": ["highway"], "families": {"highway": SECTION}}, str(workdir))
+
+
 def test_a_family_that_follows_the_device_passes_the_gpu_check(workdir):
     """The example's loss_fn moves its labels to the output's device: with a
     GPU among the devices it passes as on the CPU alone; so does a scalar

@@ -118,12 +118,24 @@ def check_user_families(config: dict[str, Any], workdir: str) -> dict[str, dict[
             answer = None
         if not isinstance(answer, dict):
             tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+            shadows = _standard_library_names(workdir)
+            one = len(shadows) == 1
+            hint = (f"{', '.join(shadows)} in the run's directory hide{'s' if one else ''} "
+                    f"the standard library's module{'' if one else 's'} of that name, which "
+                    f"torch imports: rename {'it' if one else 'them'}" if shadows else
+                    "does that Python have torch?")
             raise ValueError(f"families.{name}: its check crashed (exit {done.returncode}, "
-                             f"{sys.executable}) before it could answer; does that Python "
-                             f"have torch?\n{tail}")
+                             f"{sys.executable}) before it could answer; {hint}\n{tail}")
         if not answer.get("ok"):
             raise ValueError(answer.get("error", f"families.{name}: its check failed"))
         facts[name] = answer
         if kept is not None:
             write_json(answer, kept)
     return facts
+
+
+def _standard_library_names(workdir):
+    """The files in the run's directory, first on a family's import path,
+    that hide a module of Python's standard library ('random.py')."""
+    return sorted(entry for entry in os.listdir(workdir)
+                  if entry.endswith(".py") and entry[:-3] in sys.stdlib_module_names)
