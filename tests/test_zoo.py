@@ -230,6 +230,22 @@ def test_an_unknown_config_key_of_a_library_model_is_refused(tmp_path):
         check("g", section, str(tmp_path))
 
 
+@pytest.mark.zoo
+def test_a_misspelt_timm_depth_key_and_too_many_tokens_are_named(tmp_path):
+    from shortcutbench.measuring.user_family import FamilyError, check
+
+    timm_name = next(k for k, v in ZOO["families"].items() if v.get("timm") == "resnet18")
+    section = {**ZOO["families"][timm_name], "depths": [1], "seeds": [0], "depth_key": "layerz"}
+    with pytest.raises(FamilyError, match=r"^families\.t\.depth_key: timm's resnet18 takes no "
+                                          r"'layerz' .*; name its blocks per stage"):
+        check("t", section, str(tmp_path))
+    section = {**ZOO["families"]["gpt2"], "depths": [1], "seeds": [0],
+               "inputs": {"tokens": 100}}
+    with pytest.raises(FamilyError, match=r"^families\.g\.inputs\.tokens: 100 tokens are more "
+                                          r"than the 64 positions of its GPT2Config"):
+        check("g", section, str(tmp_path))
+
+
 def test_library_jobs_ask_for_the_library_s_memory_too():
     from shortcutbench.core.families import user
 

@@ -125,6 +125,13 @@ def _transformers_factory(name, depth_key, inputs, key):
             raise LibraryError(f"{key}.options: {config_class.__name__} has no {unknown}; "
                                f"{hint}")
         config = config_class(**options, **{depth_key: depth})
+        positions = getattr(config, "max_position_embeddings", None)
+        if (model_class.main_input_name != "pixel_values" and isinstance(positions, int)
+                and inputs["tokens"] > positions):
+            raise LibraryError(f"{key}.inputs.tokens: {inputs['tokens']} tokens are more than "
+                               f"the {positions} positions of its {config_class.__name__} "
+                               f"(max_position_embeddings); give fewer tokens, or more "
+                               f"positions in {key}.options")
         model = model_class(config)
         batch = inputs["batch"]
         if model_class.main_input_name == "pixel_values":
@@ -152,7 +159,15 @@ def _timm_factory(name, depth_key, stages, inputs, key):
 
     def build(depth, **options):
         blocks = [depth] * stages if stages else depth
-        model = timm.create_model(name, pretrained=False, **options, **{depth_key: blocks})
+        try:
+            model = timm.create_model(name, pretrained=False, **options, **{depth_key: blocks})
+        except TypeError as error:
+            if repr(depth_key) not in str(error):
+                raise
+            raise LibraryError(f"{key}.depth_key: timm's {name} takes no {depth_key!r} "
+                               f"({error}); name its blocks per stage, e.g. layers (resnet18, "
+                               f"with stages: 4) or depths (convnext_atto, with stages: "
+                               f"4)") from None
         size, batch = inputs["image_size"], inputs["batch"]
         x = torch.randn(batch, model.default_cfg.get("input_size", (3,))[0], size, size)
         labels = torch.randint(0, model.num_classes, (batch,))
