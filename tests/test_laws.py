@@ -25,6 +25,7 @@ from shortcutbench.analysis.laws import check_laws, write_laws
 from shortcutbench.analysis.mlp.laws import (
     FINITE_WIDTH,
     _attenuation_detail,
+    init_finding,
     known_reason,
     linear_fit,
     log_interval,
@@ -340,3 +341,51 @@ def test_every_factor_table_keeps_the_interval_columns(laws):
                 low, high = row[cols.index("ci_low")], row[cols.index("ci_high")]
                 if v == "agrees":
                     assert low <= p <= high
+
+
+# ------------------------------------------------ hand-made groups of cells
+
+def factor_group(init, gmean, low, high, n, shortcut=False, width=32, depth=64):
+    """A cells frame row whose per-layer factor over n seeds has geometric
+    mean gmean and 95% CI [low, high] (symmetric in log10, as the moments
+    give it)."""
+    std = (math.log10(high) - math.log10(low)) / 2 * math.sqrt(n) / intervals.t975(n - 1)
+    return {"model": "mlp", "depth": depth, "width": width, "shortcut": shortcut,
+            "shortcut_scale": 1.0 if shortcut else 0.0, "branch_scale": "1",
+            "activation": "gelu_tanh", "init": init, "norm": "none", "device": "cpu",
+            "dtype": "float32", "n_cells": n, "log10_factor_n": n,
+            "log10_factor_mean": math.log10(gmean), "log10_factor_m2": std ** 2 * (n - 1)}
+
+
+# The default report's init study at width 32, depth 64, 10 seeds: Xavier's and
+# Kaiming's intervals overlap, and mean field's factor falls from Xavier (0.99923)
+# to Kaiming (0.99825).
+INITS = [("pytorch", 0.28780, 0.28455, 0.29109), ("xavier_uniform", 1.00093, 0.99321, 1.00871),
+         ("kaiming_normal", 1.00518, 0.98524, 1.02553)]
+
+
+def init_law(inits):
+    cells = pd.DataFrame([factor_group(init, *numbers, n=10) for init, *numbers in inits])
+    return init_finding({"init": {"cells": cells}}).to_json()
+
+
+def test_the_init_finding_orders_inits_only_where_their_intervals_separate():
+    finding = init_law(INITS)
+    assert finding["verdict"] == "close"
+    detail = finding["detail"]
+    assert not detail.startswith("close")  # the page writes "Verdict: close." before it
+    pytorch_to_xavier, xavier_to_kaiming = detail.split("; ")
+    assert "grows" in pytorch_to_xavier and "as predicted" in pytorch_to_xavier
+    assert "indistinguishable at 10 seeds each" in xavier_to_kaiming
+    assert "grows" not in xavier_to_kaiming and "as predicted" not in xavier_to_kaiming
+    assert "the prediction falls (0.999 to 0.998)" in xavier_to_kaiming
+
+
+def test_an_ordering_against_the_predictions_direction_differs():
+    """Kaiming's interval apart from and above Xavier's, while mean field's
+    factor falls from Xavier to Kaiming: the measured ordering is not the
+    predicted one."""
+    finding = init_law(INITS[:2] + [("kaiming_normal", 1.05, 1.04, 1.06)])
+    assert finding["verdict"] == "differs"
+    assert ("the factor grows (95% CIs apart), against the prediction, which falls "
+            "(0.999 to 0.998)") in finding["detail"]
