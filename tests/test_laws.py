@@ -29,10 +29,12 @@ from shortcutbench.analysis.mlp.laws import (
     known_reason,
     linear_fit,
     log_interval,
+    shortcut_finding,
     training_finding,
 )
 from shortcutbench.core import cell_stats
 from shortcutbench.core.files import read_json
+from shortcutbench.core.partials import GROUP
 from shortcutbench.core.records import Cell
 from shortcutbench.measuring.measure import configure_torch
 from shortcutbench.measuring.mlp.exact import measure_cell
@@ -389,3 +391,51 @@ def test_an_ordering_against_the_predictions_direction_differs():
     assert finding["verdict"] == "differs"
     assert ("the factor grows (95% CIs apart), against the prediction, which falls "
             "(0.999 to 0.998)") in finding["detail"]
+
+
+def plain_moments(mean, low, high, n):
+    """(n, mean, m2) of n values whose mean has the 95% CI [low, high]."""
+    std = (high - low) / 2 * math.sqrt(n) / intervals.t975(n - 1)
+    return n, mean, std ** 2 * (n - 1)
+
+
+def shortcut_partials():
+    """The default report's book shortcut at depth 64 (30 seeds per width):
+    the factor, cos(g, x) at layers 10-30, and the log10 moments of the
+    stream's RMS before the last layer, as its partial results hold them."""
+    cells, layers = [], []
+    for width, factor, cos, stream in (
+            (3, (0.99955, 0.99326, 1.00588, 19), (0.88626, 0.86445, 0.90807, 19),
+             (30, 5.248226, 11.88970)),
+            (32, (0.99431, 0.98888, 0.99977, 11), (0.79204, 0.78158, 0.80251, 11),
+             (30, 5.242299, 1.488268))):
+        group = factor_group("pytorch", *factor[:3], n=factor[3], shortcut=True, width=width)
+        n, mean, m2 = plain_moments(*cos)
+        cells.append({**group, "n_cells": 30, "cos_mid_n": n, "cos_mid_mean": mean,
+                      "cos_mid_m2": m2})
+        keys = {c: group[c] for c in GROUP}
+        n, mean, m2 = stream
+        layers.append({**keys, "layer": 62, "param": "layers.62.0.weight",
+                       "output_rms_n_pos": n, "output_rms_log10_mean": mean,
+                       "output_rms_log10_m2": m2})
+    return {"main": {"cells": pd.DataFrame(cells), "layers": pd.DataFrame(layers)}}
+
+
+def test_the_shortcut_finding_says_where_the_stream_matches_mean_field():
+    """At width 3 the stream's RMS lies 68% below mean field's (outside its
+    95% CI), at width 32 its CI holds the prediction: the words say so, and
+    the stream's offset is a prediction, never a measurement."""
+    finding = shortcut_finding(shortcut_partials()).to_json()
+    cols, rows = finding["table"]["columns"], finding["table"]["rows"]
+    verdicts = {r[cols.index("width")]: r[cols.index("stream_rms_verdict")] for r in rows}
+    assert verdicts == {3: "differs (\u221268%)", 32: "agrees"}
+    measured = finding["measured"]
+    assert "come out right" not in measured
+    assert ("Forward, the stream's RMS before the last layer matches mean field at width 32 "
+            "(the prediction inside the measured 95% CI) but misses it at width 3 "
+            "(\u221268%, differs).") in measured
+    assert "0.81, 0.81" not in measured
+    assert "mean^2 / mean square 0.81 at widths 3 and 32" in measured
+    assert "which the sweep does not measure" in measured
+    assert ("Backward, at widths 3 and 32 the gradient gains more per layer than predicted "
+            "(+16%, +14%)") in measured

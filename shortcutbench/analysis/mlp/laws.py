@@ -38,6 +38,7 @@ from shortcutbench.analysis.findings import (
     Finding,
     Verdict,
     compare,
+    format_gap,
     gap,
     not_measured,
     summarise,
@@ -396,38 +397,97 @@ def shortcut_finding(partials):
             r["stream_rms_predicted"] = math.sqrt(mf["q_in"][last])
             r["stream_offset_predicted"] = mf["m_in"][last] ** 2 / mf["q_in"][last]
         stream = layer_rows(group, last - 1)
-        n, mean, m2 = intervals.pool_moments(stream["output_rms_n_pos"],
-                                             stream["output_rms_log10_mean"],
-                                             stream["output_rms_log10_m2"])
-        r["stream_rms_measured"] = 10.0 ** mean if n else math.nan
+        n, gmean, low, high = intervals.log10_moments_interval(*intervals.pool_moments(
+            stream["output_rms_n_pos"], stream["output_rms_log10_mean"],
+            stream["output_rms_log10_m2"]))[:4]
+        r["stream_rms_seeds"], r["stream_rms_measured"] = n, gmean
+        r["stream_rms_ci_low"], r["stream_rms_ci_high"] = low, high
+        r["stream_outcome"] = compare(r["stream_rms_predicted"], low, high, gmean)
+        r["stream_rms_verdict"] = verdict_text(r["stream_outcome"], r["stream_rms_predicted"],
+                                               gmean)
     reach = [r for r in rows if r["depth"] > MID_LAYERS[0] and r["cos_seeds"]]
     misses = [r for r in rows if r["outcome"] != Verdict.AGREES]
     where = "; ".join(
         f"width {r['width']}, depth {r['depth']}: factor {r['measured']:.3g} measured, "
         f"{r['predicted']:.3g} predicted ({r['verdict']}); stream RMS before the last layer "
-        f"{r['stream_rms_measured']:.3g} measured, {r['stream_rms_predicted']:.3g} predicted; "
+        f"{r['stream_rms_measured']:.3g} measured (95% CI {r['stream_rms_ci_low']:.3g}-"
+        f"{r['stream_rms_ci_high']:.3g}, {r['stream_rms_seeds']} seeds), "
+        f"{r['stream_rms_predicted']:.3g} predicted ({r['stream_rms_verdict']}); "
         + (f"cos(g, x) at layers {MID_LAYERS[0]}-{MID_LAYERS[1]} {r['cos_mid']:.2f} (95% CI "
            f"{r['cos_ci_low']:.2f}-{r['cos_ci_high']:.2f}, {r['cos_seeds']} seeds with a "
            f"non-zero output) against +-{r['cos_if_independent']:.2f} if independent"
            if any(r is q for q in reach) else "too shallow for the cosine at layers 10-30")
         for r in rows)
-    why = ("Where it misses: not forward -- the stream's RMS and its shared offset "
-           "(mean^2 / mean square -> "
-           + ", ".join(f"{r['stream_offset_predicted']:.2f}" for r in rows)
-           + " predicted, from GELU's positive mean) come out right -- but backward: the "
-             "gradient aligns with that offset stream, so the cross term 2 <g, W^T delta> "
-             "that gradient independence sets to zero is positive, and the gradient gains "
-             "more per layer than predicted.")
+    measured = " ".join(filter(None, (where + ".", _forward_sentence(rows),
+                                      _offset_sentence(rows), _backward_sentence(misses, reach))))
     return Finding(
-        "shortcut", _summarise(rows), sweep="main", measured=where + ". " + why,
+        "shortcut", _summarise(rows), sweep="main", measured=measured,
         detail=(_row_verdicts(rows, lambda r: f"width {r['width']}")
                 + ("; mean field's independence fails: cos(g, x) "
                    + ", ".join(f"{r['cos_mid']:.2f} at width {r['width']}" for r in reach)
                    if reach and misses else "")),
         table=_table(rows, ["width", "activation"] + FACTOR_COLUMNS
                      + ["cos_seeds", "cos_mid", "cos_ci_low", "cos_ci_high",
-                        "cos_if_independent", "stream_rms_measured", "stream_rms_predicted",
-                        "stream_offset_predicted"]))
+                        "cos_if_independent", "stream_rms_seeds", "stream_rms_measured",
+                        "stream_rms_ci_low", "stream_rms_ci_high", "stream_rms_predicted",
+                        "stream_rms_verdict", "stream_offset_predicted"]))
+
+
+def _widths(rows):
+    """'width 3', 'widths 3 and 32', 'widths 3, 8 and 32'."""
+    widths = [str(r["width"]) for r in rows]
+    if len(widths) == 1:
+        return f"width {widths[0]}"
+    return f"widths {', '.join(widths[:-1])} and {widths[-1]}"
+
+
+def _forward_sentence(rows):
+    """Where mean field's stream RMS before the last layer lies inside the
+    measured 95% CI (compare's rule, as for every verdict) and where not, by
+    how much."""
+    matched = [r for r in rows if r["stream_outcome"] == Verdict.AGREES]
+    missed = [r for r in rows if r["stream_outcome"] in (Verdict.CLOSE, Verdict.DIFFERS)]
+    misses = ", ".join(f"width {r['width']} ("
+                       f"{format_gap(gap(r['stream_rms_measured'], r['stream_rms_predicted']))}, "
+                       f"{r['stream_outcome']})" for r in missed)
+    start = "Forward, the stream's RMS before the last layer"
+    if matched and missed:
+        return (f"{start} matches mean field at {_widths(matched)} (the prediction inside the "
+                f"measured 95% CI) but misses it at {misses}.")
+    if matched:
+        return (f"{start} matches mean field at {_widths(matched)} (the prediction inside the "
+                f"measured 95% CI).")
+    if missed:
+        return f"{start} misses mean field at {misses}."
+    return ""
+
+
+def _offset_sentence(rows):
+    """Mean field's shared offset of the stream: a prediction only, since
+    the partial results hold the stream's RMS but not its mean."""
+    offsets = {}
+    for r in rows:
+        if math.isfinite(r["stream_offset_predicted"]) and r["stream_offset_predicted"] > 0:
+            offsets.setdefault(f"{r['stream_offset_predicted']:.2f}", []).append(r)
+    if not offsets:
+        return ""
+    values = ", ".join(f"{value} at {_widths(same)}" for value, same in offsets.items())
+    return (f"Mean field also predicts a shared offset in the stream from the activation's "
+            f"non-zero mean (mean^2 / mean square {values}), which the sweep does not measure.")
+
+
+def _backward_sentence(misses, reach):
+    """Where the factor lies above mean field's and the gradient is aligned
+    with the stream (cos(g, x)'s CI above 1/sqrt(width)): the cross term
+    that gradient independence drops explains the gain."""
+    aligned = [r for r in misses if r["measured"] > r["predicted"]
+               and any(r is q for q in reach) and r["cos_ci_low"] > r["cos_if_independent"]]
+    if not aligned:
+        return ""
+    return (f"Backward, at {_widths(aligned)} the gradient gains more per layer than predicted ("
+            + ", ".join(format_gap(gap(r["measured"], r["predicted"])) for r in aligned)
+            + ") and aligns with the stream (cos(g, x)'s 95% CI above 1/sqrt(width)), so the cross "
+              "term 2 <g, W^T delta> that gradient independence sets to zero is positive.")
 
 
 def branch_scale_finding(partials, band=states.DEFAULT_BAND):
