@@ -115,9 +115,32 @@ def test_the_headline_says_which_axes_take_the_books_values():
     text = mlp_report.book_axes_text(data)
     assert text.startswith("the book\u2019s value on every axis the sweep includes "
                            "(activation gelu_tanh, init pytorch, norm none")
-    assert text.endswith("where the sweep lacks the book\u2019s value: width 3")
+    # the sweep has width 3 only: the book's, not lacking it
+    assert text.endswith("the book\u2019s value too where the sweep fixes it (width 3)")
     assert "This section and section 3 are about the book\u2019s variant" in text_of(
         page_of(data))
+
+
+def test_an_axis_the_sweep_fixes_at_the_books_value_does_not_lack_it():
+    data = made_tables(BOOK_AT_64)
+    data["headline"]["book_axes"] = []  # main_choice's: no axis has more than one value
+    text = mlp_report.book_axes_text(data)
+    assert text == ("the book\u2019s value where the sweep fixes it (width 3, activation "
+                    "gelu_tanh, init pytorch, norm none, dtype float32, device cpu)")
+    assert "lacks" not in text_of(page_of(data))
+
+
+def test_an_axis_whose_values_miss_the_books_lacks_it():
+    data = made_tables(BOOK_AT_64)
+    data["headline"]["book_axes"] = []
+    for row in data["headline"]["rows"]:
+        row["variant"].update(width=8, init="kaiming")
+    data["sweep"]["axes"].update(width=[8], init=["kaiming", "pytorch"])
+    text = mlp_report.book_axes_text(data)
+    assert text == ("the book\u2019s value where the sweep fixes it (activation gelu_tanh, "
+                    "norm none, dtype float32, device cpu); where the sweep lacks the "
+                    "book\u2019s value: width 8; where the sweep has the book\u2019s value "
+                    "only in other variants: init kaiming")
 
 
 @pytest.mark.parametrize("verdict, css", [

@@ -11,6 +11,7 @@ from shortcutbench.analysis.family_sections import switch_words
 from shortcutbench.analysis.formats import finite
 from shortcutbench.analysis.svg import figure
 from shortcutbench.analysis.variants import (
+    BOOK_VARIANT,
     VARIANT_AXES,
     headline_variant,
     heatmap_variants,
@@ -139,21 +140,42 @@ def state_rows(tables):
 
 
 def book_axes_text(tables):
-    """Which of the headline variant's values are the book's."""
+    """Which of the headline variant's values are the book's: chosen among
+    the sweep's values (book_axes), the only value the sweep has, missing
+    from the sweep, or in the sweep but not in this variant."""
     hl = tables.get("headline") or {}
     variant = headline_variant(tables)
     if variant is None:
         return ""
     axes = hl.get("book_axes") or []
-    book = [f"{a} {variant[a]}" for a in VARIANT_AXES if a in axes]
-    other = [f"{a} {variant[a]}" for a in VARIANT_AXES if a not in axes]
-    text = ""
+    values = tables["sweep"].get("axes") or {}
+    book, fixed, lacking, elsewhere = [], [], [], []
+    for a in VARIANT_AXES:
+        name = f"{a} {variant[a]}"
+        swept = {str(v) for v in values.get(a, [])}
+        if a in axes or (variant[a] == BOOK_VARIANT[a] and len(swept) > 1):
+            book.append(name)
+        # book_axes names only the axes with more than one value: an axis the
+        # sweep fixes at the book's value has it all the same
+        elif variant[a] == BOOK_VARIANT[a]:
+            fixed.append(name)
+        elif str(BOOK_VARIANT[a]) in swept:
+            elsewhere.append(name)
+        else:
+            lacking.append(name)
+    parts = []
     if book:
-        text = "the book\u2019s value on every axis the sweep includes (" + ", ".join(book) + ")"
-    if other:
-        text += ("; " if text else "") + "where the sweep lacks the book\u2019s value: " \
-            + ", ".join(other)
-    return text
+        parts.append("the book\u2019s value on every axis the sweep includes ("
+                     + ", ".join(book) + ")")
+    if fixed:
+        parts.append(f"the book\u2019s value{' too' if book else ''} where the sweep fixes it ("
+                     + ", ".join(fixed) + ")")
+    if lacking:
+        parts.append("where the sweep lacks the book\u2019s value: " + ", ".join(lacking))
+    if elsewhere:
+        parts.append("where the sweep has the book\u2019s value only in other variants: "
+                     + ", ".join(elsewhere))
+    return "; ".join(parts)
 
 
 def picker(tables, variants):
