@@ -372,6 +372,16 @@ def test_number_formats():
     assert describe_seeds([5, 1, 2, 3, 9]) == "1\u20133, 5, 9"
 
 
+@pytest.mark.parametrize("x, digits, text", [
+    (3296.59, 3, "3.30e3"), (1002.45, 3, "1.00e3"), (-3296.59, 3, "-3.30e3"),
+    (9999.9, 3, "1.00e4"), (999.7, 3, "1.00e3"), (999.4, 3, "999"), (1.46e7, 3, "1.46e7"),
+    (1.77e5, 3, "1.77e5"), (0.000999, 3, "9.99e-4"), (123.4, 2, "1.2e2"), (12.34, 2, "12")])
+def test_numbers_keep_their_significant_digits_in_one_notation(x, digits, text):
+    # plain only where 3 (digits) significant digits fit before the point,
+    # e-notation as '1.46e7' (never '3.3e+03', nor '1e+03' for 1002.45)
+    assert formats.fmt_num(x, digits) == text
+
+
 # ---------------------------------------------------------------- provenance
 
 def test_provenance_reads_logs_of_this_sweep_only(tmp_path):

@@ -10,8 +10,10 @@ def finite(x):
 
 
 def fmt_num(x, digits=3):
-    """A number for a table cell: 3 significant digits, e-notation when far
-    from 1; '–' for missing, '∞' for overflow."""
+    """A number for a table cell or a sentence: 3 (digits) significant
+    digits, plain from 1e-3 while they fit before the point ('999'), else
+    e-notation ('1.00e3', '1.46e7', '1.23e-4'); '–' for missing, '∞' for
+    overflow."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "\u2013"
     if isinstance(x, float) and math.isinf(x):
@@ -20,9 +22,11 @@ def fmt_num(x, digits=3):
         return f"{x:,}"
     if x == 0:
         return "0"
-    if 1e-3 <= abs(x) < 1e4:
-        return f"{x:.{digits}g}"
     mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    # decided after rounding: from 10**digits on, plain would need zeros that
+    # are not significant digits ('g' writes 3296.59 as '3.3e+03')
+    if abs(x) >= 1e-3 and int(exponent) < digits:
+        return f"{x:.{digits}g}"
     return f"{mantissa}e{int(exponent)}"
 
 
