@@ -382,6 +382,12 @@ def test_numbers_keep_their_significant_digits_in_one_notation(x, digits, text):
     assert formats.fmt_num(x, digits) == text
 
 
+@pytest.mark.parametrize("x, text", [(999.7, "1.0&thinsp;&times;&thinsp;10<sup>3</sup>"),
+                                     (999.4, "999"), (0.0123, "0.0123")])
+def test_ratios_switch_to_powers_of_ten_where_rounding_reaches_1e3(x, text):
+    assert str(formats.fmt_times(x)) == text
+
+
 # ---------------------------------------------------------------- provenance
 
 def test_provenance_reads_logs_of_this_sweep_only(tmp_path):

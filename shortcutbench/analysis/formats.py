@@ -51,7 +51,8 @@ def fmt_times(x, digits=2):
 
     if not finite(x) or x <= 0:
         return Markup(fmt_num(x))
-    if 1e-2 <= x < 1e3:
+    # plain below 1e3 after rounding (999.7 is '1.0 x 10^3', not '1e+03')
+    if x >= 1e-2 and int(f"{x:.{digits}e}".split("e")[1]) < 3:
         return Markup(f"{x:.{digits + 1}g}")
     mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
     exp = int(exponent)
