@@ -363,6 +363,18 @@ def test_figures_are_inline_with_their_size():
         assert 'width="96" height="48"' in tag and 'alt="' in tag
 
 
+def test_the_training_caption_covers_a_profile_missing_altogether():
+    finding = {"key": "training", "family": "mlp", "title": "Learning", "claim": "c",
+               "sources": ["s"], "sweep": None, "measured": "m", "verdict": "partly",
+               "outcome": "neutral", "detail": "", "table": None, "missing": None}
+    text = text_of(page.render(PROVENANCE, families_of(make_gradients()), FAMILY_FIGURES,
+                               [finding], training=TINY_SVG))
+    assert "A curve that ends is a gradient of exactly 0" not in text
+    assert ("A log axis has no 0: where every seed\u2019s gradient is exactly 0 (or not finite) "
+            "a profile has no point, so a profile that stops short of its panel\u2019s edge, or "
+            "is missing from the panel altogether, is exactly 0 there.") in text
+
+
 def test_number_formats():
     assert formats.fmt_num(math.nan) == "\u2013" and formats.fmt_num(math.inf) == "\u221e"
     assert formats.fmt_num(0.000123456) == "1.23e-4" and formats.fmt_num(12.345) == "12.3"
