@@ -249,6 +249,31 @@ def test_training_verdicts_compare_twins():
                                           "0.5 without (shortcut lower)")
 
 
+def test_training_says_which_runs_end_with_a_gradient_of_exactly_0():
+    rows = []
+    for shortcut, final in ((False, 0.1), (True, 0.5)):
+        for seed, jitter in enumerate((0.99, 1.0, 1.01)):
+            base = dict(depth=8, width=4, seed=seed, shortcut=shortcut, activation="gelu_tanh",
+                        norm="none", optimizer="adam", learning_rate=0.01, steps=1)
+            rows += [{**base, "kind": "loss", "index": 0, "value": 1.0},
+                     {**base, "kind": "loss", "index": 1, "value": final * jitter}]
+            # with shortcut every layer's gradient is 0 after training; without,
+            # one run's first layer only, which is not every layer
+            end = [0.0, 0.0] if shortcut else [0.0 if seed == 0 else 1e-3, 1e-3]
+            rows += [{**base, "kind": "grad_end", "index": i, "value": v}
+                     for i, v in enumerate(end)]
+    finding = training_finding(pd.DataFrame(rows)).to_json()
+    assert finding["measured"] == ("depth 8, norm none: final loss 0.5 with shortcut, 0.1 "
+                                   "without (shortcut higher; after training the gradient is "
+                                   "exactly 0 in every layer in all 3 runs with shortcut)")
+    assert finding["detail"].endswith(
+        "; after training the gradient is exactly 0 in every layer in all 3 runs at depth 8, "
+        "norm none, with shortcut")
+    table = finding["table"]
+    zero = table["columns"].index("zero_grad_end")
+    assert [r[zero] for r in table["rows"]] == [0, 3]
+
+
 # Hand-made rows: (predicted, ci_low, ci_high, measured) -> verdict.
 VERDICTS = [
     ((2.0, 1.9, 2.1, 2.0), "agrees"),

@@ -628,6 +628,11 @@ def training_finding(training):
     run = ["depth", "width", "seed", "shortcut", "activation", "norm"]
     last = losses[losses["index"] == losses.groupby(run)["index"].transform("max")]
     first = losses[losses["index"] == 0]
+    # the runs whose gradient after training is exactly 0 in every layer: the
+    # figure cannot draw them (a log axis), so the words say it
+    ends = training[training["kind"] == "grad_end"]
+    zero = (ends.assign(zero=ends["value"] == 0).groupby(run)["zero"].all()
+            .groupby(["depth", "width", "activation", "norm", "shortcut"]).sum())
     rows = []
     for key, group in last.groupby(["depth", "width", "activation", "norm", "shortcut"], sort=True):
         depth, width, activation, norm, shortcut = key
@@ -639,7 +644,7 @@ def training_finding(training):
                      "norm": norm, "shortcut": bool(shortcut), "runs": len(group),
                      "diverged": int((~np.isfinite(group["value"])).sum()),
                      "start_loss": log_interval(start)[1], "final_loss": gmean,
-                     "ci_low": low, "ci_high": high})
+                     "ci_low": low, "ci_high": high, "zero_grad_end": int(zero.get(key, 0))})
     verdicts = []
     for r in rows:
         if not r["shortcut"]:
@@ -655,20 +660,37 @@ def training_finding(training):
             r["verdict"] = "shortcut higher"
         else:
             r["verdict"] = "no clear difference"
-        verdicts.append((r["depth"], r["norm"], r["verdict"], r["final_loss"], twin["final_loss"]))
+        zeros = "".join(f"; after training the gradient is exactly 0 in every layer in "
+                        f"{_of(t)} {'with' if t['shortcut'] else 'without'} shortcut"
+                        for t in (r, twin) if t["zero_grad_end"])
+        verdicts.append((r["depth"], r["norm"], r["verdict"], r["final_loss"],
+                         twin["final_loss"], zeros))
     for r in rows:
         r.setdefault("verdict", "")
     deepest = max(r["depth"] for r in rows)
-    at_depth = [v for d, _, v, _, _ in verdicts if d == deepest]
+    at_depth = [v for d, _, v, _, _, _ in verdicts if d == deepest]
     word = (Verdict.CONFIRMED if at_depth and all(v == "shortcut lower" for v in at_depth)
             else Verdict.PARTLY if "shortcut lower" in at_depth else Verdict.NOT_CONFIRMED)
+    zeros = [f"{_of(r)} at depth {r['depth']}, norm {r['norm']}, "
+             f"{'with' if r['shortcut'] else 'without'} shortcut"
+             for r in rows if r["zero_grad_end"]]
     return Finding(
-        "training", word, detail=f"at depth {deepest} (final loss, geometric mean over seeds)",
+        "training", word, detail=f"at depth {deepest} (final loss, geometric mean over seeds)"
+        + ("; after training the gradient is exactly 0 in every layer in " + "; ".join(zeros)
+           if zeros else ""),
         measured="; ".join(f"depth {d}, norm {n}: final loss {ours:.3g} with shortcut, "
-                           f"{theirs:.3g} without ({v})" for d, n, v, ours, theirs in verdicts),
+                           f"{theirs:.3g} without ({v}{z})"
+                           for d, n, v, ours, theirs, z in verdicts),
         table=_table(rows, ["depth", "width", "activation", "norm", "shortcut", "runs",
-                            "diverged", "start_loss", "final_loss", "ci_low", "ci_high",
-                            "verdict"]))
+                            "diverged", "zero_grad_end", "start_loss", "final_loss", "ci_low",
+                            "ci_high", "verdict"]))
+
+
+def _of(row):
+    """'all 3 runs' or '2 of 3 runs': a training row's runs whose gradient
+    after training is exactly 0 in every layer."""
+    k, n = row["zero_grad_end"], row["runs"]
+    return f"all {n} runs" if k == n > 1 else f"{k} of {n} run{'s' if n != 1 else ''}"
 
 
 def findings(partials, training=None, band=states.DEFAULT_BAND) -> list[Finding]:
