@@ -1,11 +1,9 @@
 """Device choice, tested without a GPU: the names and `auto` (core/devices.py)
 and the torch half that checks them in a job (measuring/devices.py)."""
 
-import re
 import socket
 
 import pytest
-from conftest import SMALL_CONFIG, snakemake
 
 from shortcutbench.core import devices
 from shortcutbench.core.devices import check_device_name, expand_devices, probe_accelerators
@@ -175,17 +173,3 @@ def test_an_op_without_a_deterministic_gpu_kernel_names_the_family_the_op_and_th
     with pytest.raises(RuntimeError, match="^CUDA out of memory$"):
         runner.measure_cell(Mine(), cell, {})
 
-
-@pytest.mark.slow
-def test_a_local_run_refuses_a_device_it_lacks_before_any_job(tmp_path):
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("this machine has the device")
-    refused = snakemake(tmp_path, {**SMALL_CONFIG, "devices": ["cpu", "cuda"]}, check=False)
-    assert refused.returncode != 0
-    assert re.search(r"^ConfigError: config key devices: device 'cuda' is not available on "
-                     r"host .*remove 'cuda' from 'devices' in the config\. Nothing was run\.$",
-                     refused.stdout, re.M), refused.stdout
-    assert "Traceback" not in refused.stdout
-    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
