@@ -235,34 +235,35 @@ def test_moments_interval_is_the_t_interval():
     assert intervals.pool_moments(*zip(*halves)) == pytest.approx(moments(values), rel=1e-12)
 
 
-def test_training_verdicts_compare_twins():
+def twin_runs(final_without, final_with, grad_end=None):
+    """Training rows of three seeds with and without shortcut at depth 8:
+    losses 1 then `final` (jittered by seed); grad_end(shortcut, seed): the
+    gradient profile after training, or None for no such rows."""
     rows = []
-    for shortcut, final in ((False, 0.5), (True, 0.1)):
+    for shortcut, final in ((False, final_without), (True, final_with)):
         for seed, jitter in enumerate((0.99, 1.0, 1.01)):
             base = dict(depth=8, width=4, seed=seed, shortcut=shortcut, activation="gelu_tanh",
                         norm="none", optimizer="adam", learning_rate=0.01, steps=1)
             rows += [{**base, "kind": "loss", "index": 0, "value": 1.0},
                      {**base, "kind": "loss", "index": 1, "value": final * jitter}]
-    finding = training_finding(pd.DataFrame(rows)).to_json()
+            if grad_end:
+                rows += [{**base, "kind": "grad_end", "index": i, "value": v}
+                         for i, v in enumerate(grad_end(shortcut, seed))]
+    return pd.DataFrame(rows)
+
+
+def test_training_verdicts_compare_twins():
+    finding = training_finding(twin_runs(0.5, 0.1)).to_json()
     assert finding["verdict"] == "confirmed" and finding["detail"].startswith("at depth 8")
     assert finding["measured"].startswith("depth 8, norm none: final loss 0.1 with shortcut, "
                                           "0.5 without (shortcut lower)")
 
 
 def test_training_says_which_runs_end_with_a_gradient_of_exactly_0():
-    rows = []
-    for shortcut, final in ((False, 0.1), (True, 0.5)):
-        for seed, jitter in enumerate((0.99, 1.0, 1.01)):
-            base = dict(depth=8, width=4, seed=seed, shortcut=shortcut, activation="gelu_tanh",
-                        norm="none", optimizer="adam", learning_rate=0.01, steps=1)
-            rows += [{**base, "kind": "loss", "index": 0, "value": 1.0},
-                     {**base, "kind": "loss", "index": 1, "value": final * jitter}]
-            # with shortcut every layer's gradient is 0 after training; without,
-            # one run's first layer only, which is not every layer
-            end = [0.0, 0.0] if shortcut else [0.0 if seed == 0 else 1e-3, 1e-3]
-            rows += [{**base, "kind": "grad_end", "index": i, "value": v}
-                     for i, v in enumerate(end)]
-    finding = training_finding(pd.DataFrame(rows)).to_json()
+    # with shortcut every layer's gradient is 0 after training; without, one
+    # run's first layer only, which is not every layer
+    finding = training_finding(twin_runs(0.1, 0.5, lambda shortcut, seed: (
+        [0.0, 0.0] if shortcut else [0.0 if seed == 0 else 1e-3, 1e-3]))).to_json()
     assert finding["measured"] == ("depth 8, norm none: final loss 0.5 with shortcut, 0.1 "
                                    "without (shortcut higher; after training the gradient is "
                                    "exactly 0 in every layer in all 3 runs with shortcut)")
