@@ -119,9 +119,13 @@ def test_a_key_given_twice_in_a_config_file_is_refused(tmp_path):
     path.write_text("depths: [1, 5]\nresnet: {depths: [8], batch_size: 4, depths: [20]}\n")
     with pytest.raises(ConfigError, match="key 'depths' is given twice, on lines 2 and 2"):
         read_config_files([str(path)])
-    # the same key in two mappings is no repeat
+    # the same key in two mappings is no repeat, nor is a YAML merge of one
     path.write_text("depths: [1, 5]\nresnet:\n  depths: [8]\n")
     assert read_config_files([str(path)]) == {"depths": [1, 5], "resnet": {"depths": [8]}}
+    path.write_text("studies:\n  a: &a {inits: [xavier_uniform], depths: [2]}\n"
+                    "  b: {<<: *a, depths: [4]}\n")
+    assert read_config_files([str(path)])["studies"]["b"] == {"inits": ["xavier_uniform"],
+                                                              "depths": [4]}
 
 
 @pytest.mark.slow

@@ -172,4 +172,3 @@ def test_an_op_without_a_deterministic_gpu_kernel_names_the_family_the_op_and_th
     torch_says = "CUDA out of memory"
     with pytest.raises(RuntimeError, match="^CUDA out of memory$"):
         runner.measure_cell(Mine(), cell, {})
-

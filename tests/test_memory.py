@@ -140,10 +140,12 @@ def test_a_training_job_stays_under_its_estimate(engine, tmp_path):
 
 def test_a_training_group_that_cannot_fit_is_refused_before_any_job(tmp_path):
     training = {"depths": [8], "widths": [32768], "seeds": [1], "norms": ["none"], "steps": 2}
-    refused = snakemake(tmp_path, {**SMALL_CONFIG, "training": training}, "-n", check=False)
+    refused = snakemake(tmp_path, {**SMALL_CONFIG, "training": training, "max_mem_mb": 4000},
+                        "-n", check=False)
     assert refused.returncode != 0
     assert re.search(r"^ConfigError: config key max_mem_mb: the training group depth 8 x width "
-                     r"32768 \(one run, 64 samples\) would need ~[0-9,]+ MB .* Fix: smaller "
-                     r"training.widths", refused.stdout, re.M), refused.stdout
+                     r"32768 \(one run, 64 samples\) would need ~[0-9,]+ MB .* more than the "
+                     r"4,000 MB allowed \(max_mem_mb in the config\)\. Nothing was run\. Fix: "
+                     r"smaller training.widths", refused.stdout, re.M), refused.stdout
     assert "Traceback" not in refused.stdout
     assert not (tmp_path / "results").exists()

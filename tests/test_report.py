@@ -372,7 +372,7 @@ def test_the_training_caption_covers_a_profile_missing_altogether():
     assert "A curve that ends is a gradient of exactly 0" not in text
     assert ("A log axis has no 0: where every seed\u2019s gradient is exactly 0 (or not finite) "
             "a profile has no point, so a profile that stops short of its panel\u2019s edge, or "
-            "is missing from the panel altogether, is exactly 0 there.") in text
+            "is missing from the panel altogether, is 0 or not finite there.") in text
 
 
 def test_number_formats():

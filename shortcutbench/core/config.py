@@ -215,8 +215,12 @@ class _OnceEachLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     def construct_mapping(self, node, deep=False):
         lines = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' merges, not a key
+                continue
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
+            if not isinstance(key, str | int | float | bool):
+                continue  # not a config key: the schema refuses it
             if key in lines:
                 raise ConfigError(f"key {key!r} is given twice, on lines {lines[key]} and "
                                   f"{line}; YAML would keep only the second: give it once")

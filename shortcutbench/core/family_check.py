@@ -118,12 +118,14 @@ def check_user_families(config: dict[str, Any], workdir: str) -> dict[str, dict[
             answer = None
         if not isinstance(answer, dict):
             tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-            shadows = _standard_library_names(workdir)
+            # only a file the crash went through is blamed
+            shadows = [name for name in _standard_library_names(workdir)
+                       if os.path.join(os.path.abspath(workdir), name) in done.stderr]
             one = len(shadows) == 1
             hint = (f"{', '.join(shadows)} in the run's directory hide{'s' if one else ''} "
-                    f"the standard library's module{'' if one else 's'} of that name, which "
-                    f"torch imports: rename {'it' if one else 'them'}" if shadows else
-                    "does that Python have torch?")
+                    f"the standard library's module{'' if one else 's'} of "
+                    f"{'that name' if one else 'those names'}, which torch imports: rename "
+                    f"{'it' if one else 'them'}" if shadows else "does that Python have torch?")
             raise ValueError(f"families.{name}: its check crashed (exit {done.returncode}, "
                              f"{sys.executable}) before it could answer; {hint}\n{tail}")
         if not answer.get("ok"):

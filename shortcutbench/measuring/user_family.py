@@ -145,8 +145,9 @@ class UserFamily(Family):
         except Exception as error:
             # in a measuring job too, where a factory that built the checked
             # cells may still fail at another depth: say which family and cell
+            # chained: a job's log keeps the line of the factory that raised
             raise FamilyError(f"{self.key}.factory: {call} raised {_said(error)}; fix the "
-                              f"factory or {self.key}.options") from None
+                              f"factory or {self.key}.options") from error
         model, inputs, loss_fn = _built(self.key, call, result)
         self._number_blocks(model, depth, shortcut, kwargs)
         return model, inputs, loss_fn

@@ -125,14 +125,14 @@ def _transformers_factory(name, depth_key, inputs, key):
             raise LibraryError(f"{key}.options: {config_class.__name__} has no {unknown}; "
                                f"{hint}")
         config = config_class(**options, **{depth_key: depth})
-        positions = getattr(config, "max_position_embeddings", None)
-        if (model_class.main_input_name != "pixel_values" and isinstance(positions, int)
+        model = model_class(config)
+        positions = _learned_positions(model, config)
+        if (model_class.main_input_name != "pixel_values" and positions
                 and inputs["tokens"] > positions):
             raise LibraryError(f"{key}.inputs.tokens: {inputs['tokens']} tokens are more than "
                                f"the {positions} positions of its {config_class.__name__} "
                                f"(max_position_embeddings); give fewer tokens, or more "
                                f"positions in {key}.options")
-        model = model_class(config)
         batch = inputs["batch"]
         if model_class.main_input_name == "pixel_values":
             size = getattr(config, "image_size", inputs["image_size"])
@@ -149,6 +149,16 @@ def _transformers_factory(name, depth_key, inputs, key):
 
     build.__name__ = name
     return build
+
+
+def _learned_positions(model, config):
+    """The rows of a model's learned position table (GPT-2's wpe, BERT's
+    position_embeddings), or None: rotary positions take any length."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions == getattr(config, "vocab_size", None):
+        return None  # a table of as many rows as the vocabulary's could be either
+    tables = (module for module in model.modules() if isinstance(module, torch.nn.Embedding))
+    return positions if any(table.num_embeddings == positions for table in tables) else None
 
 
 def _timm_factory(name, depth_key, stages, inputs, key):

@@ -54,12 +54,20 @@ except ConfigError as error:
 
 
 # Before the first job (neither a dry run nor a job's own Snakemake runs
-# this): a local run measures where it plans, so a device this machine lacks
-# is refused now, not by a job midway (a cluster's nodes may have it); and
+# this): a local run measures where it plans, so a device this machine lacks,
+# for a chunk it is about to measure, is refused now, not by a job midway (a
+# cluster's nodes may have it); and
 # what a cluster job's Snakemake, which plans again while the sweep runs,
 # needs to find this plan's packs by name (measuring_job).
 onstart:
-    ACCELERATORS = sorted({job.device for job in CHUNKS.values()} - {"cpu"})
+    ACCELERATORS = sorted(
+        {
+            measuring_job(job.wildcards).device
+            for job in workflow.dag.needrun_jobs()
+            if job.rule.name == "measure"
+        }
+        - {"cpu"}
+    )
     if workflow.local_exec and ACCELERATORS:
         # torch, which this imports, only where a device is not the CPU
         from shortcutbench.measuring.devices import unavailable_here

@@ -264,6 +264,18 @@ def _sigma_w2(row):
     return theory.weight_variance(row["init"], row["width"], row["width"])[0]
 
 
+def _seeds(n):
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+def _interval(row, name):
+    """'95% CI 1.02e+05-3.07e+05, 30 seeds', or 'no 95% CI at 1 seed'."""
+    low, high, n = row[f"{name}_ci_low"], row[f"{name}_ci_high"], row[f"{name}_seeds"]
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"no 95% CI at {_seeds(n)}"
+    return f"95% CI {low:.3g}-{high:.3g}, {_seeds(n)}"
+
+
 def _ordering(a, b):
     """Two inits' factor rows at one width, a with the smaller sigma_w^2: in
     words, how the factor goes from a to b, measured and predicted, and
@@ -285,9 +297,11 @@ def _ordering(a, b):
     words = (f"{a['init']} to {b['init']} (width {a['width']}, sigma_w^2 {_sigma_w2(a):.3g} "
              f"to {_sigma_w2(b):.3g}): ")
     if measured is None:
-        seeds = (f"{a['seeds']} seeds each" if a["seeds"] == b["seeds"]
-                 else f"{a['seeds']} and {b['seeds']} seeds")
-        words += f"their 95% CIs overlap, indistinguishable at {seeds}"
+        seeds = (f"{_seeds(a['seeds'])} each" if a["seeds"] == b["seeds"]
+                 else f"{a['seeds']} and {_seeds(b['seeds'])}")
+        cis = all(math.isfinite(r[k]) for r in (a, b) for k in ("ci_low", "ci_high"))
+        words += (f"their 95% CIs overlap, indistinguishable at {seeds}" if cis else
+                  f"no 95% CI at {seeds}, no order to claim")
         words += f", while the prediction {predicted} ({numbers})" if predicted else ""
     elif predicted is None:
         words += f"the factor {measured} (95% CIs apart), with no prediction"
@@ -410,8 +424,7 @@ def shortcut_finding(partials):
     where = "; ".join(
         f"width {r['width']}, depth {r['depth']}: factor {r['measured']:.3g} measured, "
         f"{r['predicted']:.3g} predicted ({r['verdict']}); stream RMS before the last layer "
-        f"{r['stream_rms_measured']:.3g} measured (95% CI {r['stream_rms_ci_low']:.3g}-"
-        f"{r['stream_rms_ci_high']:.3g}, {r['stream_rms_seeds']} seeds), "
+        f"{r['stream_rms_measured']:.3g} measured ({_interval(r, 'stream_rms')}), "
         f"{r['stream_rms_predicted']:.3g} predicted ({r['stream_rms_verdict']}); "
         + (f"cos(g, x) at layers {MID_LAYERS[0]}-{MID_LAYERS[1]} {r['cos_mid']:.2f} (95% CI "
            f"{r['cos_ci_low']:.2f}-{r['cos_ci_high']:.2f}, {r['cos_seeds']} seeds with a "
