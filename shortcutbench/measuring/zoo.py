@@ -152,8 +152,8 @@ def _transformers_factory(name, depth_key, inputs, key):
 
 
 def _learned_positions(model, config):
-    """The rows of a model's learned position table (GPT-2's wpe, BERT's
-    position_embeddings), or None: rotary positions take any length."""
+    """The rows of a model's learned position table (an nn.Embedding of
+    max_position_embeddings rows), or None: rotary positions take any length."""
     positions = getattr(config, "max_position_embeddings", None)
     if not isinstance(positions, int) or positions == getattr(config, "vocab_size", None):
         return None  # a table of as many rows as the vocabulary's could be either
