@@ -201,14 +201,17 @@ def coerce_command_line(config, schema, file_config):
     return walk(config, schema, [], file_config)
 
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(f):
     """YAML's safe subset, parsed by libyaml where PyYAML has it: the same
     data, ~8x faster than the pure-Python parser (a config listing many
     seeds, the schema at every snakemake start)."""
-    return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return yaml.load(f, Loader=_SAFE_LOADER)
 
 
-class _OnceEachLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+class _OnceEachLoader(_SAFE_LOADER):
     """YAML's safe subset, refusing a key given twice in one mapping: YAML
     keeps the last silently, so one of the two sweeps would not run."""
 
