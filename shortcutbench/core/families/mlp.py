@@ -113,14 +113,20 @@ def training_mem_mb(group):
     return resources.BASELINE_MB + math.ceil(runs * 4 * floats / resources.MB)
 
 
+def training_groups(job):
+    """The groups of a training job (sweep.training_jobs): a pack's, or the
+    one group it is."""
+    return job.get("groups", [job])
+
+
 def training_job_mem_mb(job):
-    return max(training_mem_mb(group) for group in job.get("groups", [job]))
+    return max(training_mem_mb(group) for group in training_groups(job))
 
 
 def training_memory_problem(jobs, max_mem_mb=None):
     """A message naming the biggest training group that cannot fit, its
     estimate, the limit and the fix, or None."""
-    groups = [group for job in jobs for group in job.get("groups", [job])]
+    groups = [group for job in jobs for group in training_groups(job)]
     if not groups:
         return None
     worst = max(groups, key=training_mem_mb)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from shortcutbench.core.families.mlp import training_groups
 from shortcutbench.core.files import atomic_write, write_json
 from shortcutbench.core.sweep import pack_groups_path, training_group_name
 from shortcutbench.measuring.family import configure_torch
@@ -89,7 +90,7 @@ def train_job(params, out_path, progress=sys.stderr):
     after another, into one CSV; a pack of groups also writes their names
     beside it, from which a later plan knows what it holds."""
     configure_torch()
-    groups = params.get("groups", [params])
+    groups = training_groups(params)
     rows = []
     for group in groups:
         rows += _group_rows(group, progress)
