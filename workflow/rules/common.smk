@@ -56,9 +56,9 @@ except ConfigError as error:
 # Before the first job (neither a dry run nor a job's own Snakemake runs
 # this): a local run measures where it plans, so a device this machine lacks,
 # for a chunk it is about to measure, is refused now, not by a job midway (a
-# cluster's nodes may have it); and
-# what a cluster job's Snakemake, which plans again while the sweep runs,
-# needs to find this plan's packs by name (measuring_job).
+# cluster's nodes may have it); and what a cluster job's Snakemake, which
+# plans again while the sweep runs, needs to find this plan's packs by name
+# (measuring_job).
 onstart:
     ACCELERATORS = sorted(
         {
